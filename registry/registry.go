@@ -1,0 +1,365 @@
+// Package registry is portmapd's one table of services, shared by the RPC
+// and HTTP front ends. It holds the entries, the indexes that make every
+// lookup and change independent of the table's size, and the rules that say
+// who may change what. It knows no transport: a front end passes the Caller
+// it saw.
+package registry
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ErrNotLocal reports a change asked for by a caller that is not on this
+// host. rpcbind answers it with AUTH_TOOWEAK.
+var ErrNotLocal = errors.New("registry: changes are only accepted from local callers")
+
+// An Entry is one registration, keyed by program, version and netid, as
+// rpcbind keeps them.
+type Entry struct {
+	Prog, Vers uint32
+	// Netid as registered; matched case-insensitively.
+	Netid string
+	// Addr is the universal address.
+	Addr string
+	// Owner is derived from the registering caller, never from a request.
+	Owner string
+	// PID is the registering process when the kernel told it (local
+	// socket), else 0.
+	PID int32
+	// Registered is when the entry was added.
+	Registered time.Time
+}
+
+// A Mapping is the portmap v2 view of a tcp or udp entry.
+type Mapping struct {
+	Prog, Vers, Prot, Port uint32
+}
+
+// Options configure a Registry.
+type Options struct {
+	// Insecure accepts SET and UNSET from any host, like rpcbind -i.
+	Insecure bool
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+type key struct {
+	prog, vers uint32
+	netid      string // lower case
+}
+
+type progNetid struct {
+	prog  uint32
+	netid string // lower case
+}
+
+type progVers struct {
+	prog, vers uint32
+}
+
+// node is an entry on the insertion-ordered list that DUMP walks.
+type node struct {
+	Entry
+	key        key
+	prev, next *node
+	// v2 holds the derived mapping of a tcp or udp entry; v2ok is false
+	// for other netids and for addresses without a parsable port.
+	v2   Mapping
+	v2ok bool
+}
+
+// A Registry is the table of RPC registrations. Its methods are safe for
+// concurrent use. The zero value is not usable; call New.
+type Registry struct {
+	opts Options
+
+	mu         sync.RWMutex
+	head, tail *node
+	n          int
+	byKey      map[key]*node
+	// byProgNetid and byProgVers hold a program's few entries in list
+	// order, for version fallback and for UNSET across netids.
+	byProgNetid map[progNetid][]*node
+	byProgVers  map[progVers][]*node
+}
+
+// New returns an empty Registry.
+func New(opts Options) *Registry {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Registry{
+		opts:        opts,
+		byKey:       make(map[key]*node),
+		byProgNetid: make(map[progNetid][]*node),
+		byProgVers:  make(map[progVers][]*node),
+	}
+}
+
+func (r *Registry) mayChange(c Caller) error {
+	if r.opts.Insecure || c.IsLoopback() {
+		return nil
+	}
+	return ErrNotLocal
+}
+
+// Set registers e on behalf of c, as RPCBPROC_SET does. The owner and pid
+// come from c. An existing entry with the same program, version and netid
+// makes the result true when its address is the same and false otherwise;
+// nothing is added in either case.
+func (r *Registry) Set(c Caller, e Entry) (bool, error) {
+	if err := r.mayChange(c); err != nil {
+		return false, err
+	}
+	e.Owner = c.Owner()
+	e.PID = c.PID()
+	k := key{e.Prog, e.Vers, lowerASCII(e.Netid)}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.byKey[k]; ok {
+		return old.Addr == e.Addr, nil
+	}
+	e.Registered = r.opts.Now()
+	r.insert(k, e)
+	return true, nil
+}
+
+// SetMapping registers a v2 mapping, as PMAPPROC_SET does: it becomes a tcp
+// or udp entry with the wildcard address 0.0.0.0.p1.p2. Another protocol is
+// refused with false.
+func (r *Registry) SetMapping(c Caller, m Mapping) (bool, error) {
+	if err := r.mayChange(c); err != nil {
+		return false, err
+	}
+	var netid string
+	switch m.Prot {
+	case ProtoUDP:
+		netid = NetidUDP
+	case ProtoTCP:
+		netid = NetidTCP
+	default:
+		return false, nil
+	}
+	return r.Set(c, Entry{Prog: m.Prog, Vers: m.Vers, Netid: netid, Addr: wildcardUaddr4(m.Port)})
+}
+
+// Unset removes the entries of prog and vers on netid, or on every netid
+// when netid is empty, as RPCBPROC_UNSET does. Removing nothing is true. The
+// first entry owned by somebody other than c (unless c is the superuser)
+// stops the removal with false; entries removed before it stay removed.
+func (r *Registry) Unset(c Caller, prog, vers uint32, netid string) (bool, error) {
+	if err := r.mayChange(c); err != nil {
+		return false, err
+	}
+	owner := c.Owner()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if netid != "" {
+		n, ok := r.byKey[key{prog, vers, lowerASCII(netid)}]
+		if !ok {
+			return true, nil
+		}
+		if !mayRemove(owner, n) {
+			return false, nil
+		}
+		r.remove(n)
+		return true, nil
+	}
+	// Copy: remove edits the index slice being walked.
+	for _, n := range slices.Clone(r.byProgVers[progVers{prog, vers}]) {
+		if !mayRemove(owner, n) {
+			return false, nil
+		}
+		r.remove(n)
+	}
+	return true, nil
+}
+
+// UnsetMapping removes prog and vers from tcp and then udp, as
+// PMAPPROC_UNSET does, ignoring the protocol and port it was given; it is
+// true when either removal is.
+func (r *Registry) UnsetMapping(c Caller, prog, vers uint32) (bool, error) {
+	tcp, err := r.Unset(c, prog, vers, NetidTCP)
+	if err != nil {
+		return false, err
+	}
+	udp, err := r.Unset(c, prog, vers, NetidUDP)
+	return tcp || udp, err
+}
+
+func mayRemove(owner string, n *node) bool {
+	return owner == OwnerSuperuser || owner == n.Owner
+}
+
+// Lookup finds prog on netid: the entry of version vers if there is one,
+// else the last registered entry of another version, the way rpcbind's
+// GETADDR and GETPORT fall back so that the caller learns of a version
+// mismatch from the service itself.
+func (r *Registry) Lookup(prog, vers uint32, netid string) (Entry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := r.lookup(prog, vers, lowerASCII(netid))
+	if n == nil {
+		return Entry{}, false
+	}
+	return n.Entry, true
+}
+
+func (r *Registry) lookup(prog, vers uint32, netid string) *node {
+	if n, ok := r.byKey[key{prog, vers, netid}]; ok {
+		return n
+	}
+	nodes := r.byProgNetid[progNetid{prog, netid}]
+	if len(nodes) == 0 {
+		return nil
+	}
+	return nodes[len(nodes)-1]
+}
+
+// LookupExact finds prog, vers on netid with no version fallback, as
+// GETVERSADDR does.
+func (r *Registry) LookupExact(prog, vers uint32, netid string) (Entry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if n, ok := r.byKey[key{prog, vers, lowerASCII(netid)}]; ok {
+		return n.Entry, true
+	}
+	return Entry{}, false
+}
+
+// GetPort answers PMAPPROC_GETPORT: the port of prog on the protocol's
+// netid, with Lookup's version fallback, or 0.
+func (r *Registry) GetPort(prog, vers, prot uint32) uint32 {
+	var netid string
+	switch prot {
+	case ProtoUDP:
+		netid = NetidUDP
+	case ProtoTCP:
+		netid = NetidTCP
+	default:
+		return 0
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if n := r.lookup(prog, vers, netid); n != nil && n.v2ok {
+		return n.v2.Port
+	}
+	return 0
+}
+
+// Versions calls fn for each entry of exactly prog and vers, on any netid,
+// in registration order, while fn returns true.
+func (r *Registry) Versions(prog, vers uint32, fn func(Entry) bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, n := range r.byProgVers[progVers{prog, vers}] {
+		if !fn(n.Entry) {
+			return
+		}
+	}
+}
+
+// Range calls fn for every entry in the stable order DUMP shows, while fn
+// returns true. The registry is read-locked meanwhile: fn must not change it.
+func (r *Registry) Range(fn func(Entry) bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for n := r.head; n != nil; n = n.next {
+		if !fn(n.Entry) {
+			return
+		}
+	}
+}
+
+// RangeMappings calls fn for the v2 view of every tcp and udp entry, in
+// DUMP order, while fn returns true.
+func (r *Registry) RangeMappings(fn func(Mapping) bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for n := r.head; n != nil; n = n.next {
+		if n.v2ok && !fn(n.v2) {
+			return
+		}
+	}
+}
+
+// Entries returns a copy of every entry in DUMP order.
+func (r *Registry) Entries() []Entry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Entry, 0, r.n)
+	for n := r.head; n != nil; n = n.next {
+		out = append(out, n.Entry)
+	}
+	return out
+}
+
+// Len returns the number of entries.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.n
+}
+
+func (r *Registry) insert(k key, e Entry) {
+	n := &node{Entry: e, key: k}
+	switch k.netid {
+	case NetidTCP, NetidUDP:
+		if port, ok := UaddrPort(e.Addr); ok {
+			prot := uint32(ProtoUDP)
+			if k.netid == NetidTCP {
+				prot = ProtoTCP
+			}
+			n.v2 = Mapping{Prog: e.Prog, Vers: e.Vers, Prot: prot, Port: uint32(port)}
+			n.v2ok = true
+		}
+	}
+	n.prev = r.tail
+	if r.tail != nil {
+		r.tail.next = n
+	} else {
+		r.head = n
+	}
+	r.tail = n
+	r.n++
+	r.byKey[k] = n
+	pn := progNetid{k.prog, k.netid}
+	r.byProgNetid[pn] = append(r.byProgNetid[pn], n)
+	pv := progVers{k.prog, k.vers}
+	r.byProgVers[pv] = append(r.byProgVers[pv], n)
+}
+
+func (r *Registry) remove(n *node) {
+	if n.prev != nil {
+		n.prev.next = n.next
+	} else {
+		r.head = n.next
+	}
+	if n.next != nil {
+		n.next.prev = n.prev
+	} else {
+		r.tail = n.prev
+	}
+	n.prev, n.next = nil, nil
+	r.n--
+	delete(r.byKey, n.key)
+	dropFromIndex(r.byProgNetid, progNetid{n.key.prog, n.key.netid}, n)
+	dropFromIndex(r.byProgVers, progVers{n.key.prog, n.key.vers}, n)
+}
+
+func dropFromIndex[K comparable](index map[K][]*node, k K, n *node) {
+	nodes := index[k]
+	i := slices.Index(nodes, n)
+	if i < 0 {
+		return
+	}
+	nodes = slices.Delete(nodes, i, i+1)
+	if len(nodes) == 0 {
+		delete(index, k)
+		return
+	}
+	index[k] = nodes
+}

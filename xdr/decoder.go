@@ -1,0 +1,164 @@
+package xdr
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	xdr2 "github.com/davecgh/go-xdr/xdr2"
+)
+
+// ErrTruncated reports that a message ended before a value was complete.
+var ErrTruncated = errors.New("xdr: message truncated")
+
+// ErrTrailingData reports bytes left over after a value that should have
+// consumed the whole body.
+var ErrTrailingData = errors.New("xdr: trailing data after arguments")
+
+// A LengthError reports a length prefix that exceeds the bound of its field
+// or the bytes that remain in the message.
+type LengthError struct {
+	Field     string // what was being decoded
+	Length    uint32 // the length the peer claimed
+	Max       int    // the specification's bound for the field
+	Remaining int    // bytes left in the message when the length was read
+}
+
+func (e *LengthError) Error() string {
+	if uint64(e.Length) > uint64(e.Max) {
+		return fmt.Sprintf("xdr: %s length %d exceeds limit %d", e.Field, e.Length, e.Max)
+	}
+	return fmt.Sprintf("xdr: %s length %d exceeds the %d bytes remaining", e.Field, e.Length, e.Remaining)
+}
+
+// Unwrap lets errors.Is(err, ErrTruncated) match a length that runs past the
+// end of the message.
+func (e *LengthError) Unwrap() error {
+	if uint64(e.Length) <= uint64(e.Max) {
+		return ErrTruncated
+	}
+	return nil
+}
+
+// A Decoder reads XDR values from one complete message held in memory.
+//
+// It uses go-xdr's primitives, but never lets go-xdr see a length it has not
+// checked: go-xdr allocates the size a peer claims before reading, so every
+// variable-length item is bounded here first. The first error is sticky;
+// later calls return zero values and Err reports it.
+type Decoder struct {
+	b   []byte
+	r   bytes.Reader
+	dec *xdr2.Decoder
+	err error
+}
+
+// NewDecoder returns a Decoder over b. It does not copy b: opaque values it
+// returns alias b.
+func NewDecoder(b []byte) *Decoder {
+	d := &Decoder{}
+	d.Reset(b)
+	return d
+}
+
+// Reset makes d read b from its beginning and clears any error.
+func (d *Decoder) Reset(b []byte) {
+	d.b = b
+	d.r.Reset(b)
+	d.err = nil
+	// The limit is a second line of defence; length checks below come first.
+	d.dec = xdr2.NewDecoderLimited(&d.r, uint(len(b)))
+}
+
+// Err returns the first error the Decoder met, or nil.
+func (d *Decoder) Err() error { return d.err }
+
+// Remaining returns how many bytes are still unread.
+func (d *Decoder) Remaining() int { return d.r.Len() }
+
+// Rest returns the unread bytes without consuming them. The result aliases
+// the message.
+func (d *Decoder) Rest() []byte { return d.b[len(d.b)-d.r.Len():] }
+
+func (d *Decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+// Uint32 decodes an unsigned int.
+func (d *Decoder) Uint32() uint32 {
+	if d.err != nil {
+		return 0
+	}
+	if d.r.Len() < 4 {
+		d.fail(ErrTruncated)
+		return 0
+	}
+	v, _, err := d.dec.DecodeUint()
+	if err != nil {
+		d.fail(fmt.Errorf("%w: %v", ErrTruncated, err))
+	}
+	return v
+}
+
+// Int32 decodes a signed int.
+func (d *Decoder) Int32() int32 { return int32(d.Uint32()) }
+
+// Bool decodes a bool. Any value other than 0 or 1 is an error, as XDR
+// requires.
+func (d *Decoder) Bool() bool {
+	v := d.Uint32()
+	if v > 1 {
+		d.fail(fmt.Errorf("xdr: bool value %d is neither TRUE nor FALSE", v))
+		return false
+	}
+	return v == 1
+}
+
+// Opaque decodes variable-length opaque data of at most max bytes. The
+// result is a copy owned by the caller.
+func (d *Decoder) Opaque(field string, max int) []byte {
+	n := d.length(field, max)
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	b, _, err := d.dec.DecodeFixedOpaque(int32(n))
+	if err != nil {
+		d.fail(fmt.Errorf("%w: %v", ErrTruncated, err))
+		return nil
+	}
+	return b
+}
+
+// String decodes a string of at most max bytes.
+func (d *Decoder) String(field string, max int) string {
+	return string(d.Opaque(field, max))
+}
+
+// length reads a length prefix and checks it against max and against the
+// padded bytes remaining, before anything is allocated for it.
+func (d *Decoder) length(field string, max int) int {
+	n := d.Uint32()
+	if d.err != nil {
+		return 0
+	}
+	padded := (uint64(n) + 3) &^ 3
+	if uint64(n) > uint64(max) || padded > uint64(d.r.Len()) {
+		d.fail(&LengthError{Field: field, Length: n, Max: max, Remaining: d.r.Len()})
+		return 0
+	}
+	return int(n)
+}
+
+// Finish reports the Decoder's error, or ErrTrailingData when bytes remain
+// unread.
+func (d *Decoder) Finish() error {
+	if d.err != nil {
+		return d.err
+	}
+	if d.r.Len() != 0 {
+		return ErrTrailingData
+	}
+	return nil
+}

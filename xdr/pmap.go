@@ -1,0 +1,117 @@
+package xdr
+
+// Program numbers and versions of the portmapper (RFC 1833).
+const (
+	PmapProg  = 100000
+	PmapVers  = 2
+	RpcbVers  = 3
+	RpcbVers4 = 4
+	PmapPort  = 111
+)
+
+// Portmap version 2 procedures.
+const (
+	PmapProcNull    = 0
+	PmapProcSet     = 1
+	PmapProcUnset   = 2
+	PmapProcGetport = 3
+	PmapProcDump    = 4
+	PmapProcCallit  = 5
+)
+
+// IP protocol numbers used in a v2 mapping.
+const (
+	ProtoTCP = 6
+	ProtoUDP = 17
+)
+
+// A Mapping is portmap v2's registration: program, version, IP protocol
+// and port.
+type Mapping struct {
+	Prog, Vers, Prot, Port uint32
+}
+
+// Decode reads a mapping.
+func (m *Mapping) Decode(d *Decoder) {
+	m.Prog = d.Uint32()
+	m.Vers = d.Uint32()
+	m.Prot = d.Uint32()
+	m.Port = d.Uint32()
+}
+
+// Encode appends m.
+func (m *Mapping) Encode(e *Encoder) {
+	e.Uint32(m.Prog)
+	e.Uint32(m.Vers)
+	e.Uint32(m.Prot)
+	e.Uint32(m.Port)
+}
+
+// EncodeList appends a pmaplist, the XDR optional-data list of mappings:
+// TRUE before each element and FALSE after the last.
+func EncodeList[T any](e *Encoder, items []T, encode func(*Encoder, *T)) {
+	for i := range items {
+		e.Bool(true)
+		encode(e, &items[i])
+	}
+	e.Bool(false)
+}
+
+// DecodeList reads an XDR optional-data list. It never preallocates: the
+// list grows with elements actually decoded, so its size is bounded by the
+// message.
+func DecodeList[T any](d *Decoder, decode func(*Decoder, *T)) []T {
+	var items []T
+	for d.Bool() {
+		var v T
+		decode(d, &v)
+		if d.Err() != nil {
+			return nil
+		}
+		items = append(items, v)
+	}
+	return items
+}
+
+// CallArgs are the arguments of CALLIT: the procedure to call and its
+// already encoded arguments.
+type CallArgs struct {
+	Prog, Vers, Proc uint32
+	Args             []byte
+}
+
+// Decode reads call_args; the arguments can be no larger than the message
+// that carries them.
+func (c *CallArgs) Decode(d *Decoder) {
+	c.Prog = d.Uint32()
+	c.Vers = d.Uint32()
+	c.Proc = d.Uint32()
+	c.Args = d.Opaque("call_args.args", d.Remaining())
+}
+
+// Encode appends c.
+func (c *CallArgs) Encode(e *Encoder) {
+	e.Uint32(c.Prog)
+	e.Uint32(c.Vers)
+	e.Uint32(c.Proc)
+	e.Opaque(c.Args)
+}
+
+// CallResult is CALLIT's result: the port of the program called and its
+// encoded results.
+type CallResult struct {
+	Port uint32
+	Res  []byte
+}
+
+// Decode reads call_result.
+func (c *CallResult) Decode(d *Decoder) {
+	c.Port = d.Uint32()
+	c.Res = d.Opaque("call_result.res", d.Remaining())
+}
+
+// Encode appends c.
+func (c *CallResult) Encode(e *Encoder) {
+	e.Uint32(c.Port)
+	e.Opaque(c.Res)
+}
