@@ -49,10 +49,10 @@ func (m *Mapping) Encode(e *Encoder) {
 
 // EncodeList appends a pmaplist, the XDR optional-data list of mappings:
 // TRUE before each element and FALSE after the last.
-func EncodeList[T any](e *Encoder, items []T, encode func(*Encoder, *T)) {
+func EncodeList[T any](e *Encoder, items []T, encode func(*T, *Encoder)) {
 	for i := range items {
 		e.Bool(true)
-		encode(e, &items[i])
+		encode(&items[i], e)
 	}
 	e.Bool(false)
 }
@@ -60,11 +60,11 @@ func EncodeList[T any](e *Encoder, items []T, encode func(*Encoder, *T)) {
 // DecodeList reads an XDR optional-data list. It never preallocates: the
 // list grows with elements actually decoded, so its size is bounded by the
 // message.
-func DecodeList[T any](d *Decoder, decode func(*Decoder, *T)) []T {
+func DecodeList[T any](d *Decoder, decode func(*T, *Decoder)) []T {
 	var items []T
 	for d.Bool() {
 		var v T
-		decode(d, &v)
+		decode(&v, d)
 		if d.Err() != nil {
 			return nil
 		}

@@ -1,0 +1,81 @@
+package rpcbind
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// ErrReplied reports a second reply to the same call.
+var ErrReplied = errors.New("rpcbind: call already answered")
+
+// replyBuffer encodes one reply at a time into reused storage.
+type replyBuffer struct {
+	enc     xdr.Encoder
+	written bool
+}
+
+func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) []byte {
+	b.enc.Reset()
+	for range reserve {
+		b.enc.Uint32(0)
+	}
+	h.Encode(&b.enc)
+	if body != nil && h.Stat == xdr.MsgAccepted && h.Accept == xdr.Success {
+		body(&b.enc)
+	}
+	return b.enc.Bytes()
+}
+
+// datagramWriter answers a UDP call with one datagram, sent from the
+// address the call arrived at.
+type datagramWriter struct {
+	replyBuffer
+	conn *net.UDPConn
+	to   netip.AddrPort
+	oob  []byte
+	// limit is the largest datagram sent; a larger reply becomes
+	// SYSTEM_ERR, as libtirpc's svc_dg_reply fails to encode it.
+	limit int
+}
+
+func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
+	if w.written {
+		return ErrReplied
+	}
+	w.written = true
+	b := w.encode(0, h, body)
+	if len(b) > w.limit {
+		b = w.encode(0, xdr.Accepted(h.XID, xdr.SystemErr), nil)
+	}
+	_, _, err := w.conn.WriteMsgUDPAddrPort(b, w.oob, w.to)
+	return err
+}
+
+// streamWriter answers a call on a connection with one record.
+type streamWriter struct {
+	replyBuffer
+	conn        net.Conn
+	maxFragment int
+	framed      []byte
+}
+
+func (w *streamWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
+	if w.written {
+		return ErrReplied
+	}
+	w.written = true
+	b := w.encode(1, h, body)
+	msg := b[4:]
+	if len(msg) <= w.maxFragment {
+		binary.BigEndian.PutUint32(b, uint32(len(msg))|1<<31)
+	} else {
+		w.framed = xdr.AppendRecord(w.framed[:0], msg, w.maxFragment)
+		b = w.framed
+	}
+	_, err := w.conn.Write(b)
+	return err
+}

@@ -1,0 +1,369 @@
+package rpcbind
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/portmapd/portmapd/internal/peercred"
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// Defaults for the Server's limits.
+const (
+	DefaultIdleTimeout = 2 * time.Minute
+	DefaultMaxConns    = 1024
+)
+
+// aLongTimeAgo unblocks a pending read at once when set as its deadline.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// A Server serves RPC calls on UDP, TCP and local stream sockets. Its
+// fields must be set before serving starts.
+type Server struct {
+	// Handler answers calls.
+	Handler Handler
+	// Logger receives the server's messages; slog.Default() when nil.
+	Logger *slog.Logger
+	// LogCalls logs every call, like rpcbind -l.
+	LogCalls bool
+	// MaxMessage is the largest call accepted and the largest datagram
+	// reply sent; xdr.DefaultMaxMessage when 0.
+	MaxMessage int
+	// MaxFragment is the largest record fragment written on a stream;
+	// MaxMessage when 0.
+	MaxFragment int
+	// IdleTimeout closes a connection that sends nothing for this long;
+	// DefaultIdleTimeout when 0.
+	IdleTimeout time.Duration
+	// MaxConns caps the open connections of each stream listener;
+	// DefaultMaxConns when 0. Connections past it are closed at once.
+	MaxConns int
+	// Divert, when set, receives the TCP connections whose first byte
+	// cannot start an RPC record (an HTTP request line), with that byte
+	// still to be read. Divert owns the connection.
+	Divert func(net.Conn)
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) maxMessage() int {
+	if s.MaxMessage > 0 {
+		return s.MaxMessage
+	}
+	return xdr.DefaultMaxMessage
+}
+
+func (s *Server) maxFragment() int {
+	if s.MaxFragment > 0 {
+		return s.MaxFragment
+	}
+	return s.maxMessage()
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+func (s *Server) maxConns() int {
+	if s.MaxConns > 0 {
+		return s.MaxConns
+	}
+	return DefaultMaxConns
+}
+
+// serve decodes msg, authenticates it and hands it to the handler. A
+// message without a trustworthy header gets no answer: there is no XID to
+// answer, or (as libtirpc does) the header is not believed.
+func (s *Server) serve(w ReplyWriter, msg []byte, c *Call) {
+	h, args, err := xdr.DecodeCall(msg)
+	if err != nil {
+		s.logger().Debug("dropped undecodable message", "netid", c.Netid, "from", c.Remote, "err", err)
+		return
+	}
+	c.CallHeader, c.Args, c.AuthSys = h, args, nil
+	if h.RPCVers != xdr.RPCVersion {
+		rh := xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch,
+			Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}
+		_ = w.WriteReply(rh, nil)
+		return
+	}
+	switch h.Cred.Flavor {
+	case xdr.AuthNone:
+	case xdr.AuthSys:
+		p, err := xdr.ParseAuthSys(h.Cred.Body)
+		if err != nil {
+			_ = Deny(w, c, xdr.AuthBadCred)
+			return
+		}
+		c.AuthSys = &p
+	default:
+		_ = Deny(w, c, xdr.AuthRejectedCred)
+		return
+	}
+	if s.LogCalls {
+		s.logger().Info("call", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "netid", c.Netid, "from", callerString(c))
+	}
+	s.handle(w, c)
+}
+
+// handle runs the handler so that a panic answers SYSTEM_ERR instead of
+// taking the daemon down.
+func (s *Server) handle(w ReplyWriter, c *Call) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logger().Error("handler panicked", "prog", c.Prog, "vers", c.Vers, "proc", c.Proc,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			_ = ReplyError(w, c, xdr.SystemErr)
+		}
+	}()
+	s.Handler.ServeRPC(w, c)
+}
+
+func callerString(c *Call) string {
+	if c.Netid == registry.NetidLocal {
+		if c.Cred != nil {
+			return fmt.Sprintf("pid %d uid %d", c.Cred.PID, c.Cred.UID)
+		}
+		return "local"
+	}
+	return c.Remote.String()
+}
+
+// ServeUDP answers calls arriving on conn until ctx is done. netid names
+// the transport (udp or udp6). Replies leave from the address each call
+// arrived at, even when conn is bound to a wildcard address.
+func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) error {
+	pktinfo := enablePacketInfo(conn)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
+	defer stop()
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	errs := make(chan error, workers)
+	for range workers {
+		go func() { errs <- s.udpLoop(ctx, conn, netid, pktinfo) }()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, pktinfo bool) error {
+	max := s.maxMessage()
+	// One byte more than the limit tells an oversized datagram from one
+	// that fits exactly.
+	buf := make([]byte, max+1)
+	oob := make([]byte, 256)
+	w := &datagramWriter{conn: conn, limit: max}
+	local := addrPortOf(conn.LocalAddr())
+	for {
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if isTemporary(err) {
+				continue
+			}
+			return fmt.Errorf("rpcbind: %s read: %w", netid, err)
+		}
+		if n > max {
+			s.logger().Debug("dropped oversized datagram", "netid", netid, "from", from, "limit", max)
+			continue
+		}
+		c := Call{Netid: netid, Remote: unmap(from), Local: local}
+		w.oob = w.oob[:0]
+		if pktinfo {
+			if dst, ok := packetDestination(oob[:oobn]); ok {
+				c.Local = netip.AddrPortFrom(dst, local.Port())
+				w.oob = replySourceOOB(w.oob, dst)
+			}
+		}
+		w.to, w.written = from, false
+		s.serve(w, buf[:n], &c)
+	}
+}
+
+// ServeStream answers calls on connections accepted from ln until ctx is
+// done. netid is tcp, tcp6 or local; local connections carry the peer's
+// kernel credentials.
+func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string) error {
+	var (
+		mu    sync.Mutex
+		conns = make(map[net.Conn]struct{})
+		wg    sync.WaitGroup
+	)
+	stop := context.AfterFunc(ctx, func() {
+		_ = ln.Close()
+		mu.Lock()
+		for c := range conns {
+			_ = c.SetReadDeadline(aLongTimeAgo)
+		}
+		mu.Unlock()
+	})
+	defer stop()
+	defer wg.Wait()
+	slots := make(chan struct{}, s.maxConns())
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if isTemporary(err) {
+				// EMFILE and friends: wait for descriptors to free up
+				// instead of spinning on accept.
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.logger().Warn("accept failed; retrying", "netid", netid, "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("rpcbind: %s accept: %w", netid, err)
+		}
+		backoff = 0
+		select {
+		case slots <- struct{}{}:
+		default:
+			s.logger().Warn("connection limit reached; closing new connection", "netid", netid, "limit", cap(slots))
+			_ = c.Close()
+			continue
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			kept := s.serveConn(ctx, c, netid)
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+			if !kept {
+				_ = c.Close()
+			}
+		}()
+	}
+}
+
+// serveConn answers the calls of one connection. It reports whether the
+// connection was handed to Divert, which then owns it.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (diverted bool) {
+	c := Call{Netid: netid}
+	if netid == registry.NetidLocal {
+		cred, err := peercred.Get(conn)
+		if err != nil {
+			s.logger().Warn("local connection without peer credentials", "err", err)
+		} else {
+			c.Cred = &registry.Cred{UID: cred.UID, GID: cred.GID, PID: cred.PID}
+		}
+	} else {
+		c.Remote = unmap(addrPortOf(conn.RemoteAddr()))
+		c.Local = unmap(addrPortOf(conn.LocalAddr()))
+	}
+	idle := s.idleTimeout()
+	br := bufio.NewReaderSize(conn, 4096)
+	if s.Divert != nil && netid != registry.NetidLocal {
+		_ = conn.SetReadDeadline(time.Now().Add(idle))
+		first, err := br.Peek(1)
+		if err != nil {
+			return false
+		}
+		if !canStartRecord(first[0]) {
+			s.Divert(&peekedConn{Conn: conn, r: br})
+			return true
+		}
+	}
+	rr := xdr.NewRecordReader(br, s.maxMessage())
+	w := &streamWriter{conn: conn, maxFragment: s.maxFragment()}
+	for ctx.Err() == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(idle))
+		msg, err := rr.Next()
+		if err != nil {
+			var tooLarge *xdr.RecordTooLargeError
+			switch {
+			case errors.As(err, &tooLarge):
+				s.logger().Warn("closing connection: record too large", "netid", netid, "from", callerString(&c), "err", err)
+			case errors.Is(err, io.EOF), ctx.Err() != nil:
+			default:
+				s.logger().Debug("closing connection", "netid", netid, "from", callerString(&c), "err", err)
+			}
+			return false
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(idle))
+		w.written = false
+		s.serve(w, msg, &c)
+	}
+	return false
+}
+
+// canStartRecord reports whether b can be the first byte of a record mark
+// of a call no larger than 16 MiB. Request lines of HTTP start with an
+// upper-case method name, which cannot.
+func canStartRecord(b byte) bool { return b&0x7f == 0 }
+
+// peekedConn is a connection whose first bytes were read ahead.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort()
+	case *net.TCPAddr:
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// unmap turns an IPv4-mapped IPv6 address into plain IPv4: net.TCPAddr
+// keeps IPv4 peers of an AF_INET socket in 16-byte form.
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	if ap.Addr().Is4In6() {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ap
+}
+
+func isTemporary(err error) bool {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+			syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN, syscall.ECONNREFUSED:
+			return true
+		}
+	}
+	return false
+}
