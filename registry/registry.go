@@ -44,6 +44,9 @@ type Options struct {
 	Insecure bool
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// MaxNamedPerProcess caps the named services one process may hold;
+	// DefaultMaxNamedPerProcess when zero.
+	MaxNamedPerProcess int
 }
 
 type key struct {
@@ -84,6 +87,8 @@ type Registry struct {
 	// order, for version fallback and for UNSET across netids.
 	byProgNetid map[progNetid][]*node
 	byProgVers  map[progVers][]*node
+	// named holds the services registered by name (named.go).
+	named namedTable
 }
 
 // New returns an empty Registry.
@@ -96,6 +101,7 @@ func New(opts Options) *Registry {
 		byKey:       make(map[key]*node),
 		byProgNetid: make(map[progNetid][]*node),
 		byProgVers:  make(map[progVers][]*node),
+		named:       newNamedTable(),
 	}
 }
 

@@ -1,0 +1,572 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultMaxNamedPerProcess is the number of named services one process may
+// hold when Options.MaxNamedPerProcess is zero. httportmap allows 10; a
+// process serving several names on both TCP and a local socket needs more.
+const DefaultMaxNamedPerProcess = 64
+
+// ReservedZone is the namespace under which every RPC program appears by
+// number and by name. It is below .alt, the special-use TLD for names
+// outside the DNS (RFC 9476), so it can never clash with a real domain, and
+// nobody may register a name under it.
+const ReservedZone = "oncrpc.alt"
+
+// MaxNameLen is the longest service name, the longest DNS name in its
+// dotted text form (RFC 1035 §2.3.4).
+const MaxNameLen = 253
+
+// Errors of named registration. They are wrapped in a *NamedError that
+// tells which service and why.
+var (
+	ErrBadName      = errors.New("registry: bad service name")
+	ErrReservedName = errors.New("registry: name is in the reserved namespace " + ReservedZone)
+	ErrBadEndpoint  = errors.New("registry: bad endpoint")
+	ErrExclusive    = errors.New("registry: exclusive conflict")
+	ErrCapReached   = errors.New("registry: per-process registration cap reached")
+	ErrNotYours     = errors.New("registry: process belongs to another user")
+	ErrNotFound     = errors.New("registry: no such registration")
+)
+
+// NamedFlags qualify a named registration.
+type NamedFlags uint8
+
+// Flags of a named registration.
+const (
+	// Exclusive lets only one process of a uid hold the name: httportmap's
+	// pm_exclusive. Processes of other uids hold the name separately.
+	Exclusive NamedFlags = 1 << iota
+	// Public advertises the registering process's executable path.
+	Public
+)
+
+// String lists the flags as httportmap's letters, X for exclusive and P for
+// public, so that logs and the HTML page stay compact.
+func (f NamedFlags) String() string {
+	var b strings.Builder
+	if f&Exclusive != 0 {
+		b.WriteByte('X')
+	}
+	if f&Public != 0 {
+		b.WriteByte('P')
+	}
+	return b.String()
+}
+
+// Named service networks.
+const (
+	NetTCP  = "tcp"
+	NetUDP  = "udp"
+	NetUnix = "unix"
+)
+
+// A Process identifies the process a named registration lives with. The
+// start time (clock ticks since boot, /proc/PID/stat field 22) and the
+// executable tell a process from a later one that reuses its pid.
+type Process struct {
+	PID      int32
+	UID, GID uint32
+	Start    uint64
+	Exe      string
+}
+
+// same reports whether p and q are the same process incarnation.
+func (p Process) same(q Process) bool {
+	return p.PID == q.PID && p.Start == q.Start
+}
+
+// A Service is one named registration: a name, where the service listens,
+// and the process that registered it.
+type Service struct {
+	// Name as registered; matched case-insensitively.
+	Name string
+	// Network is NetTCP, NetUDP or NetUnix.
+	Network string
+	// Port is the TCP or UDP port; zero for NetUnix.
+	Port uint16
+	// Path is the absolute AF_UNIX path for NetUnix.
+	Path  string
+	Flags NamedFlags
+	// Process is whose life the registration shares; set by the registry
+	// from the process it was given, never from the request.
+	Process
+	// Registered is when the service was added.
+	Registered time.Time
+}
+
+// Endpoint returns where the service listens as httportmap's port column
+// shows it: a decimal port or an absolute path.
+func (s Service) Endpoint() string {
+	if s.Network == NetUnix {
+		return s.Path
+	}
+	return strconv.FormatUint(uint64(s.Port), 10)
+}
+
+func (s Service) sameEndpoint(t Service) bool {
+	return s.Network == t.Network && s.Port == t.Port && s.Path == t.Path
+}
+
+// A NamedError says which service of a request failed and why. Err is one of
+// the Err* values above, or ErrNotLocal.
+type NamedError struct {
+	Name string
+	Err  error
+	// Holder is the uid and pid holding the name, for ErrExclusive.
+	Holder *Process
+	// Detail adds what was wrong, for ErrBadName and ErrBadEndpoint.
+	Detail string
+}
+
+func (e *NamedError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Err.Error())
+	if e.Name != "" {
+		fmt.Fprintf(&b, ": %q", e.Name)
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	if e.Holder != nil {
+		fmt.Fprintf(&b, " is held by uid %d (pid %d)", e.Holder.UID, e.Holder.PID)
+	}
+	return b.String()
+}
+
+func (e *NamedError) Unwrap() error { return e.Err }
+
+// ValidateName checks a service name: domain style (app.example.com) or
+// e-mail style (me@example.com). The domain follows RFC 1035's label rules,
+// relaxed as RFC 1123 does to allow a leading digit (so 100003.oncrpc.alt is
+// a name); the local part of an e-mail style name is an RFC 5322
+// dot-atom of at most 64 characters. The whole is at most 253 characters.
+// It does not check the reserved namespace; see IsReservedName.
+func ValidateName(name string) error {
+	bad := func(detail string) error {
+		return &NamedError{Name: name, Err: ErrBadName, Detail: detail}
+	}
+	if name == "" {
+		return bad("empty")
+	}
+	if len(name) > MaxNameLen {
+		return bad("longer than 253 characters")
+	}
+	domain := name
+	if at := strings.IndexByte(name, '@'); at >= 0 {
+		local := name[:at]
+		domain = name[at+1:]
+		if err := validateLocalPart(local); err != "" {
+			return bad(err)
+		}
+	}
+	if err := validateDomain(domain); err != "" {
+		return bad(err)
+	}
+	return nil
+}
+
+func validateLocalPart(local string) string {
+	switch {
+	case local == "":
+		return "empty local part before @"
+	case len(local) > 64:
+		return "local part longer than 64 characters"
+	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
+		return "misplaced dot in local part"
+	}
+	for i := 0; i < len(local); i++ {
+		if !isAtext(local[i]) && local[i] != '.' {
+			return fmt.Sprintf("character %q not allowed in local part", local[i])
+		}
+	}
+	return ""
+}
+
+func isAtext(c byte) bool {
+	return isLetDig(c) || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+func isLetDig(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+func validateDomain(d string) string {
+	if d == "" {
+		return "empty domain"
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		switch {
+		case label == "":
+			return "empty label"
+		case len(label) > 63:
+			return "label longer than 63 characters"
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return "label starts or ends with a hyphen"
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !isLetDig(c) && c != '-' {
+				return fmt.Sprintf("character %q not allowed in a domain label", c)
+			}
+		}
+	}
+	return ""
+}
+
+// IsReservedName reports whether name is ReservedZone or below it, in any
+// case.
+func IsReservedName(name string) bool {
+	n := lowerASCII(name)
+	if at := strings.LastIndexByte(n, '@'); at >= 0 {
+		n = n[at+1:]
+	}
+	return n == ReservedZone || strings.HasSuffix(n, "."+ReservedZone)
+}
+
+// namedNode is a service on the registration-ordered list.
+type namedNode struct {
+	Service
+	key        string // lower-case name
+	prev, next *namedNode
+}
+
+type procKey struct {
+	pid   int32
+	start uint64
+}
+
+// namedTable holds the named services. It is guarded by Registry.mu so that
+// a listing sees the RPC entries and the named services at one instant.
+type namedTable struct {
+	head, tail *namedNode
+	n          int
+	byName     map[string][]*namedNode
+	byProc     map[procKey][]*namedNode
+}
+
+func newNamedTable() namedTable {
+	return namedTable{
+		byName: make(map[string][]*namedNode),
+		byProc: make(map[procKey][]*namedNode),
+	}
+}
+
+func (r *Registry) maxNamed() int {
+	if r.opts.MaxNamedPerProcess > 0 {
+		return r.opts.MaxNamedPerProcess
+	}
+	return DefaultMaxNamedPerProcess
+}
+
+// mayRegisterFor checks that c may act for p: only local callers whose
+// credentials the kernel gave (or the daemon itself), for a process of
+// their own uid unless they are root. A loopback TCP caller is refused:
+// anyone on the host could forge its origin with a proxy, and its uid is
+// unknown.
+func mayRegisterFor(c Caller, p Process) error {
+	switch c.Transport {
+	case Internal:
+		return nil
+	case Local:
+		if c.Cred == nil {
+			return ErrNotLocal
+		}
+		if c.Cred.UID != 0 && c.Cred.UID != p.UID {
+			return &NamedError{Err: ErrNotYours, Detail: fmt.Sprintf("pid %d is uid %d, caller is uid %d", p.PID, p.UID, c.Cred.UID)}
+		}
+		return nil
+	}
+	return ErrNotLocal
+}
+
+// checkService validates one requested service.
+func checkService(s Service) error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if IsReservedName(s.Name) {
+		return &NamedError{Name: s.Name, Err: ErrReservedName}
+	}
+	badEndpoint := func(d string) error {
+		return &NamedError{Name: s.Name, Err: ErrBadEndpoint, Detail: d}
+	}
+	switch s.Network {
+	case NetTCP, NetUDP:
+		if s.Port == 0 || s.Path != "" {
+			return badEndpoint("a " + s.Network + " service needs a port from 1 to 65535 and no path")
+		}
+	case NetUnix:
+		if s.Port != 0 || !strings.HasPrefix(s.Path, "/") {
+			return badEndpoint("a unix service needs an absolute path and no port")
+		}
+		if len(s.Path) > 107 {
+			return badEndpoint("path longer than an AF_UNIX address holds")
+		}
+		for i := 0; i < len(s.Path); i++ {
+			if s.Path[i] < 0x20 || s.Path[i] == 0x7f {
+				return badEndpoint("control character in path")
+			}
+		}
+	default:
+		return badEndpoint(fmt.Sprintf("network %q is not tcp, udp or unix", s.Network))
+	}
+	return nil
+}
+
+// RegisterNamed registers svcs for process p on behalf of c, all or none.
+// Each service's name is validated and must be outside ReservedZone. A name
+// is held per uid: when p's uid already holds it through another process,
+// and either that registration or the new one is Exclusive, the request
+// fails with ErrExclusive naming the holder; the same process may add
+// endpoints to its own exclusive name, so one batch can register several
+// ports under it, as httportmap allows. A service the process already has
+// (same name and endpoint) is not added twice. The process may hold at
+// most Options.MaxNamedPerProcess services.
+func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service, error) {
+	if err := mayRegisterFor(c, p); err != nil {
+		return nil, err
+	}
+	for _, s := range svcs {
+		if err := checkService(s); err != nil {
+			return nil, err
+		}
+	}
+	pk := procKey{p.PID, p.Start}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := &r.named
+	now := r.opts.Now()
+	add := make([]Service, 0, len(svcs))
+	for _, s := range svcs {
+		k := lowerASCII(s.Name)
+		dup := false
+		for _, n := range t.byName[k] {
+			if n.UID != p.UID {
+				continue
+			}
+			if !n.Process.same(p) {
+				if n.Flags&Exclusive != 0 || s.Flags&Exclusive != 0 {
+					holder := n.Process
+					return nil, &NamedError{Name: s.Name, Err: ErrExclusive, Holder: &holder}
+				}
+				continue
+			}
+			if n.sameEndpoint(s) {
+				dup = true
+			}
+		}
+		for _, prev := range add {
+			if lowerASCII(prev.Name) == k && prev.sameEndpoint(s) {
+				dup = true
+			}
+		}
+		if dup {
+			continue
+		}
+		s.Process = p
+		s.Registered = now
+		add = append(add, s)
+	}
+	if held := len(t.byProc[pk]); held+len(add) > r.maxNamed() {
+		return nil, &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("pid %d holds %d, asked for %d more, cap is %d", p.PID, held, len(add), r.maxNamed())}
+	}
+	for _, s := range add {
+		t.insert(s)
+	}
+	return add, nil
+}
+
+// removeScope says whose services c may remove: uid's, or everybody's
+// when all is true.
+func removeScope(c Caller) (uid uint32, all bool, err error) {
+	switch {
+	case c.Transport == Internal:
+		return 0, true, nil
+	case c.Transport == Local && c.Cred != nil:
+		return c.Cred.UID, c.Cred.UID == 0, nil
+	}
+	return 0, false, ErrNotLocal
+}
+
+// DeregisterNamed removes svcs, all or none. Each is matched by name (in
+// any case) and endpoint among the services of c's uid (any uid for root
+// and Internal callers); when s.PID is non-zero only that process's
+// services match. Every match is removed; a service with no match fails
+// the request with ErrNotFound.
+func (r *Registry) DeregisterNamed(c Caller, svcs []Service) ([]Service, error) {
+	uid, all, err := removeScope(c)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := &r.named
+	var victims []*namedNode
+	seen := make(map[*namedNode]bool)
+	for _, s := range svcs {
+		found := false
+		for _, n := range t.byName[lowerASCII(s.Name)] {
+			if (all || n.UID == uid) && (s.PID == 0 || s.PID == n.PID) && n.sameEndpoint(s) {
+				found = true
+				if !seen[n] {
+					seen[n] = true
+					victims = append(victims, n)
+				}
+			}
+		}
+		if !found {
+			return nil, &NamedError{Name: s.Name, Err: ErrNotFound, Detail: s.Network + " " + s.Endpoint()}
+		}
+	}
+	out := make([]Service, 0, len(victims))
+	for _, n := range victims {
+		out = append(out, n.Service)
+		t.remove(n)
+	}
+	return out, nil
+}
+
+// DeregisterName removes every service named name (in any case) that c may
+// remove: its own uid's, or any uid's for root. It reports ErrNotFound when
+// there was none.
+func (r *Registry) DeregisterName(c Caller, name string) ([]Service, error) {
+	uid, all, err := removeScope(c)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := &r.named
+	var out []Service
+	// Copy: remove edits the index slice being walked.
+	for _, n := range slices.Clone(t.byName[lowerASCII(name)]) {
+		if all || n.UID == uid {
+			out = append(out, n.Service)
+			t.remove(n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &NamedError{Name: name, Err: ErrNotFound}
+	}
+	return out, nil
+}
+
+// DropProcess removes every service of the process with pid and start
+// time, as when it has exited, and returns them.
+func (r *Registry) DropProcess(pid int32, start uint64) []Service {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := &r.named
+	nodes := t.byProc[procKey{pid, start}]
+	out := make([]Service, 0, len(nodes))
+	for len(nodes) > 0 {
+		n := nodes[len(nodes)-1]
+		out = append(out, n.Service)
+		t.remove(n)
+		nodes = t.byProc[procKey{pid, start}]
+	}
+	return out
+}
+
+// ProcessServices returns how many services the process with pid and start
+// time holds.
+func (r *Registry) ProcessServices(pid int32, start uint64) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.named.byProc[procKey{pid, start}])
+}
+
+// LookupNamed returns the services registered under name, in any case, in
+// registration order.
+func (r *Registry) LookupNamed(name string) []Service {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	nodes := r.named.byName[lowerASCII(name)]
+	out := make([]Service, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Service
+	}
+	return out
+}
+
+// NamedServices returns every named service in registration order.
+func (r *Registry) NamedServices() []Service {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.named.services()
+}
+
+// Snapshot returns the RPC entries in DUMP order and the named services in
+// registration order, as they were at one instant.
+func (r *Registry) Snapshot() ([]Entry, []Service) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	entries := make([]Entry, 0, r.n)
+	for n := r.head; n != nil; n = n.next {
+		entries = append(entries, n.Entry)
+	}
+	return entries, r.named.services()
+}
+
+func (t *namedTable) services() []Service {
+	out := make([]Service, 0, t.n)
+	for n := t.head; n != nil; n = n.next {
+		out = append(out, n.Service)
+	}
+	return out
+}
+
+func (t *namedTable) insert(s Service) {
+	n := &namedNode{Service: s, key: lowerASCII(s.Name)}
+	n.prev = t.tail
+	if t.tail != nil {
+		t.tail.next = n
+	} else {
+		t.head = n
+	}
+	t.tail = n
+	t.n++
+	t.byName[n.key] = append(t.byName[n.key], n)
+	pk := procKey{s.PID, s.Start}
+	t.byProc[pk] = append(t.byProc[pk], n)
+}
+
+func (t *namedTable) remove(n *namedNode) {
+	if n.prev != nil {
+		n.prev.next = n.next
+	} else {
+		t.head = n.next
+	}
+	if n.next != nil {
+		n.next.prev = n.prev
+	} else {
+		t.tail = n.prev
+	}
+	n.prev, n.next = nil, nil
+	t.n--
+	dropNamed(t.byName, n.key, n)
+	dropNamed(t.byProc, procKey{n.PID, n.Start}, n)
+}
+
+func dropNamed[K comparable](index map[K][]*namedNode, k K, n *namedNode) {
+	nodes := index[k]
+	for i, m := range nodes {
+		if m == n {
+			nodes = append(nodes[:i:i], nodes[i+1:]...)
+			break
+		}
+	}
+	if len(nodes) == 0 {
+		delete(index, k)
+		return
+	}
+	index[k] = nodes
+}
