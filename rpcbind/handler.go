@@ -46,8 +46,8 @@ type Call struct {
 	Remote netip.AddrPort
 	// Local is the address the call arrived at, for IP transports.
 	Local netip.AddrPort
-	// Cred is the kernel's account of a local-socket sender.
-	Cred *registry.Cred
+	// PeerCred is the kernel's account of a local-socket sender.
+	PeerCred *registry.Cred
 	// AuthSys holds the parsed credential of an AUTH_SYS call.
 	AuthSys *xdr.AuthSysParms
 }
@@ -55,7 +55,7 @@ type Call struct {
 // Caller describes the sender for the registry's access rules.
 func (c *Call) Caller() registry.Caller {
 	if c.Netid == registry.NetidLocal {
-		return registry.Caller{Transport: registry.Local, Cred: c.Cred}
+		return registry.Caller{Transport: registry.Local, Cred: c.PeerCred}
 	}
 	return registry.Caller{Transport: registry.Network, Addr: c.Remote}
 }

@@ -12,16 +12,34 @@ import (
 // ErrReplied reports a second reply to the same call.
 var ErrReplied = errors.New("rpcbind: call already answered")
 
+// ErrReplyTooLarge reports a datagram reply over the size limit. Nothing
+// was sent; the handler may still answer, for example with SYSTEM_ERR.
+var ErrReplyTooLarge = errors.New("rpcbind: reply exceeds the datagram size limit")
+
+// replyWriter is a ReplyWriter the server can prepare for the next call.
+type replyWriter interface {
+	ReplyWriter
+	// reset readies the writer for a new call whose accepted replies
+	// carry verf.
+	reset(verf xdr.OpaqueAuth)
+}
+
 // replyBuffer encodes one reply at a time into reused storage.
 type replyBuffer struct {
 	enc     xdr.Encoder
+	verf    xdr.OpaqueAuth
 	written bool
 }
+
+func (b *replyBuffer) reset(verf xdr.OpaqueAuth) { b.verf, b.written = verf, false }
 
 func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) []byte {
 	b.enc.Reset()
 	for range reserve {
 		b.enc.Uint32(0)
+	}
+	if h.Stat == xdr.MsgAccepted {
+		h.Verf = b.verf
 	}
 	h.Encode(&b.enc)
 	if body != nil && h.Stat == xdr.MsgAccepted && h.Accept == xdr.Success {
@@ -37,8 +55,8 @@ type datagramWriter struct {
 	conn *net.UDPConn
 	to   netip.AddrPort
 	oob  []byte
-	// limit is the largest datagram sent; a larger reply becomes
-	// SYSTEM_ERR, as libtirpc's svc_dg_reply fails to encode it.
+	// limit is the largest datagram sent, as libtirpc's svc_dg_reply
+	// cannot encode a larger one.
 	limit int
 }
 
@@ -46,11 +64,11 @@ func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) 
 	if w.written {
 		return ErrReplied
 	}
-	w.written = true
 	b := w.encode(0, h, body)
 	if len(b) > w.limit {
-		b = w.encode(0, xdr.Accepted(h.XID, xdr.SystemErr), nil)
+		return ErrReplyTooLarge
 	}
+	w.written = true
 	_, _, err := w.conn.WriteMsgUDPAddrPort(b, w.oob, w.to)
 	return err
 }

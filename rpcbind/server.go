@@ -42,7 +42,7 @@ type Server struct {
 	// reply sent; xdr.DefaultMaxMessage when 0.
 	MaxMessage int
 	// MaxFragment is the largest record fragment written on a stream;
-	// MaxMessage when 0.
+	// MaxMessage less the record mark when 0.
 	MaxFragment int
 	// IdleTimeout closes a connection that sends nothing for this long;
 	// DefaultIdleTimeout when 0.
@@ -74,7 +74,9 @@ func (s *Server) maxFragment() int {
 	if s.MaxFragment > 0 {
 		return s.MaxFragment
 	}
-	return s.maxMessage()
+	// libtirpc's record stream fills a send buffer of MaxMessage bytes,
+	// record mark included.
+	return s.maxMessage() - 4
 }
 
 func (s *Server) idleTimeout() time.Duration {
@@ -91,44 +93,81 @@ func (s *Server) maxConns() int {
 	return DefaultMaxConns
 }
 
-// serve decodes msg, authenticates it and hands it to the handler. A
-// message without a trustworthy header gets no answer: there is no XID to
-// answer, or (as libtirpc does) the header is not believed.
-func (s *Server) serve(w ReplyWriter, msg []byte, c *Call) {
+// serve decodes msg, authenticates it and hands it to the handler. It
+// reports false for a message whose header is not believed (truncated, not
+// a call, rpcvers other than 2, an opaque_auth over 400 bytes): rpcbind
+// answers those with silence and closes a stream, since its position in the
+// stream is no longer known.
+func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 	h, args, err := xdr.DecodeCall(msg)
+	if err == nil && h.RPCVers != xdr.RPCVersion {
+		err = fmt.Errorf("rpc version %d", h.RPCVers)
+	}
 	if err != nil {
-		s.logger().Debug("dropped undecodable message", "netid", c.Netid, "from", c.Remote, "err", err)
-		return
+		s.logger().Debug("dropped undecodable message", "netid", c.Netid, "from", callerString(c), "err", err)
+		return false
 	}
 	c.CallHeader, c.Args, c.AuthSys = h, args, nil
-	if h.RPCVers != xdr.RPCVersion {
-		rh := xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch,
-			Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}
-		_ = w.WriteReply(rh, nil)
-		return
+	w.reset(xdr.OpaqueAuth{})
+	if why := authenticate(c); why != xdr.AuthOK {
+		_ = Deny(w, c, why)
+		return true
 	}
-	switch h.Cred.Flavor {
-	case xdr.AuthNone:
-	case xdr.AuthSys:
-		p, err := xdr.ParseAuthSys(h.Cred.Body)
-		if err != nil {
-			_ = Deny(w, c, xdr.AuthBadCred)
-			return
-		}
-		c.AuthSys = &p
-	default:
-		_ = Deny(w, c, xdr.AuthRejectedCred)
-		return
+	if c.AuthSys != nil && len(h.Verf.Body) > 0 {
+		// libtirpc's AUTH_SYS hands the call's verifier back.
+		w.reset(h.Verf)
 	}
 	if s.LogCalls {
 		s.logger().Info("call", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "netid", c.Netid, "from", callerString(c))
 	}
 	s.handle(w, c)
+	return true
+}
+
+// RPCSEC_GSS answers of a server without GSS contexts: libtirpc's, for a
+// credential that parses.
+const (
+	gssProcInit         = 1
+	gssProcContinueInit = 2
+	gssCredProblem      = xdr.AuthStat(13) // RPCSEC_GSS_CREDPROBLEM
+)
+
+// authenticate checks the call's credential as libtirpc does in a
+// portmapper: AUTH_NONE and AUTH_SYS are accepted, AUTH_SYS must parse, and
+// other flavours get the refusals rpcbind gives.
+func authenticate(c *Call) xdr.AuthStat {
+	switch c.Cred.Flavor {
+	case xdr.AuthNone:
+		return xdr.AuthOK
+	case xdr.AuthSys:
+		p, err := xdr.ParseAuthSys(c.Cred.Body)
+		if err != nil {
+			return xdr.AuthBadCred
+		}
+		c.AuthSys = &p
+		return xdr.AuthOK
+	case xdr.AuthDH:
+		return xdr.AuthFailed
+	case xdr.RPCSecGSS:
+		d := xdr.NewDecoder(c.Cred.Body)
+		version, proc := d.Uint32(), d.Uint32()
+		d.Uint32() // seq_num
+		d.Uint32() // service
+		d.Opaque("gss handle", xdr.MaxAuthBytes)
+		if d.Err() != nil || version != 1 {
+			return xdr.AuthBadCred
+		}
+		if proc == gssProcInit || proc == gssProcContinueInit {
+			return xdr.AuthFailed
+		}
+		return gssCredProblem
+	}
+	return xdr.AuthRejectedCred
 }
 
 // handle runs the handler so that a panic answers SYSTEM_ERR instead of
 // taking the daemon down.
-func (s *Server) handle(w ReplyWriter, c *Call) {
+func (s *Server) handle(w replyWriter, c *Call) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.logger().Error("handler panicked", "prog", c.Prog, "vers", c.Vers, "proc", c.Proc,
@@ -141,8 +180,8 @@ func (s *Server) handle(w ReplyWriter, c *Call) {
 
 func callerString(c *Call) string {
 	if c.Netid == registry.NetidLocal {
-		if c.Cred != nil {
-			return fmt.Sprintf("pid %d uid %d", c.Cred.PID, c.Cred.UID)
+		if c.PeerCred != nil {
+			return fmt.Sprintf("pid %d uid %d", c.PeerCred.PID, c.PeerCred.UID)
 		}
 		return "local"
 	}
@@ -201,7 +240,7 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 				w.oob = replySourceOOB(w.oob, dst)
 			}
 		}
-		w.to, w.written = from, false
+		w.to = from
 		s.serve(w, buf[:n], &c)
 	}
 }
@@ -282,7 +321,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (di
 		if err != nil {
 			s.logger().Warn("local connection without peer credentials", "err", err)
 		} else {
-			c.Cred = &registry.Cred{UID: cred.UID, GID: cred.GID, PID: cred.PID}
+			c.PeerCred = &registry.Cred{UID: cred.UID, GID: cred.GID, PID: cred.PID}
 		}
 	} else {
 		c.Remote = unmap(addrPortOf(conn.RemoteAddr()))
@@ -318,8 +357,9 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (di
 			return false
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(idle))
-		w.written = false
-		s.serve(w, msg, &c)
+		if !s.serve(w, msg, &c) {
+			return false
+		}
 	}
 	return false
 }

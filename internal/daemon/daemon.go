@@ -1,0 +1,228 @@
+// Package daemon assembles portmapd from its parts: it opens the sockets,
+// fills the registry with the portmapper's own entries and serves until
+// its context ends. cmd/portmapd only turns flags into a Config.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/rpcbind"
+)
+
+// Config is everything the daemon needs to know, as plain values.
+type Config struct {
+	// Port is the RPC port for UDP and TCP (111).
+	Port int
+	// UDPAddrs, when not empty, restricts UDP to these addresses, with
+	// 127.0.0.1 and ::1 always added (rpcbind -h). TCP always listens on
+	// the wildcard addresses.
+	UDPAddrs []string
+	// Insecure accepts SET and UNSET from any host (rpcbind -i).
+	Insecure bool
+	// LogCalls logs every call (rpcbind -l).
+	LogCalls bool
+	// LockFile keeps a second instance from starting; empty for none.
+	LockFile string
+	// MaxMessage, IdleTimeout and MaxConns bound the RPC server; zero
+	// values take the rpcbind package's defaults.
+	MaxMessage  int
+	IdleTimeout time.Duration
+	MaxConns    int
+	// Ready, when set, is called once every socket is open and the
+	// registry holds the portmapper's entries.
+	Ready func()
+}
+
+// Run serves until ctx is done or a listener fails.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.LockFile != "" {
+		unlock, err := acquireLock(cfg.LockFile)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	ls, err := listen(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer ls.close()
+
+	reg := registry.New(registry.Options{Insecure: cfg.Insecure})
+	var mux rpcbind.ServeMux
+	pm := &rpcbind.Portmapper{Registry: reg}
+	pm.Register(&mux)
+	for _, e := range pm.SelfEntries(ls.endpoints()) {
+		if _, err := reg.Set(registry.Caller{Transport: registry.Internal}, e); err != nil {
+			return fmt.Errorf("daemon: registering the portmapper: %w", err)
+		}
+	}
+	srv := &rpcbind.Server{
+		Handler:     &mux,
+		Logger:      log,
+		LogCalls:    cfg.LogCalls,
+		MaxMessage:  cfg.MaxMessage,
+		IdleTimeout: cfg.IdleTimeout,
+		MaxConns:    cfg.MaxConns,
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	serve := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	for _, u := range ls.udp {
+		serve(u.netid, func() error { return srv.ServeUDP(ctx, u.conn, u.netid) })
+	}
+	for _, t := range ls.stream {
+		serve(t.netid, func() error { return srv.ServeStream(ctx, t.ln, t.netid) })
+	}
+	log.Info("portmapd serving", "port", cfg.Port, "transports", ls.describe())
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("portmapd stopped")
+	return nil
+}
+
+type udpSocket struct {
+	netid string
+	conn  *net.UDPConn
+}
+
+type streamSocket struct {
+	netid string
+	ln    net.Listener
+}
+
+type listeners struct {
+	port   int
+	udp    []udpSocket
+	stream []streamSocket
+}
+
+func (ls *listeners) close() {
+	for _, u := range ls.udp {
+		_ = u.conn.Close()
+	}
+	for _, t := range ls.stream {
+		_ = t.ln.Close()
+	}
+}
+
+func (ls *listeners) describe() []string {
+	var out []string
+	for _, t := range ls.stream {
+		out = append(out, t.netid+" "+t.ln.Addr().String())
+	}
+	for _, u := range ls.udp {
+		out = append(out, u.netid+" "+u.conn.LocalAddr().String())
+	}
+	return out
+}
+
+// endpoints lists each served netid once with the universal address the
+// portmapper registers itself under.
+func (ls *listeners) endpoints() []rpcbind.Endpoint {
+	seen := map[string]bool{}
+	var eps []rpcbind.Endpoint
+	add := func(netid string) {
+		if seen[netid] {
+			return
+		}
+		seen[netid] = true
+		eps = append(eps, rpcbind.Endpoint{Netid: netid, Addr: rpcbind.WildcardUaddr(netid, uint16(ls.port))})
+	}
+	for _, t := range ls.stream {
+		add(t.netid)
+	}
+	for _, u := range ls.udp {
+		add(u.netid)
+	}
+	return eps
+}
+
+// listen opens UDP and TCP on IPv4 and IPv6. IPv6 sockets are v6-only, as
+// rpcbind's are, so that an IPv4 caller is always seen as IPv4. A host
+// without IPv6 is served on IPv4 alone.
+func listen(cfg Config, log *slog.Logger) (*listeners, error) {
+	ls := &listeners{port: cfg.Port}
+	port := strconv.Itoa(cfg.Port)
+	// Go's "tcp" and "udp" would open dual-stack sockets on a wildcard
+	// address; name the family.
+	for _, fam := range []struct{ tcp, udp, goTCP, goUDP, any, loopback string }{
+		{registry.NetidTCP, registry.NetidUDP, "tcp4", "udp4", "0.0.0.0", "127.0.0.1"},
+		{registry.NetidTCP6, registry.NetidUDP6, "tcp6", "udp6", "::", "::1"},
+	} {
+		ln, err := net.Listen(fam.goTCP, net.JoinHostPort(fam.any, port))
+		if err != nil {
+			if fam.tcp == registry.NetidTCP6 && !ipv6Available() {
+				log.Warn("IPv6 unavailable; serving IPv4 only", "err", err)
+				continue
+			}
+			ls.close()
+			return nil, fmt.Errorf("daemon: listen %s: %w", fam.tcp, err)
+		}
+		if ls.port == 0 {
+			ls.port = ln.Addr().(*net.TCPAddr).Port
+			port = strconv.Itoa(ls.port)
+		}
+		ls.stream = append(ls.stream, streamSocket{netid: fam.tcp, ln: ln})
+		for _, host := range udpHosts(cfg.UDPAddrs, fam.any, fam.loopback, fam.udp == registry.NetidUDP6) {
+			conn, err := net.ListenPacket(fam.goUDP, net.JoinHostPort(host, port))
+			if err != nil {
+				ls.close()
+				return nil, fmt.Errorf("daemon: listen %s %s: %w", fam.udp, host, err)
+			}
+			ls.udp = append(ls.udp, udpSocket{netid: fam.udp, conn: conn.(*net.UDPConn)})
+		}
+	}
+	return ls, nil
+}
+
+// udpHosts returns the addresses of one family that UDP binds: the
+// wildcard, or the -h addresses of that family plus its loopback.
+func udpHosts(addrs []string, any, loopback string, v6 bool) []string {
+	if len(addrs) == 0 {
+		return []string{any}
+	}
+	hosts := []string{loopback}
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || ip.Is6() != v6 || ip.String() == loopback {
+			continue
+		}
+		hosts = append(hosts, ip.String())
+	}
+	return hosts
+}
+
+func ipv6Available() bool {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	_ = ln.Close()
+	return true
+}
