@@ -1,0 +1,76 @@
+package httpmap
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"strings"
+	"time"
+)
+
+// csvField quotes s the way httportmap does: only when it holds a quote, a
+// comma or a control character.
+func csvField(b *bytes.Buffer, s string) {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '"' || r == ',' || r < 0x20 || r == 0x7f }) {
+		b.WriteString(s)
+		return
+	}
+	b.WriteByte('"')
+	b.WriteString(strings.ReplaceAll(s, `"`, `""`))
+	b.WriteByte('"')
+}
+
+// writeCSV writes httportmap's CSV: a header, then one line per instance.
+func writeCSV(b *bytes.Buffer, ins []Instance) {
+	b.WriteString("service,user,pid,prog,port\n")
+	for _, in := range ins {
+		for i, f := range [...]string{in.Service, in.User(), in.PIDString(), in.Prog, in.Port} {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			csvField(b, f)
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// xslPath is where the stylesheet the XML names is served.
+const xslPath = "/portmap/portmap.xsl"
+
+// writeXML writes httportmap's XML exactly: no attributes, no whitespace
+// between elements, children in its fixed order.
+func writeXML(b *bytes.Buffer, ins []Instance) {
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
+	b.WriteString(`<?xml-stylesheet type="text/xml" href="` + xslPath + `"?>` + "\n")
+	b.WriteString("<portmap>")
+	for _, in := range ins {
+		b.WriteString("<instance>")
+		for _, f := range [...]struct{ tag, v string }{
+			{"service", in.Service}, {"user", in.User()}, {"pid", in.PIDString()}, {"prog", in.Prog}, {"port", in.Port},
+		} {
+			b.WriteString("<" + f.tag + ">")
+			xml.EscapeText(b, []byte(f.v))
+			b.WriteString("</" + f.tag + ">")
+		}
+		b.WriteString("</instance>")
+	}
+	b.WriteString("</portmap>\n")
+}
+
+// A Listing is the JSON document: every instance with all that is known of
+// it.
+type Listing struct {
+	Host      string     `json:"host,omitempty"`
+	Generated time.Time  `json:"generated"`
+	Instances []Instance `json:"instances"`
+}
+
+func writeJSON(b *bytes.Buffer, l Listing) error {
+	if l.Instances == nil {
+		l.Instances = []Instance{}
+	}
+	enc := json.NewEncoder(b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(l)
+}

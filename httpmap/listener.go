@@ -1,0 +1,100 @@
+package httpmap
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+)
+
+// ErrListenerClosed reports a ConnListener that has been closed.
+var ErrListenerClosed = errors.New("httpmap: listener closed")
+
+// A ConnListener is a net.Listener fed with connections accepted
+// elsewhere: the RPC server on port 111 hands it those whose first byte is
+// not an RPC record mark, so that HTTP and RPC share the port. Its methods
+// are safe for concurrent use.
+type ConnListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+// NewConnListener returns a ConnListener whose Addr is addr (may be nil).
+func NewConnListener(addr net.Addr) *ConnListener {
+	return &ConnListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// Deliver hands c to the next Accept. It blocks until then, so a server
+// that is not accepting pushes back on the diverting loop rather than
+// queueing without bound. After Close it closes c and returns
+// ErrListenerClosed.
+func (l *ConnListener) Deliver(c net.Conn) error {
+	select {
+	case l.conns <- c:
+		return nil
+	case <-l.closed:
+		c.Close()
+		return ErrListenerClosed
+	}
+}
+
+// Accept returns the next delivered connection.
+func (l *ConnListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close makes Accept and Deliver fail from now on.
+func (l *ConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+// Addr returns the address given to NewConnListener, or a placeholder.
+func (l *ConnListener) Addr() net.Addr {
+	if l.addr != nil {
+		return l.addr
+	}
+	return divertAddr{}
+}
+
+type divertAddr struct{}
+
+func (divertAddr) Network() string { return "tcp" }
+func (divertAddr) String() string  { return "diverted" }
+
+// ListenUnix listens on the AF_UNIX path with the given mode. A socket file
+// left there by a daemon that died is replaced; a live one (something
+// answers a connect) is an error, so two daemons cannot steal each other's
+// socket.
+func ListenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("httpmap: %s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("httpmap: %s is in use by another process", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("httpmap: remove stale socket: %w", err)
+		}
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("httpmap: %w", err)
+	}
+	// Chmod after bind: the umask applied at bind would otherwise decide.
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("httpmap: %w", err)
+	}
+	return l, nil
+}

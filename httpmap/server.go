@@ -1,0 +1,314 @@
+package httpmap
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/proc"
+)
+
+// Defaults of Config.
+const (
+	DefaultHTTPAddr   = ":8111"
+	DefaultSocketPath = "/run/portmapd.sock"
+	// Off as HTTPAddr or SocketPath disables that listener.
+	Off = "off"
+)
+
+// Config is the HTTP face's configuration, as the daemon's flags give it.
+// The per-process registration cap is the registry's
+// (registry.Options.MaxNamedPerProcess).
+type Config struct {
+	// HTTPAddr is the TCP address to serve, DefaultHTTPAddr when empty;
+	// Off disables it.
+	HTTPAddr string
+	// SocketPath is the local HTTP socket through which processes
+	// register, DefaultSocketPath when empty; Off disables it.
+	SocketPath string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the real client.
+	TrustedProxies []netip.Prefix
+	// RPCNames is the file naming RPC programs, "/etc/rpc" when empty.
+	RPCNames string
+	// Passwd is the file naming users on the page, "/etc/passwd" when
+	// empty.
+	Passwd string
+	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	ProcRoot string
+	// Hostname is shown on the page; os.Hostname when empty.
+	Hostname string
+	// Logger receives the log; nothing is logged when nil.
+	Logger *slog.Logger
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.HTTPAddr, DefaultHTTPAddr)
+	def(&c.SocketPath, DefaultSocketPath)
+	def(&c.RPCNames, "/etc/rpc")
+	def(&c.Passwd, "/etc/passwd")
+	def(&c.ProcRoot, "/proc")
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+//go:embed assets
+var assets embed.FS
+
+// A Server is the HTTP face: an http.Handler for /portmap, and the
+// listeners it is served on. Registrations it accepts end when their
+// process exits; it watches them until Close.
+type Server struct {
+	reg     *registry.Registry
+	cfg     Config
+	log     *slog.Logger
+	watcher *proc.Watcher
+	names   *rpcNames
+	page    *template.Template
+	script  template.JS
+	csp     string
+	divert  *ConnListener
+	http    *http.Server
+
+	// mu orders registrations with the watches that end them, so that a
+	// process's last deregistration and its next registration cannot race
+	// on whether it is watched.
+	mu sync.Mutex
+}
+
+// NewServer returns a Server over reg. It starts the process watcher; Close
+// (or the end of ListenAndServe) stops it.
+func NewServer(reg *registry.Registry, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	page, err := template.ParseFS(assets, "assets/page.html")
+	if err != nil {
+		return nil, fmt.Errorf("httpmap: page template: %w", err)
+	}
+	js, err := assets.ReadFile("assets/page.js")
+	if err != nil {
+		return nil, fmt.Errorf("httpmap: %w", err)
+	}
+	w, err := proc.NewWatcher(cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("httpmap: %w", err)
+	}
+	sum := sha256.Sum256(js)
+	s := &Server{
+		reg:     reg,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		watcher: w,
+		names:   newRPCNames(cfg.RPCNames),
+		page:    page,
+		script:  template.JS(js),
+		// The page needs nothing but its own inline style and its one
+		// script, pinned by hash.
+		csp:    "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+		divert: NewConnListener(nil),
+	}
+	s.http = &http.Server{
+		Handler:           s,
+		ConnContext:       connContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Divert hands the server a connection accepted on another port, the RPC
+// port 111, whose first bytes (still readable from c) are not an RPC record
+// mark. It blocks until the server accepts c, so call it from the
+// connection's own goroutine; after Close it closes c.
+func (s *Server) Divert(c net.Conn) {
+	if err := s.divert.Deliver(c); err != nil {
+		s.log.Debug("diverted connection dropped", "remote", c.RemoteAddr(), "err", err)
+	}
+}
+
+// DivertListener returns the listener that Divert feeds, for serving it
+// by hand with Serve.
+func (s *Server) DivertListener() net.Listener { return s.divert }
+
+// Serve serves HTTP on l until Close or Shutdown. Requests arriving on an
+// AF_UNIX listener carry their peer's credentials and may register.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ListenAndServe serves the configured TCP address and local socket, and
+// diverted connections, until ctx is done; then it shuts down gracefully
+// and stops the watcher. A listener that cannot be opened is an error
+// before anything is served.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	var ls []net.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	if s.cfg.HTTPAddr != Off {
+		l, err := net.Listen("tcp", s.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("httpmap: %w", err)
+		}
+		ls = append(ls, l)
+	}
+	if s.cfg.SocketPath != Off {
+		l, err := ListenUnix(s.cfg.SocketPath, 0o666)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ls = append(ls, l)
+	}
+	ls = append(ls, s.divert)
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		s.log.Info("serving HTTP", "addr", l.Addr().String())
+		go func() { errc <- s.Serve(l) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	s.Shutdown(sctx)
+	if s.cfg.SocketPath != Off {
+		os.Remove(s.cfg.SocketPath)
+	}
+	return err
+}
+
+// Shutdown stops serving gracefully, as http.Server.Shutdown does, and
+// stops the watcher. Registrations stay in the registry.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.divert.Close()
+	err := s.http.Shutdown(ctx)
+	s.watcher.Close()
+	return err
+}
+
+// Close stops serving at once and stops the watcher.
+func (s *Server) Close() error {
+	s.divert.Close()
+	err := s.http.Close()
+	s.watcher.Close()
+	return err
+}
+
+// register registers reg's services for the process it names (the caller
+// when none) and watches that process.
+func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error) {
+	svcs, err := reg.services()
+	if err != nil {
+		return nil, err
+	}
+	if p.caller.Transport != registry.Local || p.caller.Cred == nil {
+		return nil, registry.ErrNotLocal
+	}
+	var h *proc.Handle
+	if reg.PID == 0 || reg.PID == p.caller.Cred.PID {
+		h, err = p.openPeer(s.cfg.ProcRoot)
+	} else {
+		h, err = proc.Open(s.cfg.ProcRoot, reg.PID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if reg.StartTime != 0 && reg.StartTime != h.Start {
+		h.Close()
+		return nil, &proc.Error{Op: "open", PID: h.PID, Err: proc.ErrGone}
+	}
+	rp := registry.Process{PID: h.PID, UID: h.UID, GID: h.GID, Start: h.Start, Exe: h.Exe}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	added, err := s.reg.RegisterNamed(p.caller, rp, svcs)
+	if err != nil || s.reg.ProcessServices(rp.PID, rp.Start) == 0 {
+		h.Close()
+		return added, err
+	}
+	if _, err := s.watcher.Watch(h, s.processGone); err != nil {
+		// Unwatched registrations would outlive their process.
+		s.reg.DropProcess(rp.PID, rp.Start)
+		return nil, err
+	}
+	for _, a := range added {
+		s.log.Info("registered", "service", a.Name, "endpoint", a.Endpoint(), "network", a.Network, "flags", a.Flags.String(), "uid", a.UID, "pid", a.PID, "by_pid", p.caller.Cred.PID)
+	}
+	return added, nil
+}
+
+// processGone is called by the watcher when a registering process exits.
+func (s *Server) processGone(info proc.Info) {
+	s.mu.Lock()
+	gone := s.reg.DropProcess(info.PID, info.Start)
+	s.mu.Unlock()
+	for _, g := range gone {
+		s.log.Info("deregistered: process exited", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, "exe", g.Exe)
+	}
+}
+
+// deregister removes services and stops watching processes left with none.
+func (s *Server) deregister(c registry.Caller, svcs []registry.Service, name string) ([]registry.Service, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var removed []registry.Service
+	var err error
+	if svcs != nil {
+		removed, err = s.reg.DeregisterNamed(c, svcs)
+	} else {
+		removed, err = s.reg.DeregisterName(c, name)
+	}
+	for _, r := range removed {
+		if s.reg.ProcessServices(r.PID, r.Start) == 0 {
+			s.watcher.Unwatch(proc.Key{PID: r.PID, Start: r.Start})
+		}
+		s.log.Info("deregistered", "service", r.Name, "endpoint", r.Endpoint(), "pid", r.PID)
+	}
+	return removed, err
+}
+
+// hostOf strips the port from an HTTP Host header.
+func hostOf(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return strings.Trim(h, "[]")
+}
