@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/rpcent"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -269,23 +270,18 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// parseRPCNames reads /etc/rpc lines "name number aliases... # comment";
-// the first line for a number wins, as getrpcbynumber(3) does.
+// parseRPCNames maps numbers to official names from an /etc/rpc; the first
+// line for a number wins, as getrpcbynumber(3) does. A name that cannot be
+// a label of a service name is left out.
 func parseRPCNames(data []byte) map[uint32]string {
 	out := make(map[uint32]string)
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		prog, err := strconv.ParseUint(f[1], 10, 32)
-		if err != nil || registry.ValidateName(f[0]) != nil {
-			continue
-		}
-		if _, ok := out[uint32(prog)]; !ok {
-			out[uint32(prog)] = f[0]
+	t, _ := rpcent.Parse(bytes.NewReader(data))
+	if t == nil {
+		return out
+	}
+	for _, e := range t.Entries() {
+		if _, ok := out[e.Number]; !ok && registry.ValidateName(e.Name) == nil {
+			out[e.Number] = e.Name
 		}
 	}
 	return out

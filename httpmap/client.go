@@ -1,0 +1,192 @@
+package httpmap
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// An Error is a refusal from the server: its status and the one-line
+// reason it gave.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("portmapd: %s (HTTP %d)", e.Message, e.Status)
+}
+
+// A Client talks to a portmapd HTTP face: over the local socket, where it
+// may register, or over TCP to any host, where it may only look up.
+type Client struct {
+	hc   *http.Client
+	base string
+	// host is the TCP host services are dialled on; "" for the local
+	// socket, where services are on this host.
+	host string
+}
+
+// NewLocalClient returns a Client for the daemon's local socket (empty:
+// DefaultSocketPath), the only place registrations are accepted.
+func NewLocalClient(socketPath string) *Client {
+	if socketPath == "" {
+		socketPath = DefaultSocketPath
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+		// A connection is tied to the process whose credentials the
+		// server read at connect; one is plenty.
+		MaxConnsPerHost: 1,
+	}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://localhost"}
+}
+
+// NewClient returns a Client for the HTTP face at addr (host:port, or a
+// host, meaning port 8111).
+func NewClient(addr string) *Client {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "8111")
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return &Client{hc: &http.Client{}, base: "http://" + addr, host: host}
+}
+
+// do sends a request and decodes a JSON listing, or returns the server's
+// refusal as an *Error.
+func (c *Client) do(ctx context.Context, method, path string, body any) ([]Instance, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", TypeJSON)
+	if body != nil {
+		req.Header.Set("Content-Type", TypeJSON)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	// A listing of a busy host is large, but not unbounded.
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(data))
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: eb.Error}
+	}
+	var l Listing
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("portmapd: bad listing: %w", err)
+	}
+	return l.Instances, nil
+}
+
+// Register registers reg's services, all or none, and returns those added.
+func (c *Client) Register(ctx context.Context, reg Registration) ([]Instance, error) {
+	return c.do(ctx, http.MethodPost, listPath, reg)
+}
+
+// Deregister removes reg's services, all or none, and returns them.
+func (c *Client) Deregister(ctx context.Context, reg Registration) ([]Instance, error) {
+	return c.do(ctx, http.MethodDelete, listPath, reg)
+}
+
+// Filter selects what List returns; each field matches any of its values.
+type Filter struct {
+	Services, Users, Progs []string
+	PIDs                   []int32
+}
+
+// List returns the instances passing f.
+func (c *Client) List(ctx context.Context, f Filter) ([]Instance, error) {
+	q := url.Values{"service": f.Services, "user": f.Users, "prog": f.Progs}
+	for _, p := range f.PIDs {
+		q.Add("pid", strconv.Itoa(int(p)))
+	}
+	path := listPath
+	if e := q.Encode(); e != "" {
+		path += "?" + e
+	}
+	return c.do(ctx, http.MethodGet, path, nil)
+}
+
+// Lookup returns the instances of name; an *Error with status 404 when
+// there are none.
+func (c *Client) Lookup(ctx context.Context, name string) ([]Instance, error) {
+	return c.do(ctx, http.MethodGet, listPath+"/"+url.PathEscape(name), nil)
+}
+
+// ErrNoInstance reports a name none of whose instances could be dialled.
+var ErrNoInstance = errors.New("portmapd: no instance could be reached")
+
+// Dial connects to the first instance of name that answers, trying them in
+// the server's order as httportmap does. UDP instances are skipped, and so
+// are AF_UNIX paths unless the client talks to this host's local socket.
+func (c *Client) Dial(ctx context.Context, name string) (net.Conn, error) {
+	ins, err := c.Lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	errs := []error{ErrNoInstance}
+	for _, in := range ins {
+		var network, addr string
+		switch in.Protocol {
+		case "tcp":
+			host := c.host
+			if host == "" {
+				host = "localhost"
+			}
+			network, addr = "tcp", net.JoinHostPort(host, in.Port)
+		case "unix":
+			if !c.onThisHost() || !strings.HasPrefix(in.Port, "/") {
+				continue
+			}
+			network, addr = "unix", in.Port
+		default:
+			continue
+		}
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("%s: %w", name, errors.Join(errs...))
+}
+
+// onThisHost reports whether the server, and so its services' AF_UNIX
+// paths, are on this host.
+func (c *Client) onThisHost() bool {
+	if c.host == "" || c.host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(c.host)
+	return err == nil && a.IsLoopback()
+}
