@@ -137,8 +137,9 @@ type AuthSysParms struct {
 	GIDs        []uint32
 }
 
-// ParseAuthSys decodes the body of an AUTH_SYS credential. The body must be
-// exactly one authsys_parms.
+// ParseAuthSys decodes the body of an AUTH_SYS credential. The body must
+// hold one authsys_parms; bytes after it are ignored, as libtirpc's
+// _svcauth_unix ignores them (rpcbind accepts such a credential).
 func ParseAuthSys(body []byte) (AuthSysParms, error) {
 	d := NewDecoder(body)
 	var p AuthSysParms
@@ -156,7 +157,7 @@ func ParseAuthSys(body []byte) (AuthSysParms, error) {
 			p.GIDs[i] = d.Uint32()
 		}
 	}
-	if err := d.Finish(); err != nil {
+	if err := d.Err(); err != nil {
 		return AuthSysParms{}, fmt.Errorf("auth_sys: %w", err)
 	}
 	return p, nil
