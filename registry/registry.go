@@ -369,3 +369,19 @@ func dropFromIndex[K comparable](index map[K][]*node, k K, n *node) {
 	}
 	index[k] = nodes
 }
+
+// VersionRange returns the lowest and highest version of prog registered on
+// netid, both 0 when there is none: the range PROG_MISMATCH reports.
+func (r *Registry) VersionRange(prog uint32, netid string) (low, high uint32) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for i, n := range r.byProgNetid[progNetid{prog, lowerASCII(netid)}] {
+		if i == 0 || n.Vers < low {
+			low = n.Vers
+		}
+		if n.Vers > high {
+			high = n.Vers
+		}
+	}
+	return low, high
+}

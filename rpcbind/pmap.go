@@ -1,43 +1,9 @@
 package rpcbind
 
 import (
-	"errors"
-
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
-
-// A Portmapper answers program 100000 from the shared registry with
-// rpcbind's semantics.
-type Portmapper struct {
-	Registry *registry.Registry
-}
-
-// Register installs the portmapper's procedures on mux.
-func (p *Portmapper) Register(mux *ServeMux) {
-	const prog, vers = xdr.PmapProg, xdr.PmapVers
-	mux.HandleFunc(prog, vers, xdr.PmapProcNull, p.null)
-	mux.HandleFunc(prog, vers, xdr.PmapProcSet, p.pmapSet)
-	mux.HandleFunc(prog, vers, xdr.PmapProcUnset, p.pmapUnset)
-	mux.HandleFunc(prog, vers, xdr.PmapProcGetport, p.pmapGetport)
-	mux.HandleFunc(prog, vers, xdr.PmapProcDump, p.pmapDump)
-	mux.HandleFunc(prog, vers, xdr.PmapProcCallit, p.callit)
-}
-
-func (p *Portmapper) null(w ReplyWriter, c *Call) { _ = Reply(w, c, nil) }
-
-// answerChange replies to SET or UNSET: the registry's verdict, or
-// AUTH_TOOWEAK for a caller it does not accept changes from.
-func answerChange(w ReplyWriter, c *Call, ok bool, err error) {
-	switch {
-	case errors.Is(err, registry.ErrNotLocal):
-		_ = Deny(w, c, xdr.AuthTooWeak)
-	case err != nil:
-		_ = ReplyError(w, c, xdr.SystemErr)
-	default:
-		_ = ReplyBool(w, c, ok)
-	}
-}
 
 func decodeMapping(c *Call) (registry.Mapping, bool) {
 	var m xdr.Mapping
@@ -55,6 +21,9 @@ func (p *Portmapper) pmapSet(w ReplyWriter, c *Call) {
 	}
 	done, err := p.Registry.SetMapping(c.Caller(), m)
 	answerChange(w, c, done, err)
+	if done {
+		p.Stats.Set(xdr.PmapVers)
+	}
 }
 
 func (p *Portmapper) pmapUnset(w ReplyWriter, c *Call) {
@@ -65,6 +34,9 @@ func (p *Portmapper) pmapUnset(w ReplyWriter, c *Call) {
 	}
 	done, err := p.Registry.UnsetMapping(c.Caller(), m.Prog, m.Vers)
 	answerChange(w, c, done, err)
+	if done {
+		p.Stats.Unset(xdr.PmapVers)
+	}
 }
 
 func (p *Portmapper) pmapGetport(w ReplyWriter, c *Call) {
@@ -73,10 +45,26 @@ func (p *Portmapper) pmapGetport(w ReplyWriter, c *Call) {
 		_ = ReplyError(w, c, xdr.GarbageArgs)
 		return
 	}
-	_ = ReplyUint32(w, c, p.Registry.GetPort(m.Prog, m.Vers, m.Prot))
+	port := p.Registry.GetPort(m.Prog, m.Vers, m.Prot)
+	_ = ReplyUint32(w, c, port)
+	var netid string
+	switch m.Prot {
+	case xdr.ProtoUDP:
+		netid = registry.NetidUDP
+	case xdr.ProtoTCP:
+		netid = registry.NetidTCP
+	}
+	if p.serves(netid) {
+		answer := ""
+		if port != 0 {
+			answer = "found"
+		}
+		p.Stats.Addr(xdr.PmapVers, m.Prog, m.Vers, netid, answer)
+	}
 }
 
 func (p *Portmapper) pmapDump(w ReplyWriter, c *Call) {
+	// A list too long for a datagram gets no answer, as from rpcbind.
 	_ = Reply(w, c, func(e *xdr.Encoder) {
 		p.Registry.RangeMappings(func(m registry.Mapping) bool {
 			e.Bool(true)
@@ -87,8 +75,3 @@ func (p *Portmapper) pmapDump(w ReplyWriter, c *Call) {
 		e.Bool(false)
 	})
 }
-
-// callit drops the call: remote calls are off, as in rpcbind built without
-// --enable-rmtcalls, and an error reply would itself let a spoofed
-// datagram reflect off this host.
-func (p *Portmapper) callit(w ReplyWriter, c *Call) {}

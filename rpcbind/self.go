@@ -28,7 +28,7 @@ func WildcardUaddr(netid string, port uint16) string {
 
 // servedVersions are the portmapper versions this package answers, highest
 // first.
-func servedVersions() []uint32 { return []uint32{xdr.PmapVers} }
+func servedVersions() []uint32 { return []uint32{xdr.RpcbVers4, xdr.RpcbVers, xdr.PmapVers} }
 
 // SelfEntries returns the portmapper's own registrations for the endpoints
 // it serves, in rpcbind's order: by netid tcp6, udp6, tcp, udp, local, then

@@ -26,6 +26,8 @@ type options struct {
 	udpAddrs   []string
 	port       int
 	lockFile   string
+	socket     string
+	abstract   bool
 	maxMessage int
 	idle       time.Duration
 	maxConns   int
@@ -69,6 +71,8 @@ listen on. It answers portmap version 2 on UDP and TCP port 111, like rpcbind.`,
 	// Long options for everything rpcbind has no letter for.
 	f.IntVar(&o.port, "port", xdr.PmapPort, "UDP and TCP port to serve")
 	f.StringVar(&o.lockFile, "lock-file", "/run/rpcbind.lock", "lock file that keeps a second portmapper from starting (empty: none)")
+	f.StringVar(&o.socket, "socket", "/run/rpcbind.sock", "local socket serving versions 2, 3 and 4 (empty: none)")
+	f.BoolVar(&o.abstract, "abstract-socket", true, "also serve the local socket's name in the abstract namespace")
 	f.IntVar(&o.maxMessage, "max-message", xdr.DefaultMaxMessage, "largest call accepted, in bytes")
 	f.DurationVar(&o.idle, "idle-timeout", rpcbind.DefaultIdleTimeout, "close TCP connections idle for this long")
 	f.IntVar(&o.maxConns, "max-conns", rpcbind.DefaultMaxConns, "most open TCP connections per listener")
@@ -92,14 +96,16 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, level)
 	return daemon.Run(ctx, daemon.Config{
-		Port:        o.port,
-		UDPAddrs:    o.udpAddrs,
-		Insecure:    o.insecure,
-		LogCalls:    o.logCalls,
-		LockFile:    o.lockFile,
-		MaxMessage:  o.maxMessage,
-		IdleTimeout: o.idle,
-		MaxConns:    o.maxConns,
+		Port:           o.port,
+		UDPAddrs:       o.udpAddrs,
+		Insecure:       o.insecure,
+		LogCalls:       o.logCalls,
+		LockFile:       o.lockFile,
+		Socket:         o.socket,
+		AbstractSocket: o.abstract,
+		MaxMessage:     o.maxMessage,
+		IdleTimeout:    o.idle,
+		MaxConns:       o.maxConns,
 	}, log)
 }
 

@@ -32,6 +32,11 @@ type Config struct {
 	LogCalls bool
 	// LockFile keeps a second instance from starting; empty for none.
 	LockFile string
+	// Socket is the local stream socket's path (/run/rpcbind.sock); empty
+	// for none. AbstractSocket also serves it in the abstract namespace,
+	// where the kernel and recent libtirpc look first.
+	Socket         string
+	AbstractSocket bool
 	// MaxMessage, IdleTimeout and MaxConns bound the RPC server; zero
 	// values take the rpcbind package's defaults.
 	MaxMessage  int
@@ -59,9 +64,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	reg := registry.New(registry.Options{Insecure: cfg.Insecure})
 	var mux rpcbind.ServeMux
-	pm := &rpcbind.Portmapper{Registry: reg}
+	eps := ls.endpoints()
+	pm := &rpcbind.Portmapper{Registry: reg, Insecure: cfg.Insecure}
+	for _, ep := range eps {
+		pm.Netids = append(pm.Netids, ep.Netid)
+	}
 	pm.Register(&mux)
-	for _, e := range pm.SelfEntries(ls.endpoints()) {
+	for _, e := range pm.SelfEntries(eps) {
 		if _, err := reg.Set(registry.Caller{Transport: registry.Internal}, e); err != nil {
 			return fmt.Errorf("daemon: registering the portmapper: %w", err)
 		}
@@ -120,6 +129,8 @@ type listeners struct {
 	port   int
 	udp    []udpSocket
 	stream []streamSocket
+	// socket is the local socket's path, removed on close.
+	socket string
 }
 
 func (ls *listeners) close() {
@@ -152,7 +163,11 @@ func (ls *listeners) endpoints() []rpcbind.Endpoint {
 			return
 		}
 		seen[netid] = true
-		eps = append(eps, rpcbind.Endpoint{Netid: netid, Addr: rpcbind.WildcardUaddr(netid, uint16(ls.port))})
+		addr := ls.socket
+		if netid != registry.NetidLocal {
+			addr = rpcbind.WildcardUaddr(netid, uint16(ls.port))
+		}
+		eps = append(eps, rpcbind.Endpoint{Netid: netid, Addr: addr})
 	}
 	for _, t := range ls.stream {
 		add(t.netid)
@@ -168,6 +183,11 @@ func (ls *listeners) endpoints() []rpcbind.Endpoint {
 // without IPv6 is served on IPv4 alone.
 func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	ls := &listeners{port: cfg.Port}
+	if cfg.Socket != "" {
+		if err := ls.listenLocal(cfg.Socket, cfg.AbstractSocket, log); err != nil {
+			return nil, err
+		}
+	}
 	port := strconv.Itoa(cfg.Port)
 	// Go's "tcp" and "udp" would open dual-stack sockets on a wildcard
 	// address; name the family.

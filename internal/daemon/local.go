@@ -1,0 +1,49 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/portmapd/portmapd/registry"
+)
+
+// listenLocal opens the local socket at path, mode 0666 so that every
+// user's services can register (the owner comes from SO_PEERCRED), and,
+// when abstract is set, the same name in the abstract namespace, which is
+// scoped to the network namespace and so cannot be reached from another
+// container through a shared /run.
+func (ls *listeners) listenLocal(path string, abstract bool, log *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("daemon: local socket: %w", err)
+	}
+	// A socket left by a portmapper that died holds the name; the lock
+	// file already proved that no live one is using it.
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("daemon: local socket: %w", err)
+	}
+	old := unix.Umask(0o111)
+	ln, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return fmt.Errorf("daemon: local socket: %w", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	ls.socket = path
+	ls.stream = append(ls.stream, streamSocket{netid: registry.NetidLocal, ln: ln})
+	if abstract {
+		aln, err := net.Listen("unix", "@"+path)
+		if err != nil {
+			log.Warn("abstract local socket unavailable", "name", "@"+path, "err", err)
+			return nil
+		}
+		ls.stream = append(ls.stream, streamSocket{netid: registry.NetidLocal, ln: aln})
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package rpcbind
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// A Portmapper answers program 100000, versions 2, 3 and 4, from the
+// shared registry with rpcbind's semantics. Its fields must be set before
+// it serves.
+type Portmapper struct {
+	Registry *registry.Registry
+	// Stats collects GETSTAT's counters; a Portmapper without one counts
+	// into a private Stats.
+	Stats *Stats
+	// Netids are the transports served; GETADDR answers and statistics
+	// only concern them. All known netids when empty.
+	Netids []string
+	// Insecure lets CALLIT reach the portmapper itself, like rpcbind -i.
+	Insecure bool
+	// Interfaces lists the host's addresses for address merging;
+	// SystemInterfaces when nil.
+	Interfaces func() ([]IfAddr, error)
+	// Now is GETTIME's clock; time.Now when nil.
+	Now func() time.Time
+
+	ifaces interfaceCache
+}
+
+// interfaceTTL is how long the interface list is reused.
+const interfaceTTL = time.Second
+
+// Register installs versions 2, 3 and 4 on mux.
+func (p *Portmapper) Register(mux *ServeMux) {
+	if p.Stats == nil {
+		p.Stats = &Stats{}
+	}
+	p.ifaces = interfaceCache{list: p.Interfaces, ttl: interfaceTTL}
+	const prog = xdr.PmapProg
+	handle := func(vers, proc uint32, f HandlerFunc) {
+		mux.Handle(prog, vers, proc, HandlerFunc(func(w ReplyWriter, c *Call) {
+			p.Stats.Call(vers, proc)
+			f(w, c)
+		}))
+	}
+	handle(xdr.PmapVers, xdr.PmapProcNull, p.null)
+	handle(xdr.PmapVers, xdr.PmapProcSet, p.pmapSet)
+	handle(xdr.PmapVers, xdr.PmapProcUnset, p.pmapUnset)
+	handle(xdr.PmapVers, xdr.PmapProcGetport, p.pmapGetport)
+	handle(xdr.PmapVers, xdr.PmapProcDump, p.pmapDump)
+	handle(xdr.PmapVers, xdr.PmapProcCallit, p.remoteCall(xdr.PmapVers, false))
+	for _, vers := range []uint32{xdr.RpcbVers, xdr.RpcbVers4} {
+		handle(vers, xdr.RpcbProcNull, p.null)
+		handle(vers, xdr.RpcbProcSet, p.rpcbSet(vers))
+		handle(vers, xdr.RpcbProcUnset, p.rpcbUnset(vers))
+		handle(vers, xdr.RpcbProcGetaddr, p.rpcbGetaddr(vers, false))
+		handle(vers, xdr.RpcbProcDump, p.rpcbDump)
+		handle(vers, xdr.RpcbProcCallit, p.remoteCall(vers, false))
+		handle(vers, xdr.RpcbProcGettime, p.rpcbGettime)
+		handle(vers, xdr.RpcbProcUaddr2taddr, p.rpcbUaddr2taddr)
+		handle(vers, xdr.RpcbProcTaddr2uaddr, p.rpcbTaddr2uaddr)
+	}
+	handle(xdr.RpcbVers4, xdr.RpcbProcGetversaddr, p.rpcbGetaddr(xdr.RpcbVers4, true))
+	handle(xdr.RpcbVers4, xdr.RpcbProcIndirect, p.remoteCall(xdr.RpcbVers4, true))
+	handle(xdr.RpcbVers4, xdr.RpcbProcGetaddrlist, p.rpcbGetaddrlist)
+	handle(xdr.RpcbVers4, xdr.RpcbProcGetstat, p.rpcbGetstat)
+}
+
+func (p *Portmapper) serves(netid string) bool {
+	if _, ok := lookupNetconfig(netid); !ok {
+		return false
+	}
+	return len(p.Netids) == 0 || slices.Contains(p.Netids, netid)
+}
+
+func (p *Portmapper) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Portmapper) null(w ReplyWriter, c *Call) { _ = Reply(w, c, nil) }
+
+// answerChange replies to SET or UNSET: the registry's verdict, or
+// AUTH_TOOWEAK for a caller it does not accept changes from.
+func answerChange(w ReplyWriter, c *Call, ok bool, err error) {
+	switch {
+	case errors.Is(err, registry.ErrNotLocal):
+		_ = Deny(w, c, xdr.AuthTooWeak)
+	case err != nil:
+		_ = ReplyError(w, c, xdr.SystemErr)
+	default:
+		_ = ReplyBool(w, c, ok)
+	}
+}
+
+// isDatagram reports whether c arrived on a connectionless transport.
+func isDatagram(c *Call) bool {
+	return c.Netid == registry.NetidUDP || c.Netid == registry.NetidUDP6
+}
+
+// remoteCall answers CALLIT (v2, v3), BCAST (v4) and INDIRECT (v4) the way
+// rpcbind does when it cannot forward: datagrams only, the blocklist
+// enforced with AUTH_TOOWEAK, the call counted, and then silence, or for
+// INDIRECT the error a forwarder would have met (PROG_UNAVAIL,
+// PROG_MISMATCH, and SYSTEM_ERR for a call it would have forwarded).
+// Silence keeps a spoofed datagram from reflecting off this host.
+func (p *Portmapper) remoteCall(vers uint32, indirect bool) HandlerFunc {
+	return func(w ReplyWriter, c *Call) {
+		if !isDatagram(c) {
+			return
+		}
+		var a xdr.CallArgs
+		if !c.DecodeArgs(a.Decode) {
+			if indirect {
+				_ = ReplyError(w, c, xdr.GarbageArgs)
+			}
+			return
+		}
+		if !p.mayCallIndirectly(a) {
+			_ = Deny(w, c, xdr.AuthTooWeak)
+			return
+		}
+		e, found := p.Registry.Lookup(a.Prog, a.Vers, c.Netid)
+		p.Stats.RmtCall(vers, indirect, a.Prog, a.Vers, a.Proc, c.Netid, found && e.Vers == a.Vers)
+		if !indirect {
+			return
+		}
+		switch {
+		case !found:
+			_ = ReplyError(w, c, xdr.ProgUnavail)
+		case e.Vers != a.Vers:
+			low, high := p.Registry.VersionRange(a.Prog, c.Netid)
+			h := xdr.Accepted(c.XID, xdr.ProgMismatch)
+			h.Mismatch = xdr.Mismatch{Low: low, High: high}
+			_ = w.WriteReply(h, nil)
+		default:
+			if _, ok := p.mergeAddr(c, c.Netid, e.Addr, ""); !ok {
+				_ = ReplyError(w, c, xdr.ProgUnavail)
+				return
+			}
+			_ = ReplyError(w, c, xdr.SystemErr)
+		}
+	}
+}
+
+// Programs and procedures that rpcbind never calls on a requester's behalf:
+// an indirect call would come from the portmapper's own privileged address.
+const (
+	progMount    = 100005
+	progYPBind   = 100007
+	progYPPasswd = 100009
+	progNFS      = 100003
+	progRquota   = 100011
+	progYP       = 100004
+)
+
+// mayCallIndirectly is rpcbind's check_callit.
+func (p *Portmapper) mayCallIndirectly(a xdr.CallArgs) bool {
+	if a.Proc == 0 {
+		return true
+	}
+	switch a.Prog {
+	case xdr.PmapProg:
+		return p.Insecure
+	case progMount:
+		return a.Proc != 1 && a.Proc != 3 // MNT, UMNT
+	case progYPBind:
+		return a.Proc != 2 // SETDOM
+	case progYPPasswd, progNFS, progRquota:
+		return false
+	case progYP:
+		switch a.Proc {
+		case 3, 4, 5, 8: // MATCH, FIRST, NEXT, ALL
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,178 @@
+package rpcbind
+
+import (
+	"errors"
+
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+func decodeRPCB(c *Call) (xdr.RPCB, bool) {
+	var r xdr.RPCB
+	return r, c.DecodeArgs(r.Decode)
+}
+
+func (p *Portmapper) rpcbSet(vers uint32) HandlerFunc {
+	return func(w ReplyWriter, c *Call) {
+		r, ok := decodeRPCB(c)
+		if !ok {
+			_ = ReplyError(w, c, xdr.GarbageArgs)
+			return
+		}
+		done, err := p.Registry.Set(c.Caller(), registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: r.Netid, Addr: r.Addr})
+		answerChange(w, c, done, err)
+		if done {
+			p.Stats.Set(vers)
+		}
+	}
+}
+
+func (p *Portmapper) rpcbUnset(vers uint32) HandlerFunc {
+	return func(w ReplyWriter, c *Call) {
+		r, ok := decodeRPCB(c)
+		if !ok {
+			_ = ReplyError(w, c, xdr.GarbageArgs)
+			return
+		}
+		done, err := p.Registry.Unset(c.Caller(), r.Prog, r.Vers, r.Netid)
+		answerChange(w, c, done, err)
+		if done {
+			p.Stats.Unset(vers)
+		}
+	}
+}
+
+// rpcbGetaddr answers GETADDR (any version of the program may answer) and
+// GETVERSADDR (exactly the version asked for). Both look on the netid the
+// call arrived on, whatever r_netid says, and merge the address into one
+// the caller can reach, with r_addr as a hint.
+func (p *Portmapper) rpcbGetaddr(vers uint32, exact bool) HandlerFunc {
+	return func(w ReplyWriter, c *Call) {
+		r, ok := decodeRPCB(c)
+		if !ok {
+			_ = ReplyError(w, c, xdr.GarbageArgs)
+			return
+		}
+		answer := ""
+		if e, found := p.Registry.Lookup(r.Prog, r.Vers, c.Netid); found && (!exact || e.Vers == r.Vers) {
+			answer = e.Addr
+			if merged, ok := p.mergeAddr(c, c.Netid, e.Addr, r.Addr); ok {
+				answer = merged
+			}
+		}
+		_ = Reply(w, c, func(e *xdr.Encoder) { e.String(answer) })
+		if p.serves(c.Netid) {
+			p.Stats.Addr(vers, r.Prog, r.Vers, c.Netid, answer)
+		}
+	}
+}
+
+func (p *Portmapper) rpcbDump(w ReplyWriter, c *Call) {
+	err := Reply(w, c, func(e *xdr.Encoder) {
+		p.Registry.Range(func(en registry.Entry) bool {
+			e.Bool(true)
+			r := xdr.RPCB{Prog: en.Prog, Vers: en.Vers, Netid: en.Netid, Addr: en.Addr, Owner: en.Owner}
+			r.Encode(e)
+			return true
+		})
+		e.Bool(false)
+	})
+	if errors.Is(err, ErrReplyTooLarge) {
+		_ = ReplyError(w, c, xdr.SystemErr)
+	}
+}
+
+func (p *Portmapper) rpcbGettime(w ReplyWriter, c *Call) {
+	_ = ReplyUint32(w, c, uint32(p.now().Unix()))
+}
+
+// rpcbUaddr2taddr converts with the family of the netid the call arrived
+// on; failure is an empty netbuf.
+func (p *Portmapper) rpcbUaddr2taddr(w ReplyWriter, c *Call) {
+	var uaddr string
+	if !c.DecodeArgs(func(d *xdr.Decoder) { uaddr = d.String("uaddr", xdr.MaxRPCBString) }) {
+		_ = ReplyError(w, c, xdr.GarbageArgs)
+		return
+	}
+	var nb xdr.Netbuf
+	if nc, ok := lookupNetconfig(c.Netid); ok {
+		if t, ok := uaddrToTaddr(nc.family, uaddr); ok {
+			nb = t
+		}
+	}
+	_ = Reply(w, c, nb.Encode)
+}
+
+// rpcbTaddr2uaddr converts with the family of the netid the call arrived
+// on; failure is an empty string.
+func (p *Portmapper) rpcbTaddr2uaddr(w ReplyWriter, c *Call) {
+	var nb xdr.Netbuf
+	if !c.DecodeArgs(nb.Decode) {
+		_ = ReplyError(w, c, xdr.GarbageArgs)
+		return
+	}
+	uaddr := ""
+	if nc, ok := lookupNetconfig(c.Netid); ok {
+		if u, ok := taddrToUaddr(nc.family, nb.Buf); ok {
+			uaddr = u
+		}
+	}
+	_ = Reply(w, c, func(e *xdr.Encoder) { e.String(uaddr) })
+}
+
+// rpcbGetaddrlist answers every registration of exactly the program and
+// version whose transport is of the caller's protocol family, merged.
+func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
+	r, ok := decodeRPCB(c)
+	if !ok {
+		_ = ReplyError(w, c, xdr.GarbageArgs)
+		return
+	}
+	arrival, ok := lookupNetconfig(c.Netid)
+	if !ok {
+		_ = ReplyError(w, c, xdr.SystemErr)
+		return
+	}
+	var list []xdr.RPCBEntry
+	failed := false
+	last := ""
+	p.Registry.Versions(r.Prog, r.Vers, func(en registry.Entry) bool {
+		nc, ok := lookupNetconfig(en.Netid)
+		if !ok || !p.serves(en.Netid) {
+			failed = true // rpcbind abandons the whole list
+			return false
+		}
+		if nc.protoFmly != arrival.protoFmly {
+			return true
+		}
+		merged, ok := p.mergeAddr(c, en.Netid, en.Addr, r.Addr)
+		if !ok {
+			return true
+		}
+		last = merged
+		list = append(list, xdr.RPCBEntry{MAddr: merged, Netid: nc.netid, Semantics: nc.semantics, ProtoFmly: nc.protoFmly, Proto: nc.proto})
+		return true
+	})
+	if failed {
+		list = nil
+	}
+	err := Reply(w, c, func(e *xdr.Encoder) { xdr.EncodeList(e, list, (*xdr.RPCBEntry).Encode) })
+	if errors.Is(err, ErrReplyTooLarge) {
+		_ = ReplyError(w, c, xdr.SystemErr)
+	}
+	if p.serves(c.Netid) {
+		p.Stats.Addr(xdr.RpcbVers4, r.Prog, r.Vers, c.Netid, last)
+	}
+}
+
+func (p *Portmapper) rpcbGetstat(w ReplyWriter, c *Call) {
+	snap := p.Stats.Snapshot()
+	err := Reply(w, c, func(e *xdr.Encoder) {
+		for i := range snap {
+			snap[i].Encode(e)
+		}
+	})
+	if errors.Is(err, ErrReplyTooLarge) {
+		_ = ReplyError(w, c, xdr.SystemErr)
+	}
+}
