@@ -199,11 +199,11 @@ func (r *RmtCallStat) Decode(d *Decoder) {
 
 // VersionStat is rpcb_stat: one version's counters.
 type VersionStat struct {
-	Info     [StatHighProc]int32
-	SetInfo  int32
+	Info      [StatHighProc]int32
+	SetInfo   int32
 	UnsetInfo int32
-	AddrInfo []AddrStat
-	RmtInfo  []RmtCallStat
+	AddrInfo  []AddrStat
+	RmtInfo   []RmtCallStat
 }
 
 // Encode appends s.
