@@ -243,6 +243,12 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 	if p.caller.Transport != registry.Local || p.caller.Cred == nil {
 		return nil, registry.ErrNotLocal
 	}
+	// Refuse a bad request before touching the process it names.
+	for _, sv := range svcs {
+		if err := registry.CheckService(sv); err != nil {
+			return nil, err
+		}
+	}
 	var h *proc.Handle
 	if reg.PID == 0 || reg.PID == p.caller.Cred.PID {
 		h, err = p.openPeer(s.cfg.ProcRoot)

@@ -287,8 +287,10 @@ func mayRegisterFor(c Caller, p Process) error {
 	return ErrNotLocal
 }
 
-// checkService validates one requested service.
-func checkService(s Service) error {
+// CheckService validates one requested service as RegisterNamed does:
+// its name, the reserved namespace and its endpoint. A front end may call
+// it to refuse a bad request before doing any work for it.
+func CheckService(s Service) error {
 	if err := ValidateName(s.Name); err != nil {
 		return err
 	}
@@ -335,7 +337,7 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 		return nil, err
 	}
 	for _, s := range svcs {
-		if err := checkService(s); err != nil {
+		if err := CheckService(s); err != nil {
 			return nil, err
 		}
 	}

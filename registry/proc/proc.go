@@ -22,7 +22,7 @@ import (
 )
 
 // ErrGone reports a process that has exited, or never existed.
-var ErrGone = errors.New("proc: no such process")
+var ErrGone = errors.New("no such process (it has exited)")
 
 // Info is what /proc says about a process.
 type Info struct {
@@ -45,7 +45,7 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("proc: %s %d: %v", e.Op, e.PID, e.Err) }
+func (e *Error) Error() string { return fmt.Sprintf("proc: %s pid %d: %v", e.Op, e.PID, e.Err) }
 
 func (e *Error) Unwrap() error { return e.Err }
 

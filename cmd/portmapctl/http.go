@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portmapd/portmapd/httpmap"
+)
+
+// httpFlags choose how the HTTP face is reached: the local socket (which
+// sees AF_UNIX paths and is the only place to register) or --http HOST.
+type httpFlags struct {
+	socket string
+	http   string
+}
+
+func (f *httpFlags) add(cmd *cobra.Command, remote bool) {
+	cmd.Flags().StringVar(&f.socket, "http-socket", httpmap.DefaultSocketPath, "portmapd's local HTTP socket")
+	if remote {
+		cmd.Flags().StringVar(&f.http, "http", "", "ask portmapd's HTTP face at HOST[:PORT] (port 8111) instead of the local socket")
+	}
+}
+
+func (f *httpFlags) client() *httpmap.Client {
+	if f.http != "" {
+		return httpmap.NewClient(f.http)
+	}
+	return httpmap.NewLocalClient(f.socket)
+}
+
+// newHTTPCmds returns the commands that use portmapd's named services.
+func newHTTPCmds(g *globals) []*cobra.Command {
+	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g)}
+}
+
+// reportHTTP prints err as the server's reason and fails the command.
+func reportHTTP(cmd *cobra.Command, err error) error {
+	var he *httpmap.Error
+	if errors.As(err, &he) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %s\n", he.Message)
+	} else {
+		fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %v\n", err)
+	}
+	return failed
+}
+
+func printInstances(w io.Writer, ins []httpmap.Instance) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tUSER\tPID\tPROTO\tPORT\tPROGRAM")
+	for _, in := range ins {
+		user := in.User()
+		if in.UserName != "" {
+			user = in.UserName
+		}
+		if user == "" {
+			user = "-"
+		}
+		pid := in.PIDString()
+		if pid == "" {
+			pid = "-"
+		}
+		prog := in.Prog
+		if prog == "" && in.RPC != nil {
+			prog = fmt.Sprintf("rpc %d v%d %s", in.RPC.Program, in.RPC.Version, in.RPC.Netid)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Service, user, pid, in.Protocol, in.Port, prog)
+	}
+	tw.Flush()
+}
+
+func newListCmd(g *globals) *cobra.Command {
+	var hf httpFlags
+	var f httpmap.Filter
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the services portmapd knows by name, RPC programs included",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := g.callContext(cmd.Context())
+			defer cancel()
+			ins, err := hf.client().List(ctx, f)
+			if err != nil {
+				return reportHTTP(cmd, err)
+			}
+			printInstances(cmd.OutOrStdout(), ins)
+			return nil
+		},
+	}
+	hf.add(cmd, true)
+	cmd.Flags().StringArrayVar(&f.Services, "service", nil, "only this service name (repeatable)")
+	cmd.Flags().StringArrayVar(&f.Users, "user", nil, "only this uid or user name (repeatable)")
+	cmd.Flags().Int32SliceVar(&f.PIDs, "pid", nil, "only this process id (repeatable)")
+	cmd.Flags().StringArrayVar(&f.Progs, "prog", nil, "only this executable, RPC program number or name (repeatable)")
+	return cmd
+}
+
+func newLookupCmd(g *globals) *cobra.Command {
+	var hf httpFlags
+	cmd := &cobra.Command{
+		Use:   "lookup NAME",
+		Short: "Show where the service NAME listens (NAME.oncrpc.alt for RPC programs)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.callContext(cmd.Context())
+			defer cancel()
+			ins, err := hf.client().Lookup(ctx, args[0])
+			if err != nil {
+				return reportHTTP(cmd, err)
+			}
+			printInstances(cmd.OutOrStdout(), ins)
+			return nil
+		},
+	}
+	hf.add(cmd, true)
+	return cmd
+}
+
+func newRegisterCmd(g *globals) *cobra.Command {
+	var hf httpFlags
+	var spec httpmap.ServiceSpec
+	cmd := &cobra.Command{
+		Use:   "register NAME PORT|PATH [--exclusive] [--public] -- COMMAND [ARGS...]",
+		Short: "Run COMMAND with NAME registered for exactly as long as it runs",
+		Long: `register starts COMMAND, registers NAME at PORT (or the absolute AF_UNIX
+PATH) on its behalf through portmapd's local socket, and waits for it. The
+registration belongs to COMMAND's process: portmapd removes it the moment
+the process exits, however it exits. When portmapd refuses, the reason is
+printed, COMMAND is stopped and the exit status is 1; otherwise it is
+COMMAND's. SIGINT and SIGTERM are passed on to COMMAND.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			if dash != 2 || len(args) < 3 {
+				return errors.New("usage: portmapctl register NAME PORT|PATH [--exclusive] [--public] -- COMMAND [ARGS...]")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec.Service, spec.Port = args[0], httpmap.Port(args[1])
+			return runRegistered(cmd, g, hf.client(), spec, args[2:])
+		},
+	}
+	hf.add(cmd, false)
+	cmd.Flags().BoolVar(&spec.Exclusive, "exclusive", false, "no other process of this uid may hold NAME meanwhile")
+	cmd.Flags().BoolVar(&spec.Public, "public", false, "advertise COMMAND's executable path")
+	cmd.Flags().StringVar(&spec.Protocol, "protocol", "", "tcp or udp for a PORT (default tcp)")
+	return cmd
+}
+
+func runRegistered(cmd *cobra.Command, g *globals, c *httpmap.Client, spec httpmap.ServiceSpec, argv []string) error {
+	child := exec.Command(argv[0], argv[1:]...)
+	child.Stdin, child.Stdout, child.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+	// Signals are relayed below; the terminal's go to the child directly
+	// too, as for any foreground command.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := child.Start(); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %v\n", err)
+		return failed
+	}
+	// The child cannot be reaped, so its pid cannot be reused, until Wait:
+	// registering for it after Start is safe even if it has exited.
+	ctx, cancel := g.callContext(context.WithoutCancel(cmd.Context()))
+	_, err := c.Register(ctx, httpmap.Registration{PID: int32(child.Process.Pid), Services: []httpmap.ServiceSpec{spec}})
+	cancel()
+	if err != nil {
+		child.Process.Kill()
+		child.Wait()
+		return reportHTTP(cmd, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- child.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			child.Process.Signal(s)
+		case err := <-done:
+			var ee *exec.ExitError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &ee):
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return &exitError{code: 128 + int(ws.Signal())}
+				}
+				return &exitError{code: ee.ExitCode()}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %s: %v\n", strings.Join(argv, " "), err)
+			return failed
+		}
+	}
+}
