@@ -59,7 +59,7 @@ func EncodeList[T any](e *Encoder, items []T, encode func(*T, *Encoder)) {
 
 // DecodeList reads an XDR optional-data list. It never preallocates: the
 // list grows with elements actually decoded, so its size is bounded by the
-// message.
+// message. On error it returns nil and d.Err reports why.
 func DecodeList[T any](d *Decoder, decode func(*T, *Decoder)) []T {
 	var items []T
 	for d.Bool() {
@@ -69,6 +69,9 @@ func DecodeList[T any](d *Decoder, decode func(*T, *Decoder)) []T {
 			return nil
 		}
 		items = append(items, v)
+	}
+	if d.Err() != nil {
+		return nil
 	}
 	return items
 }
