@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// An argError is a bad argument, reported with rpcinfo's wording.
+type argError struct{ msg string }
+
+func (e *argError) Error() string { return e.msg }
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// parseProg is rpcinfo's getprognum: a decimal number, or else a name or
+// alias from the RPC program database.
+func (g *globals) parseProg(arg string) (uint32, error) {
+	if isDigits(arg) {
+		n, err := strconv.ParseUint(arg, 10, 32)
+		if err != nil {
+			return 0, &argError{arg + " is illegal program number"}
+		}
+		return uint32(n), nil
+	}
+	t, err := g.programs()
+	if err != nil {
+		return 0, err
+	}
+	e, ok := t.ByName(arg)
+	if !ok {
+		return 0, &argError{arg + " is unknown service"}
+	}
+	return e.Number, nil
+}
+
+// parseVers is rpcinfo's getvers: a decimal number.
+func parseVers(arg string) (uint32, error) {
+	n, err := strconv.ParseUint(arg, 10, 32)
+	if err != nil {
+		return 0, &argError{arg + " is illegal version number"}
+	}
+	return uint32(n), nil
+}
+
+// parsePort reads a port number for a v2 mapping.
+func parsePort(arg string) (uint32, error) {
+	n, err := strconv.ParseUint(arg, 10, 16)
+	if err != nil {
+		return 0, &argError{arg + " is illegal port number"}
+	}
+	return uint32(n), nil
+}
+
+// parseProto reads the protocol of a v2 mapping.
+func parseProto(arg string) (uint32, error) {
+	switch strings.ToLower(arg) {
+	case "tcp":
+		return xdr.ProtoTCP, nil
+	case "udp":
+		return xdr.ProtoUDP, nil
+	}
+	return 0, &argError{fmt.Sprintf("%s is not a protocol (tcp or udp)", arg)}
+}
+
+// protoName is the netid of a v2 protocol.
+func protoName(prot uint32) string {
+	switch prot {
+	case xdr.ProtoTCP:
+		return "tcp"
+	case xdr.ProtoUDP:
+		return "udp"
+	}
+	return strconv.FormatUint(uint64(prot), 10)
+}

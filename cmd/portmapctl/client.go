@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/portmapd/portmapd/rpcbind"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// netidNetwork maps the netids portmapctl can use to Go networks.
+func netidNetwork(netid string) (string, error) {
+	switch netid {
+	case "udp", "tcp":
+		return netid, nil
+	}
+	return "", &argError{fmt.Sprintf("netid %s not supported (use tcp or udp)", netid)}
+}
+
+// netidProto is the v2 protocol of a netid.
+func netidProto(netid string) uint32 {
+	if netid == "tcp" {
+		return xdr.ProtoTCP
+	}
+	return xdr.ProtoUDP
+}
+
+// dial connects to address over network, within --timeout.
+func (g *globals) dial(ctx context.Context, network, address string) (*rpcbind.Client, error) {
+	ctx, cancel := g.callContext(ctx)
+	defer cancel()
+	return rpcbind.Dial(ctx, network, address)
+}
+
+// dialPortmapper connects to the portmapper on host over netid.
+func (g *globals) dialPortmapper(ctx context.Context, host, netid string) (*rpcbind.Client, error) {
+	network, err := netidNetwork(netid)
+	if err != nil {
+		return nil, err
+	}
+	return g.dial(ctx, network, g.portmapper(host))
+}
+
+// getport asks the portmapper pm for prog, vers over netid, as
+// rpcb_getaddr does for a v2-only server; port 0 is reported as
+// "Program not registered". This is where the v4 GETADDR, v3 GETADDR, v2
+// GETPORT fallback of rpcb_getaddr goes when portmapd speaks 3 and 4.
+func (g *globals) getport(ctx context.Context, pm *rpcbind.Client, prog, vers uint32, netid string) (uint32, rpcStatus) {
+	ctx, cancel := g.callContext(ctx)
+	defer cancel()
+	port, err := pm.GetPort(ctx, prog, vers, netidProto(netid))
+	if err != nil {
+		return 0, lookupStatus(err)
+	}
+	if port == 0 {
+		return 0, rpcStatus{Stat: rpcProgNotRegistered}
+	}
+	return port, rpcStatus{}
+}
+
+// findService is rpcb_getaddr followed by the creation of a client: it
+// asks host's portmapper where prog, vers is served over netid and
+// connects to it there. A failure is reported as rpcinfo reports a client
+// it cannot create.
+func (g *globals) findService(ctx context.Context, host string, prog, vers uint32, netid string) (*rpcbind.Client, rpcStatus) {
+	pm, err := g.dialPortmapper(ctx, host, netid)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	port, st := g.getport(ctx, pm, prog, vers, netid)
+	_ = pm.Close()
+	if st.Stat != rpcSuccess {
+		return nil, st
+	}
+	network, _ := netidNetwork(netid)
+	c, err := g.dial(ctx, network, net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10)))
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return c, rpcStatus{}
+}
+
+// null makes one NULL call within --timeout.
+func (g *globals) null(ctx context.Context, c *rpcbind.Client, prog, vers uint32) error {
+	ctx, cancel := g.callContext(ctx)
+	defer cancel()
+	return c.Null(ctx, prog, vers)
+}
+
+// dialLocalPortmapper connects over UDP to the portmapper that SET and
+// UNSET go to: --server, or 127.0.0.1 port 111. As root it binds a
+// reserved source port, as bindresvport does, so that the portmapper
+// records the superuser as owner and lets it remove the superuser's
+// registrations.
+func (g *globals) dialLocalPortmapper(ctx context.Context) (*rpcbind.Client, error) {
+	addr := g.portmapper(defaultHost)
+	if os.Geteuid() != 0 {
+		return g.dial(ctx, "udp", addr)
+	}
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	local := netip.IPv4Unspecified()
+	if raddr.IP.To4() == nil {
+		local = netip.IPv6Unspecified()
+	}
+	for port := 1023; port >= 600; port-- {
+		conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(port))), raddr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return rpcbind.NewClient(conn), nil
+	}
+	return g.dial(ctx, "udp", addr)
+}
+
+// interrupted returns the context's error when the command was cancelled
+// (by a signal), so that it is not reported as an RPC failure.
+func interrupted(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portmapd/portmapd/xdr"
+)
+
+func newDumpCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "dump [HOST]",
+		Short: "List the portmapper's v2 registrations, as rpcinfo -p",
+		Long: `dump prints the portmapper's version 2 list in rpcinfo -p's table, with
+program names from the RPC program database.
+
+Like rpcinfo -p HOST, it first asks the portmapper for its own version 2
+TCP port (GETPORT 100000 2 tcp) and fails as rpcinfo does when it has none;
+the DUMP itself is then sent over TCP to the portmapper it asked. HOST
+defaults to 127.0.0.1 (rpcinfo -p without a host uses the local socket).`,
+		Args:         cobra.MaximumNArgs(1),
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host := defaultHost
+			if len(args) == 1 {
+				host = args[0]
+			}
+			return g.dump(cmd, host)
+		},
+	}
+}
+
+func (g *globals) dump(cmd *cobra.Command, host string) error {
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	pm, err := g.dialPortmapper(ctx, host, "tcp")
+	if err != nil {
+		if e := interrupted(ctx); e != nil {
+			return e
+		}
+		fmt.Fprintln(stderr, statusOf(err).createError(host))
+		return failed
+	}
+	defer pm.Close()
+	if _, st := g.getport(ctx, pm, xdr.PmapProg, xdr.PmapVers, "tcp"); st.Stat != rpcSuccess {
+		if e := interrupted(ctx); e != nil {
+			return e
+		}
+		fmt.Fprintln(stderr, st.createError(host))
+		return failed
+	}
+	callCtx, cancel := g.callContext(ctx)
+	defer cancel()
+	list, err := pm.Dump(callCtx)
+	if err != nil {
+		if e := interrupted(ctx); e != nil {
+			return e
+		}
+		var re *xdr.ReplyError
+		if errors.As(err, &re) && re.Header.Stat == xdr.MsgAccepted &&
+			(re.Header.Accept == xdr.ProgMismatch || re.Header.Accept == xdr.ProgUnavail) {
+			if re.Header.Mismatch.Low > xdr.PmapVers {
+				fmt.Fprintf(stderr, "%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
+			}
+			return failed
+		}
+		fmt.Fprintln(stderr, statusOf(err).callError("portmapctl: can't contact portmapper"))
+		return failed
+	}
+	return writePmapDump(cmd.OutOrStdout(), list, g.programName)
+}
