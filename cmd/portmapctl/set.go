@@ -108,7 +108,7 @@ func (g *globals) change(cmd *cobra.Command, call func(*rpcbind.Client) (bool, e
 		var re *xdr.ReplyError
 		if errors.As(err, &re) && re.Header.Stat == xdr.MsgDenied &&
 			re.Header.Reject == xdr.AuthError && re.Header.Auth == xdr.AuthTooWeak {
-			fmt.Fprintf(stderr, "portmapctl: %s refuses changes from this address: SET and UNSET are only accepted from 127.0.0.1 or ::1 (unless it runs with -i)\n", c.RemoteAddr())
+			fmt.Fprintln(stderr, "portmapctl: the portmapper refused the change: it accepts SET and UNSET only from 127.0.0.1 or ::1 (unless it runs with -i)")
 		}
 		return failed
 	}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCommands runs sequences of portmapctl commands against one
+// in-process portmapd each and compares every step with its golden file in
+// testdata/portmapctl (go test -run TestCommands -update rewrites them).
+// rpcinfo has no SET, UNSET or GETPORT of its own, so these goldens are
+// portmapctl's; the dumps in them are checked against rpcinfo's format by
+// TestAgainstRpcinfo.
+func TestCommands(t *testing.T) {
+	type step struct {
+		name string
+		args []string
+	}
+	groups := []struct {
+		name  string
+		opts  serverOptions
+		state string // setState's, with recorded ports
+		steps []step
+	}{
+		{name: "change", state: "fresh", steps: []step{
+			{"set-udp", []string{"set", "200100", "1", "udp", "4000"}},
+			{"set-same-again", []string{"set", "200100", "1", "udp", "4000"}},
+			{"set-other-port", []string{"set", "200100", "1", "udp", "4001"}},
+			{"set-tcp-by-name", []string{"set", "nfs", "3", "TCP", "2049"}},
+			{"set-alias", []string{"set", "rstat", "5", "udp", "65535"}},
+			{"getport-udp", []string{"getport", "127.0.0.1", "200100", "1", "udp"}},
+			{"getport-by-name", []string{"getport", "127.0.0.1", "nfsprog", "3", "tcp"}},
+			{"getport-other-version", []string{"getport", "127.0.0.1", "200100", "9", "udp"}},
+			{"getport-unregistered", []string{"getport", "127.0.0.1", "200100", "1", "tcp"}},
+			{"dump-after-set", []string{"dump"}},
+			{"unset", []string{"unset", "200100", "1"}},
+			{"unset-again", []string{"unset", "200100", "1"}},
+			{"unset-by-name", []string{"unset", "nfs", "3"}},
+			{"dump-after-unset", []string{"dump", "127.0.0.1"}},
+		}},
+		{name: "denied", opts: serverOptions{denyAll: true}, state: "fresh", steps: []step{
+			{"set-denied", []string{"set", "200100", "1", "udp", "4000"}},
+			{"unset-denied", []string{"unset", "100000", "2"}},
+			{"dump-unchanged", []string{"dump"}},
+		}},
+		{name: "args", state: "fresh", steps: []step{
+			{"set-bad-proto", []string{"set", "200100", "1", "sctp", "1"}},
+			{"set-bad-port", []string{"set", "200100", "1", "udp", "65536"}},
+			{"set-unknown-name", []string{"set", "nosuchprogram", "1", "udp", "1"}},
+			{"set-prog-too-big", []string{"set", "4294967296", "1", "udp", "1"}},
+			{"set-bad-vers", []string{"set", "200100", "v1", "udp", "1"}},
+			{"set-negative-vers-is-a-flag", []string{"set", "200100", "-1", "udp", "1"}},
+			{"unset-missing-vers", []string{"unset", "200100"}},
+			{"getport-bad-vers", []string{"getport", "127.0.0.1", "200100", "one", "udp"}},
+			{"ping-bad-netid", []string{"ping", "-T", "tcp6", "127.0.0.1", "100000", "2"}},
+			{"ping-too-many", []string{"ping", "127.0.0.1", "100000", "2", "3"}},
+			{"dump-too-many", []string{"dump", "a", "b"}},
+		}},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			s := startServer(t, g.opts)
+			setState(t, s, g.state, false)
+			for _, st := range g.steps {
+				if !t.Run(st.name, func(t *testing.T) {
+					full := append([]string{"--rpc-file", rpcFile, "--server", s.Addr(), "--timeout", "5s"}, st.args...)
+					got := transcript{
+						Command: "portmapctl " + strings.Join(st.args, " "),
+						State:   g.name,
+						result:  runCtl(t, full...),
+					}
+					path := filepath.Join("testdata", "portmapctl", g.name+"-"+st.name+".txt")
+					if *update {
+						if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+							t.Fatal(err)
+						}
+						if err := os.WriteFile(path, []byte(got.format()), 0o644); err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+					want := readTranscript(t, path)
+					if got.format() != want.format() {
+						t.Errorf("got:\n%s\nwant (%s):\n%s", got.format(), path, want.format())
+					}
+				}) {
+					return // later steps depend on this one
+				}
+			}
+		})
+	}
+}
