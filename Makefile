@@ -4,8 +4,10 @@ BIN      := bin
 # Unprivileged `make run` serves here instead of port 111.
 DEV_PORT ?= 1111
 DEV_DIR  ?= $(or $(XDG_RUNTIME_DIR),/tmp)/portmapd-dev
+DEV_HTTP ?= 127.0.0.1:8111
+PREFIX   ?= /usr/local
 
-.PHONY: all build run test test-short bench lint fuzz clean
+.PHONY: all build run test bench lint fuzz install clean
 
 all: build
 
@@ -17,9 +19,11 @@ run: build
 	@if [ "$$(id -u)" = 0 ]; then \
 		exec ./$(BIN)/portmapd -f; \
 	else \
-		echo "make run: not root, so serving on unprivileged port $(DEV_PORT) with state in $(DEV_DIR)"; \
+		echo "make run: not root, so serving RPC on unprivileged port $(DEV_PORT), HTTP on $(DEV_HTTP), sockets in $(DEV_DIR)"; \
 		mkdir -p $(DEV_DIR); \
-		exec ./$(BIN)/portmapd -f --port $(DEV_PORT) --lock-file $(DEV_DIR)/portmapd.lock; \
+		exec ./$(BIN)/portmapd -f --port $(DEV_PORT) --lock-file $(DEV_DIR)/portmapd.lock \
+			--socket $(DEV_DIR)/rpcbind.sock --abstract-socket=false \
+			--http $(DEV_HTTP) --http-socket $(DEV_DIR)/portmapd.sock; \
 	fi
 
 # The whole suite: vet, formatting, unit and loopback tests with the race
@@ -42,6 +46,15 @@ fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./xdr/ | grep '^Fuzz'); do \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./xdr/ || exit 1; \
 	done
+
+# Installs the binaries and the systemd units that take rpcbind's place
+# (see README: Switching a host from rpcbind).
+install: build
+	install -D -m 0755 $(BIN)/portmapd $(DESTDIR)$(PREFIX)/sbin/portmapd
+	install -D -m 0755 $(BIN)/portmapctl $(DESTDIR)$(PREFIX)/bin/portmapctl
+	install -D -m 0644 dist/systemd/portmapd.service $(DESTDIR)/etc/systemd/system/portmapd.service
+	install -D -m 0644 dist/systemd/portmapd.socket $(DESTDIR)/etc/systemd/system/portmapd.socket
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/portmapd/README.md
 
 clean:
 	rm -rf $(BIN)

@@ -50,6 +50,9 @@ type Server struct {
 	// MaxConns caps the open connections of each stream listener;
 	// DefaultMaxConns when 0. Connections past it are closed at once.
 	MaxConns int
+	// Abort re-raises a handler's panic after logging it, crashing the
+	// daemon where a debugger or core dump can see it (rpcbind -a).
+	Abort bool
 	// Divert, when set, receives the TCP connections whose first byte
 	// cannot start an RPC record (an HTTP request line), with that byte
 	// still to be read. Divert owns the connection.
@@ -172,6 +175,9 @@ func (s *Server) handle(w replyWriter, c *Call) {
 		if v := recover(); v != nil {
 			s.logger().Error("handler panicked", "prog", c.Prog, "vers", c.Vers, "proc", c.Proc,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if s.Abort {
+				panic(v)
+			}
 			_ = ReplyError(w, c, xdr.SystemErr)
 		}
 	}()

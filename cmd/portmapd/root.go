@@ -6,24 +6,39 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"log/syslog"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/systemd"
+	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0"
+
 // options are the command line's values before they become a
 // daemon.Config.
 type options struct {
-	foreground bool
+	abort      bool
 	debug      bool
+	foreground bool
+	udpAddrs   []string
 	insecure   bool
 	logCalls   bool
-	udpAddrs   []string
+	dropRoot   bool
+	showConfig bool
+	warmStart  bool
+
+	user       string
 	port       int
 	lockFile   string
 	socket     string
@@ -31,44 +46,74 @@ type options struct {
 	maxMessage int
 	idle       time.Duration
 	maxConns   int
+
+	httpAddr       string
+	httpSocket     string
+	trustedProxies []string
+	maxPerProcess  int
 }
+
+// A usageError is a command line rpcbind would have refused.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
 
 // run executes the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := newRootCmd(stdout, stderr)
+	prog := filepath.Base(os.Args[0])
+	cmd := newRootCmd(prog, stdout, stderr)
 	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "portmapd: %v\n", err)
-		return 1
+	err := cmd.ExecuteContext(ctx)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		// rpcbind's getopt error and usage line, under the name this
+		// program was started as (so "rpcbind" when installed as it).
+		fmt.Fprintf(stderr, "%s: %v\nusage: %s [-adfhilsvw]\n", prog, ue.err, prog)
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	}
-	return 0
+	return 1
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(prog string, stdout, stderr io.Writer) *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
-		Use:   "portmapd",
+		Use:   prog + " [-adfhilsvw]",
 		Short: "ONC RPC portmapper, a drop-in replacement for rpcbind",
 		Long: `portmapd maps ONC RPC program numbers to the addresses their services
-listen on. It answers portmap version 2 on UDP and TCP port 111, like rpcbind.`,
-		Args:          cobra.NoArgs,
+listen on. It answers portmap version 2 and rpcbind versions 3 and 4 on UDP
+and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
+		Args:          func(_ *cobra.Command, args []string) error { return noArgs(args) },
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.showConfig {
+				printConfig(stderr, prog, o)
+				return nil
+			}
 			return serve(cmd.Context(), o, stderr)
 		},
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := cmd.Flags()
 	f.SortFlags = false
-	// rpcbind's short options, with its meanings.
-	f.BoolVarP(&o.foreground, "foreground", "f", false, "stay in the foreground (portmapd never forks; accepted for rpcbind compatibility)")
-	f.BoolVarP(&o.debug, "debug", "d", false, "log debugging messages")
+	// rpcbind's options, with its meanings.
+	f.BoolVarP(&o.abort, "abort", "a", false, "with -d, crash on an internal error instead of answering SYSTEM_ERR")
+	f.BoolVarP(&o.debug, "debug", "d", false, "log debugging messages and stay in the foreground")
+	f.BoolVarP(&o.foreground, "foreground", "f", false, "stay in the foreground instead of detaching")
 	f.StringArrayVarP(&o.udpAddrs, "host", "h", nil, "serve UDP only on this address (repeatable; 127.0.0.1 and ::1 are always added; TCP is unaffected)")
 	f.BoolVarP(&o.insecure, "insecure", "i", false, "accept SET and UNSET from any host, not only from this one")
 	f.BoolVarP(&o.logCalls, "log-calls", "l", false, "log every call")
+	f.BoolVarP(&o.dropRoot, "run-as-daemon", "s", false, "become the --user user once the sockets are open")
+	f.BoolVarP(&o.showConfig, "version", "v", false, "print the version and configuration, then exit")
+	f.BoolVarP(&o.warmStart, "warm-start", "w", false, "warm start: restore registrations saved by an earlier portmapper")
 	// Long options for everything rpcbind has no letter for.
+	f.StringVar(&o.user, "user", "daemon", "user that -s runs as")
 	f.IntVar(&o.port, "port", xdr.PmapPort, "UDP and TCP port to serve")
 	f.StringVar(&o.lockFile, "lock-file", "/run/rpcbind.lock", "lock file that keeps a second portmapper from starting (empty: none)")
 	f.StringVar(&o.socket, "socket", "/run/rpcbind.sock", "local socket serving versions 2, 3 and 4 (empty: none)")
@@ -76,26 +121,88 @@ listen on. It answers portmap version 2 on UDP and TCP port 111, like rpcbind.`,
 	f.IntVar(&o.maxMessage, "max-message", xdr.DefaultMaxMessage, "largest call accepted, in bytes")
 	f.DurationVar(&o.idle, "idle-timeout", rpcbind.DefaultIdleTimeout, "close TCP connections idle for this long")
 	f.IntVar(&o.maxConns, "max-conns", rpcbind.DefaultMaxConns, "most open TCP connections per listener")
+	f.StringVar(&o.httpAddr, "http", httpmap.DefaultHTTPAddr, `HTTP listing address; "off" disables`)
+	f.StringVar(&o.httpSocket, "http-socket", httpmap.DefaultSocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)
+	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
+	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
 	f.Bool("help", false, "show this help")
 	return cmd
 }
 
-func serve(ctx context.Context, o options, stderr io.Writer) error {
-	if o.port < 0 || o.port > 65535 {
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", args[0])}
+	}
+	return nil
+}
+
+// printConfig prints the version and build configuration in rpcbind -v's
+// two-line format, which scripts (LTP among them) read.
+func printConfig(w io.Writer, prog string, o options) {
+	fmt.Fprintf(w, "%s %s\n", prog, version)
+	user := "root"
+	if o.dropRoot {
+		user = o.user
+	}
+	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: /run/portmapd, systemd: yes, user: %s, warm start: no\n", user)
+}
+
+func (o options) validate() error {
+	switch {
+	case o.port < 0 || o.port > 65535:
 		return fmt.Errorf("--port %d: not a port number", o.port)
-	}
-	if o.maxMessage < 64 {
+	case o.maxMessage < 64:
 		return fmt.Errorf("--max-message %d: too small to hold a call", o.maxMessage)
+	case o.maxConns < 1:
+		return fmt.Errorf("--max-conns %d: must be at least 1", o.maxConns)
+	case o.idle <= 0:
+		return fmt.Errorf("--idle-timeout %v: must be positive", o.idle)
+	case o.maxPerProcess < 1:
+		return fmt.Errorf("--max-per-process %d: must be at least 1", o.maxPerProcess)
 	}
-	if o.maxConns < 1 || o.idle <= 0 {
-		return errors.New("--max-conns and --idle-timeout must be positive")
+	return nil
+}
+
+func (o options) proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range o.trustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxy %q: %w", p, err)
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
+}
+
+func serve(ctx context.Context, o options, stderr io.Writer) error {
+	if err := o.validate(); err != nil {
+		return usageError{err}
+	}
+	proxies, err := o.proxies()
+	if err != nil {
+		return usageError{err}
+	}
+	// Like rpcbind, detach unless told to stay or debugging.
+	reporter := daemon.NewReporter()
+	if !o.foreground && !o.debug && !reporter.Detached() {
+		return daemon.Detach(os.Args[1:])
 	}
 	level := slog.LevelInfo
 	if o.debug {
 		level = slog.LevelDebug
 	}
-	log := newLogger(stderr, level)
-	return daemon.Run(ctx, daemon.Config{
+	log := newLogger(stderr, level, reporter.Detached())
+	var activated []systemd.Socket
+	for _, f := range systemd.Files() {
+		s, err := systemd.Classify(f)
+		if err != nil {
+			reporter.Failed(err)
+			return err
+		}
+		activated = append(activated, s)
+	}
+	cfg := daemon.Config{
 		Port:           o.port,
 		UDPAddrs:       o.udpAddrs,
 		Insecure:       o.insecure,
@@ -106,14 +213,41 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		MaxMessage:     o.maxMessage,
 		IdleTimeout:    o.idle,
 		MaxConns:       o.maxConns,
-	}, log)
+		Activated:      activated,
+		AbortOnError:   o.abort && o.debug,
+		HTTP: httpmap.Config{
+			HTTPAddr:       o.httpAddr,
+			SocketPath:     o.httpSocket,
+			TrustedProxies: proxies,
+		},
+		MaxNamedPerProcess: o.maxPerProcess,
+		Ready: func() {
+			reporter.Ready()
+			if err := systemd.Notify("READY=1"); err != nil {
+				log.Warn("cannot notify systemd", "err", err)
+			}
+		},
+	}
+	if o.dropRoot {
+		cfg.RunAs = o.user
+	}
+	err = daemon.Run(ctx, cfg, log)
+	if err != nil {
+		reporter.Failed(err)
+	}
+	return err
 }
 
 // newLogger logs text to w; under systemd, whose journal stamps each line
-// itself, without the time.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+// itself, without the time; detached from a terminal, to syslog.
+func newLogger(w io.Writer, level slog.Level, detached bool) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if os.Getenv("JOURNAL_STREAM") != "" {
+	if detached {
+		if sw, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "portmapd"); err == nil {
+			w = sw
+		}
+	}
+	if detached || os.Getenv("JOURNAL_STREAM") != "" {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}

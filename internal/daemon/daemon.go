@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/rpcbind"
 )
@@ -42,6 +45,21 @@ type Config struct {
 	MaxMessage  int
 	IdleTimeout time.Duration
 	MaxConns    int
+	// Activated are sockets inherited from systemd. When there are any,
+	// they are served instead of opening sockets, and Port, UDPAddrs and
+	// Socket are ignored, as rpcbind ignores -h under activation.
+	Activated []systemd.Socket
+	// RunAs, when set, names the user to become once every socket is
+	// open (rpcbind -s).
+	RunAs string
+	// AbortOnError makes a failing request crash the daemon instead of
+	// being answered SYSTEM_ERR, for debugging (rpcbind -a).
+	AbortOnError bool
+	// HTTP configures the HTTP face; its HTTPAddr and SocketPath may be
+	// httpmap.Off. HTTP is also answered on the RPC TCP port.
+	HTTP httpmap.Config
+	// MaxNamedPerProcess caps the named services one process may hold.
+	MaxNamedPerProcess int
 	// Ready, when set, is called once every socket is open and the
 	// registry holds the portmapper's entries.
 	Ready func()
@@ -56,13 +74,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		defer unlock()
 	}
-	ls, err := listen(cfg, log)
+	var ls *listeners
+	var err error
+	if len(cfg.Activated) > 0 {
+		ls, err = inherit(cfg.Activated)
+	} else {
+		ls, err = listen(cfg, log)
+	}
 	if err != nil {
 		return err
 	}
 	defer ls.close()
+	if cfg.RunAs != "" {
+		if err := dropPrivileges(cfg.RunAs); err != nil {
+			return err
+		}
+	}
 
-	reg := registry.New(registry.Options{Insecure: cfg.Insecure})
+	reg := registry.New(registry.Options{Insecure: cfg.Insecure, MaxNamedPerProcess: cfg.MaxNamedPerProcess})
+	hcfg := cfg.HTTP
+	hcfg.Logger = log.With("face", "http")
+	web, err := httpmap.NewServer(reg, hcfg)
+	if err != nil {
+		return err
+	}
 	var mux rpcbind.ServeMux
 	eps := ls.endpoints()
 	pm := &rpcbind.Portmapper{Registry: reg, Insecure: cfg.Insecure}
@@ -82,6 +117,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		MaxMessage:  cfg.MaxMessage,
 		IdleTimeout: cfg.IdleTimeout,
 		MaxConns:    cfg.MaxConns,
+		Abort:       cfg.AbortOnError,
+		Divert:      web.Divert,
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -102,6 +139,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	for _, t := range ls.stream {
 		serve(t.netid, func() error { return srv.ServeStream(ctx, t.ln, t.netid) })
 	}
+	serve("http", func() error { return web.ListenAndServe(ctx) })
 	log.Info("portmapd serving", "port", cfg.Port, "transports", ls.describe())
 	if cfg.Ready != nil {
 		cfg.Ready()
@@ -216,6 +254,32 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 				return nil, fmt.Errorf("daemon: listen %s %s: %w", fam.udp, host, err)
 			}
 			ls.udp = append(ls.udp, udpSocket{netid: fam.udp, conn: conn.(*net.UDPConn)})
+		}
+	}
+	return ls, nil
+}
+
+// inherit serves the sockets systemd passed.
+func inherit(socks []systemd.Socket) (*listeners, error) {
+	ls := &listeners{}
+	for _, s := range socks {
+		switch {
+		case s.PacketConn != nil:
+			ls.udp = append(ls.udp, udpSocket{netid: s.Netid, conn: s.PacketConn})
+			if ls.port == 0 {
+				ls.port = s.PacketConn.LocalAddr().(*net.UDPAddr).Port
+			}
+		case s.Netid == registry.NetidLocal:
+			name := s.Listener.Addr().String()
+			if ls.socket == "" && !strings.HasPrefix(name, "@") {
+				ls.socket = name
+			}
+			ls.stream = append(ls.stream, streamSocket{netid: s.Netid, ln: s.Listener})
+		default:
+			ls.stream = append(ls.stream, streamSocket{netid: s.Netid, ln: s.Listener})
+			if ls.port == 0 {
+				ls.port = s.Listener.Addr().(*net.TCPAddr).Port
+			}
 		}
 	}
 	return ls, nil
