@@ -14,6 +14,7 @@ all: build
 build:
 	$(GO) build -o $(BIN)/portmapd ./cmd/portmapd
 	$(GO) build -o $(BIN)/portmapctl ./cmd/portmapctl
+	$(GO) build -o $(BIN)/portmapbench ./cmd/portmapbench
 
 run: build
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -32,8 +33,12 @@ test: build lint
 	PORTMAPD_BIN=$(CURDIR)/$(BIN)/portmapd PORTMAPCTL_BIN=$(CURDIR)/$(BIN)/portmapctl \
 		$(GO) test -race -count=1 ./...
 
-bench:
+# Go benchmarks, then (as root) the same load against rpcbind and portmapd
+# in private namespaces, with the ratio of their rates.
+bench: build
+	$(GO) build -o $(BIN)/portmapbench ./cmd/portmapbench
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./cmd/portmapbench/compare.sh $(CURDIR)/$(BIN)/portmapd $(CURDIR)/$(BIN)/portmapbench
 
 lint:
 	$(GO) vet ./...
