@@ -44,25 +44,17 @@ func writePmapDump(w io.Writer, list []xdr.Mapping, name nameFunc) error {
 	return err
 }
 
-// An rpcbRow is one entry of a v3/v4 DUMP (struct rpcb).
-type rpcbRow struct {
-	Prog, Vers uint32
-	Netid      string
-	Addr       string
-	Owner      string
-}
-
 // pmapRows converts a v2 DUMP as rpcinfo does when the server speaks only
 // version 2: netid from the protocol, the wildcard address and owner
 // "unknown".
-func pmapRows(list []xdr.Mapping) []rpcbRow {
-	rows := make([]rpcbRow, 0, len(list))
+func pmapRows(list []xdr.Mapping) []xdr.RPCB {
+	rows := make([]xdr.RPCB, 0, len(list))
 	for _, m := range list {
 		netid := protoName(m.Prot)
 		if m.Prot != xdr.ProtoTCP && m.Prot != xdr.ProtoUDP {
 			netid = fmt.Sprintf("%6d", m.Prot)
 		}
-		rows = append(rows, rpcbRow{
+		rows = append(rows, xdr.RPCB{
 			Prog:  m.Prog,
 			Vers:  m.Vers,
 			Netid: netid,
@@ -74,7 +66,7 @@ func pmapRows(list []xdr.Mapping) []rpcbRow {
 }
 
 // writeRpcbDump prints a v3/v4 DUMP as plain `rpcinfo [host]` does.
-func writeRpcbDump(w io.Writer, rows []rpcbRow, name nameFunc) error {
+func writeRpcbDump(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
 	var b strings.Builder
 	if len(rows) == 0 {
 		b.WriteString(noRegistrations)
@@ -95,7 +87,7 @@ func writeRpcbDump(w io.Writer, rows []rpcbRow, name nameFunc) error {
 // writeRpcbSummary prints a v3/v4 DUMP grouped by program, as
 // `rpcinfo -s` does: programs in order of first appearance, each with its
 // versions and netids most recent first, and the owner of its first entry.
-func writeRpcbSummary(w io.Writer, rows []rpcbRow, name nameFunc) error {
+func writeRpcbSummary(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
 	type summary struct {
 		prog   uint32
 		owner  string

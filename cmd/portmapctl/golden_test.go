@@ -155,8 +155,11 @@ func TestAgainstRpcinfo(t *testing.T) {
 		t.Fatalf("no transcripts: %v", err)
 	}
 	for _, file := range files {
-		want := readTranscript(t, file)
 		name := strings.TrimSuffix(filepath.Base(file), ".txt")
+		if strings.HasPrefix(name, "rpcb-") {
+			continue // views without a command yet: TestRpcbFormats
+		}
+		want := readTranscript(t, file)
 		t.Run(name, func(t *testing.T) {
 			args := rpcinfoArgs(t, want.Command)
 			timeout := "5s"

@@ -47,6 +47,8 @@ if [ "${1:-}" = "--inside" ]; then
 	reg() { python3 "$here/pmapreg.py" "$@" >/dev/null; }
 
 	case_ dump-fresh -p 127.0.0.1
+	case_ rpcb-dump-fresh 127.0.0.1
+	case_ rpcb-summary-fresh -s 127.0.0.1
 	case_ ping-udp-v2 -T udp 127.0.0.1 100000 2
 	case_ ping-tcp-v2 -T tcp 127.0.0.1 100000 2
 	case_ ping-udp-all -T udp 127.0.0.1 100000
@@ -79,6 +81,8 @@ if [ "${1:-}" = "--inside" ]; then
 	reg set 200000 1 udp 9
 	reg set 200000 1 tcp 9
 	case_ dump-registered -p 127.0.0.1
+	case_ rpcb-dump-registered 127.0.0.1
+	case_ rpcb-summary-registered -s 127.0.0.1
 	case_ ping-udp-progunavail -T udp 127.0.0.1 200002 1
 	case_ ping-tcp-progunavail -T tcp 127.0.0.1 200002 1
 	case_ ping-udp-progunavail-all -T udp 127.0.0.1 200002
