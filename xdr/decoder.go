@@ -2,6 +2,8 @@ package xdr
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
 	"errors"
 	"fmt"
 
@@ -86,19 +88,20 @@ func (d *Decoder) fail(err error) {
 	}
 }
 
-// Uint32 decodes an unsigned int.
+// Uint32 decodes an unsigned int. Fixed-size words are read straight
+// from the message: go-xdr's DecodeUint allocates for each one, and a DUMP
+// of a large registry holds hundreds of thousands of them.
 func (d *Decoder) Uint32() uint32 {
 	if d.err != nil {
 		return 0
 	}
+	off := len(d.b) - d.r.Len()
 	if d.r.Len() < 4 {
 		d.fail(ErrTruncated)
 		return 0
 	}
-	v, _, err := d.dec.DecodeUint()
-	if err != nil {
-		d.fail(fmt.Errorf("%w: %v", ErrTruncated, err))
-	}
+	v := binary.BigEndian.Uint32(d.b[off:])
+	_, _ = d.r.Seek(4, io.SeekCurrent)
 	return v
 }
 
