@@ -3,9 +3,9 @@ package xdr
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 
 	xdr2 "github.com/davecgh/go-xdr/xdr2"
 )
