@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestLiveRpcbind runs the portmapctl binary against the real rpcbind on
+// port 111, in a private network and mount namespace, with no --server:
+// its output must be rpcinfo's recorded output for the fresh table, and a
+// SET it makes must show in the real rpcinfo -p. Root only.
+func TestLiveRpcbind(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root to make a network namespace and run rpcbind on port 111")
+	}
+	if testing.Short() {
+		t.Skip("skipped in -short mode: builds portmapctl and starts rpcbind")
+	}
+	for _, tool := range []string{"ip", "unshare", "rpcbind", "rpcinfo"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipped: %s not installed (Debian packages rpcbind, iproute2, util-linux)", tool)
+		}
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "portmapctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	rpc, err := filepath.Abs(rpcFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each step: a name and a command; the script writes NAME.out,
+	// NAME.err and NAME.rc.
+	steps := []struct{ name, cmd string }{
+		{"dump-fresh", "$CTL dump"},
+		{"ping-udp-v2", "$CTL ping -T udp 127.0.0.1 100000 2"},
+		{"ping-tcp-all", "$CTL ping -T tcp 127.0.0.1 100000"},
+		{"ping-tcp-name", "$CTL ping -T tcp 127.0.0.1 portmapper 2"},
+		{"ping-udp-v5", "$CTL ping -T udp 127.0.0.1 100000 5"},
+		{"ping-udp-unregistered", "$CTL ping -T udp 127.0.0.1 200001 1"},
+		{"set", "$CTL set 200100 1 udp 4000"},
+		{"getport", "$CTL getport 127.0.0.1 200100 1 udp"},
+		{"rpcinfo-after-set", "rpcinfo -p 127.0.0.1"},
+		{"unset", "$CTL unset 200100 1"},
+		{"rpcinfo-after-unset", "rpcinfo -p 127.0.0.1"},
+	}
+	var script strings.Builder
+	fmt.Fprintf(&script, `set -u
+mount -t tmpfs tmpfs /run && mkdir -p /run/lock || exit 1
+rpcbind -f & pid=$!
+i=0
+until rpcinfo -T tcp 127.0.0.1 100000 2 >/dev/null 2>&1; do
+	i=$((i+1)); [ $i -lt 100 ] || { kill $pid; exit 1; }; sleep 0.1
+done
+CTL="%s --rpc-file %s"
+`, bin, rpc)
+	for _, s := range steps {
+		fmt.Fprintf(&script, "%s >%s/%s.out 2>%s/%s.err; echo $? >%s/%s.rc\n", s.cmd, dir, s.name, dir, s.name, dir, s.name)
+	}
+	script.WriteString("kill $pid; wait $pid 2>/dev/null; exit 0\n")
+
+	ns := fmt.Sprintf("portmapctl-test-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Skipf("skipped: cannot make a network namespace: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	if out, err := exec.Command("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v %s", err, out)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("namespace script: %v\n%s", err, out)
+	}
+
+	read := func(name string) result {
+		t.Helper()
+		var r result
+		b, err := os.ReadFile(filepath.Join(dir, name+".out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Stdout = string(b)
+		if b, err = os.ReadFile(filepath.Join(dir, name+".err")); err != nil {
+			t.Fatal(err)
+		}
+		r.Stderr = string(b)
+		if b, err = os.ReadFile(filepath.Join(dir, name+".rc")); err != nil {
+			t.Fatal(err)
+		}
+		if r.Exit, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, name := range []string{"dump-fresh", "ping-udp-v2", "ping-tcp-all", "ping-tcp-name", "ping-udp-v5", "ping-udp-unregistered"} {
+		t.Run(name, func(t *testing.T) {
+			want := readTranscript(t, filepath.Join("testdata", "rpcinfo", name+".txt"))
+			want.Stderr = rpcinfoPrefix.ReplaceAllString(want.Stderr, "portmapctl: ")
+			if got := read(name); got != want.result {
+				t.Errorf("against rpcbind got %+v\nwant (rpcinfo's) %+v", got, want.result)
+			}
+		})
+	}
+	tests := []struct {
+		name string
+		want func(result) bool
+	}{
+		{"set", func(r result) bool { return r.Stdout == "true\n" && r.Exit == 0 }},
+		{"getport", func(r result) bool { return r.Stdout == "4000\n" && r.Exit == 0 }},
+		{"rpcinfo-after-set", func(r result) bool {
+			return strings.Contains(r.Stdout, "\n    200100    1   udp   4000\n")
+		}},
+		{"unset", func(r result) bool { return r.Stdout == "true\n" && r.Exit == 0 }},
+		{"rpcinfo-after-unset", func(r result) bool {
+			return r.Exit == 0 && !strings.Contains(r.Stdout, "200100")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := read(tt.name); !tt.want(got) {
+				t.Errorf("unexpected: %+v", got)
+			}
+		})
+	}
+}
