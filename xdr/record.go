@@ -10,6 +10,9 @@ import (
 // lastFragment is the record-mark bit that ends a record (RFC 5531 §11).
 const lastFragment = 1 << 31
 
+// readChunk is how much of a fragment is read, and allocated, at a time.
+const readChunk = 64 << 10
+
 // DefaultMaxMessage is rpcbind's RPC_MAXDATASIZE: the largest call it
 // accepts, in bytes.
 const DefaultMaxMessage = 9000
@@ -60,10 +63,16 @@ func (rr *RecordReader) Next() ([]byte, error) {
 		if total := uint64(len(rr.buf)) + uint64(n); total > uint64(rr.max) {
 			return nil, &RecordTooLargeError{Size: total, Max: rr.max}
 		}
-		start := len(rr.buf)
-		rr.buf = append(rr.buf, make([]byte, n)...)
-		if _, err := io.ReadFull(rr.r, rr.buf[start:]); err != nil {
-			return nil, noEOF(err)
+		// Grow with the bytes that arrive, not with the length claimed:
+		// a peer may announce far more than it ever sends.
+		for n > 0 {
+			chunk := min(n, readChunk)
+			start := len(rr.buf)
+			rr.buf = append(rr.buf, make([]byte, chunk)...)
+			if _, err := io.ReadFull(rr.r, rr.buf[start:]); err != nil {
+				return nil, noEOF(err)
+			}
+			n -= chunk
 		}
 		if mark&lastFragment != 0 {
 			return rr.buf, nil
