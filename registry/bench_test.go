@@ -1,0 +1,162 @@
+package registry
+
+import (
+	"fmt"
+	"testing"
+)
+
+// The benchmarks run each operation at registry sizes 10 to 100000; the
+// time per operation must not grow with the size (rpcbind scans a list and
+// is 3x slower at 20000 entries).
+var benchSizes = []int{10, 1000, 20000, 100000}
+
+// filled returns a registry of n udp entries, programs 0x40000000.., vers 1.
+func filled(b *testing.B, n int) *Registry {
+	b.Helper()
+	r := New(Options{})
+	for i := range n {
+		if ok, err := r.Set(root, Entry{Prog: 0x40000000 + uint32(i), Vers: 1, Netid: NetidUDP, Addr: "0.0.0.0.4.1"}); !ok || err != nil {
+			b.Fatal("fill")
+		}
+	}
+	return r
+}
+
+func forSizes(b *testing.B, f func(b *testing.B, r *Registry, n int)) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
+			r := filled(b, n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			f(b, r, n)
+		})
+	}
+}
+
+// batch is how many changes run between untimed resets that bring the
+// registry back to its size.
+const batch = 1024
+
+func BenchmarkSet(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		for i := 0; i < b.N; i++ {
+			prog := uint32(0x50000000 + i%batch)
+			r.Set(root, Entry{Prog: prog, Vers: 1, Netid: NetidTCP, Addr: "0.0.0.0.4.2"})
+			if i%batch == batch-1 {
+				b.StopTimer()
+				for j := range batch {
+					r.Unset(root, 0x50000000+uint32(j), 1, "")
+				}
+				b.StartTimer()
+			}
+		}
+	})
+}
+
+func BenchmarkSetMappingDuplicate(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		for i := 0; i < b.N; i++ {
+			r.SetMapping(root, Mapping{Prog: 0x40000000 + uint32(i%n), Vers: 1, Prot: ProtoUDP, Port: 0x401})
+		}
+	})
+}
+
+func BenchmarkUnset(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		add := func() {
+			for j := range batch {
+				r.Set(root, Entry{Prog: 0x50000000 + uint32(j), Vers: 1, Netid: NetidTCP, Addr: "0.0.0.0.4.2"})
+			}
+		}
+		b.StopTimer()
+		add()
+		b.StartTimer()
+		for i := 0; i < b.N; i++ {
+			r.Unset(root, 0x50000000+uint32(i%batch), 1, NetidTCP)
+			if i%batch == batch-1 {
+				b.StopTimer()
+				add()
+				b.StartTimer()
+			}
+		}
+	})
+}
+
+func BenchmarkUnsetAllNetids(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		add := func() {
+			for j := range batch {
+				for _, netid := range []string{NetidTCP, NetidUDP, NetidTCP6} {
+					r.Set(root, Entry{Prog: 0x50000000 + uint32(j), Vers: 1, Netid: netid, Addr: "0.0.0.0.4.2"})
+				}
+			}
+		}
+		b.StopTimer()
+		add()
+		b.StartTimer()
+		for i := 0; i < b.N; i++ {
+			r.Unset(root, 0x50000000+uint32(i%batch), 1, "")
+			if i%batch == batch-1 {
+				b.StopTimer()
+				add()
+				b.StartTimer()
+			}
+		}
+	})
+}
+
+func BenchmarkGetPort(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		for i := 0; i < b.N; i++ {
+			if r.GetPort(0x40000000+uint32(i%n), 1, ProtoUDP) != 0x401 {
+				b.Fatal("GetPort")
+			}
+		}
+	})
+}
+
+// BenchmarkGetPortFallback asks for a version that is not registered, so
+// every call takes the fallback to another version.
+func BenchmarkGetPortFallback(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		for i := 0; i < b.N; i++ {
+			if r.GetPort(0x40000000+uint32(i%n), 7, ProtoUDP) != 0x401 {
+				b.Fatal("GetPort")
+			}
+		}
+	})
+}
+
+func BenchmarkGetPortMiss(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		for i := 0; i < b.N; i++ {
+			if r.GetPort(0x60000000+uint32(i%n), 1, ProtoUDP) != 0 {
+				b.Fatal("GetPort")
+			}
+		}
+	})
+}
+
+func BenchmarkLookup(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		for i := 0; i < b.N; i++ {
+			if _, ok := r.Lookup(0x40000000+uint32(i%n), 1, NetidUDP); !ok {
+				b.Fatal("Lookup")
+			}
+		}
+	})
+}
+
+// BenchmarkRangeMappings is DUMP's walk: linear in the size by nature,
+// shown for scale.
+func BenchmarkRangeMappings(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Registry, n int) {
+		for i := 0; i < b.N; i++ {
+			k := 0
+			r.RangeMappings(func(Mapping) bool { k++; return true })
+			if k != n {
+				b.Fatal("RangeMappings")
+			}
+		}
+	})
+}
