@@ -55,8 +55,8 @@ type Decoder struct {
 	err error
 }
 
-// NewDecoder returns a Decoder over b. It does not copy b: opaque values it
-// returns alias b.
+// NewDecoder returns a Decoder over b. It does not copy b: Rest returns a
+// slice of b, while Opaque and String return copies.
 func NewDecoder(b []byte) *Decoder {
 	d := &Decoder{}
 	d.Reset(b)
