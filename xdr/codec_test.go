@@ -297,3 +297,23 @@ func TestDecodeCallArgsAlias(t *testing.T) {
 		t.Errorf("args %x do not alias the last 16 bytes of the message", args)
 	}
 }
+
+// TestRegressions keeps the inputs of bugs found while writing these tests.
+func TestRegressions(t *testing.T) {
+	t.Run("ParseAuthSys accepts bytes after the authsys_parms", func(t *testing.T) {
+		// rpcbind answers SUCCESS to the oracle's auth-sys-trailing-in-body
+		// and auth-sys-len-400; portmapd answered AUTH_BADCRED.
+		body := append(sysAuth(oracleSys).Body, 0, 0, 0, 0, 0, 0, 0, 0)
+		if p, err := xdr.ParseAuthSys(body); err != nil || p.MachineName != "oracle" {
+			t.Errorf("ParseAuthSys = %+v, %v", p, err)
+		}
+	})
+	t.Run("DecodeList without its FALSE returns nil", func(t *testing.T) {
+		// One whole entry and no terminator: the entry came back with
+		// the error.
+		d := xdr.NewDecoder(words(1, 100000, 2, 17, 111))
+		if l := xdr.DecodeList(d, (*xdr.Mapping).Decode); l != nil || !errors.Is(d.Err(), xdr.ErrTruncated) {
+			t.Errorf("DecodeList = %+v, %v", l, d.Err())
+		}
+	})
+}
