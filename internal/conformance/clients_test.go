@@ -106,6 +106,7 @@ func TestSecondInstanceAndShutdown(t *testing.T) {
 	requireSandbox(t, rpcinfoTool)
 	t.Parallel()
 	out := inSandbox(t, "lifecycle", daemonArgv(t, false))
+	t.Logf("lifecycle:\n%s", out)
 	for _, want := range []string{
 		"second instance exit=1\n",
 		"first instance after the refusal: answers\n",
