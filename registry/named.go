@@ -343,7 +343,12 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 	}
 	pk := procKey{p.PID, p.Start}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			r.mu.Unlock()
+		}
+	}()
 	t := &r.named
 	now := r.opts.Now()
 	add := make([]Service, 0, len(svcs))
@@ -380,9 +385,15 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 	if held := len(t.byProc[pk]); held+len(add) > r.maxNamed() {
 		return nil, &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("pid %d holds %d, asked for %d more, cap is %d", p.PID, held, len(add), r.maxNamed())}
 	}
+	changes := make([]Change, 0, len(add))
 	for _, s := range add {
 		t.insert(s)
+		changes = append(changes, Change{Op: OpRegister, Service: s})
 	}
+	wait := r.record(changes)
+	locked = false
+	r.mu.Unlock()
+	wait()
 	return add, nil
 }
 
@@ -433,6 +444,7 @@ func (r *Registry) DeregisterNamed(c Caller, svcs []Service) ([]Service, error) 
 		out = append(out, n.Service)
 		t.remove(n)
 	}
+	r.recordRemovals(out, "")
 	return out, nil
 }
 
@@ -458,6 +470,7 @@ func (r *Registry) DeregisterName(c Caller, name string) ([]Service, error) {
 	if len(out) == 0 {
 		return nil, &NamedError{Name: name, Err: ErrNotFound}
 	}
+	r.recordRemovals(out, "")
 	return out, nil
 }
 
@@ -475,7 +488,31 @@ func (r *Registry) DropProcess(pid int32, start uint64) []Service {
 		t.remove(n)
 		nodes = t.byProc[procKey{pid, start}]
 	}
+	r.recordRemovals(out, "process exited")
 	return out
+}
+
+// recordRemovals journals the removal of svcs and, when the daemon removed
+// them on its own for reason, keeps them as recent events. r.mu is held on
+// entry and released before waiting for the journal; the caller's deferred
+// unlock is turned into a no-op by relocking.
+func (r *Registry) recordRemovals(svcs []Service, reason string) {
+	changes := make([]Change, 0, len(svcs))
+	for _, s := range svcs {
+		changes = append(changes, Change{Op: OpDeregister, Service: s})
+		if reason != "" {
+			r.addEvent(Event{Time: r.opts.Now(), Kind: "named", What: describeService(s), Reason: reason})
+		}
+	}
+	wait := r.record(changes)
+	if r.journal == nil {
+		return
+	}
+	// Wait outside the lock, then take it back for the caller's
+	// deferred unlock.
+	r.mu.Unlock()
+	wait()
+	r.mu.Lock()
 }
 
 // ProcessServices returns how many services the process with pid and start

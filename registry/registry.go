@@ -47,6 +47,9 @@ type Options struct {
 	// MaxNamedPerProcess caps the named services one process may hold;
 	// DefaultMaxNamedPerProcess when zero.
 	MaxNamedPerProcess int
+	// Journal, when set, records every change before it is answered
+	// (see hooks.go). SetJournal can attach one later.
+	Journal Journal
 }
 
 type key struct {
@@ -89,6 +92,12 @@ type Registry struct {
 	byProgVers  map[progVers][]*node
 	// named holds the services registered by name (named.go).
 	named namedTable
+	// journal records changes (hooks.go); events and removed are the
+	// removals the daemon made on its own.
+	journal   Journal
+	events    []Event
+	eventNext int
+	removed   uint64
 }
 
 // New returns an empty Registry.
@@ -102,6 +111,7 @@ func New(opts Options) *Registry {
 		byProgNetid: make(map[progNetid][]*node),
 		byProgVers:  make(map[progVers][]*node),
 		named:       newNamedTable(),
+		journal:     opts.Journal,
 	}
 }
 
@@ -124,12 +134,15 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	e.PID = c.PID()
 	k := key{e.Prog, e.Vers, lowerASCII(e.Netid)}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if old, ok := r.byKey[k]; ok {
+		r.mu.Unlock()
 		return old.Addr == e.Addr, nil
 	}
 	e.Registered = r.opts.Now()
 	r.insert(k, e)
+	wait := r.record([]Change{{Op: OpSet, Entry: e}})
+	r.mu.Unlock()
+	wait()
 	return true, nil
 }
 
@@ -162,7 +175,19 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, netid string) (bool, error
 	}
 	owner := c.Owner()
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	ok, removed := r.unset(owner, prog, vers, netid)
+	var changes []Change
+	for _, e := range removed {
+		changes = append(changes, Change{Op: OpUnset, Entry: e})
+	}
+	wait := r.record(changes)
+	r.mu.Unlock()
+	wait()
+	return ok, nil
+}
+
+// unset does Unset's work with r.mu held and returns the entries removed.
+func (r *Registry) unset(owner string, prog, vers uint32, netid string) (bool, []Entry) {
 	if netid != "" {
 		n, ok := r.byKey[key{prog, vers, lowerASCII(netid)}]
 		if !ok {
@@ -172,16 +197,18 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, netid string) (bool, error
 			return false, nil
 		}
 		r.remove(n)
-		return true, nil
+		return true, []Entry{n.Entry}
 	}
+	var removed []Entry
 	// Copy: remove edits the index slice being walked.
 	for _, n := range slices.Clone(r.byProgVers[progVers{prog, vers}]) {
 		if !mayRemove(owner, n) {
-			return false, nil
+			return false, removed
 		}
 		r.remove(n)
+		removed = append(removed, n.Entry)
 	}
-	return true, nil
+	return true, removed
 }
 
 // UnsetMapping removes prog and vers from tcp and then udp, as

@@ -1,0 +1,312 @@
+// Package journal keeps portmapd's registrations on disk so that they
+// survive the daemon: an append-only journal of changes, each request's
+// changes in one length-prefixed, checksummed record made durable before
+// the request is answered, and a snapshot that compaction writes so that
+// the journal stays short.
+//
+// # Files
+//
+// The state directory (mode 0700) holds:
+//
+//	snapshot      the whole state as of the start of journal generation G
+//	journal.G     changes since that snapshot, G in decimal
+//
+// Every file starts with a 20-byte header:
+//
+//	magic "PMPD" | version u16 (1) | kind u16 (1 journal, 2 snapshot) | generation u64 | CRC-32C of the preceding 16 bytes
+//
+// and continues with records:
+//
+//	length u32 | CRC-32C u32 of the length and payload | payload
+//
+// all integers big-endian. A payload is a sequence of changes, each an op
+// byte and its fields (see encodeChange). A snapshot ends with a record
+// holding one end marker with the number of changes before it, so that a
+// cut snapshot is told from a whole one.
+//
+// Compaction starts journal G+1 at the instant it copies the state, then
+// writes snapshot G+1 beside it (written to a temporary file, synced and
+// renamed), then deletes the journals before G+1. Loading reads the
+// snapshot, of generation S, and replays every journal of generation S or
+// later in order, so a crash at any step loses nothing.
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/portmapd/portmapd/registry"
+)
+
+const (
+	magic          = "PMPD"
+	formatVersion  = 1
+	kindJournal    = 1
+	kindSnapshot   = 2
+	headerLen      = 20
+	recordHeadLen  = 8
+	maxRecordBytes = 16 << 20
+)
+
+// op bytes in a record. They match registry.ChangeOp where they overlap.
+const (
+	opSet        = byte(registry.OpSet)
+	opUnset      = byte(registry.OpUnset)
+	opRegister   = byte(registry.OpRegister)
+	opDeregister = byte(registry.OpDeregister)
+	opEnd        = 0xff
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func appendHeader(b []byte, kind uint16, gen uint64) []byte {
+	start := len(b)
+	b = append(b, magic...)
+	b = binary.BigEndian.AppendUint16(b, formatVersion)
+	b = binary.BigEndian.AppendUint16(b, kind)
+	b = binary.BigEndian.AppendUint64(b, gen)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
+}
+
+// errVersion reports a file of a format this program does not know.
+var errVersion = errors.New("unknown format version")
+
+// parseHeader checks a file's header and returns its kind and generation.
+func parseHeader(b []byte) (kind uint16, gen uint64, err error) {
+	if len(b) < headerLen {
+		return 0, 0, errors.New("truncated header")
+	}
+	if string(b[:4]) != magic {
+		return 0, 0, errors.New("not a portmapd state file (bad magic)")
+	}
+	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:20]) {
+		return 0, 0, errors.New("bad header checksum")
+	}
+	if v := binary.BigEndian.Uint16(b[4:6]); v != formatVersion {
+		return 0, 0, fmt.Errorf("%w %d (this portmapd reads %d)", errVersion, v, formatVersion)
+	}
+	return binary.BigEndian.Uint16(b[6:8]), binary.BigEndian.Uint64(b[8:16]), nil
+}
+
+// beginRecord appends a record header to be completed by endRecord and
+// returns where the record starts.
+func beginRecord(b []byte) ([]byte, int) {
+	return append(b, 0, 0, 0, 0, 0, 0, 0, 0), len(b)
+}
+
+func endRecord(b []byte, start int) []byte {
+	n := len(b) - start - recordHeadLen
+	binary.BigEndian.PutUint32(b[start:], uint32(n))
+	sum := crc32.Update(crc32.Checksum(b[start:start+4], castagnoli), castagnoli, b[start+recordHeadLen:])
+	binary.BigEndian.PutUint32(b[start+4:], sum)
+	return b
+}
+
+// appendRecord appends one record holding changes.
+func appendRecord(b []byte, changes []registry.Change) []byte {
+	b, start := beginRecord(b)
+	for _, c := range changes {
+		b = encodeChange(b, c)
+	}
+	return endRecord(b, start)
+}
+
+func appendString(b []byte, s string) []byte {
+	if len(s) > 0xffff {
+		s = s[:0xffff]
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+// encodeChange appends one change:
+//
+//	set:        prog u32, vers u32, netid, addr, owner, pid i32, registered i64
+//	unset:      prog u32, vers u32, netid
+//	register:   name, network, port u16, path, flags u8, pid i32, uid u32, gid u32, start u64, exe, registered i64
+//	deregister: name, network, port u16, path, pid i32, start u64
+//
+// strings are u16 length and bytes; times are Unix nanoseconds, 0 for none.
+func encodeChange(b []byte, c registry.Change) []byte {
+	b = append(b, byte(c.Op))
+	switch c.Op {
+	case registry.OpSet, registry.OpUnset:
+		e := c.Entry
+		b = binary.BigEndian.AppendUint32(b, e.Prog)
+		b = binary.BigEndian.AppendUint32(b, e.Vers)
+		b = appendString(b, e.Netid)
+		if c.Op == registry.OpSet {
+			b = appendString(b, e.Addr)
+			b = appendString(b, e.Owner)
+			b = binary.BigEndian.AppendUint32(b, uint32(e.PID))
+			b = appendTime(b, e.Registered)
+		}
+	case registry.OpRegister, registry.OpDeregister:
+		s := c.Service
+		b = appendString(b, s.Name)
+		b = appendString(b, s.Network)
+		b = binary.BigEndian.AppendUint16(b, s.Port)
+		b = appendString(b, s.Path)
+		if c.Op == registry.OpRegister {
+			b = append(b, byte(s.Flags))
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(s.PID))
+		if c.Op == registry.OpRegister {
+			b = binary.BigEndian.AppendUint32(b, s.UID)
+			b = binary.BigEndian.AppendUint32(b, s.GID)
+		}
+		b = binary.BigEndian.AppendUint64(b, s.Start)
+		if c.Op == registry.OpRegister {
+			b = appendString(b, s.Exe)
+			b = appendTime(b, s.Registered)
+		}
+	}
+	return b
+}
+
+// decoder reads the fields of one record's payload.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.bad || len(d.b) < n {
+		d.bad = true
+		return make([]byte, n)
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u8() byte    { return d.take(1)[0] }
+func (d *decoder) u16() uint16 { return binary.BigEndian.Uint16(d.take(2)) }
+func (d *decoder) u32() uint32 { return binary.BigEndian.Uint32(d.take(4)) }
+func (d *decoder) u64() uint64 { return binary.BigEndian.Uint64(d.take(8)) }
+func (d *decoder) str() string { return string(d.take(int(d.u16()))) }
+func (d *decoder) when() time.Time {
+	n := int64(d.u64())
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// change is a decoded change, or the end marker of a snapshot.
+type change struct {
+	registry.Change
+	end   bool
+	count uint64
+}
+
+// decodeRecord decodes a record's payload into its changes.
+func decodeRecord(p []byte) ([]change, error) {
+	d := &decoder{b: p}
+	var out []change
+	for len(d.b) > 0 && !d.bad {
+		op := d.u8()
+		var c change
+		c.Op = registry.ChangeOp(op)
+		switch op {
+		case opSet, opUnset:
+			c.Entry.Prog = d.u32()
+			c.Entry.Vers = d.u32()
+			c.Entry.Netid = d.str()
+			if op == opSet {
+				c.Entry.Addr = d.str()
+				c.Entry.Owner = d.str()
+				c.Entry.PID = int32(d.u32())
+				c.Entry.Registered = d.when()
+			}
+		case opRegister, opDeregister:
+			s := &c.Service
+			s.Name = d.str()
+			s.Network = d.str()
+			s.Port = d.u16()
+			s.Path = d.str()
+			if op == opRegister {
+				s.Flags = registry.NamedFlags(d.u8())
+			}
+			s.PID = int32(d.u32())
+			if op == opRegister {
+				s.UID = d.u32()
+				s.GID = d.u32()
+			}
+			s.Start = d.u64()
+			if op == opRegister {
+				s.Exe = d.str()
+				s.Registered = d.when()
+			}
+		case opEnd:
+			c.end = true
+			c.count = d.u64()
+		default:
+			return nil, fmt.Errorf("unknown change type %#x", op)
+		}
+		if d.bad {
+			break
+		}
+		out = append(out, c)
+	}
+	if d.bad {
+		return nil, errors.New("malformed record")
+	}
+	return out, nil
+}
+
+// A recordErr is damage found at an offset of a file.
+type recordErr struct {
+	off    int64
+	reason string
+	// fatal is set when the records after it cannot be found.
+	fatal bool
+}
+
+// scanRecords calls fn with the payload of each whole, valid record of b
+// (the part of a file after its header) and returns the damage it found.
+// A record with a bad checksum whose length still leads to a valid record
+// is skipped and scanning goes on; anything else ends the scan.
+func scanRecords(b []byte, base int64, fn func(payload []byte) error) []recordErr {
+	var errs []recordErr
+	off := 0
+	for off < len(b) {
+		rest := b[off:]
+		if len(rest) < recordHeadLen {
+			errs = append(errs, recordErr{base + int64(off), fmt.Sprintf("truncated record (%d stray bytes at the end)", len(rest)), true})
+			return errs
+		}
+		n := int(binary.BigEndian.Uint32(rest))
+		if n > maxRecordBytes {
+			errs = append(errs, recordErr{base + int64(off), fmt.Sprintf("impossible record length %d", n), true})
+			return errs
+		}
+		if len(rest) < recordHeadLen+n {
+			errs = append(errs, recordErr{base + int64(off), fmt.Sprintf("truncated record (%d of %d bytes)", len(rest)-recordHeadLen, n), true})
+			return errs
+		}
+		payload := rest[recordHeadLen : recordHeadLen+n]
+		sum := crc32.Update(crc32.Checksum(rest[:4], castagnoli), castagnoli, payload)
+		if sum != binary.BigEndian.Uint32(rest[4:8]) {
+			errs = append(errs, recordErr{base + int64(off), "bad checksum", false})
+			off += recordHeadLen + n
+			continue
+		}
+		if err := fn(payload); err != nil {
+			errs = append(errs, recordErr{base + int64(off), err.Error(), false})
+		}
+		off += recordHeadLen + n
+	}
+	return errs
+}
