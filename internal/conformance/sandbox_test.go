@@ -44,7 +44,11 @@ func TestMain(m *testing.M) {
 	if scenario := os.Getenv(envChild); scenario != "" {
 		os.Exit(runChild(scenario))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if builtPortmapd.path != "" {
+		os.RemoveAll(filepath.Dir(builtPortmapd.path))
+	}
+	os.Exit(code)
 }
 
 func updating() bool { return *update || os.Getenv(envUpdates) == "1" }
