@@ -154,7 +154,9 @@ func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
 		return true
 	})
 	if failed {
-		list = nil
+		// rpcbind's getaddrlist returns no result for a list holding a
+		// netid it does not serve, and so sends no reply at all.
+		return
 	}
 	err := Reply(w, c, func(e *xdr.Encoder) { xdr.EncodeList(e, list, (*xdr.RPCBEntry).Encode) })
 	if errors.Is(err, ErrReplyTooLarge) {

@@ -185,6 +185,12 @@ func TestGetaddrlist(t *testing.T) {
 			t.Errorf("unregistered program listed %v", l)
 		}
 	})
+	// As from rpcbind: an entry on a netid it does not serve (SET accepts
+	// any) leaves GETADDRLIST for that program unanswered.
+	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "bogus", "x")).boolean(t)
+	if r := h.call(loopbackUDP, 4, xdr.RpcbProcGetaddrlist, rpcbArgs(progT, 1, "", "")); r.replied {
+		t.Errorf("answered %+v, want no reply", r.header)
+	}
 }
 
 func TestAddressConversions(t *testing.T) {
