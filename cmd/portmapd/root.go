@@ -51,6 +51,12 @@ type options struct {
 	httpSocket     string
 	trustedProxies []string
 	maxPerProcess  int
+
+	stateDir      string
+	warmStartDir  string
+	pruneGrace    time.Duration
+	pruneInterval time.Duration
+	noPrune       bool
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -111,7 +117,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.BoolVarP(&o.logCalls, "log-calls", "l", false, "log every call")
 	f.BoolVarP(&o.dropRoot, "run-as-daemon", "s", false, "become the --user user once the sockets are open")
 	f.BoolVarP(&o.showConfig, "version", "v", false, "print the version and configuration, then exit")
-	f.BoolVarP(&o.warmStart, "warm-start", "w", false, "warm start: restore registrations saved by an earlier portmapper")
+	f.BoolVarP(&o.warmStart, "warm-start", "w", false, "read rpcbind's warm-start files at start and write them on exit, to switch from rpcbind and back")
 	// Long options for everything rpcbind has no letter for.
 	f.StringVar(&o.user, "user", "daemon", "user that -s runs as")
 	f.IntVar(&o.port, "port", xdr.PmapPort, "UDP and TCP port to serve")
@@ -125,6 +131,11 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.StringVar(&o.httpSocket, "http-socket", httpmap.DefaultSocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
+	f.StringVar(&o.stateDir, "state-dir", daemon.DefaultStateDir, `directory where registrations are saved so that they survive a restart of the daemon (owner-only); "off" disables`)
+	f.StringVar(&o.warmStartDir, "warm-start-dir", daemon.DefaultWarmStartDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
+	f.DurationVar(&o.pruneGrace, "prune-grace", daemon.DefaultPruneGrace, "how long after registering a service may take to bind its port before its registration can be pruned")
+	f.DurationVar(&o.pruneInterval, "prune-interval", daemon.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
+	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
 	f.Bool("help", false, "show this help")
 	return cmd
 }
@@ -144,7 +155,7 @@ func printConfig(w io.Writer, prog string, o options) {
 	if o.dropRoot {
 		user = o.user
 	}
-	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: /run/portmapd, systemd: yes, user: %s, warm start: no\n", user)
+	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: %s, systemd: yes, user: %s, warm start: yes\n", o.stateDir, user)
 }
 
 func (o options) validate() error {
@@ -159,6 +170,12 @@ func (o options) validate() error {
 		return fmt.Errorf("--idle-timeout %v: must be positive", o.idle)
 	case o.maxPerProcess < 1:
 		return fmt.Errorf("--max-per-process %d: must be at least 1", o.maxPerProcess)
+	case o.pruneGrace < 0:
+		return fmt.Errorf("--prune-grace %v: must not be negative", o.pruneGrace)
+	case o.pruneInterval <= 0:
+		return fmt.Errorf("--prune-interval %v: must be positive", o.pruneInterval)
+	case o.stateDir == "":
+		return fmt.Errorf(`--state-dir: empty (use "off" to save nothing)`)
 	}
 	return nil
 }
@@ -221,6 +238,12 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 			TrustedProxies: proxies,
 		},
 		MaxNamedPerProcess: o.maxPerProcess,
+		StateDir:           o.stateDir,
+		WarmStart:          o.warmStart,
+		WarmStartDir:       o.warmStartDir,
+		PruneGrace:         o.pruneGrace,
+		PruneInterval:      o.pruneInterval,
+		NoPrune:            o.noPrune,
 		Ready: func() {
 			reporter.Ready()
 			if err := systemd.Notify("READY=1"); err != nil {
@@ -230,6 +253,9 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	if o.dropRoot {
 		cfg.RunAs = o.user
+	}
+	if o.stateDir == "off" {
+		cfg.StateDir = ""
 	}
 	err = daemon.Run(ctx, cfg, log)
 	if err != nil {

@@ -63,7 +63,31 @@ type Config struct {
 	// Ready, when set, is called once every socket is open and the
 	// registry holds the portmapper's entries.
 	Ready func()
+	// StateDir is where registrations are saved so that they survive
+	// the daemon (/run/portmapd); empty for nowhere.
+	StateDir string
+	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	ProcRoot string
+	// WarmStart reads rpcbind's warm-start files from WarmStartDir at
+	// start (then removes them, as rpcbind does) and writes them there
+	// on a clean exit, so that a host can switch between rpcbind and
+	// portmapd either way (rpcbind -w).
+	WarmStart    bool
+	WarmStartDir string
+	// PruneGrace, PruneInterval and NoPrune steer the removal of
+	// registrations whose service is gone (registry/liveness).
+	PruneGrace    time.Duration
+	PruneInterval time.Duration
+	NoPrune       bool
 }
+
+// Defaults of the state and pruning settings.
+const (
+	DefaultStateDir      = "/run/portmapd"
+	DefaultWarmStartDir  = "/run/rpcbind"
+	DefaultPruneGrace    = 30 * time.Second
+	DefaultPruneInterval = 30 * time.Second
+)
 
 // Run serves until ctx is done or a listener fails.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -110,6 +134,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("daemon: registering the portmapper: %w", err)
 		}
 	}
+	// Saved registrations are back before the first request is read.
+	if jr := restoreState(cfg, reg, nil, log); jr != nil {
+		defer jr.Close()
+	}
+	web.WatchRegistered()
 	srv := &rpcbind.Server{
 		Handler:     &mux,
 		Logger:      log,
