@@ -303,7 +303,7 @@ func (l *loader) damage(path, what string, restored int) {
 	if err := os.Rename(path, aside); err != nil {
 		where = "left in place (" + err.Error() + ")"
 	}
-	line := fmt.Sprintf("state file %s damaged (%s): restored the %d good changes in it; file kept as %s", path, what, restored, where)
+	line := fmt.Sprintf("state file %s damaged (%s): restored %d good changes from it; file kept as %s", path, what, restored, where)
 	l.log.Error(line)
 	l.damaged = append(l.damaged, line)
 }
