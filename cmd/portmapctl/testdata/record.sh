@@ -29,14 +29,24 @@ if [ "${1:-}" = "--inside" ]; then
 	done
 	state=fresh
 	# case NAME ARGS...: run rpcinfo ARGS and write rpcinfo/NAME.txt
+	# Set for one case: the results of a GETSTAT made just before it
+	# (getstat.py), and the user it runs as (a setpriv prefix).
+	getstat=
+	user=
 	case_() {
 		name=$1
 		shift
 		rc=0
-		rpcinfo "$@" >/tmp/rec.out 2>/tmp/rec.err || rc=$?
+		if [ -n "$user" ]; then
+			setpriv --reuid="$user" --regid="$user" --clear-groups rpcinfo "$@" >/tmp/rec.out 2>/tmp/rec.err || rc=$?
+		else
+			rpcinfo "$@" >/tmp/rec.out 2>/tmp/rec.err || rc=$?
+		fi
 		{
 			echo "# command: rpcinfo $*"
 			echo "# state: $state"
+			[ -z "$getstat" ] || echo "# getstat: $getstat"
+			[ -z "$user" ] || echo "# uid: $user"
 			echo "# exit: $rc"
 			echo "-- stdout --"
 			cat /tmp/rec.out
@@ -45,6 +55,13 @@ if [ "${1:-}" = "--inside" ]; then
 		} >"$out/$name.txt"
 	}
 	reg() { python3 "$here/pmapreg.py" "$@" >/dev/null; }
+	# stats_ NAME ARGS...: case_ for rpcinfo -m, with the GETSTAT results
+	# it saw less its own call.
+	stats_() {
+		getstat=$(python3 "$here/getstat.py")
+		case_ "$@"
+		getstat=
+	}
 
 	case_ dump-fresh -p 127.0.0.1
 	case_ rpcb-dump-fresh 127.0.0.1
@@ -64,6 +81,25 @@ if [ "${1:-}" = "--inside" ]; then
 	case_ ping-udp-unknown-name -T udp 127.0.0.1 nosuchprogram 1
 	case_ ping-udp-bad-vers -T udp 127.0.0.1 100000 two
 	case_ ping-udp-bad-prog -T udp 127.0.0.1 1x 2
+	# rpcinfo's views over version 3 and 4 (portmapctl table, summary,
+	# addrlist, stats, ping -T NETID).
+	case_ rpcb-dump-local-fresh
+	case_ rpcb-summary-local-fresh -s
+	case_ rpcb-dump-tcp6-fresh -T tcp6 ::1
+	case_ rpcb-dump-udp-fresh -T udp 127.0.0.1
+	case_ addrlist-fresh -l 127.0.0.1 100000 4
+	case_ addrlist-v6-fresh -l ::1 100000 3
+	case_ addrlist-udp-fresh -T udp -l 127.0.0.1 100000 2
+	case_ addrlist-unregistered -l 127.0.0.1 200001 1
+	case_ ping-tcp6-v4 -T tcp6 ::1 100000 4
+	case_ ping-udp6-all -T udp6 ::1 100000
+	case_ ping-local-v3 -T local localhost 100000 3
+	case_ ping-local-all -T local localhost rpcbind
+	case_ ping-tcp6-unregistered -T tcp6 ::1 200001 1
+	case_ ping-udp6-v5 -T udp6 ::1 100000 5
+	case_ ping-bad-netid -T sctp 127.0.0.1 100000 2
+	stats_ stats-fresh -m 127.0.0.1
+	stats_ stats-local-fresh -m
 
 	state=registered
 	reg set 100003 3 tcp 2049
@@ -88,6 +124,24 @@ if [ "${1:-}" = "--inside" ]; then
 	case_ ping-udp-progunavail-all -T udp 127.0.0.1 200002
 	case_ ping-udp-refused -T udp 127.0.0.1 200000 1
 	case_ ping-tcp-refused -T tcp 127.0.0.1 200000 1
+	case_ addrlist-registered -l 127.0.0.1 100024 1
+	case_ ping-tcp6-registered -T tcp6 ::1 100003 3
+	stats_ stats-registered -m 127.0.0.1
+
+	# rpcinfo -d: rpcb_unset over the local socket.
+	state=deleted
+	user=65534
+	case_ delete-nobody -d 100003 3
+	user=
+	case_ delete-all-netids -d 100024 1
+	case_ delete-again -d 100024 1
+	case_ delete-netid -d -T udp 100003 3
+	case_ delete-bad-netid -d -T sctp 100003 3
+	case_ delete-unregistered -d 200001 1
+	case_ rpcb-dump-deleted 127.0.0.1
+	case_ rpcb-summary-deleted -s 127.0.0.1
+	case_ dump-deleted -p 127.0.0.1
+	stats_ stats-deleted -m 127.0.0.1
 
 	state=empty
 	reg unset 100000 2
@@ -97,6 +151,8 @@ if [ "${1:-}" = "--inside" ]; then
 		reg unset "${p%%:*}" "${p##*:}"
 	done
 	case_ dump-empty -p 127.0.0.1
+	case_ rpcb-dump-empty 127.0.0.1
+	case_ rpcb-summary-empty -s 127.0.0.1
 
 	kill $pid
 	wait $pid 2>/dev/null || true
@@ -106,6 +162,14 @@ if [ "${1:-}" = "--inside" ]; then
 	case_ ping-tcp-down -T tcp 127.0.0.1 100000 2
 	case_ dump-unknown-host -p nosuchhost.invalid
 	case_ ping-udp-unknown-host -T udp nosuchhost.invalid 100000 2
+	case_ rpcb-dump-down 127.0.0.1
+	case_ rpcb-dump-local-down
+	case_ stats-down -m 127.0.0.1
+	case_ stats-local-down -m
+	case_ addrlist-down -l 127.0.0.1 100000 4
+	case_ ping-tcp6-down -T tcp6 ::1 100000 4
+	case_ ping-local-down -T local localhost 100000 4
+	case_ delete-down -d 100000 4
 
 	# A portmapper that takes calls and never answers.
 	state=silent
