@@ -18,6 +18,7 @@ import (
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 )
 
@@ -134,9 +135,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("daemon: registering the portmapper: %w", err)
 		}
 	}
-	// Saved registrations are back before the first request is read.
-	if jr := restoreState(cfg, reg, nil, log); jr != nil {
+	// Saved registrations are back before the first request is read:
+	// portmapd's own state, then what rpcbind left with -w.
+	var warm []registry.Entry
+	if cfg.WarmStart {
+		warm = readWarmStart(cfg.WarmStartDir, log)
+	}
+	if jr := restoreState(cfg, reg, warm, log); jr != nil {
 		defer jr.Close()
+	}
+	if cfg.WarmStart {
+		// As rpcbind does, so that a later start does not bring
+		// them back; they are in the state directory now.
+		if err := warmstart.Remove(cfg.WarmStartDir); err != nil {
+			log.Warn("cannot remove rpcbind's warm-start files", "err", err)
+		}
 	}
 	web.WatchRegistered()
 	srv := &rpcbind.Server{
@@ -175,6 +188,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
+	if cfg.WarmStart {
+		writeWarmStart(cfg.WarmStartDir, reg, log)
+	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -66,4 +67,28 @@ func alive(procRoot string, p registry.Process) bool {
 		return false
 	}
 	return p.Exe == "" || info.Exe == "" || info.Exe == p.Exe
+}
+
+// readWarmStart reads rpcbind's warm-start files; damage is logged and
+// what could be read is kept.
+func readWarmStart(dir string, log *slog.Logger) []registry.Entry {
+	entries, err := warmstart.Read(dir)
+	if err != nil {
+		log.Error("rpcbind warm-start files damaged; restoring what could be read", "dir", dir, "entries", len(entries), "err", err)
+	}
+	if len(entries) > 0 {
+		log.Info("read rpcbind's warm-start files", "dir", dir, "entries", len(entries))
+	}
+	return entries
+}
+
+// writeWarmStart writes rpcbind's warm-start files on the way out, so that
+// rpcbind -w (or portmapd -w) started next finds every registration.
+func writeWarmStart(dir string, reg *registry.Registry, log *slog.Logger) {
+	entries := reg.Entries()
+	if err := warmstart.Write(dir, entries); err != nil {
+		log.Error("cannot write rpcbind's warm-start files", "dir", dir, "err", err)
+		return
+	}
+	log.Info("wrote rpcbind's warm-start files", "dir", dir, "entries", len(entries))
 }
