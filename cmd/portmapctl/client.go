@@ -7,21 +7,29 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"syscall"
 
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// netidNetwork maps the netids portmapctl can use to Go networks.
+// netidNetwork checks a netid that ping can use.
 func netidNetwork(netid string) (string, error) {
 	switch netid {
-	case "udp", "tcp":
+	case "udp", "tcp", "udp6", "tcp6", "local":
 		return netid, nil
 	}
-	return "", &argError{fmt.Sprintf("netid %s not supported (use tcp or udp)", netid)}
+	if !isKnownNetid(netid) {
+		return "", &notFoundError{netid}
+	}
+	return "", &argError{fmt.Sprintf("netid %s not supported (use udp, tcp, udp6, tcp6 or local)", netid)}
 }
+
+// A notFoundError is a netid that /etc/netconfig does not have, reported
+// as rpcinfo reports it.
+type notFoundError struct{ netid string }
+
+func (e *notFoundError) Error() string { return "Could not find " + e.netid }
 
 // netidProto is the v2 protocol of a netid.
 func netidProto(netid string) uint32 {
@@ -65,25 +73,20 @@ func (g *globals) getport(ctx context.Context, pm *rpcbind.Client, prog, vers ui
 }
 
 // findService is rpcb_getaddr followed by the creation of a client: it
-// asks host's portmapper where prog, vers is served over netid and
-// connects to it there. A failure is reported as rpcinfo reports a client
-// it cannot create.
+// asks host's portmapper (over netid; the local socket for local) where
+// prog, vers is served over netid and connects to it there. A failure is
+// reported as rpcinfo reports a client it cannot create.
 func (g *globals) findService(ctx context.Context, host string, prog, vers uint32, netid string) (*rpcbind.Client, rpcStatus) {
-	pm, err := g.dialPortmapper(ctx, host, netid)
+	pm, used, err := g.dialNetid(ctx, host, netid)
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	port, st := g.getport(ctx, pm, prog, vers, netid)
+	ua, st := g.rpcbGetaddr(ctx, pm, prog, vers, used)
 	_ = pm.Close()
 	if st.Stat != rpcSuccess {
 		return nil, st
 	}
-	network, _ := netidNetwork(netid)
-	c, err := g.dial(ctx, network, net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10)))
-	if err != nil {
-		return nil, statusOf(err)
-	}
-	return c, rpcStatus{}
+	return g.dialUaddr(ctx, used, ua)
 }
 
 // null makes one NULL call within --timeout.

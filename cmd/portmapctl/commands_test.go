@@ -54,7 +54,7 @@ func TestCommands(t *testing.T) {
 			{"set-negative-vers-is-a-flag", []string{"set", "200100", "-1", "udp", "1"}},
 			{"unset-missing-vers", []string{"unset", "200100"}},
 			{"getport-bad-vers", []string{"getport", "127.0.0.1", "200100", "one", "udp"}},
-			{"ping-bad-netid", []string{"ping", "-T", "tcp6", "127.0.0.1", "100000", "2"}},
+			{"ping-unsupported-netid", []string{"ping", "-T", "rawip", "127.0.0.1", "100000", "2"}},
 			{"ping-too-many", []string{"ping", "127.0.0.1", "100000", "2", "3"}},
 			{"dump-too-many", []string{"dump", "a", "b"}},
 		}},

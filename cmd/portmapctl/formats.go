@@ -171,3 +171,161 @@ func pingLine(prog, vers uint32, ok bool) string {
 	}
 	return fmt.Sprintf("program %d version %d is not available\n", prog, vers)
 }
+
+// writeAddrList prints a v4 GETADDRLIST answer as `rpcinfo -l` does.
+func writeAddrList(w io.Writer, prog, vers uint32, list []xdr.RPCBEntry, name nameFunc) error {
+	var b strings.Builder
+	if len(list) == 0 {
+		b.WriteString(noRegistrations)
+	} else {
+		b.WriteString("   program vers  tp_family/name/class    address\t\t  service\n")
+		n := name(prog)
+		if n == "" {
+			n = "-"
+		}
+		for _, e := range list {
+			class := "cots_ord"
+			switch e.Semantics {
+			case xdr.NCTpiClts:
+				class = "clts"
+			case xdr.NCTpiCots:
+				class = "cots"
+			}
+			fmt.Fprintf(&b, "%10d%3d    %-24s%-24s %-13s\n", prog, vers, e.ProtoFmly+"/"+e.Proto+"/"+class+" ", e.MAddr, n)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Column headers of rpcinfo -m, per version.
+var (
+	statHdr2 = []string{"NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"}
+	statHdr3 = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME", "U2T", "T2U"}
+	statHdr4 = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME",
+		"U2T", "T2U", "VERADDR", "INDRECT", "GETLIST", "GETSTAT"}
+)
+
+// statSpaces is rpcinfo's spaces(): n blanks, none when n is out of the
+// range of its 64-blank buffer.
+func statSpaces(n int) string {
+	if n <= 0 || n > 64 {
+		return ""
+	}
+	return strings.Repeat(" ", n)
+}
+
+// statRow appends rpcinfo -m's header line and counter line for the
+// procedures first..last of one version: each column a tab stop wide
+// enough for its counter, SET and UNSET as successes/calls, GETADDR (or
+// GETPORT) as the successes of the address list/calls, CALLIT as the
+// successes of the remote-call list/calls. Version 4's GETADDR calls
+// include GETADDRLIST's, as rpcbind counts its successes among GETADDR's.
+func statRow(hdr, vals *strings.Builder, names []string, s *xdr.VersionStat, v4 bool, first, last int) {
+	const tab = 8
+	for i := first; i <= last; i++ {
+		var field string
+		switch i {
+		case xdr.RpcbProcSet:
+			field = fmt.Sprintf("%d/", s.SetInfo)
+		case xdr.RpcbProcUnset:
+			field = fmt.Sprintf("%d/", s.UnsetInfo)
+		case xdr.RpcbProcGetaddr:
+			var n int32
+			for _, a := range s.AddrInfo {
+				n += a.Success
+			}
+			field = fmt.Sprintf("%d/", n)
+		case xdr.RpcbProcCallit:
+			var n int32
+			for _, r := range s.RmtInfo {
+				n += r.Success
+			}
+			field = fmt.Sprintf("%d/", n)
+		}
+		calls := s.Info[i]
+		if v4 && i == xdr.RpcbProcGetaddr {
+			calls += s.Info[xdr.RpcbProcGetaddrlist]
+		}
+		field += fmt.Sprint(calls)
+		width := tab * (1 + len(field)/tab)
+		hdr.WriteString(names[i] + statSpaces(width-len(names[i])))
+		vals.WriteString(field + statSpaces(width-len(field)))
+	}
+}
+
+// writeRmtCallStat is rpcinfo's print_rmtcallstat.
+func writeRmtCallStat(b *strings.Builder, list []xdr.RmtCallStat, v4 bool, name nameFunc) {
+	if v4 {
+		b.WriteString("prog\t\tvers\tproc\tnetid\tindirect success failure\n")
+	} else {
+		b.WriteString("prog\t\tvers\tproc\tnetid\tsuccess\tfailure\n")
+	}
+	for _, r := range list {
+		if n := name(r.Prog); n != "" {
+			fmt.Fprintf(b, "%-16s", n)
+		} else {
+			fmt.Fprintf(b, "%-16d", int32(r.Prog))
+		}
+		fmt.Fprintf(b, "%d\t%d\t%s\t", int32(r.Vers), int32(r.Proc), r.Netid)
+		if v4 {
+			fmt.Fprintf(b, "%d\t ", r.Indirect)
+		}
+		fmt.Fprintf(b, "%d\t%d\n", r.Success, r.Failure)
+	}
+}
+
+// writeAddrStat is rpcinfo's print_getaddrstat.
+func writeAddrStat(b *strings.Builder, list []xdr.AddrStat, name nameFunc) {
+	b.WriteString("prog\t\tvers\tnetid\t  success\tfailure\n")
+	for _, a := range list {
+		if n := name(a.Prog); n != "" {
+			fmt.Fprintf(b, "%-16s", n)
+		} else {
+			fmt.Fprintf(b, "%-16d", int32(a.Prog))
+		}
+		fmt.Fprintf(b, "%d\t%s\t  %-12d\t%d\n", int32(a.Vers), a.Netid, a.Success, a.Failure)
+	}
+}
+
+// writeStats prints a v4 GETSTAT answer (versions 2, 3 and 4) as
+// `rpcinfo -m` does.
+func writeStats(w io.Writer, st *[xdr.StatVersions]xdr.VersionStat, name nameFunc) error {
+	var b strings.Builder
+	section := func(title string, names []string, s *xdr.VersionStat, rmtTitle, addrTitle string) {
+		var hdr, vals strings.Builder
+		statRow(&hdr, &vals, names, s, false, 0, len(names)-1)
+		fmt.Fprintf(&b, "%s\n%s\n%s\n\n", title, hdr.String(), vals.String())
+		if s.Info[xdr.RpcbProcCallit] != 0 {
+			b.WriteString(rmtTitle + "\n")
+			writeRmtCallStat(&b, s.RmtInfo, false, name)
+			b.WriteByte('\n')
+		}
+		if s.Info[xdr.RpcbProcGetaddr] != 0 {
+			b.WriteString(addrTitle + "\n")
+			writeAddrStat(&b, s.AddrInfo, name)
+			b.WriteByte('\n')
+		}
+	}
+	section("PORTMAP (version 2) statistics", statHdr2, &st[0],
+		"PMAP_RMTCALL call statistics", "PMAP_GETPORT call statistics")
+	section("RPCBIND (version 3) statistics", statHdr3, &st[1],
+		"RPCB_RMTCALL (version 3) call statistics", "RPCB_GETADDR (version 3) call statistics")
+	s := &st[2]
+	b.WriteString("RPCBIND (version 4) statistics\n")
+	for _, r := range [][2]int{{0, 8}, {9, 12}} {
+		var hdr, vals strings.Builder
+		statRow(&hdr, &vals, statHdr4, s, true, r[0], r[1])
+		fmt.Fprintf(&b, "%s\n%s\n", hdr.String(), vals.String())
+	}
+	if s.Info[xdr.RpcbProcCallit] != 0 || s.Info[xdr.RpcbProcIndirect] != 0 {
+		b.WriteString("\nRPCB_RMTCALL (version 4) call statistics\n")
+		writeRmtCallStat(&b, s.RmtInfo, true, name)
+	}
+	if s.Info[xdr.RpcbProcGetaddr] != 0 {
+		b.WriteString("\nRPCB_GETADDR (version 4) call statistics\n")
+		writeAddrStat(&b, s.AddrInfo, name)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -2,93 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
-
-// TestRpcbFormats checks the writers of plain rpcinfo's table and of
-// rpcinfo -s against the real rpcinfo: the in-process portmapd is given
-// the table rpcbind had (its own entries on tcp6, udp6, tcp, udp and
-// local, then record.sh's v2 registrations), its v3 DUMP is fetched, and
-// the writer's output must equal rpcinfo's. The commands for these views
-// come with portmapctl's v3/v4 support; the formats are ready for them.
-func TestRpcbFormats(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "rpcinfo", "rpcb-*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no transcripts: %v", err)
-	}
-	g := &globals{rpcFile: rpcFile}
-	for _, file := range files {
-		want := readTranscript(t, file)
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			s := startServer(t, serverOptions{})
-			p := &rpcbind.Portmapper{Registry: s.Registry}
-			for _, e := range p.SelfEntries([]rpcbind.Endpoint{
-				{Netid: "tcp", Addr: "0.0.0.0.0.111"},
-				{Netid: "udp", Addr: "0.0.0.0.0.111"},
-				{Netid: "tcp6", Addr: "::.0.111"},
-				{Netid: "udp6", Addr: "::.0.111"},
-				{Netid: "local", Addr: "/run/rpcbind.sock"},
-			}) {
-				if ok, err := s.Registry.Set(internal, e); !ok || err != nil {
-					t.Fatalf("registering %+v: %v %v", e, ok, err)
-				}
-			}
-			if want.State == "registered" {
-				// The v2 part of the "registered" state, without the
-				// portmapper's entries that addSelf would add again.
-				reg := startServer(t, serverOptions{})
-				setState(t, reg, "registered", false)
-				list, err := dumpV2(t, reg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, m := range list[6:] {
-					s.addMapping(t, m)
-				}
-			}
-			c, err := rpcbind.Dial(context.Background(), "tcp", s.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			var rows []xdr.RPCB
-			err = c.Call(context.Background(), xdr.PmapProg, xdr.RpcbVers, xdr.RpcbProcDump, nil, func(d *xdr.Decoder) {
-				rows = xdr.DecodeList(d, (*xdr.RPCB).Decode)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			if strings.Contains(want.Command, " -s ") {
-				err = writeRpcbSummary(&out, rows, g.programName)
-			} else {
-				err = writeRpcbDump(&out, rows, g.programName)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out.String() != want.Stdout {
-				t.Errorf("got:\n%s\nwant (%s):\n%s", out.String(), want.Command, want.Stdout)
-			}
-		})
-	}
-}
-
-func dumpV2(t *testing.T, s *testServer) ([]xdr.Mapping, error) {
-	t.Helper()
-	c, err := rpcbind.Dial(context.Background(), "tcp", s.Addr())
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.Dump(context.Background())
-}
 
 func TestFormatEdges(t *testing.T) {
 	noNames := func(uint32) string { return "" }

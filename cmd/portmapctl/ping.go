@@ -14,12 +14,15 @@ import (
 func newPingCmd(g *globals) *cobra.Command {
 	var netid string
 	cmd := &cobra.Command{
-		Use:   "ping [-T tcp|udp] HOST PROG [VERS]",
+		Use:   "ping [-T NETID] HOST PROG [VERS]",
 		Short: "Call a program's NULL procedure, as rpcinfo -T",
 		Long: `ping asks HOST's portmapper where program PROG (a number or a name from
 the RPC program database), version VERS, is served over the netid given
-with -T, then calls its NULL procedure there and prints rpcinfo -T's
-messages.
+with -T (udp, tcp, udp6, tcp6, or local: the portmapper's local socket,
+whatever HOST), then calls its NULL procedure there and prints rpcinfo
+-T's messages. The lookup is libtirpc's rpcb_getaddr: version 4's GETADDR,
+then version 3's, then (udp and tcp only) version 2's GETPORT, each for a
+portmapper that does not speak the one before.
 
 Without VERS it calls version 0 and pings every version in the range of
 the PROG_MISMATCH answer (when version 0 answers, the range comes from a
@@ -45,7 +48,7 @@ Exits 1 when any call fails.`,
 			return g.ping(cmd, netid, args[0], prog, vers, known)
 		},
 	}
-	cmd.Flags().StringVarP(&netid, "netid", "T", "udp", "transport: udp or tcp")
+	cmd.Flags().StringVarP(&netid, "netid", "T", "udp", "transport: udp, tcp, udp6, tcp6 or local")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/internal/rpcent"
+	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -26,6 +27,8 @@ const (
 // one invocation. Nothing here outlives the command tree it belongs to.
 type globals struct {
 	server  string
+	port    uint16
+	socket  string
 	timeout time.Duration
 	rpcFile string
 
@@ -51,12 +54,16 @@ func (g *globals) programName(prog uint32) string {
 }
 
 // portmapper returns the address of the portmapper on host: --server when
-// set, else host's port 111.
+// set, else host's --port (111).
 func (g *globals) portmapper(host string) string {
 	if g.server != "" {
 		return g.server
 	}
-	return net.JoinHostPort(host, strconv.Itoa(xdr.PmapPort))
+	port := g.port
+	if port == 0 {
+		port = xdr.PmapPort
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
 // callContext bounds one RPC call by --timeout.
@@ -89,6 +96,9 @@ interrupted.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.server, "server", "",
 		"portmapper address as host:port (default HOST:111, or 127.0.0.1:111 when no HOST is given)")
+	pf.Uint16Var(&g.port, "port", xdr.PmapPort, "port of the portmapper on HOST")
+	pf.StringVar(&g.socket, "socket", rpcbind.DefaultLocalSocket,
+		"the portmapper's local socket (tried first as the abstract socket of that name), for the views without a HOST and for v3/v4 set and unset")
 	pf.DurationVar(&g.timeout, "timeout", defaultTimeout, "time allowed for each RPC call, retransmissions included")
 	pf.StringVar(&g.rpcFile, "rpc-file", rpcent.DefaultPath, "RPC program names database")
 
@@ -98,6 +108,11 @@ interrupted.`,
 		newPingCmd(g),
 		newSetCmd(g),
 		newUnsetCmd(g),
+		newTableCmd(g),
+		newSummaryCmd(g),
+		newStatsCmd(g),
+		newAddrlistCmd(g),
+		newDeleteCmd(g),
 	)
 	root.AddCommand(newHTTPCmds(g)...)
 	return root
@@ -122,11 +137,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	var ee *exitError
 	var ae *argError
+	var nf *notFoundError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &nf):
+		fmt.Fprintf(stderr, "portmapctl: %v\n", nf)
+		return 1
 	case errors.As(err, &ae):
 		fmt.Fprintf(stderr, "portmapctl: %v\n", ae)
 		return 1

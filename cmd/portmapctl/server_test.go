@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,48 +22,99 @@ import (
 )
 
 // A testServer is a real portmapd RPC server on loopback, UDP and TCP on
-// the same ephemeral port, as port 111 is for both.
+// the same ephemeral port, as port 111 is for both, on ::1 as well when the
+// host has IPv6, and on a local socket.
 type testServer struct {
 	Registry *registry.Registry
 	Port     uint16
+	// Socket is the path of its local socket.
+	Socket string
+	// V6 reports whether it also serves [::1]:Port.
+	V6 bool
 }
 
 // Addr is the value for --server.
 func (s *testServer) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(s.Port))) }
 
+// Flags point portmapctl at the server by port and socket, so that every
+// host and netid reaches it.
+func (s *testServer) Flags() []string {
+	return []string{"--port", strconv.Itoa(int(s.Port)), "--socket", s.Socket}
+}
+
 type serverOptions struct {
 	// denyAll makes every caller look remote, so SET and UNSET are
 	// answered AUTH_TOOWEAK.
 	denyAll bool
+	// uid, when set, is the uid every local-socket caller has.
+	uid *uint32
 }
 
 // startServer serves the portmapper on 127.0.0.1 until the test ends.
 func startServer(t *testing.T, opts serverOptions) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	reg := registry.New(registry.Options{})
 	var mux rpcbind.ServeMux
 	(&rpcbind.Portmapper{Registry: reg}).Register(&mux)
 	var h rpcbind.Handler = &mux
-	if opts.denyAll {
+	if opts.denyAll || opts.uid != nil {
 		remote := netip.MustParseAddrPort("192.0.2.1:700")
 		h = rpcbind.HandlerFunc(func(w rpcbind.ReplyWriter, c *rpcbind.Call) {
-			c.Remote = remote
+			if opts.denyAll {
+				c.Remote = remote
+			}
+			if opts.uid != nil && c.PeerCred != nil {
+				cred := *c.PeerCred
+				cred.UID = *opts.uid
+				c.PeerCred = &cred
+			}
 			mux.ServeRPC(w, c)
 		})
 	}
-	srv := &rpcbind.Server{Handler: h}
+	s := serve(t, h)
+	s.Registry = reg
+	return s
+}
+
+// serve answers calls with h on every transport of a testServer until the
+// test ends.
+func serve(t *testing.T, h rpcbind.Handler) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &rpcbind.Server{Handler: h, Logger: slog.New(slog.DiscardHandler)}
 	ln, udp := listenPair(t)
-	done := make(chan struct{}, 2)
-	go func() { _ = srv.ServeStream(ctx, ln, "tcp"); done <- struct{}{} }()
-	go func() { _ = srv.ServeUDP(ctx, udp, "udp"); done <- struct{}{} }()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	sock := filepath.Join(t.TempDir(), "rpcbind.sock")
+	local, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	run(func() { _ = srv.ServeStream(ctx, ln, "tcp") })
+	run(func() { _ = srv.ServeUDP(ctx, udp, "udp") })
+	run(func() { _ = srv.ServeStream(ctx, local, "local") })
+	var closers []io.Closer
+	closers = append(closers, udp)
+	v6 := false
+	if ln6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(int(port)))); err == nil {
+		if udp6, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: int(port)}); err == nil {
+			v6 = true
+			run(func() { _ = srv.ServeStream(ctx, ln6, "tcp6") })
+			run(func() { _ = srv.ServeUDP(ctx, udp6, "udp6") })
+			closers = append(closers, udp6)
+		} else {
+			_ = ln6.Close()
+		}
+	}
 	t.Cleanup(func() {
 		cancel()
-		<-done
-		<-done
-		_ = udp.Close()
+		wg.Wait()
+		for _, c := range closers {
+			_ = c.Close()
+		}
 	})
-	return &testServer{Registry: reg, Port: uint16(ln.Addr().(*net.TCPAddr).Port)}
+	return &testServer{Port: port, Socket: sock, V6: v6}
 }
 
 // listenPair binds TCP and UDP on one free port of 127.0.0.1.
@@ -132,14 +188,16 @@ func startSilent(t *testing.T) uint16 {
 var internal = registry.Caller{Transport: registry.Internal}
 
 // addSelf registers the portmapper's own entries as rpcbind has them
-// (tcp 4, 3, 2 then udp 4, 3, 2) at port.
-func (s *testServer) addSelf(t *testing.T, port uint16) {
+// (versions 4 and 3 on tcp6 and udp6, 4, 3 and 2 on tcp and udp, 4 and 3
+// on local) at port and, for local, at socket.
+func (s *testServer) addSelf(t *testing.T, port uint16, socket string) {
 	t.Helper()
 	p := &rpcbind.Portmapper{Registry: s.Registry}
-	eps := []rpcbind.Endpoint{
-		{Netid: "tcp", Addr: rpcbind.WildcardUaddr("tcp", port)},
-		{Netid: "udp", Addr: rpcbind.WildcardUaddr("udp", port)},
+	var eps []rpcbind.Endpoint
+	for _, netid := range []string{"tcp", "udp", "tcp6", "udp6"} {
+		eps = append(eps, rpcbind.Endpoint{Netid: netid, Addr: rpcbind.WildcardUaddr(netid, port)})
 	}
+	eps = append(eps, rpcbind.Endpoint{Netid: "local", Addr: socket})
 	for _, e := range p.SelfEntries(eps) {
 		if ok, err := s.Registry.Set(internal, e); !ok || err != nil {
 			t.Fatalf("registering %+v: %v %v", e, ok, err)
@@ -169,4 +227,65 @@ func runCtl(t *testing.T, args ...string) result {
 	var out, errb bytes.Buffer
 	code := run(ctx, args, &out, &errb)
 	return result{out.String(), errb.String(), code}
+}
+
+// unset removes prog, vers on netid (every netid when "") as the superuser.
+func (s *testServer) unset(t *testing.T, prog, vers uint32, netid string) {
+	t.Helper()
+	if ok, err := s.Registry.Unset(internal, prog, vers, netid); !ok || err != nil {
+		t.Fatalf("unset %d %d %q: %v %v", prog, vers, netid, ok, err)
+	}
+}
+
+// refusedSocket returns the path of a local socket whose server is gone:
+// connecting to it is refused, as to rpcbind's after rpcbind stops.
+func refusedSocket(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rpcbind.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	_ = ln.Close()
+	return path
+}
+
+// hasIPv6Loopback reports whether ::1 can be listened on.
+func hasIPv6Loopback() bool {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	_ = ln.Close()
+	return true
+}
+
+// startStatsReplay serves, on every transport, a portmapper whose v4
+// GETSTAT answers the results record.sh's getstat.py saw just before an
+// rpcinfo -m, with that rpcinfo's own GETSTAT call counted.
+func startStatsReplay(t *testing.T, hexResults string) *testServer {
+	t.Helper()
+	b, err := hex.DecodeString(hexResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st [xdr.StatVersions]xdr.VersionStat
+	d := xdr.NewDecoder(b)
+	for i := range st {
+		st[i].Decode(d)
+	}
+	if err := d.Err(); err != nil || d.Remaining() != 0 {
+		t.Fatalf("recorded GETSTAT results: %v (%d bytes left)", err, d.Remaining())
+	}
+	st[2].Info[xdr.RpcbProcGetstat]++
+	var mux rpcbind.ServeMux
+	mux.HandleFunc(xdr.PmapProg, xdr.RpcbVers4, xdr.RpcbProcGetstat, func(w rpcbind.ReplyWriter, c *rpcbind.Call) {
+		_ = rpcbind.Reply(w, c, func(e *xdr.Encoder) {
+			for i := range st {
+				st[i].Encode(e)
+			}
+		})
+	})
+	return serve(t, &mux)
 }
