@@ -341,7 +341,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (di
 		if err != nil {
 			return false
 		}
-		if !canStartRecord(first[0]) {
+		if startsHTTPMethod(first[0]) {
 			s.Divert(&peekedConn{Conn: conn, r: br})
 			return true
 		}
@@ -355,7 +355,12 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (di
 			var tooLarge *xdr.RecordTooLargeError
 			switch {
 			case errors.As(err, &tooLarge):
-				s.logger().Warn("closing connection: record too large", "netid", netid, "from", callerString(&c), "err", err)
+				s.logger().Warn("resetting connection: record too large", "netid", netid, "from", callerString(&c), "err", err)
+				// Reset rather than close, as rpcbind does: the rest of the
+				// record is never read, and the peer learns at once.
+				if tc, ok := conn.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0)
+				}
 			case errors.Is(err, io.EOF), ctx.Err() != nil:
 			default:
 				s.logger().Debug("closing connection", "netid", netid, "from", callerString(&c), "err", err)
@@ -370,10 +375,12 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (di
 	return false
 }
 
-// canStartRecord reports whether b can be the first byte of a record mark
-// of a call no larger than 16 MiB. Request lines of HTTP start with an
-// upper-case method name, which cannot.
-func canStartRecord(b byte) bool { return b&0x7f == 0 }
+// startsHTTPMethod reports whether b can begin an HTTP request line, whose
+// method is upper-case ASCII. A record mark starting with such a byte
+// would announce a fragment of over a gigabyte, which no portmapper call
+// is; anything else, however malformed, is treated as RPC so that the
+// record limits apply to it.
+func startsHTTPMethod(b byte) bool { return 'A' <= b && b <= 'Z' }
 
 // peekedConn is a connection whose first bytes were read ahead.
 type peekedConn struct {
