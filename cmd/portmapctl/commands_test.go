@@ -14,6 +14,7 @@ import (
 // portmapctl's; the dumps in them are checked against rpcinfo's format by
 // TestAgainstRpcinfo.
 func TestCommands(t *testing.T) {
+	uid1000 := uint32(1000)
 	type step struct {
 		name string
 		args []string
@@ -22,6 +23,10 @@ func TestCommands(t *testing.T) {
 		name  string
 		opts  serverOptions
 		state string // setState's, with recorded ports
+		// local points portmapctl at the server with --port and
+		// --socket instead of --server, so that v3/v4 changes go over
+		// the local socket.
+		local bool
 		steps []step
 	}{
 		{name: "change", state: "fresh", steps: []step{
@@ -45,6 +50,24 @@ func TestCommands(t *testing.T) {
 			{"unset-denied", []string{"unset", "100000", "2"}},
 			{"dump-unchanged", []string{"dump"}},
 		}},
+		{name: "rpcb", opts: serverOptions{uid: &uid1000}, state: "fresh", local: true, steps: []step{
+			{"set-udp6-port", []string{"set", "200100", "1", "udp6", "4000"}},
+			{"set-v4-tcp-uaddr", []string{"set", "--version", "4", "200100", "1", "tcp", "127.0.0.1.15.161"}},
+			{"set-v3-udp", []string{"set", "--version", "3", "200100", "1", "udp", "4002"}},
+			{"set-local-path", []string{"set", "200100", "1", "local", "/run/test.sock"}},
+			{"set-other-address", []string{"set", "200100", "1", "udp6", "::1.15.160"}},
+			{"table-after-set", []string{"table"}},
+			{"summary-after-set", []string{"summary", "127.0.0.1"}},
+			{"addrlist", []string{"addrlist", "127.0.0.1", "200100", "1"}},
+			{"dump-v2-sees-v3-udp", []string{"dump"}},
+			{"unset-v4-one-netid", []string{"unset", "--version", "4", "-T", "udp6", "200100", "1"}},
+			{"table-after-unset-netid", []string{"table", "127.0.0.1"}},
+			{"unset-v3-every-netid", []string{"unset", "--version", "3", "200100", "1"}},
+			{"delete-not-owner", []string{"delete", "100000", "4"}},
+			{"unset-not-owner", []string{"unset", "-T", "local", "100000", "3"}},
+			{"table-after-unset", []string{"table"}},
+			{"stats", []string{"stats"}},
+		}},
 		{name: "args", state: "fresh", steps: []step{
 			{"set-bad-proto", []string{"set", "200100", "1", "sctp", "1"}},
 			{"set-bad-port", []string{"set", "200100", "1", "udp", "65536"}},
@@ -57,6 +80,13 @@ func TestCommands(t *testing.T) {
 			{"ping-unsupported-netid", []string{"ping", "-T", "rawip", "127.0.0.1", "100000", "2"}},
 			{"ping-too-many", []string{"ping", "127.0.0.1", "100000", "2", "3"}},
 			{"dump-too-many", []string{"dump", "a", "b"}},
+			{"set-v3-bad-uaddr", []string{"set", "200100", "1", "tcp6", "127.0.0.1.1.1"}},
+			{"set-v3-not-uaddr", []string{"set", "200100", "1", "tcp6", "somewhere"}},
+			{"set-v3-unknown-netid", []string{"set", "--version", "3", "200100", "1", "sctp", "1"}},
+			{"set-bad-version", []string{"set", "--version", "5", "200100", "1", "udp", "1"}},
+			{"unset-v2-with-netid", []string{"unset", "--version", "2", "-T", "udp", "200100", "1"}},
+			{"table-local-netid", []string{"table", "-T", "local", "127.0.0.1"}},
+			{"addrlist-missing-vers", []string{"addrlist", "127.0.0.1", "100000"}},
 		}},
 	}
 	for _, g := range groups {
@@ -65,7 +95,11 @@ func TestCommands(t *testing.T) {
 			setState(t, s, g.state, false)
 			for _, st := range g.steps {
 				if !t.Run(st.name, func(t *testing.T) {
-					full := append([]string{"--rpc-file", rpcFile, "--server", s.Addr(), "--timeout", "5s"}, st.args...)
+					full := []string{"--rpc-file", rpcFile, "--timeout", "5s", "--server", s.Addr()}
+					if g.local {
+						full = append(full[:4], s.Flags()...)
+					}
+					full = append(full, st.args...)
 					got := transcript{
 						Command: "portmapctl " + strings.Join(st.args, " "),
 						State:   g.name,

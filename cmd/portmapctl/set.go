@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,21 +13,35 @@ import (
 	"github.com/portmapd/portmapd/xdr"
 )
 
-const changeHelp = `The call goes over UDP to the local portmapper, 127.0.0.1 port 111, or to
---server. Run as root, portmapctl sends it from a reserved port, so that
-the portmapper records the superuser as the owner.
+const changeHelp = `Version 2 calls go over UDP to the local portmapper, 127.0.0.1 port 111,
+or to --server. Run as root, portmapctl sends them from a reserved port, so
+that the portmapper records the superuser as the owner.
+
+Version 3 and 4 calls go where libtirpc's rpcb_set and rpcb_unset send
+them: the local socket (--socket, /run/rpcbind.sock, tried first as the
+abstract socket of that name), where the portmapper takes the owner from
+the kernel (superuser for root, else the uid), or, when it cannot be
+reached, TCP to the loopback portmapper; --server overrides both.
 
 Prints the portmapper's answer, true or false, and exits 1 on false. A
-portmapper that refuses the caller (AUTH_TOOWEAK: SET and UNSET are only
-accepted from 127.0.0.1 or ::1 unless it runs with -i) is reported as such.`
+portmapper that refuses the caller (AUTH_TOOWEAK: changes are only
+accepted from 127.0.0.1, ::1 or the local socket unless it runs with -i)
+is reported as such.`
 
 func newSetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "set PROG VERS tcp|udp PORT",
-		Short: "Register a program with a v2 SET",
+	var version uint32
+	cmd := &cobra.Command{
+		Use:   "set [--version 2|3|4] PROG VERS NETID ADDR",
+		Short: "Register a program (v2, or v3/v4 on any netid)",
 		Long: `set registers program PROG (a number or a name from the RPC program
-database), version VERS, at PORT over tcp or udp, with a portmap version 2
-SET.
+database), version VERS, on NETID at ADDR.
+
+With version 2 (the default for tcp and udp) NETID is tcp or udp and ADDR a
+port: a portmap SET. With --version 3 or 4 (the default for other netids)
+it is rpcbind's SET: NETID is udp, tcp, udp6, tcp6 or local, and ADDR a
+port (registered at the wildcard address of the netid's family, as a
+service bound to every address is), a universal address (127.0.0.1.15.160,
+::1.15.160) or, for local, a socket path.
 
 ` + changeHelp,
 		Args:         cobra.ExactArgs(4),
@@ -39,31 +55,57 @@ SET.
 			if err != nil {
 				return err
 			}
-			prot, err := parseProto(args[2])
+			netid := strings.ToLower(args[2])
+			if version == 0 {
+				version = xdr.PmapVers
+				if netid != "tcp" && netid != "udp" {
+					version = xdr.RpcbVers
+				}
+			}
+			if err := checkVersion(version); err != nil {
+				return err
+			}
+			if version == xdr.PmapVers {
+				prot, err := parseProto(args[2])
+				if err != nil {
+					return err
+				}
+				port, err := parsePort(args[3])
+				if err != nil {
+					return err
+				}
+				m := xdr.Mapping{Prog: prog, Vers: vers, Prot: prot, Port: port}
+				return g.change(cmd, g.dialLocalPortmapper, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+					return c.PmapSet(ctx, m)
+				})
+			}
+			uaddr, err := parseAddr(netid, args[3])
 			if err != nil {
 				return err
 			}
-			port, err := parsePort(args[3])
-			if err != nil {
-				return err
-			}
-			m := xdr.Mapping{Prog: prog, Vers: vers, Prot: prot, Port: port}
-			return g.change(cmd, func(c *rpcbind.Client) (bool, error) {
-				ctx, cancel := g.callContext(cmd.Context())
-				defer cancel()
-				return c.PmapSet(ctx, m)
+			r := xdr.RPCB{Prog: prog, Vers: vers, Netid: netid, Addr: uaddr, Owner: euidOwner()}
+			return g.change(cmd, g.dialLocalRpcb, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+				return c.RpcbSet(ctx, version, r)
 			})
 		},
 	}
+	cmd.Flags().Uint32Var(&version, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2 for tcp and udp, else 3)")
+	return cmd
 }
 
 func newUnsetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "unset PROG VERS",
-		Short: "Remove a program's registrations with a v2 UNSET",
+	var version uint32
+	var netid string
+	cmd := &cobra.Command{
+		Use:   "unset [--version 2|3|4] [-T NETID] PROG VERS",
+		Short: "Remove a program's registrations (v2, or v3/v4 on one netid or all)",
 		Long: `unset removes program PROG (a number or a name from the RPC program
-database), version VERS, with a portmap version 2 UNSET: both its tcp and
-its udp registrations go, whatever their ports.
+database), version VERS.
+
+With version 2 (the default without -T) it is a portmap UNSET: both its tcp
+and its udp registrations go, whatever their ports. With --version 3 or 4
+(the default with -T) it is rpcbind's UNSET: the registration on the netid
+given with -T goes, or, without -T, its registrations on every netid.
 
 ` + changeHelp,
 		Args:         cobra.ExactArgs(2),
@@ -77,20 +119,78 @@ its udp registrations go, whatever their ports.
 			if err != nil {
 				return err
 			}
-			return g.change(cmd, func(c *rpcbind.Client) (bool, error) {
-				ctx, cancel := g.callContext(cmd.Context())
-				defer cancel()
-				return c.PmapUnset(ctx, prog, vers)
+			if version == 0 {
+				version = xdr.PmapVers
+				if cmd.Flags().Changed("netid") {
+					version = xdr.RpcbVers
+				}
+			}
+			if err := checkVersion(version); err != nil {
+				return err
+			}
+			if version == xdr.PmapVers {
+				if netid != "" {
+					return &argError{"-T needs --version 3 or 4 (version 2 removes tcp and udp together)"}
+				}
+				return g.change(cmd, g.dialLocalPortmapper, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+					return c.PmapUnset(ctx, prog, vers)
+				})
+			}
+			if netid != "" && !isKnownNetid(netid) {
+				return &argError{fmt.Sprintf("netid %s not supported", netid)}
+			}
+			r := xdr.RPCB{Prog: prog, Vers: vers, Netid: netid, Owner: euidOwner()}
+			return g.change(cmd, g.dialLocalRpcb, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+				return c.RpcbUnset(ctx, version, r)
 			})
 		},
 	}
+	cmd.Flags().Uint32Var(&version, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2, or 3 with -T)")
+	cmd.Flags().StringVarP(&netid, "netid", "T", "", "netid to remove the registration from (versions 3 and 4; default: every netid)")
+	return cmd
+}
+
+func checkVersion(v uint32) error {
+	if v < xdr.PmapVers || v > xdr.RpcbVers4 {
+		return &argError{fmt.Sprintf("version %d is not a portmapper version (2, 3 or 4)", v)}
+	}
+	return nil
+}
+
+// parseAddr reads the ADDR of a v3/v4 set: a port (the wildcard address
+// of an IP netid), a universal address, or a local socket's path.
+func parseAddr(netid, arg string) (string, error) {
+	if !isKnownNetid(netid) {
+		return "", &argError{fmt.Sprintf("netid %s not supported", netid)}
+	}
+	if ipNetwork(netid) == "" {
+		if isDigits(arg) {
+			return "", &argError{fmt.Sprintf("%s is not an address of netid %s (give a socket path)", arg, netid)}
+		}
+		return arg, nil
+	}
+	if isDigits(arg) {
+		port, err := parsePort(arg)
+		if err != nil {
+			return "", err
+		}
+		return wildcardUaddr(netid, uint16(port)), nil
+	}
+	ap, err := parseUaddr(arg)
+	if err != nil {
+		return "", &argError{err.Error()}
+	}
+	if ap.Addr().Is4() == strings.HasSuffix(netid, "6") {
+		return "", &argError{fmt.Sprintf("%s is not an address of netid %s", arg, netid)}
+	}
+	return arg, nil
 }
 
 // change makes a SET or UNSET call and reports its result.
-func (g *globals) change(cmd *cobra.Command, call func(*rpcbind.Client) (bool, error)) error {
+func (g *globals) change(cmd *cobra.Command, dial func(context.Context) (*rpcbind.Client, error), call func(context.Context, *rpcbind.Client) (bool, error)) error {
 	ctx := cmd.Context()
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	c, err := g.dialLocalPortmapper(ctx)
+	c, err := dial(ctx)
 	if err != nil {
 		if e := interrupted(ctx); e != nil {
 			return e
@@ -99,7 +199,9 @@ func (g *globals) change(cmd *cobra.Command, call func(*rpcbind.Client) (bool, e
 		return failed
 	}
 	defer c.Close()
-	ok, err := call(c)
+	callCtx, cancel := g.callContext(ctx)
+	ok, err := call(callCtx, c)
+	cancel()
 	if err != nil {
 		if e := interrupted(ctx); e != nil {
 			return e
@@ -108,7 +210,7 @@ func (g *globals) change(cmd *cobra.Command, call func(*rpcbind.Client) (bool, e
 		var re *xdr.ReplyError
 		if errors.As(err, &re) && re.Header.Stat == xdr.MsgDenied &&
 			re.Header.Reject == xdr.AuthError && re.Header.Auth == xdr.AuthTooWeak {
-			fmt.Fprintln(stderr, "portmapctl: the portmapper refused the change: it accepts SET and UNSET only from 127.0.0.1 or ::1 (unless it runs with -i)")
+			fmt.Fprintln(stderr, "portmapctl: the portmapper refused the change: it accepts SET and UNSET only from 127.0.0.1, ::1 or its local socket (unless it runs with -i)")
 		}
 		return failed
 	}
