@@ -49,6 +49,28 @@ func TestLiveRpcbind(t *testing.T) {
 		{"rpcinfo-after-set", "rpcinfo -p 127.0.0.1"},
 		{"unset", "$CTL unset 200100 1"},
 		{"rpcinfo-after-unset", "rpcinfo -p 127.0.0.1"},
+		// rpcinfo's v3/v4 views, over the real local socket and ::1.
+		{"rpcb-dump-local-fresh", "$CTL table"},
+		{"rpcb-summary-local-fresh", "$CTL summary"},
+		{"rpcb-dump-tcp6-fresh", "$CTL table -T tcp6 ::1"},
+		{"addrlist-fresh", "$CTL addrlist 127.0.0.1 100000 4"},
+		{"addrlist-v6-fresh", "$CTL addrlist ::1 100000 3"},
+		{"ping-tcp6-v4", "$CTL ping -T tcp6 ::1 100000 4"},
+		{"ping-udp6-all", "$CTL ping -T udp6 ::1 100000"},
+		{"ping-local-v3", "$CTL ping -T local localhost 100000 3"},
+		{"ping-local-all", "$CTL ping -T local localhost rpcbind"},
+		{"ping-tcp6-unregistered", "$CTL ping -T tcp6 ::1 200001 1"},
+		// stats against rpcinfo -m, each a GETSTAT after the other.
+		{"stats", "$CTL stats 127.0.0.1"},
+		{"rpcinfo-m", "rpcinfo -m 127.0.0.1"},
+		// v3/v4 changes over the local socket, seen by rpcinfo.
+		{"set-v3-tcp6", "$CTL set 200100 1 tcp6 4000"},
+		{"set-v4-local", "$CTL set --version 4 200100 1 local /run/test.sock"},
+		{"rpcinfo-after-v3-set", "rpcinfo"},
+		{"unset-v4-tcp6", "$CTL unset --version 4 -T tcp6 200100 1"},
+		{"delete-v3", "$CTL delete 200100 1"},
+		{"rpcinfo-after-delete", "rpcinfo -s"},
+		{"delete-nobody", "setpriv --reuid=65534 --regid=65534 --clear-groups $CTL delete 100000 4"},
 	}
 	var script strings.Builder
 	fmt.Fprintf(&script, `set -u
@@ -98,7 +120,9 @@ CTL="%s --rpc-file %s"
 		}
 		return r
 	}
-	for _, name := range []string{"dump-fresh", "ping-udp-v2", "ping-tcp-all", "ping-tcp-name", "ping-udp-v5", "ping-udp-unregistered"} {
+	for _, name := range []string{"dump-fresh", "ping-udp-v2", "ping-tcp-all", "ping-tcp-name", "ping-udp-v5", "ping-udp-unregistered",
+		"rpcb-dump-local-fresh", "rpcb-summary-local-fresh", "rpcb-dump-tcp6-fresh", "addrlist-fresh", "addrlist-v6-fresh",
+		"ping-tcp6-v4", "ping-udp6-all", "ping-local-v3", "ping-local-all", "ping-tcp6-unregistered"} {
 		t.Run(name, func(t *testing.T) {
 			want := readTranscript(t, filepath.Join("testdata", "rpcinfo", name+".txt"))
 			want.Stderr = rpcinfoPrefix.ReplaceAllString(want.Stderr, "portmapctl: ")
@@ -120,6 +144,24 @@ CTL="%s --rpc-file %s"
 		{"rpcinfo-after-unset", func(r result) bool {
 			return r.Exit == 0 && !strings.Contains(r.Stdout, "200100")
 		}},
+		{"stats", func(r result) bool {
+			// rpcinfo -m ran just after: its own GETSTAT is one more.
+			m := read("rpcinfo-m")
+			return r.Exit == 0 && m.Exit == 0 && r.Stdout != "" &&
+				bumpGetstat(r.Stdout) == m.Stdout
+		}},
+		{"set-v3-tcp6", func(r result) bool { return r.Stdout == "true\n" && r.Exit == 0 }},
+		{"set-v4-local", func(r result) bool { return r.Stdout == "true\n" && r.Exit == 0 }},
+		{"rpcinfo-after-v3-set", func(r result) bool {
+			return strings.Contains(r.Stdout, "\n    200100    1    tcp6      ::.15.160              -          superuser\n") &&
+				strings.Contains(r.Stdout, "\n    200100    1    local     /run/test.sock         -          superuser\n")
+		}},
+		{"unset-v4-tcp6", func(r result) bool { return r.Stdout == "true\n" && r.Exit == 0 }},
+		{"delete-v3", func(r result) bool { return r == result{} }},
+		{"rpcinfo-after-delete", func(r result) bool { return r.Exit == 0 && !strings.Contains(r.Stdout, "200100") }},
+		{"delete-nobody", func(r result) bool {
+			return r.Exit == 1 && r.Stderr == "portmapctl: Could not delete registration for prog 100000 version 4\n"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,4 +170,28 @@ CTL="%s --rpc-file %s"
 			}
 		})
 	}
+}
+
+// bumpGetstat adds one to the GETSTAT count of rpcinfo -m's output: the
+// last counter of version 4's second row.
+func bumpGetstat(out string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "VERADDR INDRECT GETLIST GETSTAT") && i+1 < len(lines) {
+			f := strings.Fields(lines[i+1])
+			if len(f) != 4 {
+				return out
+			}
+			n, err := strconv.Atoi(f[3])
+			if err != nil {
+				return out
+			}
+			var b strings.Builder
+			for _, v := range append(f[:3], strconv.Itoa(n+1)) {
+				b.WriteString(v + strings.Repeat(" ", 8*(1+len(v)/8)-len(v)))
+			}
+			lines[i+1] = b.String()
+		}
+	}
+	return strings.Join(lines, "\n")
 }
