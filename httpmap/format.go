@@ -6,6 +6,8 @@ import (
 	"encoding/xml"
 	"strings"
 	"time"
+
+	"github.com/portmapd/portmapd/registry"
 )
 
 // csvField quotes s the way httportmap does: only when it holds a quote, a
@@ -63,6 +65,11 @@ type Listing struct {
 	Host      string     `json:"host,omitempty"`
 	Generated time.Time  `json:"generated"`
 	Instances []Instance `json:"instances"`
+	// RecentRemovals are the latest registrations the daemon removed on
+	// its own (process exited, service gone), oldest first, and Removed
+	// counts all of them since it started.
+	RecentRemovals []registry.Event `json:"recent_removals,omitempty"`
+	Removed        uint64           `json:"removed,omitempty"`
 }
 
 func writeJSON(b *bytes.Buffer, l Listing) error {

@@ -372,7 +372,8 @@ func (s *Server) writeWith(w http.ResponseWriter, r *http.Request, typ string, n
 				all[i].UserName = users.name(*all[i].UID)
 			}
 		}
-		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all}); err != nil {
+		events, removed := s.reg.RecentEvents()
+		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: events, Removed: removed}); err != nil {
 			s.fail(w, TypeCSV, err)
 			return
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/liveness"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 )
@@ -182,6 +183,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		serve(t.netid, func() error { return srv.ServeStream(ctx, t.ln, t.netid) })
 	}
 	serve("http", func() error { return web.ListenAndServe(ctx) })
+	if !cfg.NoPrune {
+		pr := liveness.New(reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot, Logger: log.With("part", "prune")})
+		serve("prune", func() error { pr.Run(ctx); return nil })
+	}
 	log.Info("portmapd serving", "port", cfg.Port, "transports", ls.describe())
 	if cfg.Ready != nil {
 		cfg.Ready()

@@ -1,0 +1,318 @@
+package liveness
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/proc"
+)
+
+// Defaults of Config.
+const (
+	DefaultGrace    = 30 * time.Second
+	DefaultInterval = 30 * time.Second
+	// UnknownMisses is how many checks in a row the port of a
+	// registration with no known process must be found unbound.
+	UnknownMisses = 2
+)
+
+// Config configures a Pruner.
+type Config struct {
+	// Grace is how long after registering a service may take to bind
+	// before its registration can be removed.
+	Grace time.Duration
+	// Interval is the time between checks.
+	Interval time.Duration
+	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	ProcRoot string
+	Logger   *slog.Logger
+	// Now returns the time; time.Now when nil.
+	Now func() time.Time
+	// Table reads the socket table; ReadTable(ProcRoot) when nil.
+	Table func() (*Table, error)
+	// LocalAddrs lists this host's addresses; the interfaces' when nil.
+	LocalAddrs func() []netip.Addr
+}
+
+// Stats count what the pruner did.
+type Stats struct {
+	Checks uint64 `json:"checks"`
+	Pruned uint64 `json:"pruned"`
+}
+
+// A Pruner removes registrations whose service is gone:
+//
+//   - The portmapper's own entries (program 100000) are never touched.
+//   - Nothing is removed sooner than Grace after it was registered.
+//   - An address that is not on this host is never judged by a port
+//     check that cannot see it; neither is a registration made from
+//     another network namespace.
+//   - A registration whose process (recorded through SO_PEERCRED) still
+//     runs is kept. Once it has exited (or its pid belongs to a process
+//     started after the registration), the registration stays only while
+//     something is bound to its port and protocol, as when the daemon
+//     forked: the first check that finds the port free removes it.
+//   - A registration with no known process (loopback v2 SET, the kernel)
+//     is removed when UnknownMisses checks in a row find its port free.
+type Pruner struct {
+	reg *registry.Registry
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	misses map[missKey]int
+	// netns caches the network namespace of live registering
+	// processes, so that it is still known after they exit.
+	netns   map[missKey]string
+	ownNS   string
+	stats   Stats
+	btime   int64
+	clkTick int64
+}
+
+type missKey struct {
+	prog, vers uint32
+	netid      string
+	pid        int32
+	registered int64
+}
+
+// New returns a Pruner of reg.
+func New(reg *registry.Registry, cfg Config) *Pruner {
+	if cfg.Grace < 0 {
+		cfg.Grace = 0
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Table == nil {
+		root := cfg.ProcRoot
+		cfg.Table = func() (*Table, error) { return ReadTable(root) }
+	}
+	if cfg.LocalAddrs == nil {
+		cfg.LocalAddrs = interfaceAddrs
+	}
+	p := &Pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}, clkTick: 100}
+	p.ownNS, _ = os.Readlink(cfg.ProcRoot + "/self/ns/net")
+	p.btime = bootTime(cfg.ProcRoot)
+	return p
+}
+
+// Run checks every Interval until ctx is done.
+func (p *Pruner) Run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.Check()
+		}
+	}
+}
+
+// Stats returns the counts so far.
+func (p *Pruner) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Check reads the socket table once, removes the registrations found gone
+// and returns them.
+func (p *Pruner) Check() []registry.Entry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats.Checks++
+	table, err := p.cfg.Table()
+	if err != nil {
+		p.log.Warn("cannot read the socket table; nothing pruned this time", "err", err)
+		return nil
+	}
+	now := p.cfg.Now()
+	var local map[netip.Addr]bool
+	seen := make(map[missKey]bool)
+	var removed []registry.Entry
+	for _, e := range p.reg.Entries() {
+		k := missKey{e.Prog, e.Vers, strings.ToLower(e.Netid), e.PID, e.Registered.UnixNano()}
+		seen[k] = true
+		if e.Prog == 100000 {
+			continue
+		}
+		bound, ok, where := p.boundCheck(table, e, &local)
+		if !ok {
+			continue // not something a port check here can judge
+		}
+		if e.PID != 0 {
+			if p.running(e) {
+				if ns := p.nsOf(e.PID); ns != "" {
+					p.netns[k] = ns
+				}
+				continue
+			}
+			if ns := p.netns[k]; ns != "" && p.ownNS != "" && ns != p.ownNS {
+				continue // registered from another network namespace
+			}
+		}
+		if now.Sub(e.Registered) < p.cfg.Grace {
+			continue
+		}
+		if bound {
+			delete(p.misses, k)
+			continue
+		}
+		var reason string
+		if e.PID != 0 {
+			reason = fmt.Sprintf("registering process %d has exited and nothing is bound to %s", e.PID, where)
+		} else {
+			p.misses[k]++
+			if p.misses[k] < UnknownMisses {
+				continue
+			}
+			reason = fmt.Sprintf("no registering process is known and nothing has been bound to %s for %d checks", where, UnknownMisses)
+		}
+		if p.reg.Prune(e, reason) {
+			p.stats.Pruned++
+			removed = append(removed, e)
+			p.log.Info("pruned registration", "prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner, "pid", e.PID, "reason", reason)
+		}
+	}
+	for k := range p.misses {
+		if !seen[k] {
+			delete(p.misses, k)
+		}
+	}
+	for k := range p.netns {
+		if !seen[k] {
+			delete(p.netns, k)
+		}
+	}
+	return removed
+}
+
+// boundCheck says whether e's endpoint is bound; ok is false when the
+// check cannot judge it (another host's address, an unknown netid, an
+// unparsable address). where describes the endpoint for the log.
+func (p *Pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bool) (bound, ok bool, where string) {
+	var proto Proto
+	switch strings.ToLower(e.Netid) {
+	case registry.NetidTCP, registry.NetidTCP6:
+		proto = TCP
+	case registry.NetidUDP, registry.NetidUDP6:
+		proto = UDP
+	case registry.NetidLocal, "unix":
+		if !strings.HasPrefix(e.Addr, "/") {
+			return false, false, ""
+		}
+		return t.BoundPath(e.Addr), true, "local socket " + e.Addr
+	default:
+		return false, false, ""
+	}
+	host, port, ok := splitUaddr(e.Addr)
+	if !ok {
+		return false, false, ""
+	}
+	if !host.IsUnspecified() && !host.IsLoopback() {
+		if *local == nil {
+			*local = map[netip.Addr]bool{}
+			for _, a := range p.cfg.LocalAddrs() {
+				(*local)[a.Unmap()] = true
+			}
+		}
+		if !(*local)[host.Unmap()] {
+			return false, false, ""
+		}
+	}
+	name := "tcp"
+	if proto == UDP {
+		name = "udp"
+	}
+	return t.Bound(proto, port), true, name + " port " + strconv.Itoa(int(port))
+}
+
+// splitUaddr parses an IPv4 or IPv6 universal address.
+func splitUaddr(uaddr string) (netip.Addr, uint16, bool) {
+	port, ok := registry.UaddrPort(uaddr)
+	if !ok {
+		return netip.Addr{}, 0, false
+	}
+	i := strings.LastIndexByte(uaddr, '.')
+	i = strings.LastIndexByte(uaddr[:i], '.')
+	a, err := netip.ParseAddr(uaddr[:i])
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	return a, port, true
+}
+
+// running reports whether e's registering process still runs: its pid
+// exists and started no later than the registration (else the pid was
+// reused).
+func (p *Pruner) running(e registry.Entry) bool {
+	info, err := proc.Inspect(p.cfg.ProcRoot, e.PID)
+	if err != nil {
+		return false
+	}
+	if p.btime == 0 || e.Registered.IsZero() {
+		return true
+	}
+	startedMs := p.btime*1000 + int64(info.Start)*1000/p.clkTick
+	// btime is whole seconds: allow for its rounding.
+	return startedMs <= e.Registered.UnixMilli()+2000
+}
+
+func (p *Pruner) nsOf(pid int32) string {
+	ns, _ := os.Readlink(p.cfg.ProcRoot + "/" + strconv.Itoa(int(pid)) + "/ns/net")
+	return ns
+}
+
+// bootTime returns the boot time in Unix seconds from /proc/stat, 0 when
+// unknown.
+func bootTime(procRoot string) int64 {
+	b, err := os.ReadFile(procRoot + "/stat")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func interfaceAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}

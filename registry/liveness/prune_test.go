@@ -1,0 +1,122 @@
+package liveness
+
+import (
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/portmapd/portmapd/registry"
+)
+
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) int32 {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return int32(cmd.Process.Pid)
+}
+
+func TestPrunePolicy(t *testing.T) {
+	self := int32(os.Getpid())
+	dead := deadPID(t)
+	local := func(pid int32) registry.Caller {
+		return registry.Caller{Transport: registry.Local, Cred: &registry.Cred{UID: 0, PID: pid}}
+	}
+	loopback := registry.Caller{Transport: registry.Network, Addr: netip.MustParseAddrPort("127.0.0.1:4000")}
+	internal := registry.Caller{Transport: registry.Internal}
+	type want []bool // present after each check
+	for _, tc := range []struct {
+		name   string
+		caller registry.Caller
+		entry  registry.Entry
+		bound  bool
+		// age is how old the registration is at the first check.
+		age  time.Duration
+		want want
+	}{
+		{"live process, port free", local(self), registry.Entry{Netid: "tcp", Addr: "0.0.0.0.4.1"}, false, time.Minute, want{true, true, true}},
+		{"exited process, port bound", local(dead), registry.Entry{Netid: "tcp", Addr: "0.0.0.0.4.1"}, true, time.Minute, want{true, true, true}},
+		{"exited process, port free", local(dead), registry.Entry{Netid: "udp6", Addr: "::.4.1"}, false, time.Minute, want{false}},
+		{"exited process, within grace", local(dead), registry.Entry{Netid: "tcp", Addr: "0.0.0.0.4.1"}, false, 0, want{true}},
+		{"exited process, local path free", local(dead), registry.Entry{Netid: "local", Addr: "/nonexistent/x.sock"}, false, time.Minute, want{false}},
+		{"no process, port bound", loopback, registry.Entry{Netid: "udp", Addr: "0.0.0.0.4.1"}, true, time.Minute, want{true, true, true}},
+		{"no process, port free: two checks", loopback, registry.Entry{Netid: "udp", Addr: "0.0.0.0.4.1"}, false, time.Minute, want{true, false}},
+		{"another host's address", local(dead), registry.Entry{Netid: "tcp", Addr: "192.0.2.7.4.1"}, false, time.Minute, want{true, true, true}},
+		{"loopback address", local(dead), registry.Entry{Netid: "tcp", Addr: "127.0.0.1.4.1"}, false, time.Minute, want{false}},
+		{"the portmapper's own", internal, registry.Entry{Prog: 100000, Vers: 2, Netid: "tcp", Addr: "0.0.0.0.0.111"}, false, time.Minute, want{true, true, true}},
+		{"unknown netid", local(dead), registry.Entry{Netid: "rdma", Addr: "0.0.0.0.4.1"}, false, time.Minute, want{true, true, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1_800_000_000, 0)
+			reg := registry.New(registry.Options{Now: func() time.Time { return now }})
+			e := tc.entry
+			if e.Prog == 0 {
+				e.Prog, e.Vers = 400000, 1
+			}
+			if _, err := reg.Set(tc.caller, e); err != nil {
+				t.Fatal(err)
+			}
+			clock := now.Add(tc.age)
+			table := &Table{ports: map[portKey]bool{}, paths: map[string]bool{}}
+			if tc.bound {
+				table.ports[portKey{TCP, 0x401}] = true
+				table.ports[portKey{UDP, 0x401}] = true
+			}
+			p := New(reg, Config{
+				Grace:      30 * time.Second,
+				Now:        func() time.Time { return clock },
+				Table:      func() (*Table, error) { return table, nil },
+				LocalAddrs: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("198.51.100.1")} },
+			})
+			// The registration time is the fake clock's; a real
+			// process started long before it, so "running" holds.
+			for i, w := range tc.want {
+				p.Check()
+				_, got := reg.LookupExact(e.Prog, e.Vers, e.Netid)
+				if got != w {
+					t.Fatalf("after check %d: present %v, want %v", i+1, got, w)
+				}
+			}
+			events, n := reg.RecentEvents()
+			if removed := !tc.want[len(tc.want)-1]; removed != (n == 1 && len(events) == 1) {
+				t.Errorf("events %+v, count %d", events, n)
+			}
+			if st := p.Stats(); st.Checks != uint64(len(tc.want)) {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestParseInet(t *testing.T) {
+	tcp := []byte(`  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:006F 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:2710 0100007F:C351 06 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000 100 0 0 10 0
+`)
+	tb := &Table{ports: map[portKey]bool{}, paths: map[string]bool{}}
+	parseInet(tcp, TCP, tb)
+	for _, c := range []struct {
+		port uint16
+		want bool
+	}{{111, true}, {8080, true}, {10000, false}, {22, false}} {
+		if got := tb.Bound(TCP, c.port); got != c.want {
+			t.Errorf("tcp %d bound %v, want %v", c.port, got, c.want)
+		}
+	}
+	unix := []byte(`Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 21812 /run/rpcbind.sock
+0000000000000000: 00000003 00000000 00000000 0001 03 21813
+`)
+	parseUnix(unix, tb)
+	if !tb.BoundPath("/run/rpcbind.sock") || tb.BoundPath("/run/other.sock") {
+		t.Error("unix paths misread")
+	}
+	if _, err := ReadTable("/proc"); err != nil {
+		t.Errorf("ReadTable(/proc): %v", err)
+	}
+}
