@@ -227,15 +227,16 @@ func TestAgainstRpcinfo(t *testing.T) {
 			case want.GetStat != "":
 				flags = startStatsReplay(t, want.GetStat).Flags()
 			default:
-				var opts serverOptions
+				// Local callers are who rpcinfo ran as: root unless the
+				// transcript says otherwise, whoever runs the test.
+				uid := uint64(0)
 				if want.UID != "" {
-					uid, err := strconv.ParseUint(want.UID, 10, 32)
-					if err != nil {
+					if uid, err = strconv.ParseUint(want.UID, 10, 32); err != nil {
 						t.Fatal(err)
 					}
-					u := uint32(uid)
-					opts.uid = &u
 				}
+				u := uint32(uid)
+				opts := serverOptions{uid: &u}
 				s := startServer(t, opts)
 				setState(t, s, want.State, liveViews[args[0]])
 				flags = s.Flags()
