@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/proc"
 )
 
 // Defaults of Config.
@@ -265,17 +264,28 @@ func splitUaddr(uaddr string) (netip.Addr, uint16, bool) {
 }
 
 // running reports whether e's registering process still runs: its pid
-// exists and started no later than the registration (else the pid was
-// reused).
+// exists, is not a zombie, and started no later than the registration
+// (else the pid was reused).
 func (p *Pruner) running(e registry.Entry) bool {
-	info, err := proc.Inspect(p.cfg.ProcRoot, e.PID)
+	b, err := os.ReadFile(p.cfg.ProcRoot + "/" + strconv.Itoa(int(e.PID)) + "/stat")
 	if err != nil {
 		return false
 	}
-	if p.btime == 0 || e.Registered.IsZero() {
-		return true
+	// Fields after the command name, which ends at the last ')':
+	// state is field 3, start time field 22.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return false
 	}
-	startedMs := p.btime*1000 + int64(info.Start)*1000/p.clkTick
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" || f[0] == "x" {
+		return false
+	}
+	start, err := strconv.ParseInt(f[19], 10, 64)
+	if err != nil || p.btime == 0 || e.Registered.IsZero() {
+		return err == nil
+	}
+	startedMs := p.btime*1000 + start*1000/p.clkTick
 	// btime is whole seconds: allow for its rounding.
 	return startedMs <= e.Registered.UnixMilli()+2000
 }
