@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/proc"
 )
@@ -40,12 +41,8 @@ func peerOf(c net.Conn) *peer {
 			return p
 		}
 		p.raw = raw
-		var cred *unix.Ucred
-		raw.Control(func(fd uintptr) {
-			cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		})
-		if err == nil {
-			p.caller.Cred = &registry.Cred{UID: cred.Uid, GID: cred.Gid, PID: cred.Pid}
+		if cred, err := peercred.Get(uc); err == nil {
+			p.caller.Cred = &registry.Cred{UID: cred.UID, GID: cred.GID, PID: cred.PID}
 		}
 		return p
 	}

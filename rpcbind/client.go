@@ -52,10 +52,15 @@ func Dial(ctx context.Context, network, address string) (*Client, error) {
 	return NewClient(conn), nil
 }
 
-// NewClient returns a Client that calls over conn, which it owns.
+// NewClient returns a Client that calls over conn, which it owns. Record
+// marking is used unless conn is a datagram socket. (A unix stream
+// connection also has datagram methods, so the network decides.)
 func NewClient(conn net.Conn) *Client {
-	_, datagram := conn.(net.PacketConn)
-	return &Client{conn: conn, stream: !datagram, xid: uint32(time.Now().UnixNano())}
+	switch conn.LocalAddr().Network() {
+	case "udp", "udp4", "udp6", "unixgram":
+		return &Client{conn: conn, xid: uint32(time.Now().UnixNano())}
+	}
+	return &Client{conn: conn, stream: true, xid: uint32(time.Now().UnixNano())}
 }
 
 // Close closes the connection.
