@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portmapd/portmapd/rpcbind"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// binary returns the portmapd under test: PORTMAPD_BIN, or a fresh build.
+func binary(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("PORTMAPD_BIN"); b != "" {
+		return b
+	}
+	out := filepath.Join(t.TempDir(), "portmapd")
+	if msg, err := exec.Command("go", "build", "-o", out, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, msg)
+	}
+	return out
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantExit   int
+		wantStderr []string
+	}{
+		{"-v prints rpcbind's two lines", []string{"-v"}, 0, []string{"portmapd ", "\ndebug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: ", "user: root, "}},
+		{"-v with -s names the user", []string{"-v", "-s"}, 0, []string{"user: daemon, "}},
+		{"unknown option", []string{"-x"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
+		{"unknown long option", []string{"--bogus"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
+		{"-h needs an address", []string{"-h"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
+		{"stray argument", []string{"-f", "extra"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
+		{"bad port", []string{"-f", "--port", "70000"}, 1, []string{"--port 70000", "usage:"}},
+		{"bad trusted proxy", []string{"-f", "--trusted-proxy", "nonsense"}, 1, []string{"--trusted-proxy", "usage:"}},
+	}
+	bin := binary(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			cmd := exec.Command(bin, tc.args...)
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantExit {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.wantExit, stderr.String())
+			}
+			for _, want := range tc.wantStderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// unprivilegedArgs serve on kernel-chosen ports and private paths, so that
+// the daemon runs beside anything else on the host.
+func unprivilegedArgs(dir string) []string {
+	return []string{"--port", "0", "--socket", filepath.Join(dir, "rpcbind.sock"), "--abstract-socket=false",
+		"--lock-file", filepath.Join(dir, "lock"), "--http", "off", "--http-socket", "off",
+		"--state-dir", filepath.Join(dir, "state")}
+}
+
+// waitLocal waits until the daemon answers on its local socket.
+func waitLocal(t *testing.T, sock string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := rpcbind.Dial(ctx, "unix", sock)
+		if err == nil {
+			err = c.Null(ctx, xdr.PmapProg, xdr.RpcbVers4)
+			c.Close()
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("daemon never answered on %s", sock)
+}
+
+// TestDetaches: without -f the command returns once the daemon it leaves
+// behind serves, as rpcbind does.
+func TestDetaches(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(binary(t), unprivilegedArgs(dir)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("detaching start failed: %v\n%s", err, out)
+	}
+	sock := filepath.Join(dir, "rpcbind.sock")
+	waitLocal(t, sock)
+	stopDaemonHolding(t, filepath.Join(dir, "lock"))
+}
+
+// TestRunAsDaemonUser: -s gives up root once the sockets are open.
+func TestRunAsDaemonUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("-s needs root to change user: run make test as root")
+	}
+	u, err := user.Lookup("daemon")
+	if err != nil {
+		t.Skipf("no user 'daemon' on this host: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), append(unprivilegedArgs(dir), "-f", "-s")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitLocal(t, filepath.Join(dir, "rpcbind.sock"))
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "Uid:") {
+			fields := strings.Fields(line)
+			for _, id := range fields[1:] {
+				if id != u.Uid {
+					t.Errorf("%s, want every uid %s (daemon)", line, u.Uid)
+				}
+			}
+		}
+	}
+}
+
+// stopDaemonHolding finds the daemon by the lock file it holds and stops
+// it with SIGTERM.
+func stopDaemonHolding(t *testing.T, lock string) {
+	t.Helper()
+	out, err := exec.Command("fuser", lock).Output()
+	if err != nil {
+		out, _ = exec.Command("pgrep", "-f", lock).Output()
+	}
+	for _, pid := range strings.Fields(string(out)) {
+		_ = exec.Command("kill", "-TERM", strings.TrimRight(pid, ":")).Run()
+	}
+}
