@@ -67,3 +67,15 @@ func TestNormaliseStatd(t *testing.T) {
 		t.Errorf("normaliseStatd:\n%q\nwant:\n%q", got, want)
 	}
 }
+
+func TestSortStatRows(t *testing.T) {
+	in := "### rpcinfo -m\nPORTMAP\nprog\t\tvers\tnetid\tsuccess\tfailure\n805281796       1\ttcp\t  6           \t2\n805281796       1\tudp6\t  2           \t0\n### rpcinfo -p\nb 1 udp 2\na 1 udp 2\n"
+	want := "### rpcinfo -m\nPORTMAP\nprog\t\tvers\tnetid\tsuccess\tfailure\n805281796       1\ttcp\t  6           \t2\n805281796       1\tudp6\t  2           \t0\n### rpcinfo -p\nb 1 udp 2\na 1 udp 2\n"
+	swapped := "### rpcinfo -m\nPORTMAP\nprog\t\tvers\tnetid\tsuccess\tfailure\n805281796       1\tudp6\t  2           \t0\n805281796       1\ttcp\t  6           \t2\n### rpcinfo -p\nb 1 udp 2\na 1 udp 2\n"
+	if got := sortStatRows(in); got != want {
+		t.Errorf("sorted:\n%s\nwant:\n%s", got, want)
+	}
+	if sortStatRows(swapped) != sortStatRows(in) {
+		t.Error("the same rows in another order normalise differently")
+	}
+}
