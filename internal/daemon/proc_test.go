@@ -221,13 +221,9 @@ func (d *daemon) named() map[string][]string {
 
 func dialQuiet(d *daemon) (*rpcbind.Client, error) { return dialUnix(d.rpc) }
 
-// dialUnix connects to a local RPC socket. rpcbind.Dial would take a
-// *net.UnixConn for a datagram socket, since it has ReadFrom; hiding that
-// keeps the stream's record marking.
+// dialUnix connects to a local RPC socket.
 func dialUnix(path string) (*rpcbind.Client, error) {
-	conn, err := net.Dial("unix", path)
-	if err != nil {
-		return nil, err
-	}
+	return rpcbind.Dial(context.Background(), "unix", path)
+}
 	return rpcbind.NewClient(struct{ net.Conn }{conn}), nil
 }
