@@ -225,5 +225,3 @@ func dialQuiet(d *daemon) (*rpcbind.Client, error) { return dialUnix(d.rpc) }
 func dialUnix(path string) (*rpcbind.Client, error) {
 	return rpcbind.Dial(context.Background(), "unix", path)
 }
-	return rpcbind.NewClient(struct{ net.Conn }{conn}), nil
-}
