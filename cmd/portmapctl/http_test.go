@@ -1,0 +1,70 @@
+package main
+
+import (
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/registry"
+)
+
+// startHTTP serves the HTTP face on a local socket of its own and returns
+// the socket's path and the registry behind it.
+func startHTTP(t *testing.T) (string, *registry.Registry) {
+	t.Helper()
+	reg := registry.New(registry.Options{})
+	sock := filepath.Join(t.TempDir(), "portmapd.sock")
+	srv, err := httpmap.NewServer(reg, httpmap.Config{HTTPAddr: httpmap.Off, SocketPath: sock, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := httpmap.ListenUnix(sock, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return sock, reg
+}
+
+func namedCount(reg *registry.Registry, name string) int { return len(reg.LookupNamed(name)) }
+
+// TestRegisterLastsAsLongAsTheCommand: the registration exists while the
+// command runs and is gone when it ends; the command's exit status is
+// portmapctl's.
+func TestRegisterLastsAsLongAsTheCommand(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed: apt-get install curl")
+	}
+	sock, reg := startHTTP(t)
+	r := runCtl(t, "register", "--http-socket", sock, "job.example.com", "9100", "--",
+		"sh", "-c", "curl -s --unix-socket "+sock+" http://localhost/portmap/job.example.com; exit 3")
+	if r.Exit != 3 {
+		t.Fatalf("exit %d, want the command's 3; stderr: %s", r.Exit, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "job.example.com,") || !strings.Contains(r.Stdout, ",9100") {
+		t.Errorf("the command did not see its registration:\n%s", r.Stdout)
+	}
+	if n := namedCount(reg, "job.example.com"); n != 0 {
+		t.Errorf("%d registrations left after the command ended", n)
+	}
+	t.Run("lookup and list", func(t *testing.T) {
+		r := runCtl(t, "lookup", "--http-socket", sock, "nothing.example.com")
+		if r.Exit == 0 {
+			t.Errorf("lookup of an unregistered name succeeded: %+v", r)
+		}
+		r = runCtl(t, "list", "--http-socket", sock)
+		if r.Exit != 0 {
+			t.Errorf("list: %+v", r)
+		}
+	})
+	t.Run("refusal is reported", func(t *testing.T) {
+		r := runCtl(t, "register", "--http-socket", sock, "nfs.oncrpc.alt", "9100", "--", "true")
+		if r.Exit == 0 || !strings.Contains(r.Stderr, "oncrpc.alt") {
+			t.Errorf("registering a reserved name: exit %d, stderr %q", r.Exit, r.Stderr)
+		}
+	})
+}
