@@ -22,6 +22,18 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
+// parseProgVers reads a program and a version argument, in that order of
+// checking, as rpcinfo does.
+func (g *globals) parseProgVers(progArg, versArg string) (prog, vers uint32, err error) {
+	if prog, err = g.parseProg(progArg); err != nil {
+		return 0, 0, err
+	}
+	if vers, err = parseVers(versArg); err != nil {
+		return 0, 0, err
+	}
+	return prog, vers, nil
+}
+
 // parseProg is rpcinfo's getprognum: a decimal number, or else a name or
 // alias from the RPC program database.
 func (g *globals) parseProg(arg string) (uint32, error) {

@@ -20,11 +20,7 @@ both $(portmapctl getport ...) and the exit status tell.`,
 		Args:         cobra.ExactArgs(4),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog, err := g.parseProg(args[1])
-			if err != nil {
-				return err
-			}
-			vers, err := parseVers(args[2])
+			prog, vers, err := g.parseProgVers(args[1], args[2])
 			if err != nil {
 				return err
 			}

@@ -47,11 +47,7 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 		Args:         cobra.ExactArgs(4),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog, err := g.parseProg(args[0])
-			if err != nil {
-				return err
-			}
-			vers, err := parseVers(args[1])
+			prog, vers, err := g.parseProgVers(args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -111,11 +107,7 @@ given with -T goes, or, without -T, its registrations on every netid.
 		Args:         cobra.ExactArgs(2),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog, err := g.parseProg(args[0])
-			if err != nil {
-				return err
-			}
-			vers, err := parseVers(args[1])
+			prog, vers, err := g.parseProgVers(args[0], args[1])
 			if err != nil {
 				return err
 			}

@@ -185,11 +185,7 @@ answer with addresses this side can reach.`,
 				return err
 			}
 			defer c.Close()
-			prog, err := g.parseProg(args[1])
-			if err != nil {
-				return err
-			}
-			vers, err := parseVers(args[2])
+			prog, vers, err := g.parseProgVers(args[1], args[2])
 			if err != nil {
 				return err
 			}
@@ -231,11 +227,7 @@ Use unset for a true/false answer.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: netid %s not supported\n", netid)
 				return failed
 			}
-			prog, err := g.parseProg(args[0])
-			if err != nil {
-				return err
-			}
-			vers, err := parseVers(args[1])
+			prog, vers, err := g.parseProgVers(args[0], args[1])
 			if err != nil {
 				return err
 			}
