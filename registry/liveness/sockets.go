@@ -74,50 +74,46 @@ const (
 // has "sl local_address rem_address st ...", local_address being
 // HEXADDR:HEXPORT.
 func parseInet(b []byte, proto Proto, t *Table) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 4096), 1<<20)
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
-			continue
-		}
-		f := strings.Fields(sc.Text())
+	procNetRows(b, func(f []string) {
 		if len(f) < 4 {
-			continue
+			return
 		}
 		i := strings.LastIndexByte(f[1], ':')
 		if i < 0 {
-			continue
+			return
 		}
 		port, err := strconv.ParseUint(f[1][i+1:], 16, 16)
 		if err != nil || port == 0 {
-			continue
+			return
 		}
 		if proto == TCP {
 			st, err := strconv.ParseUint(f[3], 16, 8)
 			if err != nil || st == tcpTimeWait || st == tcpClose {
-				continue
+				return
 			}
 		}
 		t.ports[portKey{proto, uint16(port)}] = true
+	})
+}
+
+// procNetRows calls fn with the fields of each row of a /proc/net table,
+// skipping its header line.
+func procNetRows(b []byte, fn func(fields []string)) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for first := true; sc.Scan(); first = false {
+		if !first {
+			fn(strings.Fields(sc.Text()))
+		}
 	}
 }
 
 // parseUnix reads /proc/net/unix, whose eighth column, when present, is
 // the bound path ("@name" for the abstract namespace).
 func parseUnix(b []byte, t *Table) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 4096), 1<<20)
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
-			continue
-		}
-		f := strings.Fields(sc.Text())
+	procNetRows(b, func(f []string) {
 		if len(f) >= 8 {
 			t.paths[f[7]] = true
 		}
-	}
+	})
 }
