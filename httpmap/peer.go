@@ -42,7 +42,7 @@ func peerOf(c net.Conn) *peer {
 		}
 		p.raw = raw
 		if cred, err := peercred.Get(uc); err == nil {
-			p.caller.Cred = &registry.Cred{UID: cred.UID, GID: cred.GID, PID: cred.PID}
+			p.caller.Cred = &cred
 		}
 		return p
 	}

@@ -31,6 +31,9 @@ const (
 type Cred struct {
 	UID, GID uint32
 	PID      int32
+	// NetNS is the cookie of the peer's network namespace, 0 when
+	// unknown.
+	NetNS uint64
 }
 
 // A Caller is who asked for a change, as the front end that received the
@@ -88,6 +91,15 @@ func (c Caller) Owner() string {
 func (c Caller) PID() int32 {
 	if c.Cred != nil {
 		return c.Cred.PID
+	}
+	return 0
+}
+
+// NetNS returns the cookie of the caller's network namespace when the
+// kernel told it, else 0.
+func (c Caller) NetNS() uint64 {
+	if c.Cred != nil {
+		return c.Cred.NetNS
 	}
 	return 0
 }

@@ -29,6 +29,12 @@ type Entry struct {
 	// PID is the registering process when the kernel told it (local
 	// socket), else 0.
 	PID int32
+	// NetNS is the network namespace cookie (SO_NETNS_COOKIE) of the
+	// registering process when it registered over a local socket, which
+	// a process in another namespace can reach through a shared /run;
+	// 0 for network callers, who are in the daemon's own namespace, and
+	// when the kernel did not tell.
+	NetNS uint64
 	// Registered is when the entry was added.
 	Registered time.Time
 }
@@ -132,6 +138,7 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	}
 	e.Owner = c.Owner()
 	e.PID = c.PID()
+	e.NetNS = c.NetNS()
 	k := key{e.Prog, e.Vers, lowerASCII(e.Netid)}
 	r.mu.Lock()
 	if old, ok := r.byKey[k]; ok {

@@ -327,7 +327,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (di
 		if err != nil {
 			s.logger().Warn("local connection without peer credentials", "err", err)
 		} else {
-			c.PeerCred = &registry.Cred{UID: cred.UID, GID: cred.GID, PID: cred.PID}
+			c.PeerCred = &cred
 		}
 	} else {
 		c.Remote = unmap(addrPortOf(conn.RemoteAddr()))
