@@ -13,7 +13,7 @@
 //
 // Every file starts with a 20-byte header:
 //
-//	magic "PMPD" | version u16 (1) | kind u16 (1 journal, 2 snapshot) | generation u64 | CRC-32C of the preceding 16 bytes
+//	magic "PMPD" | version u16 (2; 1 is still read) | kind u16 (1 journal, 2 snapshot) | generation u64 | CRC-32C of the preceding 16 bytes
 //
 // and continues with records:
 //
@@ -42,8 +42,11 @@ import (
 )
 
 const (
-	magic          = "PMPD"
-	formatVersion  = 1
+	magic         = "PMPD"
+	formatVersion = 2
+	// versionNoNetNS is the first format, whose set changes lack the
+	// registrant's network namespace. It is read, never written.
+	versionNoNetNS = 1
 	kindJournal    = 1
 	kindSnapshot   = 2
 	headerLen      = 20
@@ -74,21 +77,28 @@ func appendHeader(b []byte, kind uint16, gen uint64) []byte {
 // errVersion reports a file of a format this program does not know.
 var errVersion = errors.New("unknown format version")
 
-// parseHeader checks a file's header and returns its kind and generation.
-func parseHeader(b []byte) (kind uint16, gen uint64, err error) {
+// A header is what a file's header says.
+type header struct {
+	version, kind uint16
+	gen           uint64
+}
+
+// parseHeader checks a file's header.
+func parseHeader(b []byte) (header, error) {
 	if len(b) < headerLen {
-		return 0, 0, errors.New("truncated header")
+		return header{}, errors.New("truncated header")
 	}
 	if string(b[:4]) != magic {
-		return 0, 0, errors.New("not a portmapd state file (bad magic)")
+		return header{}, errors.New("not a portmapd state file (bad magic)")
 	}
 	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:20]) {
-		return 0, 0, errors.New("bad header checksum")
+		return header{}, errors.New("bad header checksum")
 	}
-	if v := binary.BigEndian.Uint16(b[4:6]); v != formatVersion {
-		return 0, 0, fmt.Errorf("%w %d (this portmapd reads %d)", errVersion, v, formatVersion)
+	v := binary.BigEndian.Uint16(b[4:6])
+	if v < versionNoNetNS || v > formatVersion {
+		return header{}, fmt.Errorf("%w %d (this portmapd reads %d to %d)", errVersion, v, versionNoNetNS, formatVersion)
 	}
-	return binary.BigEndian.Uint16(b[6:8]), binary.BigEndian.Uint64(b[8:16]), nil
+	return header{version: v, kind: binary.BigEndian.Uint16(b[6:8]), gen: binary.BigEndian.Uint64(b[8:16])}, nil
 }
 
 // beginRecord appends a record header to be completed by endRecord and
@@ -132,12 +142,13 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // encodeChange appends one change:
 //
-//	set:        prog u32, vers u32, netid, addr, owner, pid i32, registered i64
+//	set:        prog u32, vers u32, netid, addr, owner, pid i32, registered i64, netns u64
 //	unset:      prog u32, vers u32, netid
 //	register:   name, network, port u16, path, flags u8, pid i32, uid u32, gid u32, start u64, exe, registered i64
 //	deregister: name, network, port u16, path, pid i32, start u64
 //
 // strings are u16 length and bytes; times are Unix nanoseconds, 0 for none.
+// Version 1 files lack a set's netns.
 func encodeChange(b []byte, c registry.Change) []byte {
 	b = append(b, byte(c.Op))
 	switch c.Op {
@@ -151,6 +162,7 @@ func encodeChange(b []byte, c registry.Change) []byte {
 			b = appendString(b, e.Owner)
 			b = binary.BigEndian.AppendUint32(b, uint32(e.PID))
 			b = appendTime(b, e.Registered)
+			b = binary.BigEndian.AppendUint64(b, e.NetNS)
 		}
 	case registry.OpRegister, registry.OpDeregister:
 		s := c.Service
@@ -211,8 +223,9 @@ type change struct {
 	count uint64
 }
 
-// decodeRecord decodes a record's payload into its changes.
-func decodeRecord(p []byte) ([]change, error) {
+// decodeRecord decodes a record's payload, of a file of format version,
+// into its changes.
+func decodeRecord(p []byte, version uint16) ([]change, error) {
 	d := &decoder{b: p}
 	var out []change
 	for len(d.b) > 0 && !d.bad {
@@ -229,6 +242,9 @@ func decodeRecord(p []byte) ([]change, error) {
 				c.Entry.Owner = d.str()
 				c.Entry.PID = int32(d.u32())
 				c.Entry.Registered = d.when()
+				if version > versionNoNetNS {
+					c.Entry.NetNS = d.u64()
+				}
 			}
 		case opRegister, opDeregister:
 			s := &c.Service

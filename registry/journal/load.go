@@ -223,9 +223,9 @@ func (l *loader) readFile(name string, kind uint16) (uint64, bool) {
 	if p := permissionProblem(path); p != "" {
 		problems = append(problems, p)
 	}
-	fkind, gen, err := parseHeader(data)
-	if err == nil && fkind != kind {
-		err = fmt.Errorf("file kind %d where %d was expected", fkind, kind)
+	h, err := parseHeader(data)
+	if err == nil && h.kind != kind {
+		err = fmt.Errorf("file kind %d where %d was expected", h.kind, kind)
 	}
 	if err != nil {
 		l.damage(path, strings.Join(append(problems, err.Error()), "; "), 0)
@@ -235,7 +235,7 @@ func (l *loader) readFile(name string, kind uint16) (uint64, bool) {
 	var ended bool
 	var count uint64
 	errs := scanRecords(data[headerLen:], headerLen, func(p []byte) error {
-		cs, err := decodeRecord(p)
+		cs, err := decodeRecord(p, h.version)
 		if err != nil {
 			return err
 		}
@@ -263,7 +263,7 @@ func (l *loader) readFile(name string, kind uint16) (uint64, bool) {
 	if len(problems) > 0 {
 		l.damage(path, strings.Join(problems, "; "), applied)
 	}
-	return gen, true
+	return h.gen, true
 }
 
 // permissionProblem says what is wrong with a state file's owner or mode,
