@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -40,6 +41,10 @@ type Config struct {
 	Table func() (*Table, error)
 	// LocalAddrs lists this host's addresses; the interfaces' when nil.
 	LocalAddrs func() []netip.Addr
+	// NetNS is the cookie of the daemon's network namespace, which
+	// registrations carry when they were made over a local socket;
+	// the calling process's when 0.
+	NetNS uint64
 }
 
 // Stats count what the pruner did.
@@ -69,8 +74,10 @@ type Pruner struct {
 
 	mu     sync.Mutex
 	misses map[missKey]int
-	// netns caches the network namespace of live registering
-	// processes, so that it is still known after they exit.
+	// netns caches the network namespace of live registering processes
+	// whose entries carry no namespace cookie (kernels before 5.14,
+	// state saved before cookies were recorded), so that it is still
+	// known after they exit.
 	netns   map[missKey]string
 	ownNS   string
 	stats   Stats
@@ -108,6 +115,9 @@ func New(reg *registry.Registry, cfg Config) *Pruner {
 	}
 	if cfg.LocalAddrs == nil {
 		cfg.LocalAddrs = interfaceAddrs
+	}
+	if cfg.NetNS == 0 {
+		cfg.NetNS, _ = peercred.OwnNetNS()
 	}
 	p := &Pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}, clkTick: 100}
 	p.ownNS, _ = os.Readlink(cfg.ProcRoot + "/self/ns/net")
@@ -157,6 +167,9 @@ func (p *Pruner) Check() []registry.Entry {
 		if e.Prog == 100000 {
 			continue
 		}
+		if e.NetNS != 0 && p.cfg.NetNS != 0 && e.NetNS != p.cfg.NetNS {
+			continue // registered from another network namespace
+		}
 		bound, ok, where := p.boundCheck(table, e, &local)
 		if !ok {
 			continue // not something a port check here can judge
@@ -192,7 +205,7 @@ func (p *Pruner) Check() []registry.Entry {
 		if p.reg.Prune(e, reason) {
 			p.stats.Pruned++
 			removed = append(removed, e)
-			p.log.Info("pruned registration", "prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner, "pid", e.PID, "reason", reason)
+			p.log.Info("pruned registration", "prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner, "pid", e.PID, "netns", e.NetNS, "reason", reason)
 		}
 	}
 	for k := range p.misses {

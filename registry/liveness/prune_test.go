@@ -23,9 +23,11 @@ func deadPID(t *testing.T) int32 {
 func TestPrunePolicy(t *testing.T) {
 	self := int32(os.Getpid())
 	dead := deadPID(t)
-	local := func(pid int32) registry.Caller {
-		return registry.Caller{Transport: registry.Local, Cred: &registry.Cred{UID: 0, PID: pid}}
+	const ownNS, otherNS = 3, 4580
+	localIn := func(pid int32, ns uint64) registry.Caller {
+		return registry.Caller{Transport: registry.Local, Cred: &registry.Cred{UID: 0, PID: pid, NetNS: ns}}
 	}
+	local := func(pid int32) registry.Caller { return localIn(pid, 0) }
 	loopback := registry.Caller{Transport: registry.Network, Addr: netip.MustParseAddrPort("127.0.0.1:4000")}
 	internal := registry.Caller{Transport: registry.Internal}
 	type want []bool // present after each check
@@ -48,6 +50,8 @@ func TestPrunePolicy(t *testing.T) {
 		{"another host's address", local(dead), registry.Entry{Netid: "tcp", Addr: "192.0.2.7.4.1"}, false, time.Minute, want{true, true, true}},
 		{"loopback address", local(dead), registry.Entry{Netid: "tcp", Addr: "127.0.0.1.4.1"}, false, time.Minute, want{false}},
 		{"the portmapper's own", internal, registry.Entry{Prog: 100000, Vers: 2, Netid: "tcp", Addr: "0.0.0.0.0.111"}, false, time.Minute, want{true, true, true}},
+		{"exited process of this namespace, port free", localIn(dead, ownNS), registry.Entry{Netid: "tcp", Addr: "0.0.0.0.4.1"}, false, time.Minute, want{false}},
+		{"exited process of another namespace, port free", localIn(dead, otherNS), registry.Entry{Netid: "tcp", Addr: "0.0.0.0.4.1"}, false, time.Minute, want{true, true, true}},
 		{"unknown netid", local(dead), registry.Entry{Netid: "rdma", Addr: "0.0.0.0.4.1"}, false, time.Minute, want{true, true, true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +75,7 @@ func TestPrunePolicy(t *testing.T) {
 				Now:        func() time.Time { return clock },
 				Table:      func() (*Table, error) { return table, nil },
 				LocalAddrs: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("198.51.100.1")} },
+				NetNS:      ownNS,
 			})
 			// The registration time is the fake clock's; a real
 			// process started long before it, so "running" holds.
