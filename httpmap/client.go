@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/portmapd/portmapd/registry"
 )
 
 // An Error is a refusal from the server: its status and the one-line
@@ -64,9 +66,18 @@ func NewClient(addr string) *Client {
 	return &Client{hc: &http.Client{}, base: "http://" + addr, host: host}
 }
 
-// do sends a request and decodes a JSON listing, or returns the server's
-// refusal as an *Error.
+// do sends a request and returns the instances of the JSON listing it
+// answers, or the server's refusal as an *Error.
 func (c *Client) do(ctx context.Context, method, path string, body any) ([]Instance, error) {
+	l, err := c.listing(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	return l.Instances, nil
+}
+
+// listing sends a request and decodes the JSON listing it answers.
+func (c *Client) listing(ctx context.Context, method, path string, body any) (*Listing, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -104,7 +115,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) ([]Insta
 	if err := json.Unmarshal(data, &l); err != nil {
 		return nil, fmt.Errorf("portmapd: bad listing: %w", err)
 	}
-	return l.Instances, nil
+	return &l, nil
 }
 
 // Register registers reg's services, all or none, and returns those added.
@@ -134,6 +145,17 @@ func (c *Client) List(ctx context.Context, f Filter) ([]Instance, error) {
 		path += "?" + e
 	}
 	return c.do(ctx, http.MethodGet, path, nil)
+}
+
+// Removals returns the latest registrations the daemon removed on its own,
+// oldest first, and how many of each kind it has removed since it started.
+func (c *Client) Removals(ctx context.Context) ([]registry.Event, registry.Removals, error) {
+	// The filter matches no instance: only the removals are wanted.
+	l, err := c.listing(ctx, http.MethodGet, listPath+"?service=.", nil)
+	if err != nil {
+		return nil, registry.Removals{}, err
+	}
+	return l.RecentRemovals, l.Removed, nil
 }
 
 // Lookup returns the instances of name; an *Error with status 404 when

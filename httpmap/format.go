@@ -67,9 +67,9 @@ type Listing struct {
 	Instances []Instance `json:"instances"`
 	// RecentRemovals are the latest registrations the daemon removed on
 	// its own (process exited, service gone), oldest first, and Removed
-	// counts all of them since it started.
-	RecentRemovals []registry.Event `json:"recent_removals,omitempty"`
-	Removed        uint64           `json:"removed,omitempty"`
+	// counts all of them, by kind, since it started.
+	RecentRemovals []registry.Event  `json:"recent_removals,omitempty"`
+	Removed        registry.Removals `json:"removed"`
 }
 
 func writeJSON(b *bytes.Buffer, l Listing) error {

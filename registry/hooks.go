@@ -116,12 +116,24 @@ type Event struct {
 	Reason string `json:"reason"`
 }
 
+// Removals count the registrations the daemon removed on its own since
+// it started.
+type Removals struct {
+	RPC   uint64 `json:"rpc"`
+	Named uint64 `json:"named"`
+}
+
 // maxEvents is how many recent events the registry keeps.
 const maxEvents = 64
 
-// addEvent appends ev to the ring of recent events; r.mu must be held.
+// addEvent appends ev to the ring of recent events and counts it; r.mu
+// must be held.
 func (r *Registry) addEvent(ev Event) {
-	r.removed++
+	if ev.Kind == "rpc" {
+		r.removed.RPC++
+	} else {
+		r.removed.Named++
+	}
 	if len(r.events) < maxEvents {
 		r.events = append(r.events, ev)
 		return
@@ -131,8 +143,9 @@ func (r *Registry) addEvent(ev Event) {
 }
 
 // RecentEvents returns the latest removals the daemon made on its own,
-// oldest first, and how many there have been since it started.
-func (r *Registry) RecentEvents() ([]Event, uint64) {
+// oldest first, and how many of each kind there have been since it
+// started.
+func (r *Registry) RecentEvents() ([]Event, Removals) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make([]Event, 0, len(r.events))

@@ -103,7 +103,7 @@ type Registry struct {
 	journal   Journal
 	events    []Event
 	eventNext int
-	removed   uint64
+	removed   Removals
 }
 
 // New returns an empty Registry.

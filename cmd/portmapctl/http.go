@@ -11,10 +11,12 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/registry"
 )
 
 // httpFlags choose how the HTTP face is reached: the local socket (which
@@ -40,7 +42,7 @@ func (f *httpFlags) client() *httpmap.Client {
 
 // newHTTPCmds returns the commands that use portmapd's named services.
 func newHTTPCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g)}
+	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g), newRemovalsCmd(g)}
 }
 
 // reportHTTP prints err as the server's reason and fails the command.
@@ -102,6 +104,39 @@ func newListCmd(g *globals) *cobra.Command {
 	cmd.Flags().Int32SliceVar(&f.PIDs, "pid", nil, "only this process id (repeatable)")
 	cmd.Flags().StringArrayVar(&f.Progs, "prog", nil, "only this executable, RPC program number or name (repeatable)")
 	return cmd
+}
+
+func newRemovalsCmd(g *globals) *cobra.Command {
+	var hf httpFlags
+	cmd := &cobra.Command{
+		Use:   "removals",
+		Short: "Show the registrations portmapd removed because their service was gone, and how many",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := g.callContext(cmd.Context())
+			defer cancel()
+			events, n, err := hf.client().Removals(ctx)
+			if err != nil {
+				return reportHTTP(cmd, err)
+			}
+			printRemovals(cmd.OutOrStdout(), events, n)
+			return nil
+		},
+	}
+	hf.add(cmd, true)
+	return cmd
+}
+
+func printRemovals(w io.Writer, events []registry.Event, n registry.Removals) {
+	if len(events) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tKIND\tREGISTRATION\tREASON")
+		for _, ev := range events {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ev.Time.Local().Format(time.DateTime), ev.Kind, ev.What, ev.Reason)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "removed since portmapd started: %d rpc, %d named\n", n.RPC, n.Named)
 }
 
 func newLookupCmd(g *globals) *cobra.Command {

@@ -68,3 +68,40 @@ func TestRegisterLastsAsLongAsTheCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestRemovals shows the daemon's own removals, RPC and named, and their
+// counts; removals that callers asked for are not among them.
+func TestRemovals(t *testing.T) {
+	sock, reg := startHTTP(t)
+	r := runCtl(t, "removals", "--http-socket", sock)
+	if r.Exit != 0 || r.Stdout != "removed since portmapd started: 0 rpc, 0 named\n" {
+		t.Fatalf("before any removal: %+v", r)
+	}
+	root := registry.Caller{Transport: registry.Local, Cred: &registry.Cred{PID: 1}}
+	reg.Set(root, registry.Entry{Prog: 400000, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1"})
+	e, _ := reg.LookupExact(400000, 1, "tcp")
+	reg.Prune(e, "registering process 1 has exited and nothing is bound to tcp port 1025")
+	p := registry.Process{PID: 77, UID: 1000, Start: 5}
+	reg.RegisterNamed(registry.Caller{Transport: registry.Internal}, p, []registry.Service{{Name: "gone.example.com", Network: registry.NetTCP, Port: 9000}})
+	reg.DropProcess(p.PID, p.Start)
+	reg.Set(root, registry.Entry{Prog: 400001, Vers: 1, Netid: "udp", Addr: "0.0.0.0.4.2"})
+	reg.Unset(root, 400001, 1, "")
+
+	r = runCtl(t, "removals", "--http-socket", sock)
+	if r.Exit != 0 {
+		t.Fatalf("removals: %+v", r)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
+	want := []struct{ what, reason string }{
+		{"rpc    prog 400000 vers 1 tcp 0.0.0.0.4.1 pid 1", "nothing is bound to tcp port 1025"},
+		{"named  gone.example.com tcp 9000 pid 77", "process exited"},
+	}
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "TIME ") || lines[3] != "removed since portmapd started: 1 rpc, 1 named" {
+		t.Fatalf("removals printed:\n%s", r.Stdout)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i+1], w.what) || !strings.HasSuffix(lines[i+1], w.reason) {
+			t.Errorf("line %d %q, want %q ... %q", i+1, lines[i+1], w.what, w.reason)
+		}
+	}
+}
