@@ -34,6 +34,10 @@ type Table struct {
 	paths map[string]bool
 }
 
+func newTable() *Table {
+	return &Table{ports: map[portKey]bool{}, paths: map[string]bool{}}
+}
+
 // Bound reports whether a socket of proto is bound to port.
 func (t *Table) Bound(proto Proto, port uint16) bool { return t.ports[portKey{proto, port}] }
 
@@ -44,7 +48,7 @@ func (t *Table) BoundPath(path string) bool { return t.paths[path] }
 // namespace from procRoot/net/{tcp,tcp6,udp,udp6,unix}: one read of each
 // file per check, whatever the number of registrations.
 func ReadTable(procRoot string) (*Table, error) {
-	t := &Table{ports: map[portKey]bool{}, paths: map[string]bool{}}
+	t := newTable()
 	for _, f := range []struct {
 		name  string
 		proto Proto
