@@ -65,11 +65,7 @@ func (r *Registry) SetJournal(j Journal) {
 func (r *Registry) Checkpoint(fn func(entries []Entry, svcs []Service)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	entries := make([]Entry, 0, r.n)
-	for n := r.head; n != nil; n = n.next {
-		entries = append(entries, n.Entry)
-	}
-	fn(entries, r.named.services())
+	fn(r.entries(), r.named.services())
 }
 
 // Restore puts back saved registrations with the owners, pids and times

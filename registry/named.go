@@ -231,12 +231,14 @@ func IsReservedName(name string) bool {
 	return n == ReservedZone || strings.HasSuffix(n, "."+ReservedZone)
 }
 
-// namedNode is a service on the registration-ordered list.
+// namedNode is a service with its place on the registration-ordered list.
 type namedNode struct {
 	Service
-	key        string // lower-case name
-	prev, next *namedNode
+	key string // lower-case name
+	link[namedNode]
 }
+
+func (n *namedNode) chainLink() *link[namedNode] { return &n.link }
 
 type procKey struct {
 	pid   int32
@@ -246,10 +248,10 @@ type procKey struct {
 // namedTable holds the named services. It is guarded by Registry.mu so that
 // a listing sees the RPC entries and the named services at one instant.
 type namedTable struct {
-	head, tail *namedNode
-	n          int
-	byName     map[string][]*namedNode
-	byProc     map[procKey][]*namedNode
+	// order holds every service in registration order.
+	order  chain[namedNode, *namedNode]
+	byName map[string][]*namedNode
+	byProc map[procKey][]*namedNode
 }
 
 func newNamedTable() namedTable {
@@ -548,16 +550,12 @@ func (r *Registry) NamedServices() []Service {
 func (r *Registry) Snapshot() ([]Entry, []Service) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	entries := make([]Entry, 0, r.n)
-	for n := r.head; n != nil; n = n.next {
-		entries = append(entries, n.Entry)
-	}
-	return entries, r.named.services()
+	return r.entries(), r.named.services()
 }
 
 func (t *namedTable) services() []Service {
-	out := make([]Service, 0, t.n)
-	for n := t.head; n != nil; n = n.next {
+	out := make([]Service, 0, t.order.n)
+	for n := t.order.head; n != nil; n = n.next {
 		out = append(out, n.Service)
 	}
 	return out
@@ -565,47 +563,14 @@ func (t *namedTable) services() []Service {
 
 func (t *namedTable) insert(s Service) {
 	n := &namedNode{Service: s, key: lowerASCII(s.Name)}
-	n.prev = t.tail
-	if t.tail != nil {
-		t.tail.next = n
-	} else {
-		t.head = n
-	}
-	t.tail = n
-	t.n++
+	t.order.pushBack(n)
 	t.byName[n.key] = append(t.byName[n.key], n)
 	pk := procKey{s.PID, s.Start}
 	t.byProc[pk] = append(t.byProc[pk], n)
 }
 
 func (t *namedTable) remove(n *namedNode) {
-	if n.prev != nil {
-		n.prev.next = n.next
-	} else {
-		t.head = n.next
-	}
-	if n.next != nil {
-		n.next.prev = n.prev
-	} else {
-		t.tail = n.prev
-	}
-	n.prev, n.next = nil, nil
-	t.n--
-	dropNamed(t.byName, n.key, n)
-	dropNamed(t.byProc, procKey{n.PID, n.Start}, n)
-}
-
-func dropNamed[K comparable](index map[K][]*namedNode, k K, n *namedNode) {
-	nodes := index[k]
-	for i, m := range nodes {
-		if m == n {
-			nodes = append(nodes[:i:i], nodes[i+1:]...)
-			break
-		}
-	}
-	if len(nodes) == 0 {
-		delete(index, k)
-		return
-	}
-	index[k] = nodes
+	t.order.remove(n)
+	dropFromIndex(t.byName, n.key, n)
+	dropFromIndex(t.byProc, procKey{n.PID, n.Start}, n)
 }

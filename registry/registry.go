@@ -72,11 +72,12 @@ type progVers struct {
 	prog, vers uint32
 }
 
-// node is an entry on the insertion-ordered list that DUMP walks.
+// node is an entry with its place on the insertion-ordered list that
+// DUMP walks.
 type node struct {
 	Entry
-	key        key
-	prev, next *node
+	key key
+	link[node]
 	// v2 holds the derived mapping of a tcp or udp entry; v2ok is false
 	// for other netids and for addresses without a parsable port.
 	v2   Mapping
@@ -88,10 +89,10 @@ type node struct {
 type Registry struct {
 	opts Options
 
-	mu         sync.RWMutex
-	head, tail *node
-	n          int
-	byKey      map[key]*node
+	mu sync.RWMutex
+	// order holds every entry in registration order.
+	order chain[node, *node]
+	byKey map[key]*node
 	// byProgNetid and byProgVers hold a program's few entries in list
 	// order, for version fallback and for UNSET across netids.
 	byProgNetid map[progNetid][]*node
@@ -307,7 +308,7 @@ func (r *Registry) Versions(prog, vers uint32, fn func(Entry) bool) {
 func (r *Registry) Range(fn func(Entry) bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for n := r.head; n != nil; n = n.next {
+	for n := r.order.head; n != nil; n = n.next {
 		if !fn(n.Entry) {
 			return
 		}
@@ -319,7 +320,7 @@ func (r *Registry) Range(fn func(Entry) bool) {
 func (r *Registry) RangeMappings(fn func(Mapping) bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for n := r.head; n != nil; n = n.next {
+	for n := r.order.head; n != nil; n = n.next {
 		if n.v2ok && !fn(n.v2) {
 			return
 		}
@@ -330,8 +331,13 @@ func (r *Registry) RangeMappings(fn func(Mapping) bool) {
 func (r *Registry) Entries() []Entry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]Entry, 0, r.n)
-	for n := r.head; n != nil; n = n.next {
+	return r.entries()
+}
+
+// entries copies every entry in DUMP order; r.mu must be held.
+func (r *Registry) entries() []Entry {
+	out := make([]Entry, 0, r.order.n)
+	for n := r.order.head; n != nil; n = n.next {
 		out = append(out, n.Entry)
 	}
 	return out
@@ -341,7 +347,7 @@ func (r *Registry) Entries() []Entry {
 func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.n
+	return r.order.n
 }
 
 func (r *Registry) insert(k key, e Entry) {
@@ -357,14 +363,7 @@ func (r *Registry) insert(k key, e Entry) {
 			n.v2ok = true
 		}
 	}
-	n.prev = r.tail
-	if r.tail != nil {
-		r.tail.next = n
-	} else {
-		r.head = n
-	}
-	r.tail = n
-	r.n++
+	r.order.pushBack(n)
 	r.byKey[k] = n
 	pn := progNetid{k.prog, k.netid}
 	r.byProgNetid[pn] = append(r.byProgNetid[pn], n)
@@ -372,25 +371,18 @@ func (r *Registry) insert(k key, e Entry) {
 	r.byProgVers[pv] = append(r.byProgVers[pv], n)
 }
 
+func (n *node) chainLink() *link[node] { return &n.link }
+
 func (r *Registry) remove(n *node) {
-	if n.prev != nil {
-		n.prev.next = n.next
-	} else {
-		r.head = n.next
-	}
-	if n.next != nil {
-		n.next.prev = n.prev
-	} else {
-		r.tail = n.prev
-	}
-	n.prev, n.next = nil, nil
-	r.n--
+	r.order.remove(n)
 	delete(r.byKey, n.key)
 	dropFromIndex(r.byProgNetid, progNetid{n.key.prog, n.key.netid}, n)
 	dropFromIndex(r.byProgVers, progVers{n.key.prog, n.key.vers}, n)
 }
 
-func dropFromIndex[K comparable](index map[K][]*node, k K, n *node) {
+// dropFromIndex removes n from the slice that index holds under k, and
+// the key when that leaves the slice empty.
+func dropFromIndex[K, N comparable](index map[K][]N, k K, n N) {
 	nodes := index[k]
 	i := slices.Index(nodes, n)
 	if i < 0 {

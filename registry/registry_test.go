@@ -76,15 +76,16 @@ func checkIndexes(t testing.TB, r *Registry) {
 	defer r.mu.RUnlock()
 	var list []*node
 	var prev *node
-	for n := r.head; n != nil; n = n.next {
+	for n := r.order.head; n != nil; n = n.next {
 		if n.prev != prev {
 			t.Fatalf("broken prev link at %+v", n.Entry)
 		}
 		prev = n
 		list = append(list, n)
 	}
-	if r.tail != prev || len(list) != r.n || len(r.byKey) != r.n {
-		t.Fatalf("list %d, n %d, byKey %d, tail ok %v", len(list), r.n, len(r.byKey), r.tail == prev)
+	n := r.order.n
+	if r.order.tail != prev || len(list) != n || len(r.byKey) != n {
+		t.Fatalf("list %d, n %d, byKey %d, tail ok %v", len(list), n, len(r.byKey), r.order.tail == prev)
 	}
 	pn, pv := 0, 0
 	for _, nodes := range r.byProgNetid {
@@ -93,8 +94,8 @@ func checkIndexes(t testing.TB, r *Registry) {
 	for _, nodes := range r.byProgVers {
 		pv += len(nodes)
 	}
-	if pn != r.n || pv != r.n {
-		t.Fatalf("byProgNetid holds %d, byProgVers %d, want %d", pn, pv, r.n)
+	if pn != n || pv != n {
+		t.Fatalf("byProgNetid holds %d, byProgVers %d, want %d", pn, pv, n)
 	}
 	pos := map[*node]int{}
 	for i, n := range list {
