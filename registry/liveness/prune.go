@@ -37,7 +37,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// Now returns the time; time.Now when nil.
 	Now func() time.Time
-	// Table reads the socket table; ReadTable(ProcRoot) when nil.
+	// Table reads the socket table; when nil, ReadKernelTable, or
+	// ReadTable(ProcRoot) for a ProcRoot other than /proc.
 	Table func() (*Table, error)
 	// LocalAddrs lists this host's addresses; the interfaces' when nil.
 	LocalAddrs func() []netip.Addr
@@ -112,6 +113,9 @@ func New(reg *registry.Registry, cfg Config) *Pruner {
 	if cfg.Table == nil {
 		root := cfg.ProcRoot
 		cfg.Table = func() (*Table, error) { return ReadTable(root) }
+		if root == "/proc" {
+			cfg.Table = ReadKernelTable
+		}
 	}
 	if cfg.LocalAddrs == nil {
 		cfg.LocalAddrs = interfaceAddrs
