@@ -207,9 +207,13 @@ func (j *Journal) compact() error {
 	var entries []registry.Entry
 	var svcs []registry.Service
 	var err error
+	var oldSize int64
 	gen := j.gen + 1
 	j.reg.Checkpoint(func(e []registry.Entry, s []registry.Service) {
 		entries, svcs = e, s
+		j.mu.Lock()
+		oldSize = j.size
+		j.mu.Unlock()
 		err = j.rotate(gen)
 	})
 	j.mu.Lock()
@@ -218,10 +222,12 @@ func (j *Journal) compact() error {
 	if err != nil {
 		return err
 	}
+	testStep(stepRotated, gen)
 	n, err := writeSnapshot(j.dir, gen, entries, svcs)
 	if err != nil {
 		return err
 	}
+	testStep(stepRenamed, gen)
 	j.mu.Lock()
 	j.snapSize = n
 	wasBroken := j.broken
@@ -231,7 +237,26 @@ func (j *Journal) compact() error {
 		j.log.Info("registrations saved again", "dir", j.dir)
 	}
 	removeOlder(j.dir, gen)
+	j.log.Debug("compacted state", "dir", j.dir, "gen", gen, "journal_bytes", oldSize, "snapshot_bytes", n, "rpc", len(entries), "named", len(svcs))
 	return nil
+}
+
+// Steps of a compaction, after which compactStep is called.
+const (
+	stepRotated   = "journal started"  // journal gen written, no snapshot
+	stepTmpSynced = "snapshot synced"  // snapshot.tmp whole, not renamed
+	stepRenamed   = "snapshot renamed" // older journals not yet removed
+)
+
+// compactStep, when tests set it, is called after each step of a
+// compaction with the new generation, so that they can see the files as
+// a crash at that step would leave them. It is nil otherwise.
+var compactStep func(step string, gen uint64)
+
+func testStep(step string, gen uint64) {
+	if compactStep != nil {
+		compactStep(step, gen)
+	}
 }
 
 // rotate flushes the current journal and switches to a new one of
@@ -318,6 +343,7 @@ func writeSnapshot(dir string, gen uint64, entries []registry.Entry, svcs []regi
 	if err := f.Close(); err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}
+	testStep(stepTmpSynced, gen)
 	if err := os.Rename(tmp, filepath.Join(dir, snapshotName)); err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}

@@ -1,11 +1,14 @@
 package journal
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,4 +187,210 @@ func BenchmarkSet(b *testing.B) {
 			b.ReportMetric(float64(2*per*par)/time.Since(t0).Seconds(), "changes/s")
 		})
 	}
+}
+
+// TestCompactionInterrupted stops a compaction after each of its steps,
+// and before its first step ends, takes the state directory as a crash
+// there would leave it, and checks that loading it gives back every
+// change: those in the old journal and those recorded in the new one
+// while the snapshot was being written.
+func TestCompactionInterrupted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	reg, j, _ := start(t, dir, Options{})
+	for i := range 20 {
+		mustSet(t, reg, root, registry.Entry{Prog: 400000 + uint32(i), Vers: 1, Netid: "tcp", Addr: "0.0.0.0.1.1"})
+	}
+	// Generation 2: a snapshot of the above, then a journal of changes.
+	if err := j.compact(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if ok, _ := reg.Unset(root, 400000+uint32(i), 1, ""); !ok {
+			t.Fatal("Unset")
+		}
+	}
+	mustSet(t, reg, user, registry.Entry{Prog: 500000, Vers: 2, Netid: "udp", Addr: "0.0.0.0.2.2"})
+	if _, err := reg.RegisterNamed(user, proc1, []registry.Service{
+		{Name: "a.example", Network: "tcp", Port: 8080},
+		{Name: "b.example", Network: "unix", Path: "/run/b.sock"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	beforeE, beforeS := reg.Snapshot()
+
+	// Compaction to generation 3, with changes recorded in journal 3
+	// while its snapshot is written.
+	const nothingRecorded = "journal started, nothing recorded in it"
+	var afterE []registry.Entry
+	var afterS []registry.Service
+	saved := map[string]string{}
+	compactStep = func(step string, gen uint64) {
+		if gen != 3 {
+			return
+		}
+		if step == stepRotated {
+			saved[nothingRecorded] = copyDir(t, dir)
+			for i := 10; i < 15; i++ {
+				if ok, _ := reg.Unset(root, 400000+uint32(i), 1, ""); !ok {
+					t.Fatal("Unset")
+				}
+			}
+			// One prog unset in journal 2 comes back in journal 3.
+			mustSet(t, reg, root, registry.Entry{Prog: 400000, Vers: 1, Netid: "udp", Addr: "0.0.0.0.3.3"})
+			if _, err := reg.DeregisterNamed(user, []registry.Service{{Name: "a.example", Network: "tcp", Port: 8080}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.RegisterNamed(user, proc1, []registry.Service{{Name: "c.example", Network: "udp", Port: 53}}); err != nil {
+				t.Fatal(err)
+			}
+			afterE, afterS = reg.Snapshot()
+		}
+		saved[step] = copyDir(t, dir)
+	}
+	err := j.compact()
+	compactStep = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved["compaction done"] = copyDir(t, dir)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(afterE) == 0 {
+		t.Fatal("the compaction never reached its first step")
+	}
+
+	truncate := func(name string, size int64) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			if err := os.Truncate(filepath.Join(dir, name), size); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	type files map[string]uint64 // name → generation in its header
+	for _, tc := range []struct {
+		name  string
+		from  string
+		edit  func(t *testing.T, dir string)
+		files files // as the crash leaves them
+		after bool  // whether journal 3's changes are there
+		// damaged is the file Load may report damaged: the crash
+		// cut its header.
+		damaged string
+	}{
+		{"journal created, header not written", nothingRecorded, truncate("journal.3", 0),
+			files{"snapshot": 2, "journal.2": 2, "journal.3": 0}, false, "journal.3"},
+		{"journal header cut short", nothingRecorded, truncate("journal.3", headerLen/2),
+			files{"snapshot": 2, "journal.2": 2, "journal.3": 0}, false, "journal.3"},
+		{nothingRecorded, nothingRecorded, nil,
+			files{"snapshot": 2, "journal.2": 2, "journal.3": 3}, false, ""},
+		{"journal started, no snapshot", stepRotated, nil,
+			files{"snapshot": 2, "journal.2": 2, "journal.3": 3}, true, ""},
+		{"snapshot being written", stepRotated, func(t *testing.T, dir string) {
+			b, err := os.ReadFile(filepath.Join(saved[stepTmpSynced], snapshotName+tmpSuffix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, snapshotName+tmpSuffix), b[:len(b)/2], 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, files{"snapshot": 2, "snapshot.tmp": 3, "journal.2": 2, "journal.3": 3}, true, ""},
+		{"snapshot written, not renamed", stepTmpSynced, nil,
+			files{"snapshot": 2, "snapshot.tmp": 3, "journal.2": 2, "journal.3": 3}, true, ""},
+		{"snapshot renamed, old journal not removed", stepRenamed, nil,
+			files{"snapshot": 3, "journal.2": 2, "journal.3": 3}, true, ""},
+		{"compaction done", "compaction done", nil,
+			files{"snapshot": 3, "journal.3": 3}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if saved[tc.from] == "" {
+				t.Fatalf("the compaction never reached step %q", tc.from)
+			}
+			dir := copyDir(t, saved[tc.from])
+			if tc.edit != nil {
+				tc.edit(t, dir)
+			}
+			if got := filesIn(t, dir); !reflect.DeepEqual(got, map[string]uint64(tc.files)) {
+				t.Fatalf("files (name: generation) %v, want %v", got, tc.files)
+			}
+			wantE, wantS := beforeE, beforeS
+			if tc.after {
+				wantE, wantS = afterE, afterS
+			}
+			// Twice: as the crash left it, then as the next start
+			// rewrote it.
+			for i, when := range []string{"after the crash", "after a restart"} {
+				reg, j, st := start(t, dir, Options{})
+				if err := j.Close(); err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range st.Damaged {
+					if i > 0 || tc.damaged == "" || !strings.Contains(d, filepath.Join(dir, tc.damaged)+" ") {
+						t.Errorf("%s: damage reported: %s", when, d)
+					}
+				}
+				gotE, gotS := reg.Snapshot()
+				if !reflect.DeepEqual(strip(gotE), strip(wantE)) {
+					t.Errorf("%s: entries:\n got %+v\nwant %+v", when, gotE, wantE)
+				}
+				if !sameServices(gotS, wantS) {
+					t.Errorf("%s: services:\n got %+v\nwant %+v", when, gotS, wantS)
+				}
+				gen := st.Gen + 1
+				if got, want := filesIn(t, dir), (map[string]uint64{"snapshot": gen, "journal." + strconv.FormatUint(gen, 10): gen}); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: the start left files %v, want %v", when, got, want)
+				}
+			}
+		})
+	}
+}
+
+// copyDir copies the state directory src into a new directory.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		b, err := os.ReadFile(filepath.Join(src, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, de.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// filesIn lists a state directory's files with the generation in each
+// one's header (see the package doc), 0 when it has no whole header. Files kept aside as
+// damaged are left out.
+func filesIn(t *testing.T, dir string) map[string]uint64 {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, de := range des {
+		if strings.Contains(de.Name(), damagedInfix) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gen uint64
+		if len(b) >= headerLen && string(b[:len(magic)]) == magic {
+			gen = binary.BigEndian.Uint64(b[8:16])
+		}
+		out[de.Name()] = gen
+	}
+	return out
 }
