@@ -44,6 +44,8 @@ func TestCommandLine(t *testing.T) {
 		{"stray argument", []string{"-f", "extra"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
 		{"bad port", []string{"-f", "--port", "70000"}, 1, []string{"--port 70000", "usage:"}},
 		{"bad trusted proxy", []string{"-f", "--trusted-proxy", "nonsense"}, 1, []string{"--trusted-proxy", "usage:"}},
+		{"negative compaction size", []string{"-f", "--state-compact-bytes", "-1"}, 1, []string{"--state-compact-bytes -1: must not be negative", "usage:"}},
+		{"compaction size not a number", []string{"-f", "--state-compact-bytes", "4M"}, 1, []string{"--state-compact-bytes", "usage:"}},
 	}
 	bin := binary(t)
 	for _, tc := range tests {

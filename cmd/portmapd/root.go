@@ -18,6 +18,7 @@ import (
 	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -53,6 +54,7 @@ type options struct {
 	maxPerProcess  int
 
 	stateDir      string
+	compactBytes  int64
 	warmStartDir  string
 	pruneGrace    time.Duration
 	pruneInterval time.Duration
@@ -132,6 +134,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
 	f.StringVar(&o.stateDir, "state-dir", daemon.DefaultStateDir, `directory where registrations are saved so that they survive a restart of the daemon (owner-only); "off" disables`)
+	f.Int64Var(&o.compactBytes, "state-compact-bytes", journal.DefaultCompactBytes, "journal size in bytes that triggers rewriting the saved state as a snapshot, once the journal is also larger than the last snapshot")
 	f.StringVar(&o.warmStartDir, "warm-start-dir", daemon.DefaultWarmStartDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
 	f.DurationVar(&o.pruneGrace, "prune-grace", daemon.DefaultPruneGrace, "how long after registering a service may take to bind its port before its registration can be pruned")
 	f.DurationVar(&o.pruneInterval, "prune-interval", daemon.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
@@ -174,6 +177,8 @@ func (o options) validate() error {
 		return fmt.Errorf("--prune-grace %v: must not be negative", o.pruneGrace)
 	case o.pruneInterval <= 0:
 		return fmt.Errorf("--prune-interval %v: must be positive", o.pruneInterval)
+	case o.compactBytes < 0:
+		return fmt.Errorf("--state-compact-bytes %d: must not be negative", o.compactBytes)
 	case o.stateDir == "":
 		return fmt.Errorf(`--state-dir: empty (use "off" to save nothing)`)
 	}
@@ -239,6 +244,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		},
 		MaxNamedPerProcess: o.maxPerProcess,
 		StateDir:           o.stateDir,
+		StateCompactBytes:  o.compactBytes,
 		WarmStart:          o.warmStart,
 		WarmStartDir:       o.warmStartDir,
 		PruneGrace:         o.pruneGrace,

@@ -68,6 +68,11 @@ type Config struct {
 	// StateDir is where registrations are saved so that they survive
 	// the daemon (/run/portmapd); empty for nowhere.
 	StateDir string
+	// StateCompactBytes is the journal size in StateDir past which the
+	// state is rewritten as a snapshot and the journal started afresh
+	// (when it is also larger than the last snapshot);
+	// journal.DefaultCompactBytes when 0.
+	StateCompactBytes int64
 	// ProcRoot is where /proc is mounted, "/proc" when empty.
 	ProcRoot string
 	// WarmStart reads rpcbind's warm-start files from WarmStartDir at

@@ -48,7 +48,7 @@ func restoreState(cfg Config, reg *registry.Registry, extra []registry.Entry, lo
 	if cfg.StateDir == "" {
 		return nil
 	}
-	j, err := journal.Start(cfg.StateDir, st.Gen, reg, journal.Options{Logger: log})
+	j, err := journal.Start(cfg.StateDir, st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
 	if err != nil {
 		log.Error("cannot write the state directory; registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
 		return nil
