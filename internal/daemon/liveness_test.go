@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -192,11 +193,20 @@ func TestLiveness(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer bound.Close()
-		free := freeUDPPort(t)
 		d.loopbackSet(0x31000003, xdr.ProtoUDP, bound.LocalAddr().(*net.UDPAddr).Port)
-		d.loopbackSet(0x31000004, xdr.ProtoUDP, free)
-		if !eventually(5*time.Second, func() bool { return !d.has(0x31000004, xdr.ProtoUDP) }) {
-			t.Fatal("loopback registration of a free port not pruned")
+		for attempt := uint32(0); ; attempt++ {
+			prog := 0x31000004 + attempt<<8
+			hold, port := holdUDPPort(t)
+			d.loopbackSet(prog, xdr.ProtoUDP, port)
+			hold.Close() // nothing is bound to the port from here on
+			if eventually(5*time.Second, func() bool { return !d.has(prog, xdr.ProtoUDP) }) {
+				break
+			}
+			// Only another socket binding the port explains it.
+			if !udpPortTaken(port) || attempt == 2 {
+				t.Fatalf("loopback registration of unbound port %d not pruned", port)
+			}
+			t.Logf("another socket bound port %d after the test let it go; again with another port", port)
 		}
 		if !d.has(0x31000003, xdr.ProtoUDP) {
 			t.Fatal("loopback registration of a bound port pruned")
@@ -212,7 +222,9 @@ func TestLiveness(t *testing.T) {
 		svc, _, _ := startService(t, d, "serve", prog)
 		svc.Process.Signal(syscall.SIGKILL)
 		svc.Wait()
-		d.loopbackSet(0x31000006, xdr.ProtoUDP, freeUDPPort(t))
+		hold, port := holdUDPPort(t)
+		d.loopbackSet(0x31000006, xdr.ProtoUDP, port)
+		hold.Close()
 		time.Sleep(900 * time.Millisecond)
 		if !d.has(prog, xdr.ProtoTCP) || !d.has(0x31000006, xdr.ProtoUDP) {
 			t.Fatal("--no-prune pruned")
@@ -220,12 +232,57 @@ func TestLiveness(t *testing.T) {
 	})
 }
 
-func freeUDPPort(t *testing.T) int {
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// holdUDPPort binds a UDP port on every address of both families and
+// returns it with the socket holding it, which the test closes once the
+// port is registered and must be unbound. The port is below the
+// kernel's ephemeral range when there is room: the kernel hands ports of
+// that range to sockets bound to port 0 and to those sending unbound, so
+// one from it, once let go, may soon be another socket's, and pruning
+// would rightly spare its registration.
+func holdUDPPort(t *testing.T) (net.PacketConn, int) {
+	t.Helper()
+	lo, hi := 0, 0 // port 0: the kernel chooses
+	if first := ephemeralFirst(); first > 10000 {
+		lo, hi = 10000, first
+	} else if first > 1024 {
+		lo, hi = 1024, first
 	}
-	port := c.LocalAddr().(*net.UDPAddr).Port
+	var err error
+	for range 100 {
+		port := 0
+		if hi > lo {
+			port = lo + rand.IntN(hi-lo)
+		}
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port)); err == nil {
+			return c, c.LocalAddr().(*net.UDPAddr).Port
+		}
+	}
+	t.Fatalf("no UDP port free below %d: %v", hi, err)
+	return nil, 0
+}
+
+// ephemeralFirst is the first port of the kernel's ephemeral range, or 0
+// when it cannot be read.
+func ephemeralFirst() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}
+
+// udpPortTaken reports whether a socket is bound to the UDP port.
+func udpPortTaken(port int) bool {
+	c, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return true
+	}
 	c.Close()
-	return port
+	return false
 }
