@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,10 +32,15 @@ type crashClient struct {
 	acked         int
 }
 
+// Few keys keep the snapshot small (a few KiB), so that the journal
+// outgrows it, and is compacted, every few dozen changes.
 const (
-	crashProgs   = 30
-	crashNamed   = 10
+	crashProgs   = 12
+	crashNamed   = 5
 	crashClients = 3
+	// crashRound is the longest the clients run before the kill: long
+	// enough for several compactions.
+	crashRound = 250 * time.Millisecond
 )
 
 func (c *crashClient) prog(i int) uint32 { return 0x30000000 + uint32(c.id*1000+i) }
@@ -146,12 +153,19 @@ func (c *crashClient) check(t *testing.T, rpc map[[2]uint32]uint32, named map[st
 // stream SET, UNSET and named registrations and deregistrations; after
 // each restart every acknowledged change must be there, and the one in
 // flight either wholly there or wholly absent.
+//
+// A tiny --state-compact-bytes has the journal rewritten as a snapshot
+// whenever it outgrows the last one, several times a round, and the
+// kills are aimed by turns at a random moment, at a random moment after
+// the round's k-th compaction began, and at the first compaction found
+// under way, so that they land before, during and after compactions.
 func TestCrash(t *testing.T) {
 	rounds := 25
 	if testing.Short() {
 		rounds = 5
 	}
-	d := newDaemon(t, "--no-prune")
+	// -d logs each compaction.
+	d := newDaemon(t, "--no-prune", "--state-compact-bytes", "512", "-d")
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	clients := make([]*crashClient, crashClients)
@@ -159,9 +173,10 @@ func TestCrash(t *testing.T) {
 		clients[i] = &crashClient{id: i, rng: rand.New(rand.NewPCG(seed, uint64(i))), rpc: map[uint32]uint32{}, named: map[int]bool{}}
 	}
 	rng := rand.New(rand.NewPCG(seed, 99))
-	total := 0
+	total, interrupted := 0, 0
 	for round := range rounds {
 		d.start()
+		gen, _ := stateFiles(t, d.state)
 		var wg sync.WaitGroup
 		for _, c := range clients {
 			wg.Add(1)
@@ -170,9 +185,31 @@ func TestCrash(t *testing.T) {
 				c.run(d)
 			}()
 		}
-		time.Sleep(time.Duration(rng.IntN(80)) * time.Millisecond)
+		switch round % 3 {
+		case 0:
+			time.Sleep(time.Duration(rng.Int64N(int64(crashRound))))
+		case 1:
+			k := 2 + rng.Uint64N(5)
+			deadline := time.Now().Add(10 * time.Second)
+			for g, _ := stateFiles(t, d.state); g < gen+k; g, _ = stateFiles(t, d.state) {
+				if time.Now().After(deadline) {
+					d.kill()
+					wg.Wait()
+					t.Fatalf("round %d: %d of %d compactions in 10s", round, g-gen, k)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(time.Duration(rng.Int64N(int64(5 * time.Millisecond))))
+		case 2:
+			deadline := time.Now().Add(crashRound)
+			for _, mid := stateFiles(t, d.state); !mid && time.Now().Before(deadline); _, mid = stateFiles(t, d.state) {
+			}
+		}
 		d.kill()
 		wg.Wait()
+		if _, mid := stateFiles(t, d.state); mid {
+			interrupted++
+		}
 		d.start()
 		rpc, named := d.mappings(), d.named()
 		for _, c := range clients {
@@ -186,8 +223,41 @@ func TestCrash(t *testing.T) {
 	for _, c := range clients {
 		total += c.acked
 	}
-	t.Logf("%d rounds, %d acknowledged changes", rounds, total)
+	// Each start compacts once, and takes the next generation; the
+	// other generations are compactions begun while clients ran, the
+	// "compacted state" lines of -d those that ended.
+	starts := 2 * rounds
+	gen, _ := stateFiles(t, d.state)
+	begun := int(gen) - starts
+	ended := strings.Count(d.log.String(), `msg="compacted state"`) - starts
+	t.Logf("%d rounds, %d acknowledged changes, %d compactions begun besides those at start, %d ended, %d kills in the middle of one", rounds, total, begun, ended, interrupted)
 	if total < rounds {
 		t.Errorf("only %d changes acknowledged in %d rounds: the clients barely ran", total, rounds)
 	}
+	if begun < 2*rounds {
+		t.Errorf("only %d compactions besides those at start in %d rounds: kills seldom come near one", begun, rounds)
+	}
+}
+
+// stateFiles returns the highest journal generation in the state
+// directory and whether a compaction is under way there (or was cut
+// short): a temporary snapshot, or the journal it replaces, is there.
+func stateFiles(t *testing.T, dir string) (gen uint64, mid bool) {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	journals := 0
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			mid = true
+		}
+		if g, err := strconv.ParseUint(strings.TrimPrefix(name, "journal."), 10, 64); err == nil && strings.HasPrefix(name, "journal.") {
+			journals++
+			gen = max(gen, g)
+		}
+	}
+	return gen, mid || journals > 1
 }
