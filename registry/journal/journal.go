@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -267,8 +268,11 @@ func (j *Journal) rotate(gen uint64) error {
 	if j.f != nil {
 		j.flushLocked()
 	}
+	// The journal appears under its name only with its header synced, so
+	// that a crash here leaves a temporary file, not a journal that
+	// looks damaged.
 	path := filepath.Join(j.dir, journalPrefix+strconv.FormatUint(gen, 10))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(path+tmpSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -278,6 +282,10 @@ func (j *Journal) rotate(gen uint64) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := os.Rename(path+tmpSuffix, path); err != nil {
 		f.Close()
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -324,7 +332,7 @@ func writeSnapshot(dir string, gen uint64, entries []registry.Entry, svcs []regi
 	flush()
 	b, start := beginRecord(b)
 	b = append(b, opEnd)
-	b = appendUint64(b, uint64(len(entries)+len(svcs)))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(entries)+len(svcs)))
 	b = endRecord(b, start)
 
 	tmp := filepath.Join(dir, snapshotName+tmpSuffix)
@@ -350,13 +358,9 @@ func writeSnapshot(dir string, gen uint64, entries []registry.Entry, svcs []regi
 	return int64(len(b)), syncDir(dir)
 }
 
-func appendUint64(b []byte, v uint64) []byte {
-	return append(b, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-}
-
 // removeOlder removes the journals before generation gen.
 func removeOlder(dir string, gen uint64) {
-	gens, err := journalGens(dir)
+	gens, _, err := journalGens(dir)
 	if err != nil {
 		return
 	}

@@ -260,9 +260,15 @@ func TestCompactionInterrupted(t *testing.T) {
 		t.Fatal("the compaction never reached its first step")
 	}
 
-	truncate := func(name string, size int64) func(t *testing.T, dir string) {
+	// unrenamed puts the new journal back under its temporary name,
+	// cut to size bytes, as a crash in rotate leaves it.
+	unrenamed := func(name string, size int64) func(t *testing.T, dir string) {
 		return func(t *testing.T, dir string) {
-			if err := os.Truncate(filepath.Join(dir, name), size); err != nil {
+			path := filepath.Join(dir, name)
+			if err := os.Rename(path, path+tmpSuffix); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path+tmpSuffix, size); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -274,18 +280,17 @@ func TestCompactionInterrupted(t *testing.T) {
 		edit  func(t *testing.T, dir string)
 		files files // as the crash leaves them
 		after bool  // whether journal 3's changes are there
-		// damaged is the file Load may report damaged: the crash
-		// cut its header.
-		damaged string
 	}{
-		{"journal created, header not written", nothingRecorded, truncate("journal.3", 0),
-			files{"snapshot": 2, "journal.2": 2, "journal.3": 0}, false, "journal.3"},
-		{"journal header cut short", nothingRecorded, truncate("journal.3", headerLen/2),
-			files{"snapshot": 2, "journal.2": 2, "journal.3": 0}, false, "journal.3"},
+		{"journal created, header not written", nothingRecorded, unrenamed("journal.3", 0),
+			files{"snapshot": 2, "journal.2": 2, "journal.3.tmp": 0}, false},
+		{"journal header cut short", nothingRecorded, unrenamed("journal.3", headerLen/2),
+			files{"snapshot": 2, "journal.2": 2, "journal.3.tmp": 0}, false},
+		{"journal header synced, not renamed", nothingRecorded, unrenamed("journal.3", headerLen),
+			files{"snapshot": 2, "journal.2": 2, "journal.3.tmp": 3}, false},
 		{nothingRecorded, nothingRecorded, nil,
-			files{"snapshot": 2, "journal.2": 2, "journal.3": 3}, false, ""},
+			files{"snapshot": 2, "journal.2": 2, "journal.3": 3}, false},
 		{"journal started, no snapshot", stepRotated, nil,
-			files{"snapshot": 2, "journal.2": 2, "journal.3": 3}, true, ""},
+			files{"snapshot": 2, "journal.2": 2, "journal.3": 3}, true},
 		{"snapshot being written", stepRotated, func(t *testing.T, dir string) {
 			b, err := os.ReadFile(filepath.Join(saved[stepTmpSynced], snapshotName+tmpSuffix))
 			if err != nil {
@@ -294,13 +299,13 @@ func TestCompactionInterrupted(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, snapshotName+tmpSuffix), b[:len(b)/2], 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, files{"snapshot": 2, "snapshot.tmp": 3, "journal.2": 2, "journal.3": 3}, true, ""},
+		}, files{"snapshot": 2, "snapshot.tmp": 3, "journal.2": 2, "journal.3": 3}, true},
 		{"snapshot written, not renamed", stepTmpSynced, nil,
-			files{"snapshot": 2, "snapshot.tmp": 3, "journal.2": 2, "journal.3": 3}, true, ""},
+			files{"snapshot": 2, "snapshot.tmp": 3, "journal.2": 2, "journal.3": 3}, true},
 		{"snapshot renamed, old journal not removed", stepRenamed, nil,
-			files{"snapshot": 3, "journal.2": 2, "journal.3": 3}, true, ""},
+			files{"snapshot": 3, "journal.2": 2, "journal.3": 3}, true},
 		{"compaction done", "compaction done", nil,
-			files{"snapshot": 3, "journal.3": 3}, true, ""},
+			files{"snapshot": 3, "journal.3": 3}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if saved[tc.from] == "" {
@@ -319,15 +324,13 @@ func TestCompactionInterrupted(t *testing.T) {
 			}
 			// Twice: as the crash left it, then as the next start
 			// rewrote it.
-			for i, when := range []string{"after the crash", "after a restart"} {
+			for _, when := range []string{"after the crash", "after a restart"} {
 				reg, j, st := start(t, dir, Options{})
 				if err := j.Close(); err != nil {
 					t.Fatal(err)
 				}
 				for _, d := range st.Damaged {
-					if i > 0 || tc.damaged == "" || !strings.Contains(d, filepath.Join(dir, tc.damaged)+" ") {
-						t.Errorf("%s: damage reported: %s", when, d)
-					}
+					t.Errorf("%s: damage reported: %s", when, d)
 				}
 				gotE, gotS := reg.Snapshot()
 				if !reflect.DeepEqual(strip(gotE), strip(wantE)) {

@@ -136,7 +136,7 @@ func Load(dir string, log *slog.Logger) (State, error) {
 	}
 	l := loader{dir: dir, log: log, b: newBuilder(), now: time.Now()}
 	snapGen, haveSnap := l.readFile(snapshotName, kindSnapshot)
-	gens, err := journalGens(dir)
+	gens, tmps, err := journalGens(dir)
 	if err != nil {
 		return State{}, err
 	}
@@ -150,8 +150,13 @@ func Load(dir string, log *slog.Logger) (State, error) {
 	st := l.b.state()
 	st.Gen = max(l.gen, snapGen)
 	st.Damaged = l.damaged
-	// A leftover temporary snapshot is a compaction that did not finish.
+	// Leftover temporary files are a compaction that did not finish:
+	// a snapshot being written, or a journal whose header was not yet
+	// synced, before which nothing was recorded in it.
 	_ = os.Remove(filepath.Join(dir, snapshotName+tmpSuffix))
+	for _, tmp := range tmps {
+		_ = os.Remove(filepath.Join(dir, tmp))
+	}
 	return st, nil
 }
 
@@ -176,16 +181,20 @@ func prepareDir(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// journalGens lists the generations of the journals in dir, in order.
-func journalGens(dir string) ([]uint64, error) {
+// journalGens lists the generations of the journals in dir, in order, and
+// the names of journals left half-created (see rotate).
+func journalGens(dir string) (gens []uint64, tmps []string, err error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("journal: state directory: %w", err)
+		return nil, nil, fmt.Errorf("journal: state directory: %w", err)
 	}
-	var gens []uint64
 	for _, de := range des {
 		name := de.Name()
 		if !strings.HasPrefix(name, journalPrefix) {
+			continue
+		}
+		if strings.HasSuffix(name, tmpSuffix) {
+			tmps = append(tmps, name)
 			continue
 		}
 		g, err := strconv.ParseUint(name[len(journalPrefix):], 10, 64)
@@ -195,7 +204,7 @@ func journalGens(dir string) ([]uint64, error) {
 		gens = append(gens, g)
 	}
 	slices.Sort(gens)
-	return gens, nil
+	return gens, tmps, nil
 }
 
 type loader struct {
