@@ -28,7 +28,7 @@ type serverOption func(*Server)
 
 // startServer serves the portmapper on UDP (bound to the IPv4 wildcard, so
 // that the reply source matters) and TCP ports chosen by the kernel.
-func startServer(t *testing.T, opts ...serverOption) *testServer {
+func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
 	reg := registry.New(registry.Options{})
 	mux := &ServeMux{}
@@ -79,7 +79,7 @@ func startServer(t *testing.T, opts ...serverOption) *testServer {
 }
 
 // client dials the server from the given local address (empty: any).
-func (s *testServer) client(t *testing.T, network, from string) *Client {
+func (s *testServer) client(t testing.TB, network, from string) *Client {
 	t.Helper()
 	d := net.Dialer{}
 	target := s.udp

@@ -62,13 +62,16 @@ func EncodeList[T any](e *Encoder, items []T, encode func(*T, *Encoder)) {
 // message. On error it returns nil and d.Err reports why.
 func DecodeList[T any](d *Decoder, decode func(*T, *Decoder)) []T {
 	var items []T
+	var zero T
 	for d.Bool() {
-		var v T
-		decode(&v, d)
+		// Decoding in place: a local passed to decode, which the
+		// compiler cannot see into, would be moved to the heap, one
+		// allocation per item.
+		items = append(items, zero)
+		decode(&items[len(items)-1], d)
 		if d.Err() != nil {
 			return nil
 		}
-		items = append(items, v)
 	}
 	if d.Err() != nil {
 		return nil
