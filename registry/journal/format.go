@@ -193,10 +193,15 @@ type decoder struct {
 	bad bool
 }
 
+// zeros stands in for a field cut short. It is never longer than a fixed
+// field: a string's length comes from the file, and a record cut in a
+// string must not allocate the 64 KiB it claims.
+var zeros [8]byte
+
 func (d *decoder) take(n int) []byte {
 	if d.bad || len(d.b) < n {
 		d.bad = true
-		return make([]byte, n)
+		return zeros[:min(n, len(zeros))]
 	}
 	v := d.b[:n]
 	d.b = d.b[n:]
