@@ -45,11 +45,16 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-# Short fuzzing of every decoder; the seed corpora run in `make test`.
+# Short fuzzing of every decoder: each Fuzz target of each package that has
+# one, for FUZZTIME; the seed corpora run in `make test`.
 FUZZTIME ?= 15s
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./xdr/ | grep '^Fuzz'); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./xdr/ || exit 1; \
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		targets=$$($(GO) test -list '^Fuzz' $$pkg) || exit 1; \
+		for t in $$(echo "$$targets" | grep '^Fuzz'); do \
+			echo "fuzz: $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 # Installs the binaries and the systemd units that take rpcbind's place
