@@ -48,12 +48,6 @@ type Config struct {
 	NetNS uint64
 }
 
-// Stats count what the pruner did.
-type Stats struct {
-	Checks uint64 `json:"checks"`
-	Pruned uint64 `json:"pruned"`
-}
-
 // A Pruner removes registrations whose service is gone:
 //
 //   - The portmapper's own entries (program 100000) are never touched.
@@ -81,7 +75,6 @@ type Pruner struct {
 	// known after they exit.
 	netns   map[missKey]string
 	ownNS   string
-	stats   Stats
 	btime   int64
 	clkTick int64
 }
@@ -143,19 +136,11 @@ func (p *Pruner) Run(ctx context.Context) {
 	}
 }
 
-// Stats returns the counts so far.
-func (p *Pruner) Stats() Stats {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stats
-}
-
 // Check reads the socket table once, removes the registrations found gone
 // and returns them.
 func (p *Pruner) Check() []registry.Entry {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.stats.Checks++
 	table, err := p.cfg.Table()
 	if err != nil {
 		p.log.Warn("cannot read the socket table; nothing pruned this time", "err", err)
@@ -207,7 +192,6 @@ func (p *Pruner) Check() []registry.Entry {
 			reason = fmt.Sprintf("no registering process is known and nothing has been bound to %s for %d checks", where, UnknownMisses)
 		}
 		if p.reg.Prune(e, reason) {
-			p.stats.Pruned++
 			removed = append(removed, e)
 			p.log.Info("pruned registration", "prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner, "pid", e.PID, "netns", e.NetNS, "reason", reason)
 		}
