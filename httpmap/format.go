@@ -70,6 +70,9 @@ type Listing struct {
 	// counts all of them, by kind, since it started.
 	RecentRemovals []registry.Event  `json:"recent_removals,omitempty"`
 	Removed        registry.Removals `json:"removed"`
+	// Refused counts the registrations refused at a per-uid or
+	// per-process cap since the daemon started, by kind.
+	Refused registry.Refusals `json:"refused"`
 }
 
 func writeJSON(b *bytes.Buffer, l Listing) error {

@@ -373,7 +373,7 @@ func (s *Server) writeWith(w http.ResponseWriter, r *http.Request, typ string, n
 			}
 		}
 		events, removed := s.reg.RecentEvents()
-		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: events, Removed: removed}); err != nil {
+		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: events, Removed: removed, Refused: s.reg.Refusals()}); err != nil {
 			s.fail(w, TypeCSV, err)
 			return
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
+	"github.com/portmapd/portmapd/registry/proc"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -52,6 +53,11 @@ type options struct {
 	httpSocket     string
 	trustedProxies []string
 	maxPerProcess  int
+	maxRPCPerUID   int
+	maxRPCBytes    int
+	maxProcsPerUID int
+	maxPidfds      int
+	procPoll       time.Duration
 
 	stateDir      string
 	compactBytes  int64
@@ -133,6 +139,11 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.StringVar(&o.httpSocket, "http-socket", httpmap.DefaultSocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
+	f.IntVar(&o.maxRPCPerUID, "max-rpc-per-uid", registry.DefaultMaxRPCPerUID, "RPC registrations one uid may hold (root is not capped; unprivileged loopback UDP and TCP callers share one count)")
+	f.IntVar(&o.maxRPCBytes, "max-rpc-bytes-per-uid", registry.DefaultMaxRPCBytesPerUID, "bytes of netid and address one uid's RPC registrations may hold")
+	f.IntVar(&o.maxProcsPerUID, "max-processes-per-uid", registry.DefaultMaxProcessesPerUID, "processes of one uid other than root that may hold named services")
+	f.IntVar(&o.maxPidfds, "max-pidfds", 0, "processes with named services watched through a descriptor each; the others are polled (0: a quarter of RLIMIT_NOFILE)")
+	f.DurationVar(&o.procPoll, "proc-poll-interval", proc.DefaultPollInterval, "how often processes watched without a descriptor are checked")
 	f.StringVar(&o.stateDir, "state-dir", daemon.DefaultStateDir, `directory where registrations are saved so that they survive a restart of the daemon (owner-only); "off" disables`)
 	f.Int64Var(&o.compactBytes, "state-compact-bytes", journal.DefaultCompactBytes, "journal size in bytes that triggers rewriting the saved state as a snapshot, once the journal is also larger than the last snapshot")
 	f.StringVar(&o.warmStartDir, "warm-start-dir", daemon.DefaultWarmStartDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
@@ -173,6 +184,16 @@ func (o options) validate() error {
 		return fmt.Errorf("--idle-timeout %v: must be positive", o.idle)
 	case o.maxPerProcess < 1:
 		return fmt.Errorf("--max-per-process %d: must be at least 1", o.maxPerProcess)
+	case o.maxRPCPerUID < 1:
+		return fmt.Errorf("--max-rpc-per-uid %d: must be at least 1", o.maxRPCPerUID)
+	case o.maxRPCBytes < 1:
+		return fmt.Errorf("--max-rpc-bytes-per-uid %d: must be at least 1", o.maxRPCBytes)
+	case o.maxProcsPerUID < 1:
+		return fmt.Errorf("--max-processes-per-uid %d: must be at least 1", o.maxProcsPerUID)
+	case o.maxPidfds < 0:
+		return fmt.Errorf("--max-pidfds %d: must not be negative", o.maxPidfds)
+	case o.procPoll <= 0:
+		return fmt.Errorf("--proc-poll-interval %v: must be positive", o.procPoll)
 	case o.pruneGrace < 0:
 		return fmt.Errorf("--prune-grace %v: must not be negative", o.pruneGrace)
 	case o.pruneInterval <= 0:
@@ -243,6 +264,9 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 			TrustedProxies: proxies,
 		},
 		MaxNamedPerProcess: o.maxPerProcess,
+		MaxRPCPerUID:       o.maxRPCPerUID,
+		MaxRPCBytesPerUID:  o.maxRPCBytes,
+		MaxProcessesPerUID: o.maxProcsPerUID,
 		StateDir:           o.stateDir,
 		StateCompactBytes:  o.compactBytes,
 		WarmStart:          o.warmStart,
@@ -260,6 +284,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	if o.dropRoot {
 		cfg.RunAs = o.user
 	}
+	cfg.HTTP.MaxPidfds, cfg.HTTP.ProcPollInterval = o.maxPidfds, o.procPoll
 	if o.stateDir == "off" {
 		cfg.StateDir = ""
 	}

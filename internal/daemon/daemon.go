@@ -62,6 +62,12 @@ type Config struct {
 	HTTP httpmap.Config
 	// MaxNamedPerProcess caps the named services one process may hold.
 	MaxNamedPerProcess int
+	// MaxRPCPerUID, MaxRPCBytesPerUID and MaxProcessesPerUID cap what
+	// one user may make the daemon hold (registry.Options); zero takes
+	// the registry's defaults.
+	MaxRPCPerUID       int
+	MaxRPCBytesPerUID  int
+	MaxProcessesPerUID int
 	// Ready, when set, is called once every socket is open and the
 	// registry holds the portmapper's entries.
 	Ready func()
@@ -122,7 +128,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 
-	reg := registry.New(registry.Options{Insecure: cfg.Insecure, MaxNamedPerProcess: cfg.MaxNamedPerProcess})
+	reg := registry.New(registry.Options{
+		Insecure:           cfg.Insecure,
+		MaxNamedPerProcess: cfg.MaxNamedPerProcess,
+		MaxRPCPerUID:       cfg.MaxRPCPerUID,
+		MaxRPCBytesPerUID:  cfg.MaxRPCBytesPerUID,
+		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
+		Logger:             log.With("part", "registry"),
+	})
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
 	web, err := httpmap.NewServer(reg, hcfg)
