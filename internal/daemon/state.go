@@ -72,7 +72,8 @@ func alive(procRoot string, p registry.Process) bool {
 // readWarmStart reads rpcbind's warm-start files; damage is logged and
 // what could be read is kept.
 func readWarmStart(dir string, log *slog.Logger) []registry.Entry {
-	entries, err := warmstart.Read(dir)
+	sv, err := warmstart.Read(dir)
+	entries := sv.Entries
 	if err != nil {
 		log.Error("rpcbind warm-start files damaged; restoring what could be read", "dir", dir, "entries", len(entries), "err", err)
 	}
