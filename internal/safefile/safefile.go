@@ -44,7 +44,7 @@ var (
 	// ErrTooLarge reports a file larger than its reader accepts.
 	ErrTooLarge = errors.New("larger than allowed")
 	// ErrInUse reports a socket that something still answers on.
-	ErrInUse = errors.New("in use: something answers on it")
+	ErrInUse = errors.New("in use: a running process answers on it")
 )
 
 // An UntrustedError says why a directory is not used.
@@ -491,4 +491,47 @@ func (d *Dir) ListenUnix(name string, perm os.FileMode) (*net.UnixListener, erro
 		return nil, &fs.PathError{Op: "chmod", Path: path, Err: err}
 	}
 	return ln, nil
+}
+
+// Stat returns the directory's status.
+func (d *Dir) Stat() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return st, &fs.PathError{Op: "stat", Path: d.path, Err: err}
+	}
+	return st, nil
+}
+
+// FlockHolder returns the pid of the process holding an flock on the file
+// of status st, as /proc/locks tells (0 and false when it does not, as
+// for a holder in another pid namespace).
+func FlockHolder(st *unix.Stat_t) (int, bool) {
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0, false
+	}
+	// 1: FLOCK  ADVISORY  WRITE 4242 00:1a:5678 0 EOF
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != id {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[4]); err == nil && pid > 0 {
+			return pid, true
+		}
+	}
+	return 0, false
+}
+
+// ListenUnix is Dir.ListenUnix on the socket at path, in its directory
+// opened with the default Policy: only root or this process's user (or
+// group) may write it.
+func ListenUnix(path string, perm os.FileMode) (*net.UnixListener, error) {
+	d, err := OpenDir(filepath.Dir(path), Policy{})
+	if err != nil {
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	defer d.Close()
+	return d.ListenUnix(filepath.Base(path), perm)
 }
