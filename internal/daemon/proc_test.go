@@ -66,6 +66,8 @@ type daemon struct {
 	rpc   string // local RPC socket
 	http  string // local HTTP socket
 	state string
+	// cred, when set, is the user portmapd runs as.
+	cred *syscall.Credential
 }
 
 type syncBuffer struct {
@@ -111,6 +113,9 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	d.cmd = exec.Command(portmapdBin(d.t), d.args...)
+	if d.cred != nil {
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred}
+	}
 	d.cmd.Stdout = d.log
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {

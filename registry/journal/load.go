@@ -358,12 +358,16 @@ func (l *loader) readFile(name string, kind uint16) (uint64, bool, error) {
 	return h.gen, true, nil
 }
 
-// errorText is err without the path, which the damage line already
+// errorText is err without the paths, which the damage line already
 // names.
 func errorText(err error) string {
 	var pe *fs.PathError
-	if errors.As(err, &pe) {
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
 		return pe.Err.Error()
+	case errors.As(err, &le):
+		return le.Err.Error()
 	}
 	return err.Error()
 }
