@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -456,5 +457,45 @@ func TestLocalSocketInADirectoryEveryoneWrites(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(open); len(des) != 0 {
 		t.Errorf("left in the refused directory: %v", des)
+	}
+}
+
+// TestRpcUserLinksTheWarmStartFiles is issue 9's escalation as its
+// reporter ran it: _rpc, which owns rpcbind's /run/rpcbind, links the
+// names root portmapd -w writes on SIGTERM to a root-only file. The file
+// must keep its contents and owner, and the warm-start files must be
+// written in place of the links.
+func TestRpcUserLinksTheWarmStartFiles(t *testing.T) {
+	needRoot(t)
+	rpc, err := user.Lookup("_rpc")
+	if err != nil {
+		t.Skip("no _rpc user: apt-get install rpcbind")
+	}
+	uid, _ := strconv.Atoi(rpc.Uid)
+	gid, _ := strconv.Atoi(rpc.Gid)
+	d := newDaemon(t, "-w", "--warm-start-dir", filepath.Join(t.TempDir(), "rpcbind"))
+	warm := d.args[len(d.args)-1]
+	must(t, os.Mkdir(warm, 0o770))
+	must(t, os.Chown(warm, uid, gid))
+	victim := filepath.Join(d.dir, "victim")
+	must(t, os.WriteFile(victim, []byte("secret\n"), 0o600))
+	for _, name := range []string{"rpcbind.xdr.tmp", "portmap.xdr.tmp", "rpcbind.xdr"} {
+		link := filepath.Join(warm, name)
+		must(t, os.Symlink(victim, link))
+		must(t, os.Lchown(link, uid, gid))
+	}
+	d.start()
+	d.set(0x31000006, 1006)
+	d.stop()
+	var st syscall.Stat_t
+	must(t, syscall.Stat(victim, &st))
+	if b, _ := os.ReadFile(victim); string(b) != "secret\n" || st.Uid != 0 {
+		t.Errorf("the file _rpc linked to now holds %q, owner %d", b, st.Uid)
+	}
+	for _, name := range []string{"rpcbind.xdr", "portmap.xdr"} {
+		must(t, syscall.Lstat(filepath.Join(warm, name), &st))
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != uid {
+			t.Errorf("%s: mode %o owner %d, want a regular file of _rpc's", name, st.Mode, st.Uid)
+		}
 	}
 }
