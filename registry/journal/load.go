@@ -181,9 +181,6 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 	return &Store{dir: d, log: log}, nil
 }
 
-// Dir is the directory's path.
-func (s *Store) Dir() string { return s.dir.Path() }
-
 // Close releases the directory. A Journal started on it must be closed
 // first.
 func (s *Store) Close() error { return s.dir.Close() }
