@@ -155,12 +155,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	// Saved registrations are back before the first request is read:
-	// portmapd's own state, then what rpcbind left with -w.
-	var warm []registry.Entry
+	// portmapd's own state and what rpcbind left with -w.
+	var warm warmstart.Saved
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	if jr := restoreState(cfg, reg, warm, log); jr != nil {
+	jr, err := restoreState(ctx, cfg, reg, warm, log)
+	if err != nil {
+		// Stopped while reading the state: nothing was written, so
+		// that the next start finds everything as it was.
+		log.Info("portmapd stopped before serving", "reason", err)
+		return nil
+	}
+	if jr != nil {
 		defer jr.Close()
 	}
 	if cfg.WarmStart {

@@ -19,11 +19,9 @@ import (
 	"github.com/portmapd/portmapd/xdr"
 )
 
-const nobodyUID = 65534
-
-// asNobody makes cmd run as nobody.
-func asNobody(cmd *exec.Cmd) *exec.Cmd {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID}}
+// commandAsNobody makes cmd run as nobody.
+func commandAsNobody(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	return cmd
 }
 
@@ -138,9 +136,7 @@ func TestUserCannotExhaust(t *testing.T) {
 		}
 	}
 	helper := filepath.Join(d.dir, "flood.test")
-	if bin, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(helper, bin, 0o755) != nil {
-		t.Fatalf("copying the test binary for nobody: %v", err)
-	}
+	copyExecutable(t, os.Args[0], helper)
 	d.start()
 
 	var pids []string
@@ -152,7 +148,7 @@ func TestUserCannotExhaust(t *testing.T) {
 		}
 	})
 	for range floodSleepers {
-		s := asNobody(exec.Command("sleep", "300"))
+		s := commandAsNobody(exec.Command("sleep", "300"))
 		if err := s.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +157,7 @@ func TestUserCannotExhaust(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	flood := asNobody(exec.CommandContext(ctx, helper, "-test.run=^TestHelperFlood$"))
+	flood := commandAsNobody(exec.CommandContext(ctx, helper, "-test.run=^TestHelperFlood$"))
 	flood.Env = append(os.Environ(), "PORTMAPD_FLOOD_RPC="+d.rpc, "PORTMAPD_FLOOD_HTTP="+d.http, "PORTMAPD_FLOOD_PIDS="+strings.Join(pids, ","))
 	out, err := flood.Output()
 	var got floodResult
@@ -207,14 +203,14 @@ func TestUserCannotExhaust(t *testing.T) {
 			t.Fatalf("junk entry registered: %+v", e)
 		}
 	}
-	if byOwner[strconv.Itoa(nobodyUID)] != floodRPCCap || byOwner["superuser"] == 0 || len(byOwner) != 2 {
+	if byOwner[strconv.Itoa(nobody)] != floodRPCCap || byOwner["superuser"] == 0 || len(byOwner) != 2 {
 		t.Errorf("entries by owner %v, want %d of nobody's", byOwner, floodRPCCap)
 	}
 	l := d.listing()
 	if l.Refused.RPC != floodRPC-floodRPCCap || l.Refused.Named != floodSleepers-floodProcCap {
 		t.Errorf("refused %+v, want %d rpc, %d named", l.Refused, floodRPC-floodRPCCap, floodSleepers-floodProcCap)
 	}
-	if n := namedOf(l, nobodyUID); n != floodProcCap {
+	if n := namedOf(l, nobody); n != floodProcCap {
 		t.Errorf("%d named services of nobody's, want %d", n, floodProcCap)
 	}
 	n := pidfdsOf(t, d.cmd.Process.Pid)
@@ -232,11 +228,11 @@ func TestUserCannotExhaust(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		l = d.listing()
-		if namedOf(l, nobodyUID) == 0 {
+		if namedOf(l, nobody) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d named services of nobody's left after its processes exited\n%s", namedOf(l, nobodyUID), d.log.String())
+			t.Fatalf("%d named services of nobody's left after its processes exited\n%s", namedOf(l, nobody), d.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

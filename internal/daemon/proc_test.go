@@ -69,6 +69,8 @@ type daemon struct {
 	state string
 	// wrap, when set, is the command portmapd runs under (prlimit ...).
 	wrap []string
+	// cred, when set, is the user portmapd runs as.
+	cred *syscall.Credential
 }
 
 type syncBuffer struct {
@@ -115,6 +117,9 @@ func (d *daemon) start() {
 	d.t.Helper()
 	argv := append(append(slices.Clone(d.wrap), portmapdBin(d.t)), d.args...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
+	if d.cred != nil {
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred}
+	}
 	d.cmd.Stdout = d.log
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
