@@ -260,6 +260,11 @@ func (s *Server) serveName(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	p := peerFrom(r)
+	name, err := asciiName(name)
+	if err != nil {
+		s.fail(w, typ, err)
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPost:
 	case http.MethodDelete:
@@ -408,6 +413,9 @@ type pageData struct {
 
 type pageService struct {
 	Instance
+	// Unicode is the name's Unicode form, shown above the ASCII form the
+	// registry holds; "" when it has none.
+	Unicode   string
 	UserLabel string
 	SortPort  string
 }
@@ -452,7 +460,7 @@ func (s *Server) pageData(r *http.Request, named []Instance, rpc []rpcRow, ext b
 		d.Host = hostOf(r.Host)
 	}
 	for _, in := range named {
-		d.Services = append(d.Services, pageService{Instance: in, UserLabel: userLabel(in, users), SortPort: in.Port})
+		d.Services = append(d.Services, pageService{Instance: in, Unicode: UnicodeName(in.Service), UserLabel: userLabel(in, users), SortPort: in.Port})
 	}
 	for _, row := range rpc {
 		first := row.ins[0]

@@ -159,7 +159,11 @@ func (e *FilterError) Error() string {
 func parseFilter(v url.Values) (filter, error) {
 	var f filter
 	for _, s := range v["service"] {
-		f.services = append(f.services, strings.ToLower(s))
+		name, err := asciiName(s)
+		if err != nil {
+			return f, &FilterError{"service", s}
+		}
+		f.services = append(f.services, strings.ToLower(name))
 	}
 	f.users = v["user"]
 	for _, s := range v["pid"] {

@@ -75,7 +75,11 @@ func printInstances(w io.Writer, ins []httpmap.Instance) {
 		if prog == "" && in.RPC != nil {
 			prog = fmt.Sprintf("rpc %d v%d %s", in.RPC.Program, in.RPC.Version, in.RPC.Netid)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Service, user, pid, in.Protocol, in.Port, prog)
+		service := in.Service
+		if u := httpmap.UnicodeName(service); u != "" {
+			service = u + " (" + service + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", service, user, pid, in.Protocol, in.Port, prog)
 	}
 	tw.Flush()
 }

@@ -105,3 +105,39 @@ func TestRemovals(t *testing.T) {
 		}
 	}
 }
+
+// TestListShowsBothFormsOfAName: a name registered in Unicode is held in
+// its ASCII form; list and lookup show the Unicode form beside it, and
+// lookup finds it by either.
+func TestListShowsBothFormsOfAName(t *testing.T) {
+	sock, reg := startHTTP(t)
+	p := registry.Process{PID: 77, UID: 1000, Start: 5}
+	if _, err := reg.RegisterNamed(registry.Caller{Transport: registry.Internal}, p, []registry.Service{
+		{Name: "xn--caf-dma.example.com", Network: registry.NetTCP, Port: 9000},
+		{Name: "plain.example.com", Network: registry.NetTCP, Port: 9001},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"list", []string{"list"}, []string{"café.example.com (xn--caf-dma.example.com)  ", "\nplain.example.com  "}},
+		{"lookup by the Unicode form", []string{"lookup", "café.example.com"}, []string{"café.example.com (xn--caf-dma.example.com)  "}},
+		{"lookup by the ASCII form", []string{"lookup", "xn--caf-dma.example.com"}, []string{"café.example.com (xn--caf-dma.example.com)  "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCtl(t, append(tt.args, "--http-socket", sock)...)
+			if r.Exit != 0 {
+				t.Fatalf("%+v", r)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.Stdout, w) {
+					t.Errorf("output lacks %q:\n%s", w, r.Stdout)
+				}
+			}
+		})
+	}
+}
