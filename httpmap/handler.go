@@ -132,6 +132,16 @@ func contentType(r *http.Request) string {
 	return negotiate(r.Header.Get("Accept"))
 }
 
+// csvForBrowser reports whether a CSV response goes to a person's browser,
+// to be saved and opened in a spreadsheet: CSV was asked for with format=
+// (as the page's link does) by a request whose Accept header prefers HTML,
+// as a browser's navigation does. Such CSV is a download, with formulas
+// neutralised (csvField). A program that asks for text/csv in its Accept
+// header, or sends none, or */* as curl does, gets the values exactly.
+func csvForBrowser(r *http.Request) bool {
+	return r.URL.Query().Has("format") && negotiate(r.Header.Get("Accept")) == TypeHTML
+}
+
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	typ := contentType(r)
 	if typ == "" {
@@ -355,7 +365,11 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, typ string, v vie
 	var b bytes.Buffer
 	switch typ {
 	case TypeCSV:
-		writeCSV(&b, all)
+		download := csvForBrowser(r)
+		writeCSV(&b, all, download)
+		if download {
+			w.Header().Set("Content-Disposition", `attachment; filename="portmap.csv"`)
+		}
 	case TypeXML, TypeTextXML:
 		writeXML(&b, all)
 	case TypeJSON:

@@ -132,6 +132,7 @@ func TestRemoteViewIsTheRule(t *testing.T) {
 		{name: "json", accept: TypeJSON},
 		{name: "html", accept: TypeHTML},
 		{name: "format=json", query: "format=json"},
+		{name: "csv for a browser", accept: browserAccept, query: "format=csv"},
 	}
 	// The page says that local sockets are hidden, and the removal counts
 	// are totals: those are the only differences allowed.
