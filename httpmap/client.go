@@ -36,6 +36,8 @@ type Client struct {
 	// host is the TCP host services are dialled on; "" for the local
 	// socket, where services are on this host.
 	host string
+	// owner restricts lookups to one user's registrations (WithOwner).
+	owner url.Values
 }
 
 // NewLocalClient returns a Client for the daemon's local socket (empty:
@@ -128,15 +130,52 @@ func (c *Client) Deregister(ctx context.Context, reg Registration) ([]Instance, 
 	return c.do(ctx, http.MethodDelete, listPath, reg)
 }
 
+// WithOwner returns a Client like c whose Lookup and Dial see only the
+// registrations of owner: a decimal uid, or a user name that the server
+// resolves in its own user database. Exclusivity is per uid, so any user
+// may register a name that another holds; a client that trusts only, say,
+// root's instance of a name asks with WithOwner("0"). An empty owner sees
+// everyone's. (List takes its owners in its Filter.)
+func (c *Client) WithOwner(owner string) *Client {
+	out := *c
+	switch {
+	case owner == "":
+		out.owner = nil
+	case isDecimal(owner):
+		out.owner = url.Values{"uid": {owner}}
+	default:
+		out.owner = url.Values{"user": {owner}}
+	}
+	return &out
+}
+
+func isDecimal(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+// ownerQuery is the query part ("" or "?...") that restricts a lookup to
+// the owner.
+func (c *Client) ownerQuery() string {
+	if e := c.owner.Encode(); e != "" {
+		return "?" + e
+	}
+	return ""
+}
+
 // Filter selects what List returns; each field matches any of its values.
 type Filter struct {
 	Services, Users, Progs []string
+	UIDs                   []uint32
 	PIDs                   []int32
 }
 
 // List returns the instances passing f.
 func (c *Client) List(ctx context.Context, f Filter) ([]Instance, error) {
 	q := url.Values{"service": f.Services, "user": f.Users, "prog": f.Progs}
+	for _, u := range f.UIDs {
+		q.Add("uid", strconv.FormatUint(uint64(u), 10))
+	}
 	for _, p := range f.PIDs {
 		q.Add("pid", strconv.Itoa(int(p)))
 	}
@@ -158,10 +197,10 @@ func (c *Client) Removals(ctx context.Context) ([]registry.Event, registry.Remov
 	return l.RecentRemovals, l.Removed, nil
 }
 
-// Lookup returns the instances of name; an *Error with status 404 when
-// there are none.
+// Lookup returns the instances of name (of the owner, after WithOwner);
+// an *Error with status 404 when there are none.
 func (c *Client) Lookup(ctx context.Context, name string) ([]Instance, error) {
-	return c.do(ctx, http.MethodGet, listPath+"/"+url.PathEscape(name), nil)
+	return c.do(ctx, http.MethodGet, listPath+"/"+url.PathEscape(name)+c.ownerQuery(), nil)
 }
 
 // ErrNoInstance reports a name none of whose instances could be dialled.

@@ -145,14 +145,20 @@ func printRemovals(w io.Writer, events []registry.Event, n registry.Removals) {
 
 func newLookupCmd(g *globals) *cobra.Command {
 	var hf httpFlags
+	var owner string
 	cmd := &cobra.Command{
-		Use:   "lookup NAME",
+		Use:   "lookup [--owner UID|USER] NAME",
 		Short: "Show where the service NAME listens (NAME.oncrpc.alt for RPC programs)",
-		Args:  cobra.ExactArgs(1),
+		Long: `lookup shows every instance of NAME: all the processes, of any user, that
+registered it. A name is exclusive only among the processes of one uid, so
+any user may register a name another user holds; --owner shows only the
+instances of one user (a uid, or a user name as the daemon's host knows
+it), such as --owner root for a system service.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.callContext(cmd.Context())
 			defer cancel()
-			ins, err := hf.client().Lookup(ctx, args[0])
+			ins, err := hf.client().WithOwner(owner).Lookup(ctx, args[0])
 			if err != nil {
 				return reportHTTP(cmd, err)
 			}
@@ -161,6 +167,7 @@ func newLookupCmd(g *globals) *cobra.Command {
 		},
 	}
 	hf.add(cmd, true)
+	cmd.Flags().StringVar(&owner, "owner", "", "only the instances of this uid or user name")
 	return cmd
 }
 

@@ -141,3 +141,41 @@ func TestListShowsBothFormsOfAName(t *testing.T) {
 		})
 	}
 }
+
+// TestLookupOwner: --owner shows one user's instances of a name that
+// several users registered.
+func TestLookupOwner(t *testing.T) {
+	sock, reg := startHTTP(t)
+	internal := registry.Caller{Transport: registry.Internal}
+	for _, p := range []registry.Process{{PID: 900, UID: 65534, Start: 1}, {PID: 100, UID: 0, Start: 1}} {
+		if _, err := reg.RegisterNamed(internal, p, []registry.Service{{Name: "root.example.com", Network: registry.NetTCP, Port: uint16(p.PID)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		owner string
+		exit  int
+		ports []string
+	}{
+		{"", 0, []string{"900", "100"}},
+		{"0", 0, []string{"100"}},
+		{"root", 0, []string{"100"}},
+		{"65534", 0, []string{"900"}},
+		{"4242", 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run("owner "+tt.owner, func(t *testing.T) {
+			r := runCtl(t, "lookup", "--http-socket", sock, "--owner", tt.owner, "root.example.com")
+			if r.Exit != tt.exit {
+				t.Fatalf("%+v", r)
+			}
+			var ports []string
+			for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n")[1:] {
+				ports = append(ports, strings.Fields(line)[4])
+			}
+			if strings.Join(ports, " ") != strings.Join(tt.ports, " ") {
+				t.Fatalf("ports %v, want %v:\n%s", ports, tt.ports, r.Stdout)
+			}
+		})
+	}
+}
