@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/portmapd/portmapd/registry"
 )
@@ -36,6 +37,9 @@ type Client struct {
 	// host is the TCP host services are dialled on; "" for the local
 	// socket, where services are on this host.
 	host string
+	// where is what the client dials: the local socket's path, or
+	// host:port.
+	where string
 	// owner restricts lookups to one user's registrations (WithOwner).
 	owner url.Values
 }
@@ -55,7 +59,7 @@ func NewLocalClient(socketPath string) *Client {
 		// server read at connect; one is plenty.
 		MaxConnsPerHost: 1,
 	}
-	return &Client{hc: &http.Client{Transport: tr}, base: "http://localhost"}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://localhost", where: socketPath}
 }
 
 // NewClient returns a Client for the HTTP face at addr (host:port, or a
@@ -65,7 +69,56 @@ func NewClient(addr string) *Client {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "8111")
 	}
 	host, _, _ := net.SplitHostPort(addr)
-	return &Client{hc: &http.Client{}, base: "http://" + addr, host: host}
+	return &Client{hc: &http.Client{}, base: "http://" + addr, host: host, where: addr}
+}
+
+// An UnreachableError reports that the client could not talk to portmapd
+// at all: nothing listens where it looked, it may not connect there, or
+// the connection failed.
+type UnreachableError struct {
+	// Where is what the client dialled: the local socket's path, or
+	// host:port.
+	Where string
+	// Local is true for the local socket.
+	Local bool
+	Err   error
+}
+
+func (e *UnreachableError) Error() string {
+	what := "portmapd's HTTP face at " + e.Where
+	if e.Local {
+		what = "portmapd's HTTP socket " + e.Where
+	}
+	var op *net.OpError
+	dial := errors.As(e.Err, &op) && op.Op == "dial"
+	switch {
+	case dial && errors.Is(e.Err, syscall.ENOENT):
+		return "portmapd is not running: there is no socket " + e.Where
+	case dial && errors.Is(e.Err, syscall.ECONNREFUSED):
+		if e.Local {
+			return "portmapd is not running: nothing listens on its HTTP socket " + e.Where
+		}
+		return "portmapd is not reachable: nothing listens at " + e.Where
+	case errors.Is(e.Err, syscall.EACCES), errors.Is(e.Err, syscall.EPERM):
+		return "permission denied connecting to " + what
+	case errors.Is(e.Err, context.DeadlineExceeded):
+		return "no answer from " + what + " in the time allowed"
+	case dial:
+		return "cannot connect to " + what + ": " + errText(op.Err)
+	}
+	return "no answer from " + what + ": " + errText(e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// errText is err's text without the request that Go's HTTP client puts
+// before it (`Get "http://localhost/portmap": `).
+func errText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
 }
 
 // do sends a request and returns the instances of the JSON listing it
@@ -98,13 +151,13 @@ func (c *Client) listing(ctx context.Context, method, path string, body any) (*L
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	defer resp.Body.Close()
 	// A listing of a busy host is large, but not unbounded.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, err
+		return nil, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
@@ -184,6 +237,13 @@ func (c *Client) List(ctx context.Context, f Filter) ([]Instance, error) {
 		path += "?" + e
 	}
 	return c.do(ctx, http.MethodGet, path, nil)
+}
+
+// Ping checks that the server answers, at the cost of a listing of
+// nothing.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.listing(ctx, http.MethodGet, listPath+"?service=.", nil)
+	return err
 }
 
 // Removals returns the latest registrations the daemon removed on its own,

@@ -30,12 +30,17 @@ both $(portmapctl getport ...) and the exit status tell.`,
 			}
 			netid := protoName(prot)
 			ctx := cmd.Context()
+			where, flags := netid+" "+g.portmapper(args[0]), "--server HOST:PORT or --port PORT asks another"
 			pm, err := g.dialPortmapper(ctx, args[0], netid)
 			if err != nil {
 				if e := interrupted(ctx); e != nil {
 					return e
 				}
-				fmt.Fprintln(cmd.ErrOrStderr(), statusOf(err).createError("portmapctl"))
+				st := statusOf(err)
+				fmt.Fprintln(cmd.ErrOrStderr(), st.createError("portmapctl"))
+				if hint := st.notReached(where, flags); hint != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), hint)
+				}
 				return failed
 			}
 			defer pm.Close()
@@ -51,6 +56,9 @@ both $(portmapctl getport ...) and the exit status tell.`,
 				return e
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), st.createError("portmapctl"))
+			if hint := st.notReached(where, flags); hint != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), hint)
+			}
 			return failed
 		},
 	}
