@@ -17,7 +17,7 @@ database), version VERS, and prints it.
 A program that is not registered prints 0 on standard output, the error
 "RPC: Program not registered" on standard error, and exits 1, so that
 both $(portmapctl getport ...) and the exit status tell.`,
-		Args:         cobra.ExactArgs(4),
+		Args:         positional("HOST", "PROG", "VERS", "PROTO"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prog, vers, err := g.parseProgVers(args[1], args[2])

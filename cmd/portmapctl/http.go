@@ -104,7 +104,7 @@ func newListCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the services portmapd knows by name, RPC programs included",
-		Args:  cobra.NoArgs,
+		Args:  positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := g.callContext(cmd.Context())
 			defer cancel()
@@ -129,7 +129,7 @@ func newRemovalsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "removals",
 		Short: "Show the registrations portmapd removed because their service was gone, and how many",
-		Args:  cobra.NoArgs,
+		Args:  positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := g.callContext(cmd.Context())
 			defer cancel()
@@ -168,7 +168,7 @@ registered it. A name is exclusive only among the processes of one uid, so
 any user may register a name another user holds; --owner shows only the
 instances of one user (a uid, or a user name as the daemon's host knows
 it), such as --owner root for a system service.`,
-		Args: cobra.ExactArgs(1),
+		Args: positional("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.callContext(cmd.Context())
 			defer cancel()
@@ -207,8 +207,18 @@ status is 1. Otherwise the exit status is COMMAND's (128+N when killed by
 signal N). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
-			if dash != 2 || len(args) < 3 {
-				return errors.New("usage: portmapctl register NAME PORT|PATH [--exclusive] [--public] -- COMMAND [ARGS...]")
+			before := args
+			if dash >= 0 {
+				before = args[:dash]
+			}
+			if err := positional("NAME", "PORT|PATH")(cmd, before); err != nil {
+				return err
+			}
+			switch {
+			case dash < 0:
+				return usageError(cmd, "missing -- COMMAND")
+			case len(args) == dash:
+				return usageError(cmd, "missing COMMAND after --")
 			}
 			return nil
 		},

@@ -44,7 +44,7 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 ::1.15.160) or, for local, a socket path.
 
 ` + changeHelp,
-		Args:         cobra.ExactArgs(4),
+		Args:         positional("PROG", "VERS", "NETID", "ADDR"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prog, vers, err := g.parseProgVers(args[0], args[1])
@@ -104,7 +104,7 @@ and its udp registrations go, whatever their ports. With --version 3 or 4
 given with -T goes, or, without -T, its registrations on every netid.
 
 ` + changeHelp,
-		Args:         cobra.ExactArgs(2),
+		Args:         positional("PROG", "VERS"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prog, vers, err := g.parseProgVers(args[0], args[1])
