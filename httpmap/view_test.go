@@ -74,14 +74,16 @@ func seedViewRegistry(t *testing.T, withHidden bool) *registry.Registry {
 		{do: set(internal, registry.Entry{Prog: 100000, Vers: 2, Netid: "tcp", Addr: "0.0.0.0.0.111"})},
 		{hidden: true, do: set(internal, registry.Entry{Prog: 100005, Vers: 1, Netid: "local", Addr: "/run/secret/mountd.sock"})},
 		{do: set(internal, registry.Entry{Prog: 100005, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.2.236"})},
-		{hidden: true, do: set(user1002, registry.Entry{Prog: 300001, Vers: 1, Netid: "x", Addr: "/run/secret/x"})},
-		{hidden: true, do: set(user1002, registry.Entry{Prog: 300002, Vers: 1, Netid: "tcp", Addr: "/run/secret/not-a-uaddr"})},
+		// Entries no client could have SET, as a journal or rpcbind's
+		// warm-start files from an older version may bring back.
+		{hidden: true, do: set(internal, registry.Entry{Prog: 300001, Vers: 1, Netid: "x", Addr: "/run/secret/x"})},
+		{hidden: true, do: set(internal, registry.Entry{Prog: 300002, Vers: 1, Netid: "tcp", Addr: "/run/secret/not-a-uaddr"})},
 		{hidden: true, do: set(user1002, registry.Entry{Prog: 300003, Vers: 1, Netid: "unix", Addr: "/run/secret/u.sock"})},
 		{do: set(internal, registry.Entry{Prog: 300004, Vers: 1, Netid: "tcp6", Addr: "::1.15.160"})},
 		// Removals, oldest first.
 		{do: prune(internal, registry.Entry{Prog: 400000, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1"})},
 		{hidden: true, do: prune(user1002, registry.Entry{Prog: 400001, Vers: 1, Netid: "local", Addr: "/run/secret/gone-rpc.sock"})},
-		{hidden: true, do: prune(user1002, registry.Entry{Prog: 400002, Vers: 1, Netid: "tcp /run/secret/trick", Addr: "0.0.0.0.4.2"})},
+		{hidden: true, do: prune(internal, registry.Entry{Prog: 400002, Vers: 1, Netid: "tcp /run/secret/trick", Addr: "0.0.0.0.4.2"})},
 		{do: named(goneMixed, tcp("gone.example.com", 9000))},
 		{hidden: true, do: named(goneMixed, unix("gone.example.com", "/run/secret/gone.sock"))},
 		{hidden: true, do: named(goneHider, unix("gone-sock.example.com", "/run/secret/gone-sock.sock"))},
