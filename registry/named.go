@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultMaxNamedPerProcess is the number of named services one process may
@@ -183,12 +184,32 @@ func validateLocalPart(local string) string {
 	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
 		return "misplaced dot in local part"
 	}
-	for i := 0; i < len(local); i++ {
-		if !isAtext(local[i]) && local[i] != '.' {
-			return fmt.Sprintf("character %q not allowed in local part", local[i])
-		}
+	if c, bad := firstBadChar(local, func(c byte) bool { return isAtext(c) || c == '.' }); bad {
+		return c + " not allowed in local part"
 	}
 	return ""
+}
+
+// firstBadChar describes the first character of s that ok refuses: the
+// rune, quoted, as a person typed it ('é', not the byte 'Ã' that starts
+// its UTF-8 form), or the byte when s is not UTF-8 there. Every character
+// outside ASCII is refused, since ok sees only ASCII bytes.
+func firstBadChar(s string, ok func(byte) bool) (string, bool) {
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			if !ok(s[i]) {
+				return fmt.Sprintf("character %q", rune(s[i])), true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return fmt.Sprintf("byte %#02x (not UTF-8)", s[i]), true
+		}
+		return fmt.Sprintf("character %q", r), true
+	}
+	return "", false
 }
 
 func isAtext(c byte) bool {
@@ -212,10 +233,8 @@ func validateDomain(d string) string {
 		case label[0] == '-' || label[len(label)-1] == '-':
 			return "label starts or ends with a hyphen"
 		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !isLetDig(c) && c != '-' {
-				return fmt.Sprintf("character %q not allowed in a domain label", c)
-			}
+		if c, bad := firstBadChar(label, func(c byte) bool { return isLetDig(c) || c == '-' }); bad {
+			return c + " not allowed in a domain label"
 		}
 	}
 	return ""
