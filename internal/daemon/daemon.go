@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/liveness"
@@ -142,9 +143,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// One list of the host's addresses, kept fresh by the kernel's
+	// announcements, serves address merging and the pruner alike.
+	addrs := ifaddrs.ReadSource
+	if table, err := ifaddrs.Open(); err != nil {
+		log.Warn("cannot follow address changes; reading the interfaces on every call", "err", err)
+	} else {
+		defer table.Close()
+		addrs = table.Addrs
+	}
 	var mux rpcbind.ServeMux
 	eps := ls.endpoints()
-	pm := &rpcbind.Portmapper{Registry: reg, Insecure: cfg.Insecure}
+	pm := &rpcbind.Portmapper{Registry: reg, Insecure: cfg.Insecure, Interfaces: addrs}
 	for _, ep := range eps {
 		pm.Netids = append(pm.Netids, ep.Netid)
 	}
@@ -209,7 +219,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	serve("http", func() error { return web.ListenAndServe(ctx) })
 	if !cfg.NoPrune {
-		pr := liveness.New(reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot, Logger: log.With("part", "prune")})
+		pr := liveness.New(reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
+			Interfaces: addrs, Logger: log.With("part", "prune")})
 		serve("prune", func() error { pr.Run(ctx); return nil })
 	}
 	log.Info("portmapd serving", "port", cfg.Port, "transports", ls.describe())
