@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/portmapd/portmapd/registry/liveness"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
+	"golang.org/x/sys/unix"
 )
 
 // Config is everything the daemon needs to know, as plain values.
@@ -303,8 +305,16 @@ func (ls *listeners) endpoints() []rpcbind.Endpoint {
 }
 
 // listen opens UDP and TCP on IPv4 and IPv6. IPv6 sockets are v6-only, as
-// rpcbind's are, so that an IPv4 caller is always seen as IPv4. A host
-// without IPv6 is served on IPv4 alone.
+// rpcbind's are, so that an IPv4 caller is always seen as IPv4.
+//
+// A host without IPv6 is served on IPv4, with one line saying so. Where
+// the kernel has no IPv6 (socket(AF_INET6) fails: ipv6.disable=1, or a
+// sandbox that forbids the family), no IPv6 socket is opened. Where IPv6
+// is switched off (net.ipv6.conf.all.disable_ipv6=1), the wildcard
+// sockets still open, as rpcbind's do, so that IPv6 is served as soon as
+// it is switched on and the transports services register on stay known;
+// only the addresses UDP would bind that do not exist then (::1, IPv6 -h
+// addresses) are left out, where rpcbind aborts.
 func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	ls := &listeners{port: cfg.Port}
 	if cfg.Socket != "" {
@@ -313,18 +323,21 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 		}
 	}
 	port := strconv.Itoa(cfg.Port)
+	noIPv6 := probeIPv6(cfg.ProcRoot)
+	var skipped []string
 	// Go's "tcp" and "udp" would open dual-stack sockets on a wildcard
 	// address; name the family.
 	for _, fam := range []struct{ tcp, udp, goTCP, goUDP, any, loopback string }{
 		{registry.NetidTCP, registry.NetidUDP, "tcp4", "udp4", "0.0.0.0", "127.0.0.1"},
 		{registry.NetidTCP6, registry.NetidUDP6, "tcp6", "udp6", "::", "::1"},
 	} {
+		v6 := fam.tcp == registry.NetidTCP6
+		if v6 && noIPv6.absent {
+			skipped = append(skipped, fam.tcp, fam.udp)
+			continue
+		}
 		ln, err := net.Listen(fam.goTCP, net.JoinHostPort(fam.any, port))
 		if err != nil {
-			if fam.tcp == registry.NetidTCP6 && !ipv6Available() {
-				log.Warn("IPv6 unavailable; serving IPv4 only", "err", err)
-				continue
-			}
 			ls.close()
 			return nil, fmt.Errorf("daemon: listen %s: %w", fam.tcp, err)
 		}
@@ -333,16 +346,47 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 			port = strconv.Itoa(ls.port)
 		}
 		ls.stream = append(ls.stream, streamSocket{netid: fam.tcp, ln: ln})
-		for _, host := range udpHosts(cfg.UDPAddrs, fam.any, fam.loopback, fam.udp == registry.NetidUDP6) {
+		for _, host := range udpHosts(cfg.UDPAddrs, fam.any, fam.loopback, v6) {
 			conn, err := net.ListenPacket(fam.goUDP, net.JoinHostPort(host, port))
 			if err != nil {
+				if v6 && noIPv6.reason != "" {
+					skipped = append(skipped, fam.udp+" "+host)
+					continue
+				}
 				ls.close()
 				return nil, fmt.Errorf("daemon: listen %s %s: %w", fam.udp, host, err)
 			}
 			ls.udp = append(ls.udp, udpSocket{netid: fam.udp, conn: conn.(*net.UDPConn)})
 		}
 	}
+	if noIPv6.reason != "" {
+		log.Warn("no IPv6 on this host; serving IPv4", "reason", noIPv6.reason, "skipped", skipped)
+	}
 	return ls, nil
+}
+
+// ipv6State is what probeIPv6 found: absent when the kernel opens no IPv6
+// socket at all, and why IPv6 cannot be used ("" when it can).
+type ipv6State struct {
+	absent bool
+	reason string
+}
+
+// probeIPv6 looks for IPv6 in the calling thread's network namespace.
+func probeIPv6(procRoot string) ipv6State {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ipv6State{absent: true, reason: "socket(AF_INET6): " + err.Error()}
+	}
+	unix.Close(fd)
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	b, err := os.ReadFile(procRoot + "/sys/net/ipv6/conf/all/disable_ipv6")
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		return ipv6State{reason: "net.ipv6.conf.all.disable_ipv6=1"}
+	}
+	return ipv6State{}
 }
 
 // inherit serves the sockets systemd passed.
@@ -386,13 +430,4 @@ func udpHosts(addrs []string, any, loopback string, v6 bool) []string {
 		hosts = append(hosts, ip.String())
 	}
 	return hosts
-}
-
-func ipv6Available() bool {
-	ln, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		return false
-	}
-	_ = ln.Close()
-	return true
 }
