@@ -46,11 +46,12 @@ func (a Addr) OnLink(zone string) bool {
 	return zone != "" && (zone == a.Name || zone == strconv.Itoa(a.Index))
 }
 
-// Contains reports whether list holds the address a (its zone ignored).
-func Contains(list []Addr, a netip.Addr) bool {
+// upOn reports whether list holds the address a (its zone ignored) on a
+// link that is up.
+func upOn(list []Addr, a netip.Addr) bool {
 	a = a.WithZone("")
 	for i := range list {
-		if list[i].Prefix.Addr() == a {
+		if list[i].Prefix.Addr() == a && list[i].Up {
 			return true
 		}
 	}
@@ -58,9 +59,10 @@ func Contains(list []Addr, a netip.Addr) bool {
 }
 
 // A Source lists the host's interface addresses. dst, when valid, is an
-// address the kernel has just shown to be local (the destination of a
-// call it delivered); a Source that keeps a list must read the kernel's
-// again rather than answer with a list that lacks dst.
+// address the kernel has just shown to be local and up (the destination
+// of a call it delivered); a Source that keeps a list must read the
+// kernel's again rather than answer with a list that lacks dst or has it
+// on a link that is down.
 type Source func(dst netip.Addr) ([]Addr, error)
 
 // ReadSource is the Source that reads the kernel's list on every call.

@@ -72,6 +72,7 @@ func TestTableReadsOnlyWhenNeeded(t *testing.T) {
 	list := []Addr{
 		{Prefix: netip.MustParsePrefix("192.0.2.1/24"), Index: 2, Name: "eth0", Up: true},
 		{Prefix: netip.MustParsePrefix("fe80::1/64"), Index: 2, Name: "eth0", Up: true},
+		{Prefix: netip.MustParsePrefix("192.0.2.2/24"), Index: 3, Name: "eth1"},
 	}
 	tab.read = func() ([]Addr, error) { reads++; return list, nil }
 	for _, step := range []struct {
@@ -84,6 +85,7 @@ func TestTableReadsOnlyWhenNeeded(t *testing.T) {
 		{"an address it has", "192.0.2.1", 1},
 		{"a link-local address with its zone", "fe80::1%eth0", 1},
 		{"an address it lacks", "192.0.2.9", 2},
+		{"an address it has on a link that is down", "192.0.2.2", 3},
 	} {
 		var dst netip.Addr
 		if step.dst != "" {
@@ -97,8 +99,8 @@ func TestTableReadsOnlyWhenNeeded(t *testing.T) {
 	tab.Close()
 	tab.Addrs(netip.Addr{})
 	tab.Addrs(netip.Addr{})
-	if reads != 4 {
-		t.Errorf("a closed Table read %d times in all, want 4 (every call)", reads)
+	if reads != 5 {
+		t.Errorf("a closed Table read %d times in all, want 5 (every call)", reads)
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 // the address returns, but an IPv6 address added without duplicate
 // address detection is usable before its announcement is queued (that
 // comes from the DAD worker), so a call that names an address the list
-// lacks also reads it again. No goroutine is involved: the list is exactly
+// lacks (or has on a link that is down) also reads it again. No goroutine is involved: the list is exactly
 // as fresh as the kernel's queue at the moment of the call.
 //
 // Why keep a list at all rather than read it on every call, as rpcbind
@@ -65,12 +65,12 @@ func newTable(events int, read func() ([]Addr, error)) *Table {
 
 // Addrs returns the current list, which the caller must not modify. It is
 // read from the kernel again when the kernel has announced a change since
-// the last read, or when dst is valid and not in it. A failed read is
+// the last read, or when dst is valid and not in it on a link that is up. A failed read is
 // returned as an error, and the next call tries again.
 func (t *Table) Addrs(dst netip.Addr) ([]Addr, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.announced() || (dst.IsValid() && !Contains(t.addrs, dst)) {
+	if t.announced() || (dst.IsValid() && !upOn(t.addrs, dst)) {
 		t.stale = true
 	}
 	if t.stale {
