@@ -124,6 +124,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if why := probeIPv6(cfg.ProcRoot).reason; why != "" {
+		log.Warn("no IPv6 on this host; serving IPv4", "reason", why, "skipped", ls.skipped)
+	}
 	defer ls.close()
 	if cfg.RunAs != "" {
 		if err := dropPrivileges(cfg.RunAs); err != nil {
@@ -255,6 +258,8 @@ type listeners struct {
 	port   int
 	udp    []udpSocket
 	stream []streamSocket
+	// skipped names the IPv6 sockets not opened on a host without IPv6.
+	skipped []string
 	// socket is the local socket's path, removed on close.
 	socket string
 }
@@ -307,14 +312,16 @@ func (ls *listeners) endpoints() []rpcbind.Endpoint {
 // listen opens UDP and TCP on IPv4 and IPv6. IPv6 sockets are v6-only, as
 // rpcbind's are, so that an IPv4 caller is always seen as IPv4.
 //
-// A host without IPv6 is served on IPv4, with one line saying so. Where
-// the kernel has no IPv6 (socket(AF_INET6) fails: ipv6.disable=1, or a
-// sandbox that forbids the family), no IPv6 socket is opened. Where IPv6
-// is switched off (net.ipv6.conf.all.disable_ipv6=1), the wildcard
-// sockets still open, as rpcbind's do, so that IPv6 is served as soon as
-// it is switched on and the transports services register on stay known;
-// only the addresses UDP would bind that do not exist then (::1, IPv6 -h
-// addresses) are left out, where rpcbind aborts.
+// A host without IPv6 is served on IPv4, and Run says so in one line (also
+// under socket activation, where systemd, on a kernel without IPv6, leaves
+// the IPv6 listen addresses out). Where the kernel has no IPv6
+// (socket(AF_INET6) fails: ipv6.disable=1, or a sandbox that forbids the
+// family), no IPv6 socket is opened. Where IPv6 is switched off
+// (net.ipv6.conf.all.disable_ipv6=1), the wildcard sockets still open, as
+// rpcbind's do, so that IPv6 is served as soon as it is switched on and the
+// transports services register on stay known; only the addresses UDP
+// would bind that do not exist then (::1, IPv6 -h addresses) are left out,
+// where rpcbind aborts.
 func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	ls := &listeners{port: cfg.Port}
 	if cfg.Socket != "" {
@@ -324,7 +331,6 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	}
 	port := strconv.Itoa(cfg.Port)
 	noIPv6 := probeIPv6(cfg.ProcRoot)
-	var skipped []string
 	// Go's "tcp" and "udp" would open dual-stack sockets on a wildcard
 	// address; name the family.
 	for _, fam := range []struct{ tcp, udp, goTCP, goUDP, any, loopback string }{
@@ -333,7 +339,7 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	} {
 		v6 := fam.tcp == registry.NetidTCP6
 		if v6 && noIPv6.absent {
-			skipped = append(skipped, fam.tcp, fam.udp)
+			ls.skipped = append(ls.skipped, fam.tcp, fam.udp)
 			continue
 		}
 		ln, err := net.Listen(fam.goTCP, net.JoinHostPort(fam.any, port))
@@ -350,7 +356,7 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 			conn, err := net.ListenPacket(fam.goUDP, net.JoinHostPort(host, port))
 			if err != nil {
 				if v6 && noIPv6.reason != "" {
-					skipped = append(skipped, fam.udp+" "+host)
+					ls.skipped = append(ls.skipped, fam.udp+" "+host)
 					continue
 				}
 				ls.close()
@@ -358,9 +364,6 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 			}
 			ls.udp = append(ls.udp, udpSocket{netid: fam.udp, conn: conn.(*net.UDPConn)})
 		}
-	}
-	if noIPv6.reason != "" {
-		log.Warn("no IPv6 on this host; serving IPv4", "reason", noIPv6.reason, "skipped", skipped)
 	}
 	return ls, nil
 }
