@@ -28,20 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void dispatch(struct svc_req *rq, SVCXPRT *x) {
-	u_int v = 0;
-	switch (rq->rq_proc) {
-	case 0:
-		svc_sendreply(x, (xdrproc_t)xdr_void, NULL);
-		return;
-	case 1:
-		if (!svc_getargs(x, (xdrproc_t)xdr_u_int, (caddr_t)&v)) { svcerr_decode(x); return; }
-		v *= 2;
-		svc_sendreply(x, (xdrproc_t)xdr_u_int, (caddr_t)&v);
-		return;
-	}
-	svcerr_noproc(x);
-}
+#include "doubler.h"
 
 static int bound(int type, unsigned port) {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
