@@ -46,23 +46,43 @@ func (a Addr) OnLink(zone string) bool {
 	return zone != "" && (zone == a.Name || zone == strconv.Itoa(a.Index))
 }
 
-// upOn reports whether list holds the address a (its zone ignored) on a
-// link that is up.
-func upOn(list []Addr, a netip.Addr) bool {
-	a = a.WithZone("")
+// accounts reports whether list accounts for the kernel having just
+// delivered a packet to dst: dst is one of its addresses on a link that is
+// up, the broadcast address of one of its IPv4 networks, or on the network
+// of a loopback address (the kernel takes all of 127.0.0.0/8 as local). A
+// multicast or limited-broadcast destination tells nothing of the list.
+func accounts(list []Addr, dst netip.Addr) bool {
+	dst = dst.WithZone("")
+	if dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return true
+	}
 	for i := range list {
-		if list[i].Prefix.Addr() == a && list[i].Up {
+		a := &list[i]
+		if !a.Up {
+			continue
+		}
+		if a.Prefix.Addr() == dst || (a.Loopback && a.Prefix.Contains(dst)) ||
+			(dst.Is4() && a.Prefix.Addr().Is4() && a.Prefix.Bits() < 31 && dst == lastAddr(a.Prefix)) {
 			return true
 		}
 	}
 	return false
 }
 
-// A Source lists the host's interface addresses. dst, when valid, is an
-// address the kernel has just shown to be local and up (the destination
-// of a call it delivered); a Source that keeps a list must read the
-// kernel's again rather than answer with a list that lacks dst or has it
-// on a link that is down.
+// lastAddr is the highest address of p's network, an IPv4 network's
+// broadcast address.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := ^uint32(0) >> p.Bits()
+	v := binary.BigEndian.Uint32(b[:]) | host
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+// A Source lists the host's interface addresses. dst, when valid, is the
+// destination of a call the kernel has just delivered; a Source that keeps
+// a list must read the kernel's again rather than answer with a list that
+// cannot account for that delivery (see Table.Addrs).
 type Source func(dst netip.Addr) ([]Addr, error)
 
 // ReadSource is the Source that reads the kernel's list on every call.

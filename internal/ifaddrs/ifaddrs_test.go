@@ -73,6 +73,7 @@ func TestTableReadsOnlyWhenNeeded(t *testing.T) {
 		{Prefix: netip.MustParsePrefix("192.0.2.1/24"), Index: 2, Name: "eth0", Up: true},
 		{Prefix: netip.MustParsePrefix("fe80::1/64"), Index: 2, Name: "eth0", Up: true},
 		{Prefix: netip.MustParsePrefix("192.0.2.2/24"), Index: 3, Name: "eth1"},
+		{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Index: 1, Name: "lo", Up: true, Loopback: true},
 	}
 	tab.read = func() ([]Addr, error) { reads++; return list, nil }
 	for _, step := range []struct {
@@ -86,6 +87,11 @@ func TestTableReadsOnlyWhenNeeded(t *testing.T) {
 		{"a link-local address with its zone", "fe80::1%eth0", 1},
 		{"an address it lacks", "192.0.2.9", 2},
 		{"an address it has on a link that is down", "192.0.2.2", 3},
+		{"the broadcast address of a network it has", "192.0.2.255", 3},
+		{"another address on loopback's network", "127.0.0.2", 3},
+		{"multicast", "ff02::202", 3},
+		{"limited broadcast", "255.255.255.255", 3},
+		{"the broadcast address of a network it lacks", "192.0.3.255", 4},
 	} {
 		var dst netip.Addr
 		if step.dst != "" {
@@ -99,8 +105,8 @@ func TestTableReadsOnlyWhenNeeded(t *testing.T) {
 	tab.Close()
 	tab.Addrs(netip.Addr{})
 	tab.Addrs(netip.Addr{})
-	if reads != 5 {
-		t.Errorf("a closed Table read %d times in all, want 5 (every call)", reads)
+	if reads != 6 {
+		t.Errorf("a closed Table read %d times in all, want 6 (every call)", reads)
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 // The kernel queues an IPv4 announcement before the command that changed
 // the address returns, but an IPv6 address added without duplicate
 // address detection is usable before its announcement is queued (that
-// comes from the DAD worker), so a call that names an address the list
-// lacks (or has on a link that is down) also reads it again. No goroutine is involved: the list is exactly
+// comes from the DAD worker), so a call that names a destination the list
+// cannot account for (see Addrs) also reads it again. No goroutine is involved: the list is exactly
 // as fresh as the kernel's queue at the moment of the call.
 //
 // Why keep a list at all rather than read it on every call, as rpcbind
@@ -65,12 +65,16 @@ func newTable(events int, read func() ([]Addr, error)) *Table {
 
 // Addrs returns the current list, which the caller must not modify. It is
 // read from the kernel again when the kernel has announced a change since
-// the last read, or when dst is valid and not in it on a link that is up. A failed read is
+// the last read, or when dst is valid and the list cannot account for a
+// packet delivered to it: dst is not one of its addresses on a link that
+// is up, nor the broadcast address of one of its IPv4 networks, nor on the
+// network of a loopback address (all local to the kernel), nor multicast.
+// So broadcast and multicast calls, and calls to 127.0.0.2, cost no read. A failed read is
 // returned as an error, and the next call tries again.
 func (t *Table) Addrs(dst netip.Addr) ([]Addr, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.announced() || (dst.IsValid() && !upOn(t.addrs, dst)) {
+	if t.announced() || (dst.IsValid() && !accounts(t.addrs, dst)) {
 		t.stale = true
 	}
 	if t.stale {
