@@ -1,93 +1,28 @@
 package rpcbind
 
 import (
-	"net"
 	"net/netip"
-	"sync"
-	"time"
+
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 )
 
-// An IfAddr is one address of a network interface, as getifaddrs reports
-// it.
-type IfAddr struct {
-	Prefix       netip.Prefix
-	Index        int
-	Up           bool
-	Loopback     bool
-	PointToPoint bool
-}
-
-// SystemInterfaces lists the host's interface addresses.
-func SystemInterfaces() ([]IfAddr, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	var out []IfAddr
-	for _, ifc := range ifs {
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(ipn.IP)
-			if !ok {
-				continue
-			}
-			ones, _ := ipn.Mask.Size()
-			if ip.Is4In6() {
-				ip = ip.Unmap()
-			}
-			out = append(out, IfAddr{
-				Prefix:       netip.PrefixFrom(ip, ones),
-				Index:        ifc.Index,
-				Up:           ifc.Flags&net.FlagUp != 0,
-				Loopback:     ifc.Flags&net.FlagLoopback != 0,
-				PointToPoint: ifc.Flags&net.FlagPointToPoint != 0,
-			})
-		}
-	}
-	return out, nil
-}
-
-// interfaceCache keeps the interface list for a moment, so that a burst of
-// GETADDR calls does not dump the kernel's address table for each one.
-type interfaceCache struct {
-	list func() ([]IfAddr, error)
-	ttl  time.Duration
-
-	mu      sync.Mutex
-	addrs   []IfAddr
-	fetched time.Time
-}
-
-func (ic *interfaceCache) get() []IfAddr {
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	if ic.addrs == nil || time.Since(ic.fetched) > ic.ttl {
-		list := ic.list
-		if list == nil {
-			list = SystemInterfaces
-		}
-		addrs, err := list()
-		if err != nil {
-			return ic.addrs
-		}
-		ic.addrs, ic.fetched = addrs, time.Now()
-	}
-	return ic.addrs
-}
-
 // mergeAddr rewrites a registered universal address into one the caller
-// can reach, as rpcbind's mergeaddr and addrmerge do: the address of the
-// interface on the caller's network (or the one the caller's hint names),
-// with the registered port. It reports false where rpcbind's gives NULL:
-// the netid is not served, the hint or registered address does not parse,
-// or no interface fits. A local caller gets the registered address as is.
+// can reach, as rpcbind's mergeaddr and addrmerge do: the address of an
+// interface near the address the caller used, with the registered port.
+// It reports false where rpcbind's gives NULL: the netid is not served,
+// the hint or registered address does not parse, the interfaces cannot be
+// listed, or none fits. A local caller gets the registered address as is.
+//
+// The address the caller used is, first, the one the call arrived at
+// (the accepted connection's local address, or the datagram's destination
+// from IP_PKTINFO), which the kernel has just shown to be this host's;
+// then r_addr, the hint the caller sends of the address it used; then the
+// caller's own address, for an interface on its network. FreeBSD's
+// rpcbind takes a datagram's destination first in the same way; Linux's
+// (1.2.6) takes r_addr and then the caller. The answers differ only for a
+// caller whose r_addr names another address than the one it reached,
+// which libtirpc and rpcinfo never send: they send the server address
+// they used.
 func (p *Portmapper) mergeAddr(c *Call, netid, servUaddr, hint string) (string, bool) {
 	if !p.serves(netid) {
 		return "", false
@@ -96,21 +31,29 @@ func (p *Portmapper) mergeAddr(c *Call, netid, servUaddr, hint string) (string, 
 	if c.Netid == "local" || nc.family == afLocal {
 		return servUaddr, true
 	}
-	caller := c.Remote
-	target := caller.Addr()
+	caller := c.Remote.Addr()
+	target := caller
 	if hint != "" {
 		h, ok := parseUaddr(nc.family, hint)
 		if !ok {
 			return "", false
 		}
-		if h.Addr().Is4() == caller.Addr().Is4() {
+		if h.Addr().Is4() == caller.Is4() {
 			target = h.Addr()
 		}
 	}
-	if caller.Addr().IsUnspecified() {
+	if caller.IsUnspecified() {
 		return servUaddr, true
 	}
-	best, ok := pickInterface(p.ifaces.get(), caller.Addr(), target)
+	var dst netip.Addr
+	if l := c.Local.Addr(); l.IsValid() && !l.IsUnspecified() && l.Is4() == caller.Is4() {
+		dst, target = l, l
+	}
+	ifs, err := p.interfaces(dst)
+	if err != nil {
+		return "", false
+	}
+	best, ok := pickInterface(ifs, caller, target)
 	if !ok {
 		return "", false
 	}
@@ -121,12 +64,20 @@ func (p *Portmapper) mergeAddr(c *Call, netid, servUaddr, hint string) (string, 
 	return formatUaddr(netip.AddrPortFrom(best, serv.Port())), true
 }
 
+func (p *Portmapper) interfaces(dst netip.Addr) ([]ifaddrs.Addr, error) {
+	if p.Interfaces != nil {
+		return p.Interfaces(dst)
+	}
+	return ifaddrs.Read()
+}
+
 // pickInterface chooses the server address for addrmerge: an interface
 // address equal to target wins; otherwise the first on target's network;
 // otherwise the first up interface, preferring ordinary ones to loopback
-// and point-to-point.
-func pickInterface(ifs []IfAddr, caller, target netip.Addr) (netip.Addr, bool) {
-	var best *IfAddr
+// and point-to-point. Link-local IPv6 addresses are matched by the
+// caller's link instead, when caller and target are link-local too.
+func pickInterface(ifs []ifaddrs.Addr, caller, target netip.Addr) (netip.Addr, bool) {
+	var best *ifaddrs.Addr
 	for i := range ifs {
 		ifa := &ifs[i]
 		a := ifa.Prefix.Addr()
@@ -134,7 +85,7 @@ func pickInterface(ifs []IfAddr, caller, target netip.Addr) (netip.Addr, bool) {
 			continue
 		}
 		if a.Is6() && a.IsLinkLocalUnicast() && caller.IsLinkLocalUnicast() && target.IsLinkLocalUnicast() {
-			if zoneIndex(caller) == ifa.Index {
+			if ifa.OnLink(caller.Zone()) {
 				return a, true
 			}
 		} else if ifa.Prefix.Masked().Contains(target.WithZone("")) {
@@ -153,14 +104,4 @@ func pickInterface(ifs []IfAddr, caller, target netip.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return best.Prefix.Addr(), true
-}
-
-func zoneIndex(a netip.Addr) int {
-	if a.Zone() == "" {
-		return 0
-	}
-	if ifc, err := net.InterfaceByName(a.Zone()); err == nil {
-		return ifc.Index
-	}
-	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -22,24 +23,20 @@ type Portmapper struct {
 	Netids []string
 	// Insecure lets CALLIT reach the portmapper itself, like rpcbind -i.
 	Insecure bool
-	// Interfaces lists the host's addresses for address merging;
-	// SystemInterfaces when nil.
-	Interfaces func() ([]IfAddr, error)
+	// Interfaces lists the host's addresses for address merging, given
+	// the address the call arrived at; ifaddrs.Read on every call when
+	// nil. An ifaddrs.Table is the Source to use: it is never staler
+	// than the kernel.
+	Interfaces ifaddrs.Source
 	// Now is GETTIME's clock; time.Now when nil.
 	Now func() time.Time
-
-	ifaces interfaceCache
 }
-
-// interfaceTTL is how long the interface list is reused.
-const interfaceTTL = time.Second
 
 // Register installs versions 2, 3 and 4 on mux.
 func (p *Portmapper) Register(mux *ServeMux) {
 	if p.Stats == nil {
 		p.Stats = &Stats{}
 	}
-	p.ifaces = interfaceCache{list: p.Interfaces, ttl: interfaceTTL}
 	const prog = xdr.PmapProg
 	handle := func(vers, proc uint32, f HandlerFunc) {
 		mux.Handle(prog, vers, proc, HandlerFunc(func(w ReplyWriter, c *Call) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -32,25 +33,25 @@ func (r *recorder) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error 
 
 // harness drives a Portmapper's procedures without sockets.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	pm  *Portmapper
 	mux *ServeMux
 	reg *registry.Registry
 }
 
-var loopbackIfaces = []IfAddr{
-	{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Index: 1, Up: true, Loopback: true},
-	{Prefix: netip.MustParsePrefix("::1/128"), Index: 1, Up: true, Loopback: true},
-	{Prefix: netip.MustParsePrefix("192.0.2.10/24"), Index: 2, Up: true},
-	{Prefix: netip.MustParsePrefix("2001:db8::10/64"), Index: 2, Up: true},
+var loopbackIfaces = []ifaddrs.Addr{
+	{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Index: 1, Name: "lo", Up: true, Loopback: true},
+	{Prefix: netip.MustParsePrefix("192.0.2.10/24"), Index: 2, Name: "eth0", Up: true},
+	{Prefix: netip.MustParsePrefix("::1/128"), Index: 1, Name: "lo", Up: true, Loopback: true},
+	{Prefix: netip.MustParsePrefix("2001:db8::10/64"), Index: 2, Name: "eth0", Up: true},
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	reg := registry.New(registry.Options{})
 	pm := &Portmapper{
 		Registry:   reg,
 		Netids:     []string{"tcp6", "udp6", "tcp", "udp", "local"},
-		Interfaces: func() ([]IfAddr, error) { return loopbackIfaces, nil },
+		Interfaces: func(netip.Addr) ([]ifaddrs.Addr, error) { return loopbackIfaces, nil },
 		Now:        func() time.Time { return time.Unix(1_800_000_000, 0) },
 	}
 	mux := &ServeMux{}
@@ -72,7 +73,7 @@ func newHarness(t *testing.T) *harness {
 type from struct {
 	netid  string
 	remote string // addr:port for IP netids
-	local  string // address called, for IP netids
+	local  string // address called, for IP netids; "" when unknown
 	uid    int    // for local: -1 means no credentials
 }
 
@@ -103,14 +104,16 @@ func (h *harness) call(f from, vers, proc uint32, args func(*xdr.Encoder)) *reco
 		}
 	} else {
 		c.Remote = netip.MustParseAddrPort(f.remote)
-		c.Local = netip.MustParseAddrPort(f.local)
+		if f.local != "" {
+			c.Local = netip.MustParseAddrPort(f.local)
+		}
 	}
 	rec := &recorder{}
 	h.mux.ServeRPC(rec, c)
 	return rec
 }
 
-func (r *recorder) decode(t *testing.T, fn func(*xdr.Decoder)) {
+func (r *recorder) decode(t testing.TB, fn func(*xdr.Decoder)) {
 	t.Helper()
 	if !r.replied || r.header.Stat != xdr.MsgAccepted || r.header.Accept != xdr.Success {
 		t.Fatalf("reply %+v, want SUCCESS", r.header)
@@ -122,13 +125,13 @@ func (r *recorder) decode(t *testing.T, fn func(*xdr.Decoder)) {
 	}
 }
 
-func (r *recorder) boolean(t *testing.T) bool {
+func (r *recorder) boolean(t testing.TB) bool {
 	var v bool
 	r.decode(t, func(d *xdr.Decoder) { v = d.Bool() })
 	return v
 }
 
-func (r *recorder) str(t *testing.T) string {
+func (r *recorder) str(t testing.TB) string {
 	var v string
 	r.decode(t, func(d *xdr.Decoder) { v = d.String("", 1<<16) })
 	return v

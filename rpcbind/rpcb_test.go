@@ -1,9 +1,12 @@
 package rpcbind
 
 import (
+	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -146,7 +149,10 @@ func TestGetaddr(t *testing.T) {
 		{"loopback caller gets loopback", loopbackUDP, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "udp", ""), "127.0.0.1.156.65"},
 		{"r_netid is ignored for the arrival netid", loopbackUDP, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "tcp6", ""), "127.0.0.1.156.65"},
 		{"remote caller gets the interface on its network", remoteUDP, 4, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", ""), "192.0.2.10.156.65"},
-		{"a hint names the interface", loopbackUDP, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", "192.0.2.10.0.111"), "192.0.2.10.156.65"},
+		{"the address called beats the hint", loopbackUDP, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", "192.0.2.10.0.111"), "127.0.0.1.156.65"},
+		{"without the address called, a hint names the interface", from{netid: "udp", remote: "127.0.0.1:40000"}, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", "192.0.2.10.0.111"), "192.0.2.10.156.65"},
+		{"a broadcast destination gives the interface on its network", from{netid: "udp", remote: "192.0.2.77:40000", local: "192.0.2.255:111"}, 4, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", ""), "192.0.2.10.156.65"},
+		{"127.0.0.2 gives the first ordinary interface, as from rpcbind", from{netid: "udp", remote: "127.0.0.2:40000", local: "127.0.0.2:111"}, 4, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", ""), "192.0.2.10.156.65"},
 		{"a malformed hint gives the registered address", loopbackUDP, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", "bogus"), "0.0.0.0.156.65"},
 		{"another version falls back to the last", loopbackUDP, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 7, "", ""), "127.0.0.1.156.67"},
 		{"GETVERSADDR is exact", loopbackUDP, 4, xdr.RpcbProcGetversaddr, rpcbArgs(progT, 7, "", ""), ""},
@@ -362,5 +368,62 @@ func TestStatListsAreBounded(t *testing.T) {
 	}
 	if n := len(s.Snapshot()[1].AddrInfo); n != 3 {
 		t.Errorf("%d entries kept, want 3", n)
+	}
+}
+
+// TestGetaddrFollowsTheInterfaces is the case a one-second interface cache
+// got wrong: a GETADDR from loopback, then an address is added, then at
+// once a GETADDR from another host reaches that address. Every answer must
+// come from the list as it is when the call arrives, and the list is
+// asked about the address the call arrived at, so that a cache can tell it
+// is stale.
+func TestGetaddrFollowsTheInterfaces(t *testing.T) {
+	h := newHarness(t)
+	lo := []ifaddrs.Addr{
+		{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Index: 1, Name: "lo", Up: true, Loopback: true},
+		{Prefix: netip.MustParsePrefix("::1/128"), Index: 1, Name: "lo", Up: true, Loopback: true},
+	}
+	kernel := lo
+	var asked []netip.Addr
+	h.pm.Interfaces = func(dst netip.Addr) ([]ifaddrs.Addr, error) {
+		asked = append(asked, dst)
+		return kernel, nil
+	}
+	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "tcp", "0.0.0.0.156.65")).boolean(t)
+	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "tcp6", "::.156.66")).boolean(t)
+	linkLocal := func(addr, name string, index int) ifaddrs.Addr {
+		return ifaddrs.Addr{Prefix: netip.MustParsePrefix(addr), Index: index, Name: name, Up: true}
+	}
+	steps := []struct {
+		name   string
+		kernel []ifaddrs.Addr
+		f      from
+		hint   string
+		want   string
+	}{
+		{"from loopback", lo, loopbackTCP, "127.0.0.1.0.111", "127.0.0.1.156.65"},
+		{"from another host just after 10.0.0.2 was added", append(slices.Clone(lo), ifaddrs.Addr{Prefix: netip.MustParsePrefix("10.0.0.2/24"), Index: 2, Name: "veth0", Up: true}),
+			from{netid: "tcp", remote: "10.0.0.1:900", local: "10.0.0.2:111"}, "10.0.0.2.0.111", "10.0.0.2.156.65"},
+		{"after 10.0.0.2 became 10.0.0.3", append(slices.Clone(lo), ifaddrs.Addr{Prefix: netip.MustParsePrefix("10.0.0.3/24"), Index: 2, Name: "veth0", Up: true}),
+			from{netid: "tcp", remote: "10.0.0.1:900", local: "10.0.0.3:111"}, "10.0.0.3.0.111", "10.0.0.3.156.65"},
+		{"link-local, by the caller's link", append(slices.Clone(lo), linkLocal("fe80::3/64", "veth1", 3), linkLocal("fe80::2/64", "veth0", 2)),
+			from{netid: "tcp6", remote: "[fe80::1%veth0]:900", local: "[fe80::2%veth0]:111"}, "fe80::2.0.111", "fe80::2.156.66"},
+		{"link-local, datagram destination without a zone", append(slices.Clone(lo), linkLocal("fe80::3/64", "veth1", 3), linkLocal("fe80::2/64", "veth0", 2)),
+			from{netid: "tcp6", remote: "[fe80::1%2]:900", local: "[fe80::2]:111"}, "fe80::2.0.111", "fe80::2.156.66"},
+		{"after the last address went", lo, from{netid: "tcp", remote: "10.0.0.1:900", local: "10.0.0.3:111"}, "10.0.0.3.0.111", "127.0.0.1.156.65"},
+	}
+	for _, st := range steps {
+		kernel, asked = st.kernel, nil
+		netid := "tcp"
+		if st.f.netid == "tcp6" {
+			netid = "tcp6"
+		}
+		got := h.call(st.f, 4, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, netid, st.hint)).str(t)
+		if got != st.want {
+			t.Errorf("%s: got %q, want %q", st.name, got, st.want)
+		}
+		if want := netip.MustParseAddrPort(st.f.local).Addr(); len(asked) != 1 || asked[0] != want {
+			t.Errorf("%s: the interfaces were asked about %v, want once about %v", st.name, asked, want)
+		}
 	}
 }

@@ -4,7 +4,6 @@ package conformance
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,12 +40,21 @@ func (tr *transcript) stepShown(shown string, argv ...string) {
 // run runs argv with a time limit and returns its combined output and exit
 // status (-1 when it could not run or was killed).
 func run(limit time.Duration, argv ...string) (string, int) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	return runCmd(limit, exec.Command(argv[0], argv[1:]...))
+}
+
+// runCmd is run for a prepared command, such as one that runs in a test
+// host.
+func runCmd(limit time.Duration, cmd *exec.Cmd) (string, int) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	cmd.WaitDelay = time.Second
+	err := cmd.Start()
+	if err == nil {
+		timer := time.AfterFunc(limit, func() { _ = cmd.Process.Kill() })
+		err = cmd.Wait()
+		timer.Stop()
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

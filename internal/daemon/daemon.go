@@ -10,17 +10,20 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/liveness"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
+	"golang.org/x/sys/unix"
 )
 
 // Config is everything the daemon needs to know, as plain values.
@@ -121,6 +124,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if why := probeIPv6(cfg.ProcRoot).reason; why != "" {
+		log.Warn("no IPv6 on this host; serving IPv4", "reason", why, "skipped", ls.skipped)
+	}
 	defer ls.close()
 	if cfg.RunAs != "" {
 		if err := dropPrivileges(cfg.RunAs); err != nil {
@@ -142,9 +148,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// One list of the host's addresses, kept fresh by the kernel's
+	// announcements, serves address merging and the pruner alike.
+	addrs := ifaddrs.ReadSource
+	if table, err := ifaddrs.Open(); err != nil {
+		log.Warn("cannot follow address changes; reading the interfaces on every call", "err", err)
+	} else {
+		defer table.Close()
+		addrs = table.Addrs
+	}
 	var mux rpcbind.ServeMux
 	eps := ls.endpoints()
-	pm := &rpcbind.Portmapper{Registry: reg, Insecure: cfg.Insecure}
+	pm := &rpcbind.Portmapper{Registry: reg, Insecure: cfg.Insecure, Interfaces: addrs}
 	for _, ep := range eps {
 		pm.Netids = append(pm.Netids, ep.Netid)
 	}
@@ -209,7 +224,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	serve("http", func() error { return web.ListenAndServe(ctx) })
 	if !cfg.NoPrune {
-		pr := liveness.New(reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot, Logger: log.With("part", "prune")})
+		pr := liveness.New(reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
+			Interfaces: addrs, Logger: log.With("part", "prune")})
 		serve("prune", func() error { pr.Run(ctx); return nil })
 	}
 	log.Info("portmapd serving", "port", cfg.Port, "transports", ls.describe())
@@ -242,6 +258,8 @@ type listeners struct {
 	port   int
 	udp    []udpSocket
 	stream []streamSocket
+	// skipped names the IPv6 sockets not opened on a host without IPv6.
+	skipped []string
 	// socket is the local socket's path, removed on close.
 	socket string
 }
@@ -292,8 +310,18 @@ func (ls *listeners) endpoints() []rpcbind.Endpoint {
 }
 
 // listen opens UDP and TCP on IPv4 and IPv6. IPv6 sockets are v6-only, as
-// rpcbind's are, so that an IPv4 caller is always seen as IPv4. A host
-// without IPv6 is served on IPv4 alone.
+// rpcbind's are, so that an IPv4 caller is always seen as IPv4.
+//
+// A host without IPv6 is served on IPv4, and Run says so in one line (also
+// under socket activation, where systemd, on a kernel without IPv6, leaves
+// the IPv6 listen addresses out). Where the kernel has no IPv6
+// (socket(AF_INET6) fails: ipv6.disable=1, or a sandbox that forbids the
+// family), no IPv6 socket is opened. Where IPv6 is switched off
+// (net.ipv6.conf.all.disable_ipv6=1), the wildcard sockets still open, as
+// rpcbind's do, so that IPv6 is served as soon as it is switched on and the
+// transports services register on stay known; only the addresses UDP
+// would bind that do not exist then (::1, IPv6 -h addresses) are left out,
+// where rpcbind aborts.
 func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	ls := &listeners{port: cfg.Port}
 	if cfg.Socket != "" {
@@ -302,18 +330,20 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 		}
 	}
 	port := strconv.Itoa(cfg.Port)
+	noIPv6 := probeIPv6(cfg.ProcRoot)
 	// Go's "tcp" and "udp" would open dual-stack sockets on a wildcard
 	// address; name the family.
 	for _, fam := range []struct{ tcp, udp, goTCP, goUDP, any, loopback string }{
 		{registry.NetidTCP, registry.NetidUDP, "tcp4", "udp4", "0.0.0.0", "127.0.0.1"},
 		{registry.NetidTCP6, registry.NetidUDP6, "tcp6", "udp6", "::", "::1"},
 	} {
+		v6 := fam.tcp == registry.NetidTCP6
+		if v6 && noIPv6.absent {
+			ls.skipped = append(ls.skipped, fam.tcp, fam.udp)
+			continue
+		}
 		ln, err := net.Listen(fam.goTCP, net.JoinHostPort(fam.any, port))
 		if err != nil {
-			if fam.tcp == registry.NetidTCP6 && !ipv6Available() {
-				log.Warn("IPv6 unavailable; serving IPv4 only", "err", err)
-				continue
-			}
 			ls.close()
 			return nil, fmt.Errorf("daemon: listen %s: %w", fam.tcp, err)
 		}
@@ -322,9 +352,13 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 			port = strconv.Itoa(ls.port)
 		}
 		ls.stream = append(ls.stream, streamSocket{netid: fam.tcp, ln: ln})
-		for _, host := range udpHosts(cfg.UDPAddrs, fam.any, fam.loopback, fam.udp == registry.NetidUDP6) {
+		for _, host := range udpHosts(cfg.UDPAddrs, fam.any, fam.loopback, v6) {
 			conn, err := net.ListenPacket(fam.goUDP, net.JoinHostPort(host, port))
 			if err != nil {
+				if v6 && noIPv6.reason != "" {
+					ls.skipped = append(ls.skipped, fam.udp+" "+host)
+					continue
+				}
 				ls.close()
 				return nil, fmt.Errorf("daemon: listen %s %s: %w", fam.udp, host, err)
 			}
@@ -332,6 +366,30 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 		}
 	}
 	return ls, nil
+}
+
+// ipv6State is what probeIPv6 found: absent when the kernel opens no IPv6
+// socket at all, and why IPv6 cannot be used ("" when it can).
+type ipv6State struct {
+	absent bool
+	reason string
+}
+
+// probeIPv6 looks for IPv6 in the calling thread's network namespace.
+func probeIPv6(procRoot string) ipv6State {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ipv6State{absent: true, reason: "socket(AF_INET6): " + err.Error()}
+	}
+	unix.Close(fd)
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	b, err := os.ReadFile(procRoot + "/sys/net/ipv6/conf/all/disable_ipv6")
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		return ipv6State{reason: "net.ipv6.conf.all.disable_ipv6=1"}
+	}
+	return ipv6State{}
 }
 
 // inherit serves the sockets systemd passed.
@@ -375,13 +433,4 @@ func udpHosts(addrs []string, any, loopback string, v6 bool) []string {
 		hosts = append(hosts, ip.String())
 	}
 	return hosts
-}
-
-func ipv6Available() bool {
-	ln, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		return false
-	}
-	_ = ln.Close()
-	return true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/registry"
 )
@@ -40,8 +40,9 @@ type Config struct {
 	// Table reads the socket table; when nil, ReadKernelTable, or
 	// ReadTable(ProcRoot) for a ProcRoot other than /proc.
 	Table func() (*Table, error)
-	// LocalAddrs lists this host's addresses; the interfaces' when nil.
-	LocalAddrs func() []netip.Addr
+	// Interfaces lists this host's addresses; ifaddrs.ReadSource when
+	// nil. The daemon passes the ifaddrs.Table the portmapper uses.
+	Interfaces ifaddrs.Source
 	// NetNS is the cookie of the daemon's network namespace, which
 	// registrations carry when they were made over a local socket;
 	// the calling process's when 0.
@@ -110,8 +111,8 @@ func New(reg *registry.Registry, cfg Config) *Pruner {
 			cfg.Table = ReadKernelTable
 		}
 	}
-	if cfg.LocalAddrs == nil {
-		cfg.LocalAddrs = interfaceAddrs
+	if cfg.Interfaces == nil {
+		cfg.Interfaces = ifaddrs.ReadSource
 	}
 	if cfg.NetNS == 0 {
 		cfg.NetNS, _ = peercred.OwnNetNS()
@@ -234,8 +235,15 @@ func (p *Pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bo
 	if !host.IsUnspecified() && !host.IsLoopback() {
 		if *local == nil {
 			*local = map[netip.Addr]bool{}
-			for _, a := range p.cfg.LocalAddrs() {
-				(*local)[a.Unmap()] = true
+			// A list that cannot be read leaves no address local, so
+			// that no registration is judged by a check that cannot
+			// see it.
+			list, err := p.cfg.Interfaces(netip.Addr{})
+			if err != nil {
+				p.log.Warn("cannot list the interfaces' addresses", "err", err)
+			}
+			for _, a := range list {
+				(*local)[a.Prefix.Addr()] = true
 			}
 		}
 		if !(*local)[host.Unmap()] {
@@ -310,20 +318,4 @@ func bootTime(procRoot string) int64 {
 		}
 	}
 	return 0
-}
-
-func interfaceAddrs() []netip.Addr {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok {
-				out = append(out, ip.Unmap())
-			}
-		}
-	}
-	return out
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -77,11 +78,13 @@ func TestPrunePolicy(t *testing.T) {
 				table.ports[portKey{UDP, 0x401}] = true
 			}
 			p := New(reg, Config{
-				Grace:      30 * time.Second,
-				Now:        func() time.Time { return clock },
-				Table:      func() (*Table, error) { return table, nil },
-				LocalAddrs: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("198.51.100.1")} },
-				NetNS:      ownNS,
+				Grace: 30 * time.Second,
+				Now:   func() time.Time { return clock },
+				Table: func() (*Table, error) { return table, nil },
+				Interfaces: func(netip.Addr) ([]ifaddrs.Addr, error) {
+					return []ifaddrs.Addr{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Index: 2, Name: "eth0", Up: true}}, nil
+				},
+				NetNS: ownNS,
 			})
 			// The registration time is the fake clock's; a real
 			// process started long before it, so "running" holds.

@@ -30,6 +30,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "doubler.h"
+
 /* Test program numbers, in the range RFC 5531 leaves to transient use. */
 #define P_V2   0x2fffa001 /* pmap_* registrations */
 #define P_V3   0x2fffa002 /* rpcb_* registrations */
@@ -207,21 +209,6 @@ static void conversions(void) {
 		char *u = rpcb_taddr2uaddr(nc(t2u[i].netid), &nb);
 		OUT(key, "%s", !u ? "none" : u[0] ? hexstr((unsigned char *)u, strlen(u)) : "empty");
 	}
-}
-
-static void dispatch(struct svc_req *rq, SVCXPRT *x) {
-	u_int v = 0;
-	switch (rq->rq_proc) {
-	case 0:
-		svc_sendreply(x, (xdrproc_t)xdr_void, NULL);
-		return;
-	case 1:
-		if (!svc_getargs(x, (xdrproc_t)xdr_u_int, (caddr_t)&v)) { svcerr_decode(x); return; }
-		v *= 2;
-		svc_sendreply(x, (xdrproc_t)xdr_u_int, (caddr_t)&v);
-		return;
-	}
-	svcerr_noproc(x);
 }
 
 static void call_svc(const char *nettype) {
