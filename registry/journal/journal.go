@@ -52,7 +52,11 @@ type Journal struct {
 	// snapSize the last snapshot's.
 	size, snapSize int64
 	compacting     bool
-	broken         bool
+	// afterStep, when a test sets it, is called after each step of a
+	// compaction with the new generation, so that the test can see the
+	// files as a crash at that step would leave them.
+	afterStep func(step string, gen uint64)
+	broken    bool
 
 	// fmu is held while writing to, syncing or switching the file.
 	fmu sync.Mutex
@@ -235,12 +239,12 @@ func (j *Journal) compact() error {
 	if err != nil {
 		return err
 	}
-	testStep(stepRotated, gen)
-	n, err := writeSnapshot(j.dir, gen, entries, svcs)
+	j.step(stepRotated, gen)
+	n, err := writeSnapshot(j.dir, gen, entries, svcs, func() { j.step(stepTmpSynced, gen) })
 	if err != nil {
 		return err
 	}
-	testStep(stepRenamed, gen)
+	j.step(stepRenamed, gen)
 	j.mu.Lock()
 	j.snapSize = n
 	wasBroken := j.broken
@@ -254,21 +258,16 @@ func (j *Journal) compact() error {
 	return nil
 }
 
-// Steps of a compaction, after which compactStep is called.
+// Steps of a compaction, after which afterStep is called.
 const (
 	stepRotated   = "journal started"  // journal gen written, no snapshot
 	stepTmpSynced = "snapshot synced"  // snapshot.tmp whole, not renamed
 	stepRenamed   = "snapshot renamed" // older journals not yet removed
 )
 
-// compactStep, when tests set it, is called after each step of a
-// compaction with the new generation, so that they can see the files as
-// a crash at that step would leave them. It is nil otherwise.
-var compactStep func(step string, gen uint64)
-
-func testStep(step string, gen uint64) {
-	if compactStep != nil {
-		compactStep(step, gen)
+func (j *Journal) step(step string, gen uint64) {
+	if j.afterStep != nil {
+		j.afterStep(step, gen)
 	}
 }
 
@@ -312,7 +311,7 @@ func (j *Journal) rotate(gen uint64) error {
 const snapshotBatch = 512
 
 // writeSnapshot writes the snapshot of generation gen and returns its size.
-func writeSnapshot(dir *safefile.Dir, gen uint64, entries []registry.Entry, svcs []registry.Service) (int64, error) {
+func writeSnapshot(dir *safefile.Dir, gen uint64, entries []registry.Entry, svcs []registry.Service, synced func()) (int64, error) {
 	b := appendHeader(make([]byte, 0, 64*(len(entries)+len(svcs))+64), kindSnapshot, gen)
 	batch := make([]registry.Change, 0, snapshotBatch)
 	flush := func() {
@@ -351,7 +350,7 @@ func writeSnapshot(dir *safefile.Dir, gen uint64, entries []registry.Entry, svcs
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}
-	testStep(stepTmpSynced, gen)
+	synced()
 	if err := f.Commit(); err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}

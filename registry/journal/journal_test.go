@@ -259,7 +259,7 @@ func TestCompactionInterrupted(t *testing.T) {
 	var afterE []registry.Entry
 	var afterS []registry.Service
 	saved := map[string]string{}
-	compactStep = func(step string, gen uint64) {
+	j.afterStep = func(step string, gen uint64) {
 		if gen != 3 {
 			return
 		}
@@ -283,7 +283,7 @@ func TestCompactionInterrupted(t *testing.T) {
 		saved[step] = copyDir(t, dir)
 	}
 	err := j.compact()
-	compactStep = nil
+	j.afterStep = nil
 	if err != nil {
 		t.Fatal(err)
 	}
