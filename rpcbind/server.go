@@ -141,15 +141,30 @@ func (s *Server) maxConnsPerSource() int {
 	return DefaultMaxConnsPerSource
 }
 
+// rpcversEnd is the length of a call up to its rpcvers: xid, msg_type,
+// rpcvers.
+const rpcversEnd = 12
+
 // serve decodes msg, authenticates it and hands it to the handler. It
 // reports false for a message whose header is not believed (truncated, not
-// a call, rpcvers other than 2, an opaque_auth over 400 bytes): rpcbind
-// answers those with silence and closes a stream, since its position in the
-// stream is no longer known.
+// a call, an opaque_auth over 400 bytes): rpcbind answers those with
+// silence and closes a stream, since its position in the stream is no
+// longer known.
+//
+// A call of another RPC version is answered MSG_DENIED RPC_MISMATCH (low 2,
+// high 2), as RFC 5531 §9 requires, whatever follows its version (whose
+// layout only that version defines), and the stream stays open. Here
+// portmapd departs from rpcbind, whose libtirpc drops such a call in
+// silence: the reply is no longer than the call, so it reflects nothing,
+// and the caller learns why it failed.
 func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 	h, args, err := xdr.DecodeCall(msg)
-	if err == nil && h.RPCVers != xdr.RPCVersion {
-		err = fmt.Errorf("rpc version %d", h.RPCVers)
+	var headerErr *xdr.CallError
+	if (err == nil || errors.As(err, &headerErr)) && len(msg) >= rpcversEnd && h.RPCVers != xdr.RPCVersion {
+		s.logger().Debug("answered RPC_MISMATCH", "netid", c.Netid, "from", callerString(c), "rpcvers", h.RPCVers)
+		w.reset(xdr.OpaqueAuth{})
+		_ = w.WriteReply(xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}, nil)
+		return true
 	}
 	if err != nil {
 		s.logger().Debug("dropped undecodable message", "netid", c.Netid, "from", callerString(c), "err", err)

@@ -276,6 +276,12 @@ func reply(h xdr.ReplyHeader, results ...uint32) []byte {
 	return e.Bytes()
 }
 
+// rpcMismatchReply is MSG_DENIED RPC_MISMATCH (low 2, high 2), the bytes of
+// testdata/xdr/reply-rpc-mismatch.hex for the oracle's xid.
+func rpcMismatchReply(xid uint32) xdr.ReplyHeader {
+	return xdr.ReplyHeader{XID: xid, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: 2, High: 2}}
+}
+
 func mismatch(xid uint32, low, high uint32) xdr.ReplyHeader {
 	h := xdr.Accepted(xid, xdr.ProgMismatch)
 	h.Mismatch = xdr.Mismatch{Low: low, High: high}
@@ -303,7 +309,12 @@ func TestErrorReplies(t *testing.T) {
 		{"procedure 6 of version 2", call(xid, 2, 100000, 2, 6, none, none, nil), reply(xdr.Accepted(xid, xdr.ProcUnavail))},
 		{"truncated SET arguments", call(xid, 2, 100000, 2, 1, none, none, getportArgs[:8]), reply(xdr.Accepted(xid, xdr.GarbageArgs))},
 		{"GETPORT with trailing bytes", call(xid, 2, 100000, 2, 3, none, none, append(getportArgs, 1, 2, 3, 4)), reply(xdr.Accepted(xid, xdr.Success), 111)},
-		{"rpcvers 3", call(xid, 3, 100000, 2, 0, none, none, nil), nil},
+		// RFC 5531 §9, where rpcbind is silent: see serve.
+		{"rpcvers 3", call(xid, 3, 100000, 2, 0, none, none, nil), reply(rpcMismatchReply(xid))},
+		{"rpcvers 0", call(xid, 0, 100000, 2, 0, none, none, nil), reply(rpcMismatchReply(xid))},
+		{"rpcvers 1, unknown program", call(xid, 1, 100099, 1, 0, none, none, nil), reply(rpcMismatchReply(xid))},
+		{"rpcvers 3, nothing after it", call(xid, 3, 100000, 2, 0, none, none, nil)[:12], reply(rpcMismatchReply(xid))},
+		{"rpcvers missing", call(xid, 3, 100000, 2, 0, none, none, nil)[:10], nil},
 		{"a reply sent to the server", reply(xdr.Accepted(xid, xdr.Success)), nil},
 		{"8 bytes", call(xid, 2, 100000, 2, 0, none, none, nil)[:8], nil},
 		{"header without credentials", call(xid, 2, 100000, 2, 0, none, none, nil)[:24], nil},
