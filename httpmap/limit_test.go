@@ -2,7 +2,6 @@ package httpmap
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -55,25 +54,8 @@ func (k *keepAlive) get() (int, error) {
 	return resp.StatusCode, nil
 }
 
-// closedByServer reports whether the server closed the connection within
-// a generous wait.
-func (k *keepAlive) closedByServer() bool {
-	_ = k.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err := k.br.ReadByte()
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// closedByServer reports whether the server closed the connection.
+func (k *keepAlive) closedByServer() bool { return netlimittest.ClosedByPeer(k.conn, k.br) }
 
 // limitedServer serves s on loopback TCP, on the divert listener fed by a
 // second loopback TCP listener (as from port 111), and on a local socket.
@@ -142,7 +124,7 @@ func TestHTTPConnectionLimits(t *testing.T) {
 					}
 					held = append(held, k)
 				}
-				waitUntil(t, "4 connections are idle", func() bool { return b.Idle() == 4 })
+				netlimittest.WaitFor(t, "4 connections are idle", func() bool { return b.Idle() == 4 })
 				if code, err := dialKeepAlive(t, "tcp", ls.diverted, loopback).get(); err != nil || code != 200 {
 					t.Fatalf("new diverted connection with the cap held by idle ones: %d %v", code, err)
 				}
@@ -168,7 +150,7 @@ func TestHTTPConnectionLimits(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				waitUntil(t, "3 connections are idle", func() bool { return b.Idle() == 3 })
+				netlimittest.WaitFor(t, "3 connections are idle", func() bool { return b.Idle() == 3 })
 				if code, err := dialKeepAlive(t, "tcp", ls.tcp, remote).get(); err != nil || code != 200 {
 					t.Fatalf("new connection from a source at its cap: %d %v", code, err)
 				}
@@ -193,7 +175,7 @@ func TestHTTPConnectionLimits(t *testing.T) {
 				if !k.closedByServer() {
 					t.Error("idle keep-alive connection still open")
 				}
-				waitUntil(t, "its place is released", func() bool { return b.Used() == 0 })
+				netlimittest.WaitFor(t, "its place is released", func() bool { return b.Used() == 0 })
 			},
 		},
 		{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/netlimit/netlimittest"
+	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -42,50 +44,36 @@ func nullOn(conn net.Conn) error {
 	return NewClient(conn).Null(ctx, xdr.PmapProg, xdr.PmapVers)
 }
 
-// closedByServer reports whether the server closed conn (a read ends in
-// EOF or a reset) within a generous wait.
-func closedByServer(conn net.Conn) bool {
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err := conn.Read(make([]byte, 1))
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
-}
+// closedByServer reports whether the server closed conn.
+func closedByServer(conn net.Conn) bool { return netlimittest.ClosedByPeer(conn, conn) }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// wait.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// startBusy writes the first part of a NULL call on conn, so that the
-// server is in the middle of reading a call, and returns the rest.
-func startBusy(t *testing.T, conn net.Conn) []byte {
+// holdBusy opens n connections from src (loopback when invalid), each in
+// the middle of a NULL call, and waits until the server, whose network
+// connections are charged to b, holds them and no idle one. It returns a
+// function that completes the calls and checks that they are answered.
+func (s *testServer) holdBusy(t *testing.T, b *netlimit.Budget, src netip.Addr, n int) (finish func()) {
 	t.Helper()
 	rec := xdr.AppendRecord(nil, call(77, 2, xdr.PmapProg, 2, 0, xdr.OpaqueAuth{}, xdr.OpaqueAuth{}, nil), 0)
-	if _, err := conn.Write(rec[:10]); err != nil {
-		t.Fatal(err)
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = s.dialFrom(t, src)
+		if _, err := conns[i].Write(rec[:10]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return rec[10:]
-}
-
-// finishBusy sends the rest of the call that startBusy began and checks
-// that it is answered.
-func finishBusy(t *testing.T, conn net.Conn, rest []byte) {
-	t.Helper()
-	if _, err := conn.Write(rest); err != nil {
-		t.Fatalf("busy connection: %v", err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	rec, err := xdr.NewRecordReader(conn, 1<<16).Next()
-	if err != nil || !bytes.Equal(rec, reply(xdr.Accepted(77, xdr.Success))) {
-		t.Fatalf("busy connection's call: %x, %v", rec, err)
+	netlimittest.WaitFor(t, fmt.Sprintf("%d connections are in the middle of a call", n), func() bool { return b.Used() >= n && b.Idle() == 0 })
+	return func() {
+		t.Helper()
+		for i, c := range conns {
+			if _, err := c.Write(rec[10:]); err != nil {
+				t.Fatalf("busy connection %d: %v", i, err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := xdr.NewRecordReader(c, 1<<16).Next()
+			if err != nil || !bytes.Equal(got, reply(xdr.Accepted(77, xdr.Success))) {
+				t.Fatalf("busy connection %d's call: %x, %v", i, got, err)
+			}
+		}
 	}
 }
 
@@ -108,7 +96,7 @@ func TestConnectionLimits(t *testing.T) {
 				for i := range idle {
 					idle[i] = s.dialFrom(t, loopback)
 				}
-				waitFor(t, "4 idle connections are admitted", func() bool { return b.Idle() == 4 })
+				netlimittest.WaitFor(t, "4 idle connections are admitted", func() bool { return b.Idle() == 4 })
 				if err := nullOn(s.dialFrom(t, loopback)); err != nil {
 					t.Fatalf("new connection not served with the listener full of idle ones: %v", err)
 				}
@@ -125,18 +113,11 @@ func TestConnectionLimits(t *testing.T) {
 		{
 			name: "listener full of busy connections: the new one is refused", maxConns: 2,
 			run: func(t *testing.T, s *testServer, b *netlimit.Budget, _ netip.Addr) {
-				busy := []net.Conn{s.dialFrom(t, loopback), s.dialFrom(t, loopback)}
-				var rest [][]byte
-				for _, c := range busy {
-					rest = append(rest, startBusy(t, c))
-				}
-				waitFor(t, "2 connections are in the middle of a call", func() bool { return b.Used() == 2 && b.Idle() == 0 })
+				finish := s.holdBusy(t, b, loopback, 2)
 				if !closedByServer(s.dialFrom(t, loopback)) {
 					t.Error("a connection past the cap was served while every other was busy")
 				}
-				for i, c := range busy {
-					finishBusy(t, c, rest[i])
-				}
+				finish()
 			},
 		},
 		{
@@ -144,7 +125,7 @@ func TestConnectionLimits(t *testing.T) {
 			run: func(t *testing.T, s *testServer, b *netlimit.Budget, remote netip.Addr) {
 				first, second := s.dialFrom(t, remote), s.dialFrom(t, remote)
 				other := s.dialFrom(t, loopback)
-				waitFor(t, "3 idle connections are admitted", func() bool { return b.Idle() == 3 })
+				netlimittest.WaitFor(t, "3 idle connections are admitted", func() bool { return b.Idle() == 3 })
 				if err := nullOn(s.dialFrom(t, remote)); err != nil {
 					t.Fatalf("new connection from a source at its cap: %v", err)
 				}
@@ -162,21 +143,14 @@ func TestConnectionLimits(t *testing.T) {
 		{
 			name: "source at its cap, all busy: refused, other sources served", maxConns: 100, maxPerSource: 2, remote: true,
 			run: func(t *testing.T, s *testServer, b *netlimit.Budget, remote netip.Addr) {
-				busy := []net.Conn{s.dialFrom(t, remote), s.dialFrom(t, remote)}
-				var rest [][]byte
-				for _, c := range busy {
-					rest = append(rest, startBusy(t, c))
-				}
-				waitFor(t, "2 connections are in the middle of a call", func() bool { return b.Used() == 2 && b.Idle() == 0 })
+				finish := s.holdBusy(t, b, remote, 2)
 				if !closedByServer(s.dialFrom(t, remote)) {
 					t.Error("a third connection from a source capped at 2 was served")
 				}
 				if err := nullOn(s.dialFrom(t, loopback)); err != nil {
 					t.Errorf("loopback refused because another source is at its cap: %v", err)
 				}
-				for i, c := range busy {
-					finishBusy(t, c, rest[i])
-				}
+				finish()
 			},
 		},
 		{
@@ -186,7 +160,7 @@ func TestConnectionLimits(t *testing.T) {
 				for i := range conns {
 					conns[i] = s.dialFrom(t, loopback)
 				}
-				waitFor(t, "5 idle connections are admitted", func() bool { return b.Idle() == 5 })
+				netlimittest.WaitFor(t, "5 idle connections are admitted", func() bool { return b.Idle() == 5 })
 				for i, c := range conns {
 					if err := nullOn(c); err != nil {
 						t.Errorf("loopback connection %d: %v", i, err)
@@ -230,7 +204,7 @@ func TestDescriptorBudget(t *testing.T) {
 
 	t.Run("idle network connections make room", func(t *testing.T) {
 		first, second := s.dialFrom(t, netip.Addr{}), s.dialFrom(t, netip.Addr{})
-		waitFor(t, "2 idle connections hold the budget", func() bool { return b.Idle() == 2 })
+		netlimittest.WaitFor(t, "2 idle connections hold the budget", func() bool { return b.Idle() == 2 })
 		if err := nullOn(s.dialFrom(t, netip.Addr{})); err != nil {
 			t.Fatalf("new connection with the budget held by idle ones: %v", err)
 		}
@@ -242,12 +216,7 @@ func TestDescriptorBudget(t *testing.T) {
 		}
 	})
 	t.Run("local socket served with the budget held by busy connections", func(t *testing.T) {
-		busy := []net.Conn{s.dialFrom(t, netip.Addr{}), s.dialFrom(t, netip.Addr{})}
-		var rest [][]byte
-		for _, c := range busy {
-			rest = append(rest, startBusy(t, c))
-		}
-		waitFor(t, "2 busy connections hold the budget", func() bool { return b.Used() == 2 && b.Idle() == 0 })
+		finish := s.holdBusy(t, b, netip.Addr{}, 2)
 		if !closedByServer(s.dialFrom(t, netip.Addr{})) {
 			t.Error("a network connection past the budget was served")
 		}
@@ -261,9 +230,7 @@ func TestDescriptorBudget(t *testing.T) {
 				t.Fatalf("local connection %d: %v", i, err)
 			}
 		}
-		for i, c := range busy {
-			finishBusy(t, c, rest[i])
-		}
+		finish()
 	})
 }
 
@@ -320,22 +287,20 @@ func TestConnectionTimeouts(t *testing.T) {
 // at once and one with the count when the interval ends (here: when the
 // listener closes), not a line per connection.
 func TestLimitLogIsThrottled(t *testing.T) {
-	var log netlimittest.LogBuffer
+	var log netns.Output
 	b := netlimit.NewBudget(0)
 	s := startServer(t, func(srv *Server) {
 		srv.MaxConns, srv.Budget = 1, b
 		srv.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	})
-	busy := s.dialFrom(t, netip.Addr{})
-	rest := startBusy(t, busy)
-	waitFor(t, "the one connection is busy", func() bool { return b.Used() == 1 && b.Idle() == 0 })
+	finish := s.holdBusy(t, b, netip.Addr{}, 1)
 	const flood = 30
 	for i := range flood {
 		if !closedByServer(s.dialFrom(t, netip.Addr{})) {
 			t.Fatalf("connection %d past the cap was served", i)
 		}
 	}
-	finishBusy(t, busy, rest)
+	finish()
 	s.stop()
 	lines := strings.Count(log.String(), "connection limits enforced")
 	if lines < 1 || lines > 2 {

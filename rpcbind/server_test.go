@@ -366,21 +366,7 @@ func TestErrorReplies(t *testing.T) {
 // comes within a short wait.
 func exchangeUDP(t *testing.T, to netip.AddrPort, req []byte) []byte {
 	t.Helper()
-	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	buf := make([]byte, 65536)
-	n, err := conn.Read(buf)
-	if err != nil {
-		return nil
-	}
-	return buf[:n]
+	return exchangeUDPFrom(t, netip.Addr{}, to, req, 300*time.Millisecond)
 }
 
 // exchangeTCP writes raw bytes on a new connection and returns the first

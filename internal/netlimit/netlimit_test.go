@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit/netlimittest"
+	"github.com/portmapd/portmapd/internal/netns"
 )
 
 func TestSourceKey(t *testing.T) {
@@ -254,7 +254,7 @@ func newlyEvicted(before map[string]bool, conns map[string]*fakeConn) string {
 }
 
 func TestLogThrottle(t *testing.T) {
-	var buf netlimittest.LogBuffer
+	var buf netns.Output
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	th := NewLogThrottle(log, slog.LevelWarn, "limits", time.Hour, "listener", "tcp")
 	for range 1000 {
@@ -280,7 +280,7 @@ func TestLogThrottle(t *testing.T) {
 }
 
 func TestLogThrottleWritesTheRestWhenTheIntervalEnds(t *testing.T) {
-	var buf netlimittest.LogBuffer
+	var buf netns.Output
 	th := NewLogThrottle(slog.New(slog.NewTextHandler(&buf, nil)), slog.LevelWarn, "limits", 20*time.Millisecond)
 	th.Note("a")
 	th.Note("a")
@@ -406,7 +406,7 @@ func (l *failingListener) Close() error { close(l.closed); return nil }
 // failure of CVE-2021-46828), evicts the oldest idle network connection
 // to free one, logs a bounded account, and returns once closed.
 func TestListenerSurvivesEMFILE(t *testing.T) {
-	var buf netlimittest.LogBuffer
+	var buf netns.Output
 	b := NewBudget(0)
 	network := New(Config{Name: "tcp", Budget: b})
 	defer network.Close()

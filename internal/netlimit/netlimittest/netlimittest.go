@@ -1,13 +1,15 @@
-// Package netlimittest helps tests of per-source limits: they need to call
-// from an address that is not loopback, which netlimit exempts.
+// Package netlimittest helps tests of connection limits: they call from an
+// address that is not loopback (which netlimit exempts), wait for the
+// server to reach a state, and tell a connection the server closed.
 package netlimittest
 
 import (
-	"bytes"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
+	"time"
 )
 
 // RemoteSource returns an IPv4 address of this host that is not loopback
@@ -30,22 +32,25 @@ func RemoteSource(t testing.TB) netip.Addr {
 	return netip.Addr{}
 }
 
-// LogBuffer collects what a logger writes, from any goroutine, for a test
-// to count the lines.
-type LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// WaitFor polls cond until it holds, failing t after a generous wait (a
+// loaded machine is slow, not wrong).
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String returns everything written so far.
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// ClosedByPeer reports whether reading r, which reads conn, ends within a
+// generous wait because the peer closed conn (EOF or a reset), rather
+// than by the wait running out.
+func ClosedByPeer(conn net.Conn, r io.Reader) bool {
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := r.Read(make([]byte, 1))
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
