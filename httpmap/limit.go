@@ -24,8 +24,10 @@ func newConnLimits(cfg Config) connLimits {
 			Name:         "http",
 			MaxConns:     cfg.MaxConns,
 			MaxPerSource: cfg.MaxConnsPerSource,
-			Budget:       cfg.Budget,
-			Logger:       cfg.Logger,
+			// A trusted proxy's connections carry many clients.
+			Uncapped: cfg.TrustedProxies,
+			Budget:   cfg.Budget,
+			Logger:   cfg.Logger,
 		}),
 		local: netlimit.New(netlimit.Config{
 			Name:     "http-local",

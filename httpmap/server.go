@@ -54,7 +54,7 @@ type Config struct {
 	MaxConns int
 	// MaxConnsPerSource caps the open TCP connections from one source
 	// address (an IPv6 /64) the same way; DefaultMaxConnsPerSource when 0.
-	// Loopback has no such cap.
+	// Loopback and the TrustedProxies have no such cap.
 	MaxConnsPerSource int
 	// IdleTimeout closes a keep-alive connection idle this long between
 	// requests; DefaultIdleTimeout when 0.

@@ -429,3 +429,31 @@ func TestGetstatListsOverUDP(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreadRepliesCutAfterRecordTimeout: a peer that sends calls but
+// does not read the replies holds its connection busy, out of eviction's
+// reach, until the record timeout (not the idle timeout) cuts it.
+func TestUnreadRepliesCutAfterRecordTimeout(t *testing.T) {
+	b := netlimit.NewBudget(0)
+	s := startServer(t, func(srv *Server) {
+		srv.Budget, srv.RecordTimeout, srv.IdleTimeout = b, 200*time.Millisecond, time.Hour
+	})
+	// DUMP replies of about 12 KB; a thousand of them fill any socket
+	// buffers.
+	for i := range 600 {
+		if _, err := s.reg.SetMapping(registry.Caller{Transport: registry.Internal},
+			registry.Mapping{Prog: 0x2fff2000 + uint32(i), Vers: 1, Prot: registry.ProtoUDP, Port: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := s.dialFrom(t, netip.Addr{})
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	var calls []byte
+	for i := range 1000 {
+		calls = xdr.AppendRecord(calls, call(uint32(i), 2, xdr.PmapProg, 2, xdr.PmapProcDump, xdr.OpaqueAuth{}, xdr.OpaqueAuth{}, nil), 0)
+	}
+	go func() { _, _ = conn.Write(calls) }()
+	netlimittest.WaitFor(t, "the server gives the connection up", func() bool { return b.Used() == 0 })
+}

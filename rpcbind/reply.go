@@ -95,6 +95,10 @@ type streamWriter struct {
 	conn        net.Conn
 	maxFragment int
 	framed      []byte
+	// failed is the error of a write that did not complete (the peer
+	// did not take the reply in time, or is gone): the stream may hold
+	// part of a record, so the connection cannot go on.
+	failed error
 }
 
 func (w *streamWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
@@ -111,5 +115,8 @@ func (w *streamWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) er
 		b = w.framed
 	}
 	_, err := w.conn.Write(b)
+	if err != nil {
+		w.failed = err
+	}
 	return err
 }

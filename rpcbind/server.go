@@ -57,10 +57,11 @@ type Server struct {
 	// between calls; DefaultIdleTimeout when 0.
 	IdleTimeout time.Duration
 	// RecordTimeout closes a connection that has not delivered its first
-	// whole record this long after it was accepted, or that takes longer
-	// to deliver a later record once its first byte arrived, so that a
-	// peer cannot hold connections by sending nothing, or a byte at a
-	// time; DefaultRecordTimeout when 0, and never more than IdleTimeout.
+	// whole record this long after it was accepted, that takes longer to
+	// deliver a later record once its first byte arrived, or to take a
+	// reply, so that a peer cannot hold connections by sending nothing,
+	// or a byte at a time, or by not reading; DefaultRecordTimeout when
+	// 0, and never more than IdleTimeout.
 	RecordTimeout time.Duration
 	// MaxConns caps the open connections of each stream listener;
 	// DefaultMaxConns when 0. At the cap, the connection idle longest
@@ -350,7 +351,6 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 			if ctx.Err() != nil {
 				return nil
 			}
-			_ = lln.Close()
 			return fmt.Errorf("rpcbind: %s accept: %w", netid, err)
 		}
 		mu.Lock()
@@ -427,8 +427,14 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 			s.connEnded(ctx, conn, &c, err)
 			return false
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(idle))
+		// A peer that does not take its reply holds the connection busy,
+		// out of eviction's reach: no longer than a record may take.
+		_ = conn.SetWriteDeadline(time.Now().Add(record))
 		if !s.serve(w, msg, &c) {
+			return false
+		}
+		if w.failed != nil {
+			s.logger().Debug("closing connection: reply not sent", "netid", netid, "from", callerString(&c), "err", w.failed)
 			return false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -113,6 +114,9 @@ type Config struct {
 	// MaxPerSource caps the open connections from one source (see
 	// SourceKey); 0 for no cap. Loopback sources are never capped.
 	MaxPerSource int
+	// Uncapped are sources with no per-source cap: reverse proxies that
+	// speak for many clients.
+	Uncapped []netip.Prefix
 	// Local marks a listener whose peers are local processes (an AF_UNIX
 	// socket): no per-source cap, and its connections are not charged to
 	// the Budget, so that the reserve keeps them possible when network
@@ -215,7 +219,7 @@ type Slot struct {
 // The new connection starts idle.
 func (l *Limiter) Admit(src netip.Addr, evict func()) (*Slot, error) {
 	key, keyed := SourceKey(src)
-	keyed = keyed && !l.cfg.Local
+	keyed = keyed && !l.cfg.Local && !slices.ContainsFunc(l.cfg.Uncapped, func(p netip.Prefix) bool { return p.Contains(src.Unmap()) })
 	var victims []*Slot
 	l.b.mu.Lock()
 	err := func() error {

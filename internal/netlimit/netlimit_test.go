@@ -142,6 +142,18 @@ func TestLimiter(t *testing.T) {
 			},
 		},
 		{
+			name: "uncapped sources (trusted proxies) have no per-source cap",
+			cfgs: []Config{{MaxPerSource: 1, Uncapped: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28")}}},
+			steps: []step{
+				{op: "admit", conn: "a", src: remote(1)},
+				{op: "admit", conn: "b", src: remote(1)},
+				{op: "admit", conn: "c", src: "::ffff:" + remote(1)},
+				{op: "admit", conn: "d", src: remote(20)},
+				{op: "busy", conn: "d"},
+				{op: "admit", conn: "e", src: remote(20), refused: ReasonPerSource},
+			},
+		},
+		{
 			name: "loopback and local peers have no per-source cap",
 			cfgs: []Config{{MaxPerSource: 1}, {MaxPerSource: 1, Local: true}},
 			steps: []step{
