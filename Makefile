@@ -20,11 +20,12 @@ run: build
 	@if [ "$$(id -u)" = 0 ]; then \
 		exec ./$(BIN)/portmapd -f; \
 	else \
-		echo "make run: not root, so serving RPC on unprivileged port $(DEV_PORT), HTTP on $(DEV_HTTP), sockets in $(DEV_DIR)"; \
-		mkdir -p $(DEV_DIR); \
+		echo "make run: not root, so serving RPC on unprivileged port $(DEV_PORT), HTTP on $(DEV_HTTP), sockets and state in $(DEV_DIR)"; \
+		mkdir -p -m 0700 $(DEV_DIR); \
 		exec ./$(BIN)/portmapd -f --port $(DEV_PORT) --lock-file $(DEV_DIR)/portmapd.lock \
 			--socket $(DEV_DIR)/rpcbind.sock --abstract-socket=false \
-			--http $(DEV_HTTP) --http-socket $(DEV_DIR)/portmapd.sock; \
+			--http $(DEV_HTTP) --http-socket $(DEV_DIR)/portmapd.sock \
+			--state-dir $(DEV_DIR)/state --warm-start-dir $(DEV_DIR)/rpcbind; \
 	fi
 
 # The whole suite: vet, formatting, unit and loopback tests with the race

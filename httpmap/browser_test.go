@@ -61,6 +61,7 @@ func TestBrowserPage(t *testing.T) {
 	for _, svc := range [][2]string{
 		{"app.example.com", "8080"}, {"app.example.com", "/run/app/http.sock"},
 		{"backup@region.example.com", "9100"}, {"Metrics.Example.org", "9090"},
+		{"bücher.example.com", "9443"},
 	} {
 		if code, body := curl(t, os.Geteuid(), "--unix-socket", l.sock, "-d", "service="+svc[0], "-d", "port="+svc[1], "-d", "pid="+pid, "-d", "public=1", "http://localhost/portmap"); code != 201 {
 			t.Fatalf("register %v: %d %s", svc, code, body)
@@ -81,10 +82,12 @@ func TestBrowserPage(t *testing.T) {
 		"<title>Services on live</title>",
 		"<code>app.example.com</code>", "<code>/run/app/http.sock</code>",
 		"<code>backup@region.example.com</code>", "<code>Metrics.Example.org</code>",
+		// A Unicode name shows in both forms.
+		"<code>bücher.example.com</code><br><code class=\"ascii\" title=\"the ASCII form portmapd holds\">xn--bcher-kva.example.com</code>",
 		"<code>nfs.oncrpc.alt</code>", "<code>100003.oncrpc.alt</code>", "<code>/run/mountd.sock</code>",
 		">portmapper<", "superuser",
 		// The script ran (the page's CSP allowed it) and counted rows.
-		`data-count-for="services">(4)</span>`, `data-count-for="rpc">(4)</span>`,
+		`data-count-for="services">(5)</span>`, `data-count-for="rpc">(4)</span>`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("DOM lacks %q", want)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/portmapd/portmapd/registry"
 )
@@ -36,6 +37,11 @@ type Client struct {
 	// host is the TCP host services are dialled on; "" for the local
 	// socket, where services are on this host.
 	host string
+	// where is what the client dials: the local socket's path, or
+	// host:port.
+	where string
+	// owner restricts lookups to one user's registrations (WithOwner).
+	owner url.Values
 }
 
 // NewLocalClient returns a Client for the daemon's local socket (empty:
@@ -53,7 +59,7 @@ func NewLocalClient(socketPath string) *Client {
 		// server read at connect; one is plenty.
 		MaxConnsPerHost: 1,
 	}
-	return &Client{hc: &http.Client{Transport: tr}, base: "http://localhost"}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://localhost", where: socketPath}
 }
 
 // NewClient returns a Client for the HTTP face at addr (host:port, or a
@@ -63,7 +69,56 @@ func NewClient(addr string) *Client {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "8111")
 	}
 	host, _, _ := net.SplitHostPort(addr)
-	return &Client{hc: &http.Client{}, base: "http://" + addr, host: host}
+	return &Client{hc: &http.Client{}, base: "http://" + addr, host: host, where: addr}
+}
+
+// An UnreachableError reports that the client could not talk to portmapd
+// at all: nothing listens where it looked, it may not connect there, or
+// the connection failed.
+type UnreachableError struct {
+	// Where is what the client dialled: the local socket's path, or
+	// host:port.
+	Where string
+	// Local is true for the local socket.
+	Local bool
+	Err   error
+}
+
+func (e *UnreachableError) Error() string {
+	what := "portmapd's HTTP face at " + e.Where
+	if e.Local {
+		what = "portmapd's HTTP socket " + e.Where
+	}
+	var op *net.OpError
+	dial := errors.As(e.Err, &op) && op.Op == "dial"
+	switch {
+	case dial && errors.Is(e.Err, syscall.ENOENT):
+		return "portmapd is not running: there is no socket " + e.Where
+	case dial && errors.Is(e.Err, syscall.ECONNREFUSED):
+		if e.Local {
+			return "portmapd is not running: nothing listens on its HTTP socket " + e.Where
+		}
+		return "portmapd is not reachable: nothing listens at " + e.Where
+	case errors.Is(e.Err, syscall.EACCES), errors.Is(e.Err, syscall.EPERM):
+		return "permission denied connecting to " + what
+	case errors.Is(e.Err, context.DeadlineExceeded):
+		return "no answer from " + what + " in the time allowed"
+	case dial:
+		return "cannot connect to " + what + ": " + errText(op.Err)
+	}
+	return "no answer from " + what + ": " + errText(e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// errText is err's text without the request that Go's HTTP client puts
+// before it (`Get "http://localhost/portmap": `).
+func errText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
 }
 
 // do sends a request and returns the instances of the JSON listing it
@@ -96,13 +151,13 @@ func (c *Client) listing(ctx context.Context, method, path string, body any) (*L
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	defer resp.Body.Close()
 	// A listing of a busy host is large, but not unbounded.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, err
+		return nil, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
@@ -128,15 +183,52 @@ func (c *Client) Deregister(ctx context.Context, reg Registration) ([]Instance, 
 	return c.do(ctx, http.MethodDelete, listPath, reg)
 }
 
+// WithOwner returns a Client like c whose Lookup and Dial see only the
+// registrations of owner: a decimal uid, or a user name that the server
+// resolves in its own user database. Exclusivity is per uid, so any user
+// may register a name that another holds; a client that trusts only, say,
+// root's instance of a name asks with WithOwner("0"). An empty owner sees
+// everyone's. (List takes its owners in its Filter.)
+func (c *Client) WithOwner(owner string) *Client {
+	out := *c
+	switch {
+	case owner == "":
+		out.owner = nil
+	case isDecimal(owner):
+		out.owner = url.Values{"uid": {owner}}
+	default:
+		out.owner = url.Values{"user": {owner}}
+	}
+	return &out
+}
+
+func isDecimal(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+// ownerQuery is the query part ("" or "?...") that restricts a lookup to
+// the owner.
+func (c *Client) ownerQuery() string {
+	if e := c.owner.Encode(); e != "" {
+		return "?" + e
+	}
+	return ""
+}
+
 // Filter selects what List returns; each field matches any of its values.
 type Filter struct {
 	Services, Users, Progs []string
+	UIDs                   []uint32
 	PIDs                   []int32
 }
 
 // List returns the instances passing f.
 func (c *Client) List(ctx context.Context, f Filter) ([]Instance, error) {
 	q := url.Values{"service": f.Services, "user": f.Users, "prog": f.Progs}
+	for _, u := range f.UIDs {
+		q.Add("uid", strconv.FormatUint(uint64(u), 10))
+	}
 	for _, p := range f.PIDs {
 		q.Add("pid", strconv.Itoa(int(p)))
 	}
@@ -145,6 +237,13 @@ func (c *Client) List(ctx context.Context, f Filter) ([]Instance, error) {
 		path += "?" + e
 	}
 	return c.do(ctx, http.MethodGet, path, nil)
+}
+
+// Ping checks that the server answers, at the cost of a listing of
+// nothing.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.listing(ctx, http.MethodGet, listPath+"?service=.", nil)
+	return err
 }
 
 // Removals returns the latest registrations the daemon removed on its own,
@@ -158,10 +257,10 @@ func (c *Client) Removals(ctx context.Context) ([]registry.Event, registry.Remov
 	return l.RecentRemovals, l.Removed, nil
 }
 
-// Lookup returns the instances of name; an *Error with status 404 when
-// there are none.
+// Lookup returns the instances of name (of the owner, after WithOwner);
+// an *Error with status 404 when there are none.
 func (c *Client) Lookup(ctx context.Context, name string) ([]Instance, error) {
-	return c.do(ctx, http.MethodGet, listPath+"/"+url.PathEscape(name), nil)
+	return c.do(ctx, http.MethodGet, listPath+"/"+url.PathEscape(name)+c.ownerQuery(), nil)
 }
 
 // ErrNoInstance reports a name none of whose instances could be dialled.

@@ -10,27 +10,41 @@ import (
 	"github.com/portmapd/portmapd/registry"
 )
 
-// csvField quotes s the way httportmap does: only when it holds a quote, a
-// comma or a control character.
-func csvField(b *bytes.Buffer, s string) {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == '"' || r == ',' || r < 0x20 || r == 0x7f }) {
+// csvField appends s as one CSV field, quoted as RFC 4180 requires: in
+// double quotes, each inner quote doubled, when it holds a quote, a comma,
+// CR or LF, and, as httportmap does, any other control character. Other
+// fields go as they are, so httportmap's readers see its bytes.
+//
+// For a spreadsheet (neutralise), as OWASP's CSV injection advice has it,
+// every field is quoted, so that a spreadsheet splitting on another
+// separator (';' in some locales) cannot start a cell inside one, and a
+// field that begins with a character a spreadsheet takes as the start of
+// a formula (= + - @, tab or CR) is prefixed with a single quote: the cell
+// shows the text instead of evaluating it.
+func csvField(b *bytes.Buffer, s string, neutralise bool) {
+	formula := neutralise && s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0
+	if !neutralise && !strings.ContainsFunc(s, func(r rune) bool { return r == '"' || r == ',' || r < 0x20 || r == 0x7f }) {
 		b.WriteString(s)
 		return
 	}
 	b.WriteByte('"')
+	if formula {
+		b.WriteByte('\'')
+	}
 	b.WriteString(strings.ReplaceAll(s, `"`, `""`))
 	b.WriteByte('"')
 }
 
 // writeCSV writes httportmap's CSV: a header, then one line per instance.
-func writeCSV(b *bytes.Buffer, ins []Instance) {
+// neutralise is for CSV that a spreadsheet will open (see csvField).
+func writeCSV(b *bytes.Buffer, ins []Instance, neutralise bool) {
 	b.WriteString("service,user,pid,prog,port\n")
 	for _, in := range ins {
 		for i, f := range [...]string{in.Service, in.User(), in.PIDString(), in.Prog, in.Port} {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			csvField(b, f)
+			csvField(b, f, neutralise)
 		}
 		b.WriteByte('\n')
 	}
@@ -70,6 +84,9 @@ type Listing struct {
 	// counts all of them, by kind, since it started.
 	RecentRemovals []registry.Event  `json:"recent_removals,omitempty"`
 	Removed        registry.Removals `json:"removed"`
+	// Refused counts the registrations refused at a per-uid or
+	// per-process cap since the daemon started, by kind.
+	Refused registry.Refusals `json:"refused"`
 }
 
 func writeJSON(b *bytes.Buffer, l Listing) error {

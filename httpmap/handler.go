@@ -132,6 +132,16 @@ func contentType(r *http.Request) string {
 	return negotiate(r.Header.Get("Accept"))
 }
 
+// csvForBrowser reports whether a CSV response goes to a person's browser,
+// to be saved and opened in a spreadsheet: CSV was asked for with format=
+// (as the page's link does) by a request whose Accept header prefers HTML,
+// as a browser's navigation does. Such CSV is a download, with formulas
+// neutralised (csvField). A program that asks for text/csv in its Accept
+// header, or sends none, or */* as curl does, gets the values exactly.
+func csvForBrowser(r *http.Request) bool {
+	return r.URL.Query().Has("format") && negotiate(r.Header.Get("Accept")) == TypeHTML
+}
+
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	typ := contentType(r)
 	if typ == "" {
@@ -250,7 +260,7 @@ func (s *Server) writeServices(w http.ResponseWriter, r *http.Request, typ strin
 	for _, sv := range svcs {
 		ins = append(ins, serviceInstance(sv))
 	}
-	s.write(w, r, typ, p, ins, nil, status)
+	s.write(w, r, typ, s.viewFor(p, r, ins, nil), &userNames{path: s.cfg.Passwd}, status)
 }
 
 func (s *Server) serveName(w http.ResponseWriter, r *http.Request, name string) {
@@ -260,6 +270,11 @@ func (s *Server) serveName(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	p := peerFrom(r)
+	name, err := asciiName(name)
+	if err != nil {
+		s.fail(w, typ, err)
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPost:
 	case http.MethodDelete:
@@ -283,24 +298,17 @@ func (s *Server) serveName(w http.ResponseWriter, r *http.Request, name string) 
 }
 
 // render lists the instances that pass f (only those named name, if
-// given) in the format typ; 404 when a name has none.
+// given) in the format typ; 404 when a name has none the viewer may see.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, typ string, p *peer, f filter, name string, status int) {
 	s.names.refresh()
 	users := &userNames{path: s.cfg.Passwd}
-	ext := s.external(p, r)
-	keep := func(in Instance) bool {
-		if ext && in.Protocol == registry.NetUnix {
-			return false
-		}
-		return f.match(in, users)
-	}
 	var (
 		named []Instance
 		rpc   []rpcRow
 	)
 	if name != "" {
 		for _, sv := range s.reg.LookupNamed(name) {
-			if in := serviceInstance(sv); keep(in) {
+			if in := serviceInstance(sv); f.match(in, users) {
 				named = append(named, in)
 			}
 		}
@@ -308,7 +316,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, typ string, p *p
 			s.reg.Range(func(e registry.Entry) bool {
 				var row rpcRow
 				for _, in := range rpcInstances(e, s.names) {
-					if strings.EqualFold(in.Service, name) && keep(in) {
+					if strings.EqualFold(in.Service, name) && f.match(in, users) {
 						row.add(in)
 					}
 				}
@@ -318,21 +326,17 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, typ string, p *p
 				return true
 			})
 		}
-		if len(named) == 0 && len(rpc) == 0 {
-			s.fail(w, typ, &registry.NamedError{Name: name, Err: registry.ErrNotFound})
-			return
-		}
 	} else {
 		entries, svcs := s.reg.Snapshot()
 		for _, sv := range svcs {
-			if in := serviceInstance(sv); keep(in) {
+			if in := serviceInstance(sv); f.match(in, users) {
 				named = append(named, in)
 			}
 		}
 		for _, e := range entries {
 			var row rpcRow
 			for _, in := range rpcInstances(e, s.names) {
-				if keep(in) {
+				if f.match(in, users) {
 					row.add(in)
 				}
 			}
@@ -341,29 +345,31 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, typ string, p *p
 			}
 		}
 	}
-	s.writeWith(w, r, typ, named, rpc, ext, users, status)
+	v := s.viewFor(p, r, named, rpc)
+	if name != "" && len(v.named) == 0 && len(v.rpc) == 0 {
+		// The same answer whether the name is unregistered or only
+		// hidden from this viewer.
+		s.fail(w, typ, &registry.NamedError{Name: name, Err: registry.ErrNotFound})
+		return
+	}
+	s.write(w, r, typ, v, users, status)
 }
 
-// rpcRow is one RPC entry with the instances (names) it appears as.
-type rpcRow struct {
-	ins []Instance
-}
-
-func (row *rpcRow) add(in Instance) { row.ins = append(row.ins, in) }
-
-func (s *Server) write(w http.ResponseWriter, r *http.Request, typ string, p *peer, named []Instance, rpc []rpcRow, status int) {
-	s.writeWith(w, r, typ, named, rpc, s.external(p, r), &userNames{path: s.cfg.Passwd}, status)
-}
-
-func (s *Server) writeWith(w http.ResponseWriter, r *http.Request, typ string, named []Instance, rpc []rpcRow, ext bool, users *userNames, status int) {
-	all := named
-	for _, row := range rpc {
+// write renders v in the format typ.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, typ string, v view, users *userNames, status int) {
+	all := make([]Instance, 0, len(v.named)+len(v.rpc))
+	all = append(all, v.named...)
+	for _, row := range v.rpc {
 		all = append(all, row.ins...)
 	}
 	var b bytes.Buffer
 	switch typ {
 	case TypeCSV:
-		writeCSV(&b, all)
+		download := csvForBrowser(r)
+		writeCSV(&b, all, download)
+		if download {
+			w.Header().Set("Content-Disposition", `attachment; filename="portmap.csv"`)
+		}
 	case TypeXML, TypeTextXML:
 		writeXML(&b, all)
 	case TypeJSON:
@@ -372,13 +378,12 @@ func (s *Server) writeWith(w http.ResponseWriter, r *http.Request, typ string, n
 				all[i].UserName = users.name(*all[i].UID)
 			}
 		}
-		events, removed := s.reg.RecentEvents()
-		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: events, Removed: removed}); err != nil {
+		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: v.removals, Removed: v.removed, Refused: s.reg.Refusals()}); err != nil {
 			s.fail(w, TypeCSV, err)
 			return
 		}
 	case TypeHTML:
-		if err := s.page.Execute(&b, s.pageData(r, named, rpc, ext, users)); err != nil {
+		if err := s.page.Execute(&b, s.pageData(r, v, users)); err != nil {
 			s.log.Error("rendering page", "err", err)
 			s.fail(w, TypeCSV, err)
 			return
@@ -408,6 +413,9 @@ type pageData struct {
 
 type pageService struct {
 	Instance
+	// Unicode is the name's Unicode form, shown above the ASCII form the
+	// registry holds; "" when it has none.
+	Unicode   string
 	UserLabel string
 	SortPort  string
 }
@@ -438,11 +446,11 @@ func userLabel(in Instance, users *userNames) string {
 	return in.User()
 }
 
-func (s *Server) pageData(r *http.Request, named []Instance, rpc []rpcRow, ext bool, users *userNames) pageData {
+func (s *Server) pageData(r *http.Request, v view, users *userNames) pageData {
 	d := pageData{
 		Host:      s.cfg.Hostname,
 		Origin:    "http://" + r.Host,
-		External:  ext,
+		External:  v.remote,
 		Generated: s.cfg.Now(),
 		Script:    s.script,
 		query:     r.URL.Query(),
@@ -451,10 +459,10 @@ func (s *Server) pageData(r *http.Request, named []Instance, rpc []rpcRow, ext b
 	if d.Host == "" {
 		d.Host = hostOf(r.Host)
 	}
-	for _, in := range named {
-		d.Services = append(d.Services, pageService{Instance: in, UserLabel: userLabel(in, users), SortPort: in.Port})
+	for _, in := range v.named {
+		d.Services = append(d.Services, pageService{Instance: in, Unicode: UnicodeName(in.Service), UserLabel: userLabel(in, users), SortPort: in.Port})
 	}
-	for _, row := range rpc {
+	for _, row := range v.rpc {
 		first := row.ins[0]
 		pr := pageRPC{RPCInfo: *first.RPC, Port: first.Port, SortPort: first.Port, PIDString: first.PIDString()}
 		for _, in := range row.ins {

@@ -140,8 +140,9 @@ func rpcInstances(e registry.Entry, names *rpcNames) []Instance {
 // A filter selects instances as httportmap's query does: each key may be
 // repeated and matches any of its values; all keys given must match.
 type filter struct {
-	services []string // lower case
+	services []string // lower case, ASCII form
 	users    []string // decimal uids or user names
+	uids     []uint32
 	pids     []int32
 	progs    []string
 }
@@ -159,9 +160,20 @@ func (e *FilterError) Error() string {
 func parseFilter(v url.Values) (filter, error) {
 	var f filter
 	for _, s := range v["service"] {
-		f.services = append(f.services, strings.ToLower(s))
+		name, err := asciiName(s)
+		if err != nil {
+			return f, &FilterError{"service", s}
+		}
+		f.services = append(f.services, strings.ToLower(name))
 	}
 	f.users = v["user"]
+	for _, s := range v["uid"] {
+		uid, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return f, &FilterError{"uid", s}
+		}
+		f.uids = append(f.uids, uint32(uid))
+	}
 	for _, s := range v["pid"] {
 		pid, err := strconv.ParseInt(s, 10, 32)
 		if err != nil {
@@ -173,12 +185,10 @@ func parseFilter(v url.Values) (filter, error) {
 	return f, nil
 }
 
-func (f filter) empty() bool {
-	return len(f.services) == 0 && len(f.users) == 0 && len(f.pids) == 0 && len(f.progs) == 0
-}
-
-// match reports whether in passes f. prog= matches the executable path and,
-// for RPC programs, the program's number or /etc/rpc name.
+// match reports whether in passes f. uid= matches the owner's uid and user=
+// its uid or login name; an instance whose owner is unknown matches
+// neither. prog= matches the executable path and, for RPC programs, the
+// program's number or /etc/rpc name.
 func (f filter) match(in Instance, users *userNames) bool {
 	if len(f.services) > 0 && !slices.Contains(f.services, strings.ToLower(in.Service)) {
 		return false
@@ -186,6 +196,9 @@ func (f filter) match(in Instance, users *userNames) bool {
 	if len(f.users) > 0 && !slices.ContainsFunc(f.users, func(u string) bool {
 		return u == in.User() && u != "" || in.UID != nil && u == users.name(*in.UID)
 	}) {
+		return false
+	}
+	if len(f.uids) > 0 && (in.UID == nil || !slices.Contains(f.uids, *in.UID)) {
 		return false
 	}
 	if len(f.pids) > 0 && !slices.Contains(f.pids, in.PID) {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"sync"
+
+	"github.com/portmapd/portmapd/internal/safefile"
 )
 
 // ErrListenerClosed reports a ConnListener that has been closed.
@@ -71,29 +73,14 @@ func (divertAddr) Network() string { return "tcp" }
 func (divertAddr) String() string  { return "diverted" }
 
 // ListenUnix listens on the AF_UNIX path with the given mode. A socket file
-// left there by a daemon that died is replaced; a live one (something
-// answers a connect) is an error, so two daemons cannot steal each other's
-// socket.
+// left there by a daemon that died (connecting to it is refused) is
+// replaced; one that something answers on, or that cannot be told, is an
+// error and left alone, so two daemons cannot steal each other's socket.
+// The directory must be one that only root or this process's user may
+// write (see package safefile).
 func ListenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("httpmap: %s exists and is not a socket", path)
-		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("httpmap: %s is in use by another process", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("httpmap: remove stale socket: %w", err)
-		}
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, err := safefile.ListenUnix(path, mode)
 	if err != nil {
-		return nil, fmt.Errorf("httpmap: %w", err)
-	}
-	// Chmod after bind: the umask applied at bind would otherwise decide.
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
 		return nil, fmt.Errorf("httpmap: %w", err)
 	}
 	return l, nil

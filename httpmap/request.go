@@ -78,10 +78,14 @@ func (p *Port) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// toService converts s for the registry, checking the port's form; the
-// registry checks the rest.
+// toService converts s for the registry, the name to its ASCII form, and
+// checks the port's form; the registry checks the rest.
 func (s ServiceSpec) toService() (registry.Service, error) {
-	out := registry.Service{Name: s.Service, Network: strings.ToLower(s.Protocol)}
+	name, err := asciiName(s.Service)
+	if err != nil {
+		return registry.Service{}, err
+	}
+	out := registry.Service{Name: name, Network: strings.ToLower(s.Protocol)}
 	if s.Exclusive {
 		out.Flags |= registry.Exclusive
 	}

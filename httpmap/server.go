@@ -70,6 +70,11 @@ type Config struct {
 	Passwd string
 	// ProcRoot is where /proc is mounted, "/proc" when empty.
 	ProcRoot string
+	// MaxPidfds and ProcPollInterval bound the process watcher: how many
+	// registering processes it watches through a pidfd, and how often it
+	// polls the others (proc.WatcherConfig's defaults when zero).
+	MaxPidfds        int
+	ProcPollInterval time.Duration
 	// Hostname is shown on the page; os.Hostname when empty.
 	Hostname string
 	// Logger receives the log; nothing is logged when nil.
@@ -146,7 +151,7 @@ func NewServer(reg *registry.Registry, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: %w", err)
 	}
-	w, err := proc.NewWatcher(cfg.Logger)
+	w, err := proc.NewWatcher(proc.WatcherConfig{Logger: cfg.Logger, ProcRoot: cfg.ProcRoot, MaxPidfds: cfg.MaxPidfds, PollInterval: cfg.ProcPollInterval})
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultMaxNamedPerProcess is the number of named services one process may
@@ -31,7 +32,7 @@ var (
 	ErrReservedName = errors.New("registry: name is in the reserved namespace " + ReservedZone)
 	ErrBadEndpoint  = errors.New("registry: bad endpoint")
 	ErrExclusive    = errors.New("registry: exclusive conflict")
-	ErrCapReached   = errors.New("registry: per-process registration cap reached")
+	ErrCapReached   = errors.New("registry: registration cap reached") // of a process's services or a uid's processes
 	ErrNotYours     = errors.New("registry: process belongs to another user")
 	ErrNotFound     = errors.New("registry: no such registration")
 )
@@ -183,12 +184,32 @@ func validateLocalPart(local string) string {
 	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
 		return "misplaced dot in local part"
 	}
-	for i := 0; i < len(local); i++ {
-		if !isAtext(local[i]) && local[i] != '.' {
-			return fmt.Sprintf("character %q not allowed in local part", local[i])
-		}
+	if c, bad := firstBadChar(local, func(c byte) bool { return isAtext(c) || c == '.' }); bad {
+		return c + " not allowed in local part"
 	}
 	return ""
+}
+
+// firstBadChar describes the first character of s that ok refuses: the
+// rune, quoted, as a person typed it ('é', not the byte 'Ã' that starts
+// its UTF-8 form), or the byte when s is not UTF-8 there. Every character
+// outside ASCII is refused, since ok sees only ASCII bytes.
+func firstBadChar(s string, ok func(byte) bool) (string, bool) {
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			if !ok(s[i]) {
+				return fmt.Sprintf("character %q", rune(s[i])), true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return fmt.Sprintf("byte %#02x (not UTF-8)", s[i]), true
+		}
+		return fmt.Sprintf("character %q", r), true
+	}
+	return "", false
 }
 
 func isAtext(c byte) bool {
@@ -212,10 +233,8 @@ func validateDomain(d string) string {
 		case label[0] == '-' || label[len(label)-1] == '-':
 			return "label starts or ends with a hyphen"
 		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !isLetDig(c) && c != '-' {
-				return fmt.Sprintf("character %q not allowed in a domain label", c)
-			}
+		if c, bad := firstBadChar(label, func(c byte) bool { return isLetDig(c) || c == '-' }); bad {
+			return c + " not allowed in a domain label"
 		}
 	}
 	return ""
@@ -252,12 +271,15 @@ type namedTable struct {
 	order  chain[namedNode, *namedNode]
 	byName map[string][]*namedNode
 	byProc map[procKey][]*namedNode
+	// procsByUID counts the processes in byProc of each uid.
+	procsByUID map[uint32]int
 }
 
 func newNamedTable() namedTable {
 	return namedTable{
-		byName: make(map[string][]*namedNode),
-		byProc: make(map[procKey][]*namedNode),
+		byName:     make(map[string][]*namedNode),
+		byProc:     make(map[procKey][]*namedNode),
+		procsByUID: make(map[uint32]int),
 	}
 }
 
@@ -333,7 +355,9 @@ func CheckService(s Service) error {
 // endpoints to its own exclusive name, so one batch can register several
 // ports under it, as httportmap allows. A service the process already has
 // (same name and endpoint) is not added twice. The process may hold at
-// most Options.MaxNamedPerProcess services.
+// most Options.MaxNamedPerProcess services, and its uid, unless it is
+// root, services in at most Options.MaxProcessesPerUID processes: each is
+// watched until it exits. A refusal at either cap is counted and logged.
 func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service, error) {
 	if err := mayRegisterFor(c, p); err != nil {
 		return nil, err
@@ -384,8 +408,20 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 		s.Registered = now
 		add = append(add, s)
 	}
-	if held := len(t.byProc[pk]); held+len(add) > r.maxNamed() {
-		return nil, &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("pid %d holds %d, asked for %d more, cap is %d", p.PID, held, len(add), r.maxNamed())}
+	held := len(t.byProc[pk])
+	var capErr error
+	switch {
+	case held+len(add) > r.maxNamed():
+		capErr = &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("pid %d holds %d, asked for %d more, per-process cap is %d", p.PID, held, len(add), r.maxNamed())}
+	case held == 0 && len(add) > 0 && p.UID != 0 && t.procsByUID[p.UID] >= r.maxProcesses():
+		capErr = &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("uid %d has services in %d processes, per-uid cap is %d", p.UID, t.procsByUID[p.UID], r.maxProcesses())}
+	}
+	if capErr != nil {
+		logIt := r.refusedCap("named", strconv.FormatUint(uint64(p.UID), 10), capErr)
+		locked = false
+		r.mu.Unlock()
+		logIt()
+		return nil, capErr
 	}
 	changes := make([]Change, 0, len(add))
 	for _, s := range add {
@@ -566,11 +602,27 @@ func (t *namedTable) insert(s Service) {
 	t.order.pushBack(n)
 	t.byName[n.key] = append(t.byName[n.key], n)
 	pk := procKey{s.PID, s.Start}
+	if len(t.byProc[pk]) == 0 {
+		t.procsByUID[s.UID]++
+	}
 	t.byProc[pk] = append(t.byProc[pk], n)
 }
 
 func (t *namedTable) remove(n *namedNode) {
 	t.order.remove(n)
 	dropFromIndex(t.byName, n.key, n)
-	dropFromIndex(t.byProc, procKey{n.PID, n.Start}, n)
+	pk := procKey{n.PID, n.Start}
+	dropFromIndex(t.byProc, pk, n)
+	if len(t.byProc[pk]) == 0 {
+		if t.procsByUID[n.UID]--; t.procsByUID[n.UID] <= 0 {
+			delete(t.procsByUID, n.UID)
+		}
+	}
+}
+
+// Processes returns how many processes of uid hold named services.
+func (r *Registry) Processes(uid uint32) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.named.procsByUID[uid]
 }

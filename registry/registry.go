@@ -7,6 +7,7 @@ package registry
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -56,6 +57,18 @@ type Options struct {
 	// Journal, when set, records every change before it is answered
 	// (see hooks.go). SetJournal can attach one later.
 	Journal Journal
+	// MaxRPCPerUID and MaxRPCBytesPerUID cap the RPC entries one owner
+	// (a uid; "unknown" for every unprivileged network caller together)
+	// may hold, in number and in bytes of netid and address; the
+	// superuser is not capped. MaxProcessesPerUID caps the processes of
+	// one uid other than root that hold named services. Zero means the
+	// Default of each (quota.go).
+	MaxRPCPerUID       int
+	MaxRPCBytesPerUID  int
+	MaxProcessesPerUID int
+	// Logger receives the refusals at a cap, rate-limited per user;
+	// nothing is logged when nil.
+	Logger *slog.Logger
 }
 
 type key struct {
@@ -105,12 +118,24 @@ type Registry struct {
 	events    []Event
 	eventNext int
 	removed   Removals
+	// usage is what each owner's RPC entries hold, for the caps
+	// (quota.go); refused counts the registrations the caps refused,
+	// and rpcLog and namedLog limit how often refusals are logged.
+	usage    map[string]usage
+	refused  Refusals
+	rpcLog   rateLog
+	namedLog rateLog
+	log      *slog.Logger
 }
 
 // New returns an empty Registry.
 func New(opts Options) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{
 		opts:        opts,
@@ -119,6 +144,10 @@ func New(opts Options) *Registry {
 		byProgVers:  make(map[progVers][]*node),
 		named:       newNamedTable(),
 		journal:     opts.Journal,
+		usage:       make(map[string]usage),
+		rpcLog:      newRateLog(quotaLogEvery),
+		namedLog:    newRateLog(quotaLogEvery),
+		log:         log,
 	}
 }
 
@@ -132,10 +161,19 @@ func (r *Registry) mayChange(c Caller) error {
 // Set registers e on behalf of c, as RPCBPROC_SET does. The owner and pid
 // come from c. An existing entry with the same program, version and netid
 // makes the result true when its address is the same and false otherwise;
-// nothing is added in either case.
+// nothing is added in either case. Unlike rpcbind, it refuses (false, with
+// a *RefusedError) an entry whose netid no client can reach or whose
+// address is not of its netid's form (CheckAddr), unless c is Internal,
+// and a new entry that would take its owner past a cap (quota.go); a
+// refusal at a cap is counted and logged.
 func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	if err := r.mayChange(c); err != nil {
 		return false, err
+	}
+	if c.Transport != Internal {
+		if err := CheckAddr(e.Netid, e.Addr); err != nil {
+			return false, err
+		}
 	}
 	e.Owner = c.Owner()
 	e.PID = c.PID()
@@ -145,6 +183,12 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	if old, ok := r.byKey[k]; ok {
 		r.mu.Unlock()
 		return old.Addr == e.Addr, nil
+	}
+	if err := r.checkCap(e); err != nil {
+		logIt := r.refusedCap("rpc", e.Owner, err)
+		r.mu.Unlock()
+		logIt()
+		return false, err
 	}
 	e.Registered = r.opts.Now()
 	r.insert(k, e)
@@ -364,6 +408,7 @@ func (r *Registry) insert(k key, e Entry) {
 		}
 	}
 	r.order.pushBack(n)
+	r.account(e, 1)
 	r.byKey[k] = n
 	pn := progNetid{k.prog, k.netid}
 	r.byProgNetid[pn] = append(r.byProgNetid[pn], n)
@@ -375,6 +420,7 @@ func (n *node) chainLink() *link[node] { return &n.link }
 
 func (r *Registry) remove(n *node) {
 	r.order.remove(n)
+	r.account(n.Entry, -1)
 	delete(r.byKey, n.key)
 	dropFromIndex(r.byProgNetid, progNetid{n.key.prog, n.key.netid}, n)
 	dropFromIndex(r.byProgVers, progVers{n.key.prog, n.key.vers}, n)

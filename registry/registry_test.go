@@ -147,7 +147,7 @@ func TestSet(t *testing.T) {
 			[]string{"805240833/1/udp=127.0.0.1.156.65@unknown", "805240833/1/TCP=0.0.0.0.4.1@superuser"}},
 		{"the request's owner is ignored", uid1000, Entry{Prog: prog, Vers: 1, Netid: "local", Addr: "/run/x.sock", Owner: "superuser", PID: 1}, true,
 			[]string{"805240833/1/udp=127.0.0.1.156.65@unknown", "805240833/1/local=/run/x.sock@1000"}},
-		{"no address validation", root, Entry{Prog: prog, Vers: 1, Netid: "bogus", Addr: "not an address"}, true,
+		{"the daemon's own entries are not checked", root, Entry{Prog: prog, Vers: 1, Netid: "bogus", Addr: "not an address"}, true,
 			[]string{"805240833/1/udp=127.0.0.1.156.65@unknown", "805240833/1/bogus=not an address@superuser"}},
 	}
 	for _, tc := range tests {
@@ -355,13 +355,13 @@ func TestUnsetMapping(t *testing.T) {
 		left  []string
 	}{
 		{"tcp and udp go, udp6 and tcp6 stay",
-			[]Entry{{Prog: 5, Vers: 1, Netid: "udp"}, {Prog: 5, Vers: 1, Netid: "udp6"}, {Prog: 5, Vers: 1, Netid: "tcp"}, {Prog: 5, Vers: 1, Netid: "tcp6"}, {Prog: 5, Vers: 2, Netid: "tcp"}},
+			[]Entry{{Prog: 5, Vers: 1, Netid: "udp", Addr: "0.0.0.0.4.1"}, {Prog: 5, Vers: 1, Netid: "udp6", Addr: "::.4.1"}, {Prog: 5, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1"}, {Prog: 5, Vers: 1, Netid: "tcp6", Addr: "::.4.1"}, {Prog: 5, Vers: 2, Netid: "tcp", Addr: "0.0.0.0.4.2"}},
 			root, true, []string{"5/1/udp6", "5/1/tcp6", "5/2/tcp"}},
-		{"only udp", []Entry{{Prog: 5, Vers: 1, Netid: "udp"}}, root, true, nil},
-		{"nothing: TRUE", []Entry{{Prog: 5, Vers: 1, Netid: "local"}}, root, true, []string{"5/1/local"}},
+		{"only udp", []Entry{{Prog: 5, Vers: 1, Netid: "udp", Addr: "0.0.0.0.4.1"}}, root, true, nil},
+		{"nothing: TRUE", []Entry{{Prog: 5, Vers: 1, Netid: "local", Addr: "/run/5.sock"}}, root, true, []string{"5/1/local"}},
 		// tcp is refused, udp is removed: the answer is the OR.
 		{"tcp refused, udp removed: TRUE",
-			[]Entry{{Prog: 5, Vers: 1, Netid: "tcp", Owner: "2000"}, {Prog: 5, Vers: 1, Netid: "udp"}},
+			[]Entry{{Prog: 5, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1", Owner: "2000"}, {Prog: 5, Vers: 1, Netid: "udp", Addr: "0.0.0.0.4.1"}},
 			uid1000, true, []string{"5/1/tcp"}},
 	}
 	for _, tc := range tests {
@@ -389,8 +389,8 @@ func TestUnsetMapping(t *testing.T) {
 	}
 	t.Run("both refused: FALSE", func(t *testing.T) {
 		r := newTestRegistry(Options{})
-		mustSet(t, r, uid2000, Entry{Prog: 5, Vers: 1, Netid: "tcp"})
-		mustSet(t, r, uid2000, Entry{Prog: 5, Vers: 1, Netid: "udp"})
+		mustSet(t, r, uid2000, Entry{Prog: 5, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1"})
+		mustSet(t, r, uid2000, Entry{Prog: 5, Vers: 1, Netid: "udp", Addr: "0.0.0.0.4.1"})
 		if got, err := r.UnsetMapping(uid1000, 5, 1); got || err != nil || r.Len() != 2 {
 			t.Errorf("UnsetMapping = %v, %v; %d left", got, err, r.Len())
 		}
@@ -646,6 +646,17 @@ func (m *model) lookup(prog, vers uint32, netid string) (Entry, bool) {
 	return *hit, true
 }
 
+// uaddrOn returns a wildcard address of port in netid's form.
+func uaddrOn(netid string, port int) string {
+	switch lowerASCII(netid) {
+	case NetidUDP6, NetidTCP6:
+		return fmt.Sprintf("::.%d.%d", port>>8, port&0xff)
+	case NetidLocal:
+		return fmt.Sprintf("/run/%d.sock", port)
+	}
+	return wildcardUaddr4(uint32(port))
+}
+
 // TestAgainstModel runs random operations on the indexed Registry and on a
 // plain scanned list with rpcbind's rules and expects the same answers and
 // the same table after each.
@@ -660,7 +671,7 @@ func TestAgainstModel(t *testing.T) {
 			c := callers[rng.IntN(len(callers))]
 			prog, vers := uint32(1+rng.IntN(3)), uint32(1+rng.IntN(3))
 			netid := netids[rng.IntN(len(netids))]
-			addr := fmt.Sprintf("0.0.0.0.0.%d", rng.IntN(3))
+			addr := uaddrOn(netid, rng.IntN(3))
 			var got, want any
 			switch op := rng.IntN(6); op {
 			case 0, 1:
@@ -714,7 +725,7 @@ func TestConcurrentUse(t *testing.T) {
 			prog := uint32(1000 + w)
 			for i := range rounds {
 				vers := uint32(i%5 + 1)
-				e := Entry{Prog: prog, Vers: vers, Netid: []string{"udp", "tcp", "udp6"}[i%3], Addr: fmt.Sprintf("0.0.0.0.%d.%d", w, i%256)}
+				e := Entry{Prog: prog, Vers: vers, Netid: []string{"udp", "tcp", "udp6"}[i%3], Addr: uaddrOn([]string{"udp", "tcp", "udp6"}[i%3], w<<8|i%256)}
 				if ok, err := r.Set(root, e); !ok || err != nil {
 					// The same key may still be there from 15 rounds ago
 					// with another address.

@@ -67,3 +67,28 @@ func TestLowerASCII(t *testing.T) {
 		t.Errorf("lowerASCII of a lower-case netid allocates %.0f times", n)
 	}
 }
+
+// FuzzCheckAddr: whatever a peer sends, CheckAddr does not panic, and what
+// it accepts is bounded and, on an IP netid, has a port.
+func FuzzCheckAddr(f *testing.F) {
+	for _, s := range [][2]string{{"udp", "0.0.0.0.0.111"}, {"tcp6", "::1.8.1"}, {"local", "/run/rpcbind.sock"}, {"x", "a"}, {"udp", "1.2.3.4.5"}, {"UDP6", "fe80::1%lo.1.1"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, netid, addr string) {
+		if CheckAddr(netid, addr) != nil {
+			return
+		}
+		if len(addr) > MaxLocalAddrLen {
+			t.Fatalf("accepted %d bytes on %q", len(addr), netid)
+		}
+		switch lowerASCII(netid) {
+		case NetidUDP, NetidTCP, NetidUDP6, NetidTCP6:
+			if _, ok := UaddrPort(addr); !ok {
+				t.Fatalf("accepted %q on %q without a port", addr, netid)
+			}
+		case NetidLocal, NetidUnix:
+		default:
+			t.Fatalf("accepted netid %q", netid)
+		}
+	})
+}

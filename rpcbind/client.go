@@ -2,9 +2,11 @@ package rpcbind
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -39,6 +41,10 @@ type Client struct {
 	rr  *xdr.RecordReader
 	enc xdr.Encoder
 	buf []byte
+	// reply decodes the reply of the call in progress; datagram reads
+	// a datagram reply for it.
+	reply    xdr.StreamDecoder
+	datagram bytes.Reader
 }
 
 // Dial connects to an RPC server. network is udp, udp4, udp6, tcp, tcp4,
@@ -77,6 +83,23 @@ func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 // reply other than SUCCESS is a *xdr.ReplyError. ctx bounds the whole call,
 // retransmissions included.
 func (c *Client) Call(ctx context.Context, prog, vers, proc uint32, args func(*xdr.Encoder), res func(*xdr.Decoder)) error {
+	return c.CallStream(ctx, prog, vers, proc, args, func(s *xdr.StreamDecoder) error {
+		d := s.All()
+		if err := s.Err(); err != nil {
+			return err
+		}
+		if res != nil {
+			res(d)
+		}
+		return d.Err()
+	})
+}
+
+// CallStream is Call for results too large to hold twice, such as a DUMP
+// of a large registry: res decodes them from s as the reply arrives, so
+// that over a stream the reply is never held whole. An error res returns
+// is reported as the results' decoding error.
+func (c *Client) CallStream(ctx context.Context, prog, vers, proc uint32, args func(*xdr.Encoder), res func(*xdr.StreamDecoder) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.xid++
@@ -94,34 +117,27 @@ func (c *Client) Call(ctx context.Context, prog, vers, proc uint32, args func(*x
 	} else {
 		_ = c.conn.SetDeadline(time.Time{})
 	}
-	var reply []byte
+	var s *xdr.StreamDecoder
 	var err error
 	if c.stream {
-		reply, err = c.roundTripStream(xid)
+		s, err = c.roundTripStream(xid)
 	} else {
-		reply, err = c.roundTripDatagram(ctx, xid)
+		s, err = c.roundTripDatagram(ctx, xid)
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("rpc: call to %d/%d/%d: %w", prog, vers, proc, ctx.Err())
-		}
-		return err
-	}
-	_, results, err := xdr.DecodeReply(reply)
-	if err != nil {
-		return err
-	}
-	if res != nil {
-		d := xdr.NewDecoder(results)
-		res(d)
-		if err := d.Err(); err != nil {
-			return fmt.Errorf("rpc: cannot decode results of %d/%d/%d: %w", prog, vers, proc, err)
+	if err == nil && res != nil {
+		if err = res(s); err != nil && s.Err() == nil {
+			err = fmt.Errorf("rpc: cannot decode results of %d/%d/%d: %w", prog, vers, proc, err)
 		}
 	}
-	return nil
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("rpc: call to %d/%d/%d: %w", prog, vers, proc, ctx.Err())
+	}
+	return err
 }
 
-func (c *Client) roundTripStream(xid uint32) ([]byte, error) {
+// roundTripStream sends the call and returns the reply with the same xid,
+// positioned at its results, as it is read from the connection.
+func (c *Client) roundTripStream(xid uint32) (*xdr.StreamDecoder, error) {
 	if c.rr == nil {
 		max := c.MaxReply
 		if max <= 0 {
@@ -135,17 +151,19 @@ func (c *Client) roundTripStream(xid uint32) ([]byte, error) {
 		return nil, err
 	}
 	for {
-		reply, err := c.rr.Next()
+		body, err := c.rr.NextReader()
 		if err != nil {
 			return nil, err
 		}
-		if replyXID(reply) == xid {
-			return reply, nil
+		// A reply to an earlier call that timed out is skipped, the
+		// rest of it with it.
+		if ok, err := c.replyTo(xid, body); ok || err != nil {
+			return &c.reply, err
 		}
 	}
 }
 
-func (c *Client) roundTripDatagram(ctx context.Context, xid uint32) ([]byte, error) {
+func (c *Client) roundTripDatagram(ctx context.Context, xid uint32) (*xdr.StreamDecoder, error) {
 	if cap(c.buf) < maxDatagram {
 		c.buf = make([]byte, maxDatagram)
 	}
@@ -174,10 +192,29 @@ func (c *Client) roundTripDatagram(ctx context.Context, xid uint32) ([]byte, err
 				return nil, err
 			}
 			if n >= 4 && replyXID(buf[:n]) == xid {
-				return buf[:n], nil
+				c.datagram.Reset(buf[:n])
+				_, err := c.replyTo(xid, &c.datagram)
+				return &c.reply, err
 			}
 		}
 	}
+}
+
+// replyTo decodes the header of the reply msg and reports whether it
+// answers the call xid; if so c.reply is left at its results.
+func (c *Client) replyTo(xid uint32, msg io.Reader) (bool, error) {
+	c.reply.Reset(msg)
+	d := c.reply.Next(xdr.MaxReplyHeader)
+	if d.Remaining() >= 4 && replyXID(d.Rest()) != xid {
+		return false, nil
+	}
+	if _, err := xdr.DecodeReplyHeader(d); err != nil {
+		if rerr := c.reply.Err(); rerr != nil {
+			return true, rerr
+		}
+		return true, err
+	}
+	return true, nil
 }
 
 func replyXID(b []byte) uint32 {
@@ -220,9 +257,16 @@ func (c *Client) GetPort(ctx context.Context, prog, vers, prot uint32) (uint32, 
 
 // Dump returns the portmapper's v2 list.
 func (c *Client) Dump(ctx context.Context) ([]xdr.Mapping, error) {
-	var list []xdr.Mapping
-	err := c.Call(ctx, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcDump, nil, func(d *xdr.Decoder) {
-		list = xdr.DecodeList(d, (*xdr.Mapping).Decode)
+	return callList(ctx, c, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcDump, nil, 4+4*4, (*xdr.Mapping).Decode)
+}
+
+// callList calls a procedure whose result is a list, decoding it element
+// by element (of at most maxItem bytes each, flag included) as it arrives.
+func callList[T any](ctx context.Context, c *Client, prog, vers, proc uint32, args func(*xdr.Encoder), maxItem int, decode func(*T, *xdr.Decoder)) ([]T, error) {
+	var list []T
+	err := c.CallStream(ctx, prog, vers, proc, args, func(s *xdr.StreamDecoder) (err error) {
+		list, err = xdr.StreamList(s, maxItem, decode)
+		return err
 	})
 	return list, err
 }

@@ -68,11 +68,7 @@ func (c *Client) RpcbDump(ctx context.Context, vers uint32) ([]xdr.RPCB, error) 
 	if err := checkRpcbVers(vers); err != nil {
 		return nil, err
 	}
-	var list []xdr.RPCB
-	err := c.Call(ctx, xdr.PmapProg, vers, xdr.RpcbProcDump, nil, func(d *xdr.Decoder) {
-		list = xdr.DecodeList(d, (*xdr.RPCB).Decode)
-	})
-	return list, err
+	return callList(ctx, c, xdr.PmapProg, vers, xdr.RpcbProcDump, nil, 4+4*2+3*(4+xdr.MaxRPCBString), (*xdr.RPCB).Decode)
 }
 
 // GetAddrList is version 4's GETADDRLIST: the addresses of exactly r.Prog,
@@ -80,11 +76,7 @@ func (c *Client) RpcbDump(ctx context.Context, vers uint32) ([]xdr.RPCB, error) 
 // r.Addr name the transport and address the caller used, as rpcinfo -l
 // sends them.
 func (c *Client) GetAddrList(ctx context.Context, r xdr.RPCB) ([]xdr.RPCBEntry, error) {
-	var list []xdr.RPCBEntry
-	err := c.Call(ctx, xdr.PmapProg, xdr.RpcbVers4, xdr.RpcbProcGetaddrlist, r.Encode, func(d *xdr.Decoder) {
-		list = xdr.DecodeList(d, (*xdr.RPCBEntry).Decode)
-	})
-	return list, err
+	return callList(ctx, c, xdr.PmapProg, xdr.RpcbVers4, xdr.RpcbProcGetaddrlist, r.Encode, 4+4+4*(4+xdr.MaxRPCBString), (*xdr.RPCBEntry).Decode)
 }
 
 // GetStat is version 4's GETSTAT: the counters of versions 2, 3 and 4, in

@@ -92,6 +92,10 @@ func answerChange(w ReplyWriter, c *Call, ok bool, err error) {
 	switch {
 	case errors.Is(err, registry.ErrNotLocal):
 		_ = Deny(w, c, xdr.AuthTooWeak)
+	case errors.Is(err, registry.ErrRefused):
+		// A netid or address the registry will not hold, or a cap:
+		// FALSE, as rpcbind answers a SET it refuses.
+		_ = ReplyBool(w, c, false)
 	case err != nil:
 		_ = ReplyError(w, c, xdr.SystemErr)
 	default:

@@ -25,7 +25,9 @@ func TestSetUnsetAllVersions(t *testing.T) {
 				{"other address", root, xdr.RpcbProcSet, rpcbArgs(progT, 1, "tcp", "127.0.0.1.156.66"), false},
 				{"netid is case-insensitive", root, xdr.RpcbProcSet, rpcbArgs(progT, 1, "TCP", "127.0.0.1.156.66"), false},
 				{"set tcp6", root, xdr.RpcbProcSet, rpcbArgs(progT, 1, "tcp6", "::1.156.67"), true},
-				{"uaddrs are not validated", user1000, xdr.RpcbProcSet, rpcbArgs(progT, 2, "bogus", "not an address"), true},
+				{"unknown netid refused", user1000, xdr.RpcbProcSet, rpcbArgs(progT, 2, "bogus", "/run/x.sock"), false},
+				{"address not of the netid's form refused", user1000, xdr.RpcbProcSet, rpcbArgs(progT, 2, "tcp", "not an address"), false},
+				{"user sets local", user1000, xdr.RpcbProcSet, rpcbArgs(progT, 2, "local", "/run/x.sock"), true},
 				{"user cannot unset root's", user1000, xdr.RpcbProcUnset, rpcbArgs(progT, 1, "tcp", ""), false},
 				{"user unsets own", user1000, xdr.RpcbProcUnset, rpcbArgs(progT, 2, "", ""), true},
 				{"root unsets one netid", root, xdr.RpcbProcUnset, rpcbArgs(progT, 1, "tcp", ""), true},
@@ -185,9 +187,12 @@ func TestGetaddrlist(t *testing.T) {
 			t.Errorf("unregistered program listed %v", l)
 		}
 	})
-	// As from rpcbind: an entry on a netid it does not serve (SET accepts
-	// any) leaves GETADDRLIST for that program unanswered.
-	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "bogus", "x")).boolean(t)
+	// As from rpcbind: an entry on a netid it does not serve (here unix,
+	// /etc/netconfig's other name for local) leaves GETADDRLIST for that
+	// program unanswered.
+	if !h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "unix", "/run/x.sock")).boolean(t) {
+		t.Fatal("SET on unix refused")
+	}
 	if r := h.call(loopbackUDP, 4, xdr.RpcbProcGetaddrlist, rpcbArgs(progT, 1, "", "")); r.replied {
 		t.Errorf("answered %+v, want no reply", r.header)
 	}

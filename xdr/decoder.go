@@ -68,8 +68,12 @@ func (d *Decoder) Reset(b []byte) {
 	d.b = b
 	d.r.Reset(b)
 	d.err = nil
-	// The limit is a second line of defence; length checks below come first.
-	d.dec = xdr2.NewDecoderLimited(&d.r, uint(len(b)))
+	if d.dec == nil {
+		// go-xdr decodes only fixed-length opaque data here, of lengths
+		// checked first, and holds nothing but its reader: one serves
+		// every message, so a Reset allocates nothing.
+		d.dec = xdr2.NewDecoder(&d.r)
+	}
 }
 
 // Err returns the first error the Decoder met, or nil.
@@ -134,9 +138,18 @@ func (d *Decoder) Opaque(field string, max int) []byte {
 	return b
 }
 
-// String decodes a string of at most max bytes.
+// String decodes a string of at most max bytes. It is read straight from
+// the message into the string, one allocation rather than Opaque's copy
+// and then the string's: a DUMP holds three strings per entry.
 func (d *Decoder) String(field string, max int) string {
-	return string(d.Opaque(field, max))
+	n := d.length(field, max)
+	if d.err != nil || n == 0 {
+		return ""
+	}
+	off := len(d.b) - d.r.Len()
+	s := string(d.b[off : off+n])
+	_, _ = d.r.Seek(int64((n+3)&^3), io.SeekCurrent)
+	return s
 }
 
 // length reads a length prefix and checks it against max and against the

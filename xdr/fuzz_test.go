@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"testing"
 	"testing/iotest"
 
@@ -138,6 +139,28 @@ func FuzzRecordReader(f *testing.F) {
 		if !reflect.DeepEqual(recs, recs1) || !sameError(err, err1) {
 			t.Fatalf("one byte at a time: %d records, %v; at once: %d records, %v", len(recs1), err1, len(recs), err)
 		}
+		// Read as streams, records are the same bytes, with the same
+		// error at the end.
+		recs3, err3 := readStreams(iotest.HalfReader(bytes.NewReader(stream)), max, 0)
+		if !slices.EqualFunc(recs, recs3, bytes.Equal) || !sameError(err, err3) {
+			t.Fatalf("as streams: %d records, %v; whole: %d records, %v", len(recs3), err3, len(recs), err)
+		}
+		// Read only in part, the rest of each is skipped: the next
+		// record starts where it should, and the error is the same
+		// (the part read of the record it ends in may come first).
+		const part = 3
+		recs4, err4 := readStreams(bytes.NewReader(stream), max, part)
+		if len(recs4) == len(recs)+1 && err != io.EOF {
+			recs4 = recs4[:len(recs)]
+		}
+		if len(recs4) != len(recs) || !sameError(err, err4) {
+			t.Fatalf("read in part: %d records, %v; whole: %d records, %v", len(recs4), err4, len(recs), err)
+		}
+		for i := range recs {
+			if want := recs[i][:min(part, len(recs[i]))]; !bytes.Equal(recs4[i], want) {
+				t.Fatalf("record %d read in part: %x, want %x", i, recs4[i], want)
+			}
+		}
 		var again []byte
 		for i, r := range recs {
 			again = xdr.AppendRecord(again, r, 1+i%7)
@@ -147,6 +170,28 @@ func FuzzRecordReader(f *testing.F) {
 			t.Fatalf("re-framed: %d records, %v; want %d records", len(recs2), err2, len(recs))
 		}
 	})
+}
+
+// readStreams reads the records of r with NextReader: whole, or only
+// their first part bytes (when part > 0), leaving NextReader to skip the
+// rest.
+func readStreams(r io.Reader, max, part int) ([][]byte, error) {
+	rr := xdr.NewRecordReader(r, max)
+	var recs [][]byte
+	for {
+		body, err := rr.NextReader()
+		if err != nil {
+			return recs, err
+		}
+		if part > 0 {
+			body = io.LimitReader(body, int64(part))
+		}
+		rec, err := io.ReadAll(body)
+		if err != nil {
+			return recs, err
+		}
+		recs = append(recs, rec)
+	}
 }
 
 func sameError(a, b error) bool {
@@ -242,6 +287,37 @@ func FuzzDecodeList(f *testing.F) {
 		got := encode(func(e *xdr.Encoder) { xdr.EncodeList(e, list, (*xdr.Mapping).Encode) })
 		if consumed := data[:len(data)-d.Remaining()]; !bytes.Equal(got, consumed) {
 			t.Fatalf("re-encoded %x, read %x", got, consumed)
+		}
+	})
+}
+
+// FuzzStreamList: a list decoded as it is read, however the reads fall,
+// is the list decoded from the whole message, and fails where it fails.
+func FuzzStreamList(f *testing.F) {
+	list := []xdr.RPCB{
+		{Prog: 100000, Vers: 4, Netid: "tcp", Addr: "0.0.0.0.0.111", Owner: "superuser"},
+		{Prog: 100003, Vers: 3, Netid: "local", Addr: "/run/nfs.sock", Owner: "1000"},
+	}
+	whole := encode(func(e *xdr.Encoder) { xdr.EncodeList(e, list, (*xdr.RPCB).Encode) })
+	f.Add(whole)
+	f.Add(whole[:len(whole)-4])
+	f.Add(whole[:len(whole)/2])
+	f.Add([]byte{0, 0, 0, 0})
+	const maxItem = 4 + 4*2 + 3*(4+xdr.MaxRPCBString)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := xdr.NewDecoder(data)
+		want := xdr.DecodeList(d, (*xdr.RPCB).Decode)
+		for _, r := range []struct {
+			name string
+			r    io.Reader
+		}{
+			{"whole", bytes.NewReader(data)},
+			{"one byte at a time", iotest.OneByteReader(bytes.NewReader(data))},
+		} {
+			got, err := xdr.StreamList(xdr.NewStreamDecoder(r.r), maxItem, (*xdr.RPCB).Decode)
+			if (err != nil) != (d.Err() != nil) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: %d entries, %v; from the whole message: %d entries, %v", r.name, len(got), err, len(want), d.Err())
+			}
 		}
 	})
 }

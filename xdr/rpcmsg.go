@@ -323,10 +323,25 @@ func (e *ReplyError) Error() string {
 // msg, only for an accepted SUCCESS; any other reply is a *ReplyError.
 func DecodeReply(msg []byte) (ReplyHeader, []byte, error) {
 	d := NewDecoder(msg)
+	h, err := DecodeReplyHeader(d)
+	if err != nil {
+		return h, nil, err
+	}
+	return h, d.Rest(), nil
+}
+
+// MaxReplyHeader is the longest reply header: an accepted reply with the
+// largest verifier and a version mismatch.
+const MaxReplyHeader = 4*3 + 4*2 + MaxAuthBytes + 4 + 4*2
+
+// DecodeReplyHeader decodes a reply's header from d, leaving d at the
+// results. The results follow only an accepted SUCCESS; any other reply is
+// a *ReplyError.
+func DecodeReplyHeader(d *Decoder) (ReplyHeader, error) {
 	var h ReplyHeader
 	h.XID = d.Uint32()
 	if MsgType(d.Uint32()) != Reply && d.Err() == nil {
-		return h, nil, errors.New("rpc: not a reply message")
+		return h, errors.New("rpc: not a reply message")
 	}
 	h.Stat = ReplyStat(d.Uint32())
 	switch h.Stat {
@@ -344,18 +359,18 @@ func DecodeReply(msg []byte) (ReplyHeader, []byte, error) {
 		case AuthError:
 			h.Auth = AuthStat(d.Uint32())
 		default:
-			return h, nil, fmt.Errorf("rpc: unknown reject_stat %d", h.Reject)
+			return h, fmt.Errorf("rpc: unknown reject_stat %d", h.Reject)
 		}
 	default:
 		if d.Err() == nil {
-			return h, nil, fmt.Errorf("rpc: unknown reply_stat %d", h.Stat)
+			return h, fmt.Errorf("rpc: unknown reply_stat %d", h.Stat)
 		}
 	}
 	if err := d.Err(); err != nil {
-		return h, nil, fmt.Errorf("rpc: reply xid %#x: %w", h.XID, err)
+		return h, fmt.Errorf("rpc: reply xid %#x: %w", h.XID, err)
 	}
 	if h.Stat != MsgAccepted || h.Accept != Success {
-		return h, nil, &ReplyError{Header: h}
+		return h, &ReplyError{Header: h}
 	}
-	return h, d.Rest(), nil
+	return h, nil
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -12,6 +14,54 @@ import (
 type argError struct{ msg string }
 
 func (e *argError) Error() string { return e.msg }
+
+// positional checks a command's positional arguments by name: the
+// required ones, then optional ones written "[NAME]". Too few names the
+// missing ones, too many shows the extra ones, both with the usage line:
+// "getport: missing VERS and PROTO; usage: portmapctl getport HOST PROG
+// VERS tcp|udp".
+func positional(names ...string) cobra.PositionalArgs {
+	required := 0
+	for _, n := range names {
+		if !strings.HasPrefix(n, "[") {
+			required++
+		}
+	}
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < required:
+			return usageError(cmd, "missing "+andList(names[len(args):required]))
+		case len(args) > len(names):
+			return usageError(cmd, unexpected(args[len(names):]))
+		}
+		return nil
+	}
+}
+
+// usageError reports a misuse of cmd, with its usage line.
+func usageError(cmd *cobra.Command, what string) error {
+	return &argError{fmt.Sprintf("%s: %s; usage: %s %s", cmd.Name(), what, cmd.Root().Name(), cmd.Use)}
+}
+
+// unexpected describes extra arguments.
+func unexpected(extra []string) string {
+	q := make([]string, len(extra))
+	for i, a := range extra {
+		q[i] = strconv.Quote(a)
+	}
+	if len(extra) == 1 {
+		return "unexpected argument " + q[0]
+	}
+	return "unexpected arguments " + strings.Join(q, " ")
+}
+
+// andList joins names as "A", "A and B", "A, B and C".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
 
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -87,6 +87,15 @@ func TestCommands(t *testing.T) {
 			{"unset-v2-with-netid", []string{"unset", "--version", "2", "-T", "udp", "200100", "1"}},
 			{"table-local-netid", []string{"table", "-T", "local", "127.0.0.1"}},
 			{"addrlist-missing-vers", []string{"addrlist", "127.0.0.1", "100000"}},
+			{"getport-missing-vers-and-proto", []string{"getport", "127.0.0.1", "100000"}},
+			{"set-missing-all", []string{"set"}},
+			{"table-too-many", []string{"table", "a", "b", "c"}},
+			{"lookup-missing-name", []string{"lookup"}},
+			{"list-too-many", []string{"list", "x"}},
+			{"register-missing-port", []string{"register", "a.example.com", "--", "true"}},
+			{"register-missing-command", []string{"register", "a.example.com", "1"}},
+			{"register-nothing-after-dash", []string{"register", "a.example.com", "1", "--"}},
+			{"register-too-many", []string{"register", "a.example.com", "1", "2", "--", "true"}},
 		}},
 	}
 	for _, g := range groups {

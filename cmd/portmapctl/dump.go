@@ -20,7 +20,7 @@ Like rpcinfo -p HOST, it first asks the portmapper for its own version 2
 TCP port (GETPORT 100000 2 tcp) and fails as rpcinfo does when it has none;
 the DUMP itself is then sent over TCP to the portmapper it asked. HOST
 defaults to 127.0.0.1 (rpcinfo -p without a host uses the local socket).`,
-		Args:         cobra.MaximumNArgs(1),
+		Args:         positional("[HOST]"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host := defaultHost

@@ -4,9 +4,11 @@ package main
 // (recorded in testdata/rpcinfo). The writers here know nothing of
 // transports or of the client: they take decoded rows and a function that
 // names a program, so each of rpcinfo's views is one writer, whichever way
-// its data was fetched.
+// its data was fetched. The list views write through a buffer straight to
+// w, so that a large DUMP is not held a second time as text.
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"slices"
@@ -23,7 +25,7 @@ const noRegistrations = "No remote programs registered.\n"
 
 // writePmapDump prints a v2 DUMP as `rpcinfo -p` does.
 func writePmapDump(w io.Writer, list []xdr.Mapping, name nameFunc) error {
-	var b strings.Builder
+	b := bufio.NewWriter(w)
 	if len(list) == 0 {
 		b.WriteString(noRegistrations)
 	} else {
@@ -31,17 +33,16 @@ func writePmapDump(w io.Writer, list []xdr.Mapping, name nameFunc) error {
 		for _, m := range list {
 			// Fields run together when a number is wider than its
 			// column, exactly as rpcinfo's printf does.
-			fmt.Fprintf(&b, "%10d%5d", m.Prog, m.Vers)
-			fmt.Fprintf(&b, "%6s", protoName(m.Prot))
-			fmt.Fprintf(&b, "%7d", m.Port)
+			fmt.Fprintf(b, "%10d%5d", m.Prog, m.Vers)
+			fmt.Fprintf(b, "%6s", protoName(m.Prot))
+			fmt.Fprintf(b, "%7d", m.Port)
 			if n := name(m.Prog); n != "" {
-				fmt.Fprintf(&b, "  %s", n)
+				fmt.Fprintf(b, "  %s", n)
 			}
 			b.WriteByte('\n')
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 // pmapRows converts a v2 DUMP as rpcinfo does when the server speaks only
@@ -67,7 +68,7 @@ func pmapRows(list []xdr.Mapping) []xdr.RPCB {
 
 // writeRpcbDump prints a v3/v4 DUMP as plain `rpcinfo [host]` does.
 func writeRpcbDump(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
-	var b strings.Builder
+	b := bufio.NewWriter(w)
 	if len(rows) == 0 {
 		b.WriteString(noRegistrations)
 	} else {
@@ -77,11 +78,10 @@ func writeRpcbDump(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
 			if n == "" {
 				n = "-"
 			}
-			fmt.Fprintf(&b, "%10d%5d    %-9s %-22s %-10s %s\n", r.Prog, r.Vers, r.Netid, r.Addr, n, r.Owner)
+			fmt.Fprintf(b, "%10d%5d    %-9s %-22s %-10s %s\n", r.Prog, r.Vers, r.Netid, r.Addr, n, r.Owner)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 // writeRpcbSummary prints a v3/v4 DUMP grouped by program, as
@@ -110,13 +110,13 @@ func writeRpcbSummary(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
 			s.netids = append([]string{r.Netid}, s.netids...)
 		}
 	}
-	var b strings.Builder
+	b := bufio.NewWriter(w)
 	if len(rows) == 0 {
 		b.WriteString(noRegistrations)
 	} else {
 		b.WriteString("   program version(s) netid(s)                         service     owner\n")
 		for _, s := range order {
-			fmt.Fprintf(&b, "%10d  ", s.prog)
+			fmt.Fprintf(b, "%10d  ", s.prog)
 			vs := make([]string, len(s.vers))
 			for i, v := range s.vers {
 				// rpcinfo keeps versions in an int.
@@ -133,11 +133,10 @@ func writeRpcbSummary(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
 			if n == "" {
 				n = "-"
 			}
-			fmt.Fprintf(&b, "%-32s %-11s %s\n", joinNetids(s.netids), n, s.owner)
+			fmt.Fprintf(b, "%-32s %-11s %s\n", joinNetids(s.netids), n, s.owner)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 // joinNetids joins netids with commas into rpcinfo's 255-byte buffer.
@@ -174,7 +173,7 @@ func pingLine(prog, vers uint32, ok bool) string {
 
 // writeAddrList prints a v4 GETADDRLIST answer as `rpcinfo -l` does.
 func writeAddrList(w io.Writer, prog, vers uint32, list []xdr.RPCBEntry, name nameFunc) error {
-	var b strings.Builder
+	b := bufio.NewWriter(w)
 	if len(list) == 0 {
 		b.WriteString(noRegistrations)
 	} else {
@@ -191,11 +190,10 @@ func writeAddrList(w io.Writer, prog, vers uint32, list []xdr.RPCBEntry, name na
 			case xdr.NCTpiCots:
 				class = "cots"
 			}
-			fmt.Fprintf(&b, "%10d%3d    %-24s%-24s %-13s\n", prog, vers, e.ProtoFmly+"/"+e.Proto+"/"+class+" ", e.MAddr, n)
+			fmt.Fprintf(b, "%10d%3d    %-24s%-24s %-13s\n", prog, vers, e.ProtoFmly+"/"+e.Proto+"/"+class+" ", e.MAddr, n)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 // Column headers of rpcinfo -m, per version.

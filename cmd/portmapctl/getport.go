@@ -17,7 +17,7 @@ database), version VERS, and prints it.
 A program that is not registered prints 0 on standard output, the error
 "RPC: Program not registered" on standard error, and exits 1, so that
 both $(portmapctl getport ...) and the exit status tell.`,
-		Args:         cobra.ExactArgs(4),
+		Args:         positional("HOST", "PROG", "VERS", "PROTO"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prog, vers, err := g.parseProgVers(args[1], args[2])
@@ -30,12 +30,17 @@ both $(portmapctl getport ...) and the exit status tell.`,
 			}
 			netid := protoName(prot)
 			ctx := cmd.Context()
+			where, flags := netid+" "+g.portmapper(args[0]), "--server HOST:PORT or --port PORT asks another"
 			pm, err := g.dialPortmapper(ctx, args[0], netid)
 			if err != nil {
 				if e := interrupted(ctx); e != nil {
 					return e
 				}
-				fmt.Fprintln(cmd.ErrOrStderr(), statusOf(err).createError("portmapctl"))
+				st := statusOf(err)
+				fmt.Fprintln(cmd.ErrOrStderr(), st.createError("portmapctl"))
+				if hint := st.notReached(where, flags); hint != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), hint)
+				}
 				return failed
 			}
 			defer pm.Close()
@@ -51,6 +56,9 @@ both $(portmapctl getport ...) and the exit status tell.`,
 				return e
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), st.createError("portmapctl"))
+			if hint := st.notReached(where, flags); hint != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), hint)
+			}
 			return failed
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/registry"
@@ -45,12 +47,24 @@ func newHTTPCmds(g *globals) []*cobra.Command {
 	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g), newRemovalsCmd(g)}
 }
 
-// reportHTTP prints err as the server's reason and fails the command.
+// reportHTTP prints err as the server's reason, or as where portmapd
+// could not be reached and which flags look elsewhere, and fails the
+// command.
 func reportHTTP(cmd *cobra.Command, err error) error {
 	var he *httpmap.Error
-	if errors.As(err, &he) {
+	var ue *httpmap.UnreachableError
+	switch {
+	case errors.As(err, &he):
 		fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %s\n", he.Message)
-	} else {
+	case errors.As(err, &ue):
+		hint := "--http-socket PATH looks at another socket"
+		if !ue.Local {
+			hint = "--http HOST[:PORT] asks another"
+		} else if cmd.Flags().Lookup("http") != nil {
+			hint += ", --http HOST asks over TCP"
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %v; %s\n", ue, hint)
+	default:
 		fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %v\n", err)
 	}
 	return failed
@@ -75,7 +89,11 @@ func printInstances(w io.Writer, ins []httpmap.Instance) {
 		if prog == "" && in.RPC != nil {
 			prog = fmt.Sprintf("rpc %d v%d %s", in.RPC.Program, in.RPC.Version, in.RPC.Netid)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Service, user, pid, in.Protocol, in.Port, prog)
+		service := in.Service
+		if u := httpmap.UnicodeName(service); u != "" {
+			service = u + " (" + service + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", service, user, pid, in.Protocol, in.Port, prog)
 	}
 	tw.Flush()
 }
@@ -86,7 +104,7 @@ func newListCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the services portmapd knows by name, RPC programs included",
-		Args:  cobra.NoArgs,
+		Args:  positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := g.callContext(cmd.Context())
 			defer cancel()
@@ -111,7 +129,7 @@ func newRemovalsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "removals",
 		Short: "Show the registrations portmapd removed because their service was gone, and how many",
-		Args:  cobra.NoArgs,
+		Args:  positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := g.callContext(cmd.Context())
 			defer cancel()
@@ -141,14 +159,20 @@ func printRemovals(w io.Writer, events []registry.Event, n registry.Removals) {
 
 func newLookupCmd(g *globals) *cobra.Command {
 	var hf httpFlags
+	var owner string
 	cmd := &cobra.Command{
-		Use:   "lookup NAME",
+		Use:   "lookup [--owner UID|USER] NAME",
 		Short: "Show where the service NAME listens (NAME.oncrpc.alt for RPC programs)",
-		Args:  cobra.ExactArgs(1),
+		Long: `lookup shows every instance of NAME: all the processes, of any user, that
+registered it. A name is exclusive only among the processes of one uid, so
+any user may register a name another user holds; --owner shows only the
+instances of one user (a uid, or a user name as the daemon's host knows
+it), such as --owner root for a system service.`,
+		Args: positional("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.callContext(cmd.Context())
 			defer cancel()
-			ins, err := hf.client().Lookup(ctx, args[0])
+			ins, err := hf.client().WithOwner(owner).Lookup(ctx, args[0])
 			if err != nil {
 				return reportHTTP(cmd, err)
 			}
@@ -157,6 +181,7 @@ func newLookupCmd(g *globals) *cobra.Command {
 		},
 	}
 	hf.add(cmd, true)
+	cmd.Flags().StringVar(&owner, "owner", "", "only the instances of this uid or user name")
 	return cmd
 }
 
@@ -167,15 +192,33 @@ func newRegisterCmd(g *globals) *cobra.Command {
 		Use:   "register NAME PORT|PATH [--exclusive] [--public] -- COMMAND [ARGS...]",
 		Short: "Run COMMAND with NAME registered for exactly as long as it runs",
 		Long: `register starts COMMAND, registers NAME at PORT (or the absolute AF_UNIX
-PATH) on its behalf through portmapd's local socket, and waits for it. The
-registration belongs to COMMAND's process: portmapd removes it the moment
-the process exits, however it exits. When portmapd refuses, the reason is
-printed, COMMAND is stopped and the exit status is 1; otherwise it is
-COMMAND's. SIGINT and SIGTERM are passed on to COMMAND.`,
+PATH) on its behalf through portmapd's local socket, and waits for it.
+
+The registration lasts as long as COMMAND runs, and no longer: it belongs
+to COMMAND's process, and portmapd removes it the moment the process exits,
+however it exits. So a COMMAND that is over before portmapd has
+registered NAME for it (true, or any command that ends at once) leaves
+nothing registered: portmapctl says so and exits with COMMAND's status,
+as it does when COMMAND ends after being registered.
+
+When portmapd is not running COMMAND is not started; when it refuses the
+registration, the reason is printed, COMMAND is stopped and the exit
+status is 1. Otherwise the exit status is COMMAND's (128+N when killed by
+signal N). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
-			if dash != 2 || len(args) < 3 {
-				return errors.New("usage: portmapctl register NAME PORT|PATH [--exclusive] [--public] -- COMMAND [ARGS...]")
+			before := args
+			if dash >= 0 {
+				before = args[:dash]
+			}
+			if err := positional("NAME", "PORT|PATH")(cmd, before); err != nil {
+				return err
+			}
+			switch {
+			case dash < 0:
+				return usageError(cmd, "missing -- COMMAND")
+			case len(args) == dash:
+				return usageError(cmd, "missing COMMAND after --")
 			}
 			return nil
 		},
@@ -192,26 +235,64 @@ COMMAND's. SIGINT and SIGTERM are passed on to COMMAND.`,
 }
 
 func runRegistered(cmd *cobra.Command, g *globals, c *httpmap.Client, spec httpmap.ServiceSpec, argv []string) error {
-	child := exec.Command(argv[0], argv[1:]...)
-	child.Stdin, child.Stdout, child.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+	return registered{cmd: cmd, g: g, client: c, spec: spec, argv: argv}.run()
+}
+
+// registered runs a command with a name registered for it.
+type registered struct {
+	cmd    *cobra.Command
+	g      *globals
+	client *httpmap.Client
+	spec   httpmap.ServiceSpec
+	argv   []string
+	// started, when set, is called with the command's process once it
+	// has started, before the registration: tests use it to make the
+	// command end first.
+	started func(*os.Process)
+}
+
+func (r registered) run() error {
+	stderr := r.cmd.ErrOrStderr()
+	// Do not start a command only to stop it: see first that portmapd
+	// is there to register it.
+	ctx, cancel := r.g.callContext(context.WithoutCancel(r.cmd.Context()))
+	err := r.client.Ping(ctx)
+	cancel()
+	if err != nil {
+		return reportHTTP(r.cmd, err)
+	}
+	child := exec.Command(r.argv[0], r.argv[1:]...)
+	child.Stdin, child.Stdout, child.Stderr = os.Stdin, r.cmd.OutOrStdout(), stderr
 	// Signals are relayed below; the terminal's go to the child directly
 	// too, as for any foreground command.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := child.Start(); err != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %v\n", err)
+		fmt.Fprintf(stderr, "portmapctl: %v\n", err)
 		return failed
 	}
+	if r.started != nil {
+		r.started(child.Process)
+	}
 	// The child cannot be reaped, so its pid cannot be reused, until Wait:
-	// registering for it after Start is safe even if it has exited.
-	ctx, cancel := g.callContext(context.WithoutCancel(cmd.Context()))
-	_, err := c.Register(ctx, httpmap.Registration{PID: int32(child.Process.Pid), Services: []httpmap.ServiceSpec{spec}})
+	// registering for it after Start names it even if it has exited.
+	ctx, cancel = r.g.callContext(context.WithoutCancel(r.cmd.Context()))
+	_, err = r.client.Register(ctx, httpmap.Registration{PID: int32(child.Process.Pid), Services: []httpmap.ServiceSpec{r.spec}})
 	cancel()
 	if err != nil {
+		var he *httpmap.Error
+		if errors.As(err, &he) && he.Status == http.StatusGone && exited(child.Process.Pid) {
+			// Over before portmapd could look at it: nothing was
+			// registered, and nothing is left to remove.
+			werr := child.Wait()
+			fmt.Fprintf(stderr, "portmapctl: %s ended (%s) before %s could be registered for it: nothing is registered\n",
+				strings.Join(r.argv, " "), child.ProcessState, r.spec.Service)
+			return exitStatus(r.cmd, r.argv, werr)
+		}
 		child.Process.Kill()
 		child.Wait()
-		return reportHTTP(cmd, err)
+		return reportHTTP(r.cmd, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- child.Wait() }()
@@ -220,18 +301,34 @@ func runRegistered(cmd *cobra.Command, g *globals, c *httpmap.Client, spec httpm
 		case s := <-sigs:
 			child.Process.Signal(s)
 		case err := <-done:
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-				return nil
-			case errors.As(err, &ee):
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return &exitError{code: 128 + int(ws.Signal())}
-				}
-				return &exitError{code: ee.ExitCode()}
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %s: %v\n", strings.Join(argv, " "), err)
-			return failed
+			return exitStatus(r.cmd, r.argv, err)
 		}
 	}
+}
+
+// exited reports whether the child pid has exited (and is a zombie, not
+// yet reaped), without reaping it.
+func exited(pid int) bool {
+	// With WNOHANG and nothing to report, Linux leaves the siginfo
+	// zeroed; an exited child fills it in as SIGCHLD.
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err == nil && info.Signo == int32(unix.SIGCHLD)
+}
+
+// exitStatus is portmapctl's exit for the command's end, as Wait reported
+// it: the command's status, or 128+N for signal N.
+func exitStatus(cmd *cobra.Command, argv []string, err error) error {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return &exitError{code: 128 + int(ws.Signal())}
+		}
+		return &exitError{code: ee.ExitCode()}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "portmapctl: %s: %v\n", strings.Join(argv, " "), err)
+	return failed
 }

@@ -29,7 +29,7 @@ the PROG_MISMATCH answer (when version 0 answers, the range comes from a
 call to version 4294967295), as rpcinfo does.
 
 Exits 1 when any call fails.`,
-		Args:         cobra.RangeArgs(2, 3),
+		Args:         positional("HOST", "PROG", "[VERS]"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prog, err := g.parseProg(args[1])

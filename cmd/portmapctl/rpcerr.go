@@ -231,3 +231,21 @@ func lookupStatus(err error) rpcStatus {
 	}
 	return st
 }
+
+// notReached explains a failure to reach any portmapper, for the commands
+// whose messages are not rpcinfo's (getport, set, unset): that none runs,
+// or answers, where the command looked, and which flags look elsewhere.
+// It is "" for any other failure, a portmapper's refusal included.
+func (st rpcStatus) notReached(where, flags string) string {
+	switch {
+	case st.Stat == rpcTimedOut:
+		return fmt.Sprintf("portmapctl: no portmapper answered at %s in time (--timeout); %s", where, flags)
+	case st.Stat != rpcSystemError && st.Stat != rpcCantSend && st.Stat != rpcCantRecv:
+		return ""
+	case st.Errno == syscall.ECONNREFUSED, st.Errno == syscall.ENOENT:
+		return fmt.Sprintf("portmapctl: no portmapper (portmapd or rpcbind) is running at %s; %s", where, flags)
+	case st.Errno == syscall.EACCES, st.Errno == syscall.EPERM:
+		return fmt.Sprintf("portmapctl: permission denied at %s; %s", where, flags)
+	}
+	return ""
+}

@@ -44,7 +44,7 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 ::1.15.160) or, for local, a socket path.
 
 ` + changeHelp,
-		Args:         cobra.ExactArgs(4),
+		Args:         positional("PROG", "VERS", "NETID", "ADDR"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prog, vers, err := g.parseProgVers(args[0], args[1])
@@ -71,7 +71,7 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 					return err
 				}
 				m := xdr.Mapping{Prog: prog, Vers: vers, Prot: prot, Port: port}
-				return g.change(cmd, g.dialLocalPortmapper, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+				return g.change(cmd, g.pmapTarget(), func(ctx context.Context, c *rpcbind.Client) (bool, error) {
 					return c.PmapSet(ctx, m)
 				})
 			}
@@ -80,7 +80,7 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 				return err
 			}
 			r := xdr.RPCB{Prog: prog, Vers: vers, Netid: netid, Addr: uaddr, Owner: euidOwner()}
-			return g.change(cmd, g.dialLocalRpcb, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+			return g.change(cmd, g.rpcbTarget(), func(ctx context.Context, c *rpcbind.Client) (bool, error) {
 				return c.RpcbSet(ctx, version, r)
 			})
 		},
@@ -104,7 +104,7 @@ and its udp registrations go, whatever their ports. With --version 3 or 4
 given with -T goes, or, without -T, its registrations on every netid.
 
 ` + changeHelp,
-		Args:         cobra.ExactArgs(2),
+		Args:         positional("PROG", "VERS"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prog, vers, err := g.parseProgVers(args[0], args[1])
@@ -124,7 +124,7 @@ given with -T goes, or, without -T, its registrations on every netid.
 				if netid != "" {
 					return &argError{"-T needs --version 3 or 4 (version 2 removes tcp and udp together)"}
 				}
-				return g.change(cmd, g.dialLocalPortmapper, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+				return g.change(cmd, g.pmapTarget(), func(ctx context.Context, c *rpcbind.Client) (bool, error) {
 					return c.PmapUnset(ctx, prog, vers)
 				})
 			}
@@ -132,7 +132,7 @@ given with -T goes, or, without -T, its registrations on every netid.
 				return &argError{fmt.Sprintf("netid %s not supported", netid)}
 			}
 			r := xdr.RPCB{Prog: prog, Vers: vers, Netid: netid, Owner: euidOwner()}
-			return g.change(cmd, g.dialLocalRpcb, func(ctx context.Context, c *rpcbind.Client) (bool, error) {
+			return g.change(cmd, g.rpcbTarget(), func(ctx context.Context, c *rpcbind.Client) (bool, error) {
 				return c.RpcbUnset(ctx, version, r)
 			})
 		},
@@ -178,16 +178,42 @@ func parseAddr(netid, arg string) (string, error) {
 	return arg, nil
 }
 
+// A changeTarget is where SET and UNSET go: how to connect, and, for a
+// portmapper that cannot be reached, where that was and which flags look
+// elsewhere.
+type changeTarget struct {
+	dial         func(context.Context) (*rpcbind.Client, error)
+	where, flags string
+}
+
+// pmapTarget is where version 2 SET and UNSET go.
+func (g *globals) pmapTarget() changeTarget {
+	return changeTarget{g.dialLocalPortmapper, "udp " + g.portmapper(defaultHost), "--server HOST:PORT asks another"}
+}
+
+// rpcbTarget is where version 3 and 4 SET and UNSET go.
+func (g *globals) rpcbTarget() changeTarget {
+	if g.server != "" {
+		return changeTarget{g.dialLocalRpcb, "tcp " + g.server, "--server HOST:PORT asks another"}
+	}
+	return changeTarget{g.dialLocalRpcb, "the local socket " + g.socket + " or tcp " + g.portmapper("localhost"),
+		"--socket PATH or --server HOST:PORT asks another"}
+}
+
 // change makes a SET or UNSET call and reports its result.
-func (g *globals) change(cmd *cobra.Command, dial func(context.Context) (*rpcbind.Client, error), call func(context.Context, *rpcbind.Client) (bool, error)) error {
+func (g *globals) change(cmd *cobra.Command, to changeTarget, call func(context.Context, *rpcbind.Client) (bool, error)) error {
 	ctx := cmd.Context()
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	c, err := dial(ctx)
+	c, err := to.dial(ctx)
 	if err != nil {
 		if e := interrupted(ctx); e != nil {
 			return e
 		}
-		fmt.Fprintln(stderr, statusOf(err).createError("portmapctl"))
+		st := statusOf(err)
+		fmt.Fprintln(stderr, st.createError("portmapctl"))
+		if hint := st.notReached(to.where, to.flags); hint != "" {
+			fmt.Fprintln(stderr, hint)
+		}
 		return failed
 	}
 	defer c.Close()
@@ -198,7 +224,11 @@ func (g *globals) change(cmd *cobra.Command, dial func(context.Context) (*rpcbin
 		if e := interrupted(ctx); e != nil {
 			return e
 		}
-		fmt.Fprintln(stderr, statusOf(err).callError("portmapctl"))
+		st := statusOf(err)
+		fmt.Fprintln(stderr, st.callError("portmapctl"))
+		if hint := st.notReached(to.where, to.flags); hint != "" {
+			fmt.Fprintln(stderr, hint)
+		}
 		var re *xdr.ReplyError
 		if errors.As(err, &re) && re.Header.Stat == xdr.MsgDenied &&
 			re.Header.Reject == xdr.AuthError && re.Header.Auth == xdr.AuthTooWeak {

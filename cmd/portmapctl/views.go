@@ -32,7 +32,7 @@ rpcbind version 3's DUMP, and falls back to version 4 or to version 2's
 DUMP as rpcinfo does for a portmapper that speaks only those.
 
 ` + viewHostHelp,
-		Args:         cobra.MaximumNArgs(1),
+		Args:         positional("[HOST]"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.rpcbDumpView(cmd, netid, args, writeRpcbDump)
@@ -51,7 +51,7 @@ func newSummaryCmd(g *globals) *cobra.Command {
 and owner, as rpcinfo -s does, from the same DUMP as table.
 
 ` + viewHostHelp,
-		Args:         cobra.MaximumNArgs(1),
+		Args:         positional("[HOST]"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.rpcbDumpView(cmd, netid, args, writeRpcbSummary)
@@ -138,7 +138,7 @@ per-program lookup and remote-call statistics, in rpcinfo -m's layout.
 Without HOST it asks the portmapper on this machine over its local socket
 (--socket), as rpcinfo does; with HOST, over TCP and, when TCP cannot
 connect, UDP.`,
-		Args:         cobra.MaximumNArgs(1),
+		Args:         positional("[HOST]"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -176,7 +176,7 @@ The portmapper is reached over the netid given with -T (udp, tcp, udp6 or
 tcp6), or else over TCP and, when TCP cannot connect, UDP; the call names
 that netid and the address used to reach the portmapper, so that it can
 answer with addresses this side can reach.`,
-		Args:         cobra.ExactArgs(3),
+		Args:         positional("HOST", "PROG", "VERS"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -220,7 +220,7 @@ may remove it.
 
 Prints nothing on success; on failure prints rpcinfo's message and exits 1.
 Use unset for a true/false answer.`,
-		Args:         cobra.ExactArgs(2),
+		Args:         positional("PROG", "VERS"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if netid != "" && !isKnownNetid(netid) {

@@ -20,6 +20,7 @@ import (
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
+	"github.com/portmapd/portmapd/registry/proc"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -61,6 +62,11 @@ type options struct {
 	httpMaxConns   int
 	httpPerSource  int
 	httpIdle       time.Duration
+	maxRPCPerUID   int
+	maxRPCBytes    int
+	maxProcsPerUID int
+	maxPidfds      int
+	procPoll       time.Duration
 
 	stateDir      string
 	compactBytes  int64
@@ -150,6 +156,11 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.IntVar(&o.httpPerSource, "http-max-conns-per-source", httpmap.DefaultMaxConnsPerSource, "most open HTTP connections over TCP from one address (IPv6: one /64); loopback and --trusted-proxy addresses are not capped")
 	f.DurationVar(&o.httpIdle, "http-idle-timeout", httpmap.DefaultIdleTimeout, "close HTTP keep-alive connections idle for this long")
 	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
+	f.IntVar(&o.maxRPCPerUID, "max-rpc-per-uid", registry.DefaultMaxRPCPerUID, "RPC registrations one uid may hold (root is not capped; unprivileged loopback UDP and TCP callers share one count)")
+	f.IntVar(&o.maxRPCBytes, "max-rpc-bytes-per-uid", registry.DefaultMaxRPCBytesPerUID, "bytes of netid and address one uid's RPC registrations may hold")
+	f.IntVar(&o.maxProcsPerUID, "max-processes-per-uid", registry.DefaultMaxProcessesPerUID, "processes of one uid other than root that may hold named services")
+	f.IntVar(&o.maxPidfds, "max-pidfds", 0, "processes with named services watched through a descriptor each; the others are polled (0: a quarter of RLIMIT_NOFILE)")
+	f.DurationVar(&o.procPoll, "proc-poll-interval", proc.DefaultPollInterval, "how often processes watched without a descriptor are checked")
 	f.StringVar(&o.stateDir, "state-dir", daemon.DefaultStateDir, `directory where registrations are saved so that they survive a restart of the daemon (owner-only); "off" disables`)
 	f.Int64Var(&o.compactBytes, "state-compact-bytes", journal.DefaultCompactBytes, "journal size in bytes that triggers rewriting the saved state as a snapshot, once the journal is also larger than the last snapshot")
 	f.StringVar(&o.warmStartDir, "warm-start-dir", daemon.DefaultWarmStartDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
@@ -206,6 +217,16 @@ func (o options) validate() error {
 		return fmt.Errorf("--http-idle-timeout %v: must be positive", o.httpIdle)
 	case o.maxPerProcess < 1:
 		return fmt.Errorf("--max-per-process %d: must be at least 1", o.maxPerProcess)
+	case o.maxRPCPerUID < 1:
+		return fmt.Errorf("--max-rpc-per-uid %d: must be at least 1", o.maxRPCPerUID)
+	case o.maxRPCBytes < 1:
+		return fmt.Errorf("--max-rpc-bytes-per-uid %d: must be at least 1", o.maxRPCBytes)
+	case o.maxProcsPerUID < 1:
+		return fmt.Errorf("--max-processes-per-uid %d: must be at least 1", o.maxProcsPerUID)
+	case o.maxPidfds < 0:
+		return fmt.Errorf("--max-pidfds %d: must not be negative", o.maxPidfds)
+	case o.procPoll <= 0:
+		return fmt.Errorf("--proc-poll-interval %v: must be positive", o.procPoll)
 	case o.pruneGrace < 0:
 		return fmt.Errorf("--prune-grace %v: must not be negative", o.pruneGrace)
 	case o.pruneInterval <= 0:
@@ -284,6 +305,9 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 			IdleTimeout:       o.httpIdle,
 		},
 		MaxNamedPerProcess: o.maxPerProcess,
+		MaxRPCPerUID:       o.maxRPCPerUID,
+		MaxRPCBytesPerUID:  o.maxRPCBytes,
+		MaxProcessesPerUID: o.maxProcsPerUID,
 		StateDir:           o.stateDir,
 		StateCompactBytes:  o.compactBytes,
 		WarmStart:          o.warmStart,
@@ -301,6 +325,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	if o.dropRoot {
 		cfg.RunAs = o.user
 	}
+	cfg.HTTP.MaxPidfds, cfg.HTTP.ProcPollInterval = o.maxPidfds, o.procPoll
 	if o.stateDir == "off" {
 		cfg.StateDir = ""
 	}

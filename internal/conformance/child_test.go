@@ -155,6 +155,9 @@ func runChild(scenario string) int {
 	if scenario == "lifecycle" {
 		return lifecycle(argv)
 	}
+	if scenario == "switching" {
+		return switching(argv)
+	}
 	d, err := startDaemon(argv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)

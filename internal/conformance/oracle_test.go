@@ -135,6 +135,22 @@ var oracleAllowed = map[string]string{
 	// (and drops the call, as in the known difference below).
 	"dump-v3-after-truncated-set-udp":        "follows from set-v3-truncated-udp",
 	"getaddrlist-v4-after-truncated-set-udp": "follows from set-v3-truncated-udp",
+	// rpcbind stores a SET on any netid with any address; portmapd
+	// refuses (FALSE) a netid no client can create a transport for and an
+	// address not of its netid's form, so that a local user cannot fill
+	// memory and the journal with junk (registry.CheckAddr). Libtirpc and
+	// the kernel only send udp, tcp, udp6, tcp6 and local addresses they
+	// wrote themselves. The other cases follow: the junk entries are not
+	// in the DUMP, GETADDRLIST finds no unserved netid to give up on, and
+	// GETADDR falls back to the program's other version.
+	"set-v3-badnetid-udp":            "unknown netid refused",
+	"set-v3-bogus-netid-udp":         "unknown netid refused",
+	"set-v4-empty-netid-udp":         "empty netid refused",
+	"set-v3-garbage-addr-udp":        "udp address not h1.h2.h3.h4.p1.p2 refused",
+	"dump-v4-after-v3-set-udp":       "follows from the refused SETs",
+	"getaddrlist-v4-vers3-udp":       "follows from set-v4-empty-netid-udp",
+	"getaddrlist-v4-bogus-netid-udp": "follows from set-v3-bogus-netid-udp",
+	"getaddr-v3-garbage-addr-udp":    "follows from set-v3-garbage-addr-udp",
 	// GETSTAT counts every call above, including those answered
 	// differently on purpose (rpcbind counts the truncated and oversized
 	// calls it answered as NULL, SET, ...). The counting itself is compared

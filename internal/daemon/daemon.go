@@ -76,6 +76,12 @@ type Config struct {
 	HTTP httpmap.Config
 	// MaxNamedPerProcess caps the named services one process may hold.
 	MaxNamedPerProcess int
+	// MaxRPCPerUID, MaxRPCBytesPerUID and MaxProcessesPerUID cap what
+	// one user may make the daemon hold (registry.Options); zero takes
+	// the registry's defaults.
+	MaxRPCPerUID       int
+	MaxRPCBytesPerUID  int
+	MaxProcessesPerUID int
 	// Ready, when set, is called once every socket is open and the
 	// registry holds the portmapper's entries.
 	Ready func()
@@ -139,7 +145,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 
-	reg := registry.New(registry.Options{Insecure: cfg.Insecure, MaxNamedPerProcess: cfg.MaxNamedPerProcess})
+	reg := registry.New(registry.Options{
+		Insecure:           cfg.Insecure,
+		MaxNamedPerProcess: cfg.MaxNamedPerProcess,
+		MaxRPCPerUID:       cfg.MaxRPCPerUID,
+		MaxRPCBytesPerUID:  cfg.MaxRPCBytesPerUID,
+		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
+		Logger:             log.With("part", "registry"),
+	})
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
@@ -160,12 +173,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	// Saved registrations are back before the first request is read:
-	// portmapd's own state, then what rpcbind left with -w.
-	var warm []registry.Entry
+	// portmapd's own state and what rpcbind left with -w.
+	var warm warmstart.Saved
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	if jr := restoreState(cfg, reg, warm, log); jr != nil {
+	jr, err := restoreState(ctx, cfg, reg, warm, log)
+	if err != nil {
+		// Stopped while reading the state: nothing was written, so
+		// that the next start finds everything as it was.
+		log.Info("portmapd stopped before serving", "reason", err)
+		return nil
+	}
+	if jr != nil {
 		defer jr.Close()
 	}
 	if cfg.WarmStart {

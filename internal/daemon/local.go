@@ -1,16 +1,13 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/portmapd/portmapd/internal/safefile"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -23,18 +20,13 @@ func (ls *listeners) listenLocal(path string, abstract bool, log *slog.Logger) e
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("daemon: local socket: %w", err)
 	}
-	// A socket left by a portmapper that died holds the name; the lock
-	// file already proved that no live one is using it.
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("daemon: local socket: %w", err)
-	}
-	old := unix.Umask(0o111)
-	ln, err := net.Listen("unix", path)
-	unix.Umask(old)
+	// A socket left by a portmapper that died holds the name, and is
+	// replaced; one that a running portmapper answers on (a second
+	// instance started without the lock file) is left alone.
+	ln, err := safefile.ListenUnix(path, 0o666)
 	if err != nil {
 		return fmt.Errorf("daemon: local socket: %w", err)
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
 	ls.socket = path
 	ls.stream = append(ls.stream, streamSocket{netid: registry.NetidLocal, ln: ln})
 	if abstract {

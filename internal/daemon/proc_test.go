@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -66,6 +67,10 @@ type daemon struct {
 	rpc   string // local RPC socket
 	http  string // local HTTP socket
 	state string
+	// wrap, when set, is the command portmapd runs under (prlimit ...).
+	wrap []string
+	// cred, when set, is the user portmapd runs as.
+	cred *syscall.Credential
 }
 
 type syncBuffer struct {
@@ -110,7 +115,11 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 // start starts portmapd and waits until it answers on its local socket.
 func (d *daemon) start() {
 	d.t.Helper()
-	d.cmd = exec.Command(portmapdBin(d.t), d.args...)
+	argv := append(append(slices.Clone(d.wrap), portmapdBin(d.t)), d.args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
+	if d.cred != nil {
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred}
+	}
 	d.cmd.Stdout = d.log
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {

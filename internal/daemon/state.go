@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
@@ -11,22 +14,26 @@ import (
 )
 
 // restoreState loads the state directory into reg, which already holds the
-// portmapper's own entries, and starts the journal. Nothing in it stops
-// the daemon: without a usable state directory it serves without saving,
-// and says so. extra are registrations from rpcbind's warm-start files,
-// restored after the saved ones.
-func restoreState(cfg Config, reg *registry.Registry, extra []registry.Entry, log *slog.Logger) *journal.Journal {
+// portmapper's own entries, and starts the journal. Nothing in the state
+// directory stops the daemon: without a usable one it serves without
+// saving, and says so in one line. warm is what rpcbind's warm-start files
+// held (see rpcEntries). The only error is ctx's, when it ends while the
+// state is read; nothing has been changed then.
+func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, warm warmstart.Saved, log *slog.Logger) (*journal.Journal, error) {
 	var st journal.State
+	var store *journal.Store
 	if cfg.StateDir != "" {
 		var err error
-		st, err = journal.Load(cfg.StateDir, log)
+		store, err = journal.Open(cfg.StateDir, log)
 		if err != nil {
-			log.Error("cannot use the state directory; registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
-			cfg.StateDir = ""
+			log.Error("cannot use the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
+		} else if st, err = store.Load(ctx); err != nil {
+			store.Close()
+			return nil, err
 		}
 	}
-	entries := make([]registry.Entry, 0, len(st.Entries)+len(extra))
-	for _, e := range append(st.Entries, extra...) {
+	var entries []registry.Entry
+	for _, e := range rpcEntries(st, warm, log) {
 		// The portmapper's own entries are registered afresh.
 		if e.Prog != xdr.PmapProg {
 			entries = append(entries, e)
@@ -45,15 +52,61 @@ func restoreState(cfg Config, reg *registry.Registry, extra []registry.Entry, lo
 	if nE+nS+dead > 0 || len(st.Damaged) > 0 {
 		log.Info("restored registrations", "dir", cfg.StateDir, "rpc", nE, "named", nS, "named_of_exited_processes", dead)
 	}
-	if cfg.StateDir == "" {
-		return nil
+	if store == nil {
+		return nil, nil
 	}
-	j, err := journal.Start(cfg.StateDir, st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
+	j, err := store.Start(st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
 	if err != nil {
-		log.Error("cannot write the state directory; registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
-		return nil
+		store.Close()
+		log.Error("cannot write the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
+		return nil, nil
 	}
-	return j
+	return j, nil
+}
+
+// rpcEntries decides which RPC registrations come back when both
+// portmapd's saved state and rpcbind's warm-start files are there.
+//
+// The two portmappers never run at once (port 111 and the lock file), so
+// whichever wrote last ran last and knows best which services live:
+// warm-start files written after portmapd's state was last written
+// (rpcbind ran in between, and services may have registered there anew on
+// other ports) replace the saved RPC registrations, so that none that
+// died with rpcbind comes back; older ones (left from before portmapd
+// last ran) are ignored. The state's time comes from the stamps recorded
+// in it, which a copy keeps; rpcbind records none, so the files' times
+// are all there is for them. portmapd stopped with -w stamps its state
+// after writing the files, so its own files never win over its richer
+// state (owner pid, namespace, time of registration), and when rpcbind's
+// do, an entry the state holds unchanged keeps those details.
+func rpcEntries(st journal.State, warm warmstart.Saved, log *slog.Logger) []registry.Entry {
+	switch {
+	case warm.Written.IsZero():
+		return st.Entries
+	case st.LastWrite.IsZero():
+		return warm.Entries
+	case !warm.Written.After(st.LastWrite):
+		log.Warn("ignoring rpcbind's warm-start files: they were written before portmapd last saved its state", "warm_start_written", warm.Written.Format(time.RFC3339Nano), "state_written", st.LastWrite.Format(time.RFC3339Nano), "ignored", len(warm.Entries))
+		return st.Entries
+	}
+	log.Info("rpcbind's warm-start files are newer than portmapd's saved state: their RPC registrations replace the saved ones", "warm_start_written", warm.Written.Format(time.RFC3339Nano), "state_written", st.LastWrite.Format(time.RFC3339Nano), "replaced", len(st.Entries), "restored", len(warm.Entries))
+	saved := make(map[registry.Entry]registry.Entry, len(st.Entries))
+	for _, e := range st.Entries {
+		saved[bare(e)] = e
+	}
+	out := make([]registry.Entry, len(warm.Entries))
+	for i, e := range warm.Entries {
+		if s, ok := saved[bare(e)]; ok {
+			e = s
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// bare is e as a warm-start file keeps it.
+func bare(e registry.Entry) registry.Entry {
+	return registry.Entry{Prog: e.Prog, Vers: e.Vers, Netid: strings.ToLower(e.Netid), Addr: e.Addr, Owner: e.Owner}
 }
 
 // alive reports whether p, as saved, is still running: its pid exists with
@@ -69,17 +122,17 @@ func alive(procRoot string, p registry.Process) bool {
 	return p.Exe == "" || info.Exe == "" || info.Exe == p.Exe
 }
 
-// readWarmStart reads rpcbind's warm-start files; damage is logged and
-// what could be read is kept.
-func readWarmStart(dir string, log *slog.Logger) []registry.Entry {
-	entries, err := warmstart.Read(dir)
+// readWarmStart reads rpcbind's warm-start files; what cannot be read is
+// logged and what could be read is kept.
+func readWarmStart(dir string, log *slog.Logger) warmstart.Saved {
+	sv, err := warmstart.Read(dir)
 	if err != nil {
-		log.Error("rpcbind warm-start files damaged; restoring what could be read", "dir", dir, "entries", len(entries), "err", err)
+		log.Error("cannot read rpcbind's warm-start files whole; restoring what could be read", "dir", dir, "entries", len(sv.Entries), "err", err)
 	}
-	if len(entries) > 0 {
-		log.Info("read rpcbind's warm-start files", "dir", dir, "entries", len(entries))
+	if len(sv.Entries) > 0 {
+		log.Info("read rpcbind's warm-start files", "dir", dir, "entries", len(sv.Entries), "written", sv.Written.Format(time.RFC3339Nano))
 	}
-	return entries
+	return sv
 }
 
 // writeWarmStart writes rpcbind's warm-start files on the way out, so that

@@ -46,12 +46,12 @@ func TestWarmStart(t *testing.T) {
 		t.Errorf("after SIGKILL and restart, nfs tcp port %d, want 2049", got)
 	}
 	d.stop()
-	es, err := warmstart.Read(warm)
+	sv, err := warmstart.Read(warm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]bool{}
-	for _, e := range es {
+	for _, e := range sv.Entries {
 		got[e.Netid+" "+e.Addr+" "+e.Owner] = true
 	}
 	for _, want := range []string{"tcp 0.0.0.0.8.1 superuser", "tcp6 ::.8.1 superuser", "udp6 ::.78.80 superuser", "local /run/nfsacl.sock superuser", "tcp 0.0.0.0.39.16 65534", "udp 0.0.0.0.15.205 superuser"} {

@@ -28,10 +28,7 @@ func damageFixture(t *testing.T) (dir, journalPath string) {
 		es = append(es, registry.Entry{Prog: p, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.0.1", Owner: "superuser"})
 	}
 	reg.Restore(es, nil)
-	j, err := Start(dir, 0, reg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := startAt(t, dir, 0, reg, Options{})
 	for p := uint32(11); p <= 15; p++ {
 		mustSet(t, reg, root, registry.Entry{Prog: p, Vers: 1, Netid: "udp", Addr: "0.0.0.0.0.2"})
 	}
@@ -79,7 +76,9 @@ func TestDamage(t *testing.T) {
 		want   []uint32
 	}{
 		{"journal-truncated-record", "journal.1", func(t *testing.T, p string) {
-			editFile(t, p, func(b []byte) []byte { return b[:len(b)-3] })
+			// Into prog 15's record, before the stamp of the stop.
+			offs := recordOffsets(t, p)
+			editFile(t, p, func(b []byte) []byte { return b[:offs[len(offs)-1]-3] })
 		}, []uint32{1, 2, 3, 11, 12, 13, 14}},
 		{"journal-stray-bytes", "journal.1", func(t *testing.T, p string) {
 			editFile(t, p, func(b []byte) []byte { return append(b, 0, 0, 0) })
@@ -137,10 +136,7 @@ func TestDamage(t *testing.T) {
 			tc.damage(t, path)
 			var logBuf bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logBuf, nil))
-			st, err := Load(dir, log)
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
+			st := load(t, dir, log)
 			var got []uint32
 			for _, e := range st.Entries {
 				got = append(got, e.Prog)
@@ -169,14 +165,10 @@ func TestDamage(t *testing.T) {
 			// was restored, and loads back whole.
 			reg := registry.New(registry.Options{})
 			reg.Restore(st.Entries, st.Services)
-			j, err := Start(dir, st.Gen, reg, Options{})
-			if err != nil {
-				t.Fatalf("Start after damage: %v", err)
-			}
-			j.Close()
-			st2, err := Load(dir, log)
-			if err != nil || len(st2.Damaged) != 0 || len(st2.Entries) != len(tc.want) {
-				t.Errorf("reload after damage: %d entries, damage %q, err %v", len(st2.Entries), st2.Damaged, err)
+			startAt(t, dir, st.Gen, reg, Options{}).Close()
+			st2 := load(t, dir, log)
+			if len(st2.Damaged) != 0 || len(st2.Entries) != len(tc.want) {
+				t.Errorf("reload after damage: %d entries, damage %q", len(st2.Entries), st2.Damaged)
 			}
 		})
 	}

@@ -13,7 +13,7 @@
 //
 // Every file starts with a 20-byte header:
 //
-//	magic "PMPD" | version u16 (2; 1 is still read) | kind u16 (1 journal, 2 snapshot) | generation u64 | CRC-32C of the preceding 16 bytes
+//	magic "PMPD" | version u16 (3; 1 and 2 are still read) | kind u16 (1 journal, 2 snapshot) | generation u64 | CRC-32C of the preceding 16 bytes
 //
 // and continues with records:
 //
@@ -23,6 +23,12 @@
 // byte and its fields (see encodeChange). A snapshot ends with a record
 // holding one end marker with the number of changes before it, so that a
 // cut snapshot is told from a whole one.
+//
+// Since version 3, a time stamp (the wall clock when it was written) opens
+// the first record of each batch the journal writes, the record written
+// on a clean stop and a snapshot's end record: the state's last write time
+// travels with the state, whatever a copy does to the files' times (see
+// State.LastWrite).
 //
 // Compaction starts journal G+1 at the instant it copies the state, then
 // writes snapshot G+1 beside it (written to a temporary file, synced and
@@ -36,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"time"
 
 	"github.com/portmapd/portmapd/registry"
@@ -43,10 +50,12 @@ import (
 
 const (
 	magic         = "PMPD"
-	formatVersion = 2
+	formatVersion = 3
 	// versionNoNetNS is the first format, whose set changes lack the
 	// registrant's network namespace. It is read, never written.
 	versionNoNetNS = 1
+	// versionStamps is the first format with time stamps.
+	versionStamps  = 3
 	kindJournal    = 1
 	kindSnapshot   = 2
 	headerLen      = 20
@@ -60,6 +69,7 @@ const (
 	opUnset      = byte(registry.OpUnset)
 	opRegister   = byte(registry.OpRegister)
 	opDeregister = byte(registry.OpDeregister)
+	opStamp      = 0xfe
 	opEnd        = 0xff
 )
 
@@ -118,6 +128,22 @@ func endRecord(b []byte, start int) []byte {
 // appendRecord appends one record holding changes.
 func appendRecord(b []byte, changes []registry.Change) []byte {
 	b, start := beginRecord(b)
+	for _, c := range changes {
+		b = encodeChange(b, c)
+	}
+	return endRecord(b, start)
+}
+
+// appendStamp appends a time stamp change: op, Unix nanoseconds u64.
+func appendStamp(b []byte, t time.Time) []byte {
+	return appendTime(append(b, opStamp), t)
+}
+
+// appendStampedRecord appends one record holding a time stamp of now and
+// then changes.
+func appendStampedRecord(b []byte, now time.Time, changes []registry.Change) []byte {
+	b, start := beginRecord(b)
+	b = appendStamp(b, now)
 	for _, c := range changes {
 		b = encodeChange(b, c)
 	}
@@ -221,11 +247,14 @@ func (d *decoder) when() time.Time {
 	return time.Unix(0, n)
 }
 
-// change is a decoded change, or the end marker of a snapshot.
+// change is a decoded change, the end marker of a snapshot or a time
+// stamp.
 type change struct {
 	registry.Change
-	end   bool
-	count uint64
+	end     bool
+	count   uint64
+	stamped bool
+	at      time.Time
 }
 
 // decodeRecord decodes a record's payload, of a file of format version,
@@ -273,6 +302,12 @@ func decodeRecord(p []byte, version uint16) ([]change, error) {
 		case opEnd:
 			c.end = true
 			c.count = d.u64()
+		case opStamp:
+			if version < versionStamps {
+				return nil, fmt.Errorf("unknown change type %#x", op)
+			}
+			c.stamped = true
+			c.at = d.when()
 		default:
 			return nil, fmt.Errorf("unknown change type %#x", op)
 		}
@@ -295,39 +330,59 @@ type recordErr struct {
 	fatal bool
 }
 
-// scanRecords calls fn with the payload of each whole, valid record of b
-// (the part of a file after its header) and returns the damage it found.
-// A record with a bad checksum whose length still leads to a valid record
-// is skipped and scanning goes on; anything else ends the scan.
-func scanRecords(b []byte, base int64, fn func(payload []byte) error) []recordErr {
+// errStop, returned by scanRecords' fn, ends the scan without damage.
+var errStop = errors.New("stop")
+
+// scanRecords reads the records of r, the part of a file after its header
+// at offset base, which holds size more bytes, and calls fn with the
+// payload of each whole, valid one (valid until fn returns). It returns
+// the damage it found. A record with a bad checksum whose length still
+// leads to a valid record is skipped and scanning goes on; anything else
+// ends the scan. A length is believed only as far as the bytes are there:
+// a record claiming more than maxRecordBytes, or more than is left, is
+// damage, and nothing is allocated for it.
+func scanRecords(r io.Reader, base, size int64, fn func(payload []byte) error) []recordErr {
 	var errs []recordErr
-	off := 0
-	for off < len(b) {
-		rest := b[off:]
-		if len(rest) < recordHeadLen {
-			errs = append(errs, recordErr{base + int64(off), fmt.Sprintf("truncated record (%d stray bytes at the end)", len(rest)), true})
+	var head [recordHeadLen]byte
+	var payload []byte
+	off := int64(0)
+	for {
+		n, err := io.ReadFull(r, head[:])
+		if err == io.EOF {
 			return errs
 		}
-		n := int(binary.BigEndian.Uint32(rest))
-		if n > maxRecordBytes {
-			errs = append(errs, recordErr{base + int64(off), fmt.Sprintf("impossible record length %d", n), true})
+		if err != nil {
+			errs = append(errs, recordErr{base + off, fmt.Sprintf("truncated record (%d stray bytes at the end)", n), true})
 			return errs
 		}
-		if len(rest) < recordHeadLen+n {
-			errs = append(errs, recordErr{base + int64(off), fmt.Sprintf("truncated record (%d of %d bytes)", len(rest)-recordHeadLen, n), true})
+		length := int64(binary.BigEndian.Uint32(head[:]))
+		if length > maxRecordBytes {
+			errs = append(errs, recordErr{base + off, fmt.Sprintf("impossible record length %d", length), true})
 			return errs
 		}
-		payload := rest[recordHeadLen : recordHeadLen+n]
-		sum := crc32.Update(crc32.Checksum(rest[:4], castagnoli), castagnoli, payload)
-		if sum != binary.BigEndian.Uint32(rest[4:8]) {
-			errs = append(errs, recordErr{base + int64(off), "bad checksum", false})
-			off += recordHeadLen + n
+		if left := size - off - recordHeadLen; length > left {
+			errs = append(errs, recordErr{base + off, fmt.Sprintf("truncated record (%d of %d bytes)", max(left, 0), length), true})
+			return errs
+		}
+		if int64(cap(payload)) < length {
+			payload = make([]byte, length)
+		}
+		payload = payload[:length]
+		if got, err := io.ReadFull(r, payload); err != nil {
+			errs = append(errs, recordErr{base + off, fmt.Sprintf("truncated record (%d of %d bytes)", got, length), true})
+			return errs
+		}
+		sum := crc32.Update(crc32.Checksum(head[:4], castagnoli), castagnoli, payload)
+		if sum != binary.BigEndian.Uint32(head[4:]) {
+			errs = append(errs, recordErr{base + off, "bad checksum", false})
+			off += recordHeadLen + length
 			continue
 		}
-		if err := fn(payload); err != nil {
-			errs = append(errs, recordErr{base + int64(off), err.Error(), false})
+		if err := fn(payload); err == errStop {
+			return errs
+		} else if err != nil {
+			errs = append(errs, recordErr{base + off, err.Error(), false})
 		}
-		off += recordHeadLen + n
+		off += recordHeadLen + length
 	}
-	return errs
 }

@@ -41,10 +41,7 @@ func copyState(t *testing.T, from string) string {
 // generation is written in the current format and keeps namespaces.
 func TestLoadVersion1(t *testing.T) {
 	dir := copyState(t, "testdata/v1")
-	st, err := Load(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := load(t, dir, nil)
 	if len(st.Damaged) > 0 {
 		t.Fatalf("version 1 files reported damaged: %q", st.Damaged)
 	}
@@ -67,10 +64,7 @@ func TestLoadVersion1(t *testing.T) {
 
 	reg := registry.New(registry.Options{})
 	reg.Restore(st.Entries, st.Services)
-	j, err := Start(dir, st.Gen, reg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := startAt(t, dir, st.Gen, reg, Options{})
 	foreign := registry.Caller{Transport: registry.Local, Cred: &registry.Cred{UID: 0, PID: 99, NetNS: 4580}}
 	mustSet(t, reg, foreign, registry.Entry{Prog: 100024, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.3.2"})
 	if err := j.Close(); err != nil {
@@ -85,10 +79,7 @@ func TestLoadVersion1(t *testing.T) {
 			t.Errorf("%s written in format %d, want %d", name, v, formatVersion)
 		}
 	}
-	st2, err := Load(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st2 := load(t, dir, nil)
 	if len(st2.Entries) != 3 || st2.Entries[2].NetNS != 4580 {
 		t.Fatalf("after restart: %+v, want the third entry with namespace 4580", st2.Entries)
 	}

@@ -2,16 +2,17 @@ package journal
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/portmapd/portmapd/internal/safefile"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -34,10 +35,11 @@ type Options struct {
 // concurrent requests share a sync (group commit), and wakes the requests
 // whose records are then durable.
 type Journal struct {
-	dir  string
-	log  *slog.Logger
-	reg  *registry.Registry
-	opts Options
+	store *Store
+	dir   *safefile.Dir
+	log   *slog.Logger
+	reg   *registry.Registry
+	opts  Options
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -62,20 +64,19 @@ type Journal struct {
 	done     sync.WaitGroup
 }
 
-// Start begins journaling reg's changes in dir: it writes generation gen+1
-// (gen from Load) holding reg's present state, removes the older files and
-// attaches itself to reg. Call it after restoring, before serving.
-func Start(dir string, gen uint64, reg *registry.Registry, opts Options) (*Journal, error) {
+// Start begins journaling reg's changes in the store: it writes generation
+// gen+1 (gen from Load) holding reg's present state, removes the older
+// files and attaches itself to reg. Call it after restoring, before
+// serving. The Journal takes the store over, and closing it closes the
+// store; when Start fails, the store is still the caller's.
+func (s *Store) Start(gen uint64, reg *registry.Registry, opts Options) (*Journal, error) {
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = s.log
 	}
 	if opts.CompactBytes <= 0 {
 		opts.CompactBytes = DefaultCompactBytes
 	}
-	if err := prepareDir(dir, opts.Logger); err != nil {
-		return nil, err
-	}
-	j := &Journal{dir: dir, log: opts.Logger, reg: reg, opts: opts, gen: gen, compactc: make(chan struct{}, 1), quit: make(chan struct{})}
+	j := &Journal{store: s, dir: s.dir, log: opts.Logger, reg: reg, opts: opts, gen: gen, compactc: make(chan struct{}, 1), quit: make(chan struct{})}
 	j.cond = sync.NewCond(&j.mu)
 	if err := j.compact(); err != nil {
 		if j.f != nil {
@@ -98,7 +99,13 @@ func (j *Journal) Record(changes []registry.Change) func() {
 		return func() {}
 	}
 	before := len(j.pending)
-	j.pending = appendRecord(j.pending, changes)
+	if before == 0 {
+		// The first record of a batch carries the time it is
+		// written at.
+		j.pending = appendStampedRecord(j.pending, time.Now(), changes)
+	} else {
+		j.pending = appendRecord(j.pending, changes)
+	}
 	j.size += int64(len(j.pending) - before)
 	j.queued++
 	seq := j.queued
@@ -155,7 +162,7 @@ func (j *Journal) flushLocked() {
 			err = unix.Fdatasync(int(j.f.Fd()))
 		}
 		if err != nil {
-			j.fail(fmt.Errorf("writing %s: %w", j.f.Name(), err))
+			j.fail(fmt.Errorf("writing %s: %w", j.name(), err))
 		}
 	}
 	j.mu.Lock()
@@ -163,6 +170,11 @@ func (j *Journal) flushLocked() {
 	j.durable = max(j.durable, upto)
 	j.cond.Broadcast()
 	j.mu.Unlock()
+}
+
+// name is the current journal file's path, for messages.
+func (j *Journal) name() string {
+	return filepath.Join(j.dir.Path(), journalPrefix+strconv.FormatUint(j.gen, 10))
 }
 
 func writeAll(f *os.File, b []byte) error {
@@ -179,7 +191,7 @@ func (j *Journal) fail(err error) {
 	j.compacting = true
 	j.mu.Unlock()
 	if first {
-		j.log.Error("cannot save registrations; they are kept in memory and will be saved again once writing works", "dir", j.dir, "err", err)
+		j.log.Error("cannot save registrations; they are kept in memory and will be saved again once writing works", "dir", j.dir.Path(), "err", err)
 	}
 	select {
 	case j.compactc <- struct{}{}:
@@ -196,7 +208,7 @@ func (j *Journal) compactor() {
 		case <-j.compactc:
 		}
 		if err := j.compact(); err != nil {
-			j.log.Error("state compaction failed", "dir", j.dir, "err", err)
+			j.log.Error("state compaction failed", "dir", j.dir.Path(), "err", err)
 		}
 	}
 }
@@ -235,10 +247,10 @@ func (j *Journal) compact() error {
 	j.broken = false
 	j.mu.Unlock()
 	if wasBroken {
-		j.log.Info("registrations saved again", "dir", j.dir)
+		j.log.Info("registrations saved again", "dir", j.dir.Path())
 	}
 	removeOlder(j.dir, gen)
-	j.log.Debug("compacted state", "dir", j.dir, "gen", gen, "journal_bytes", oldSize, "snapshot_bytes", n, "rpc", len(entries), "named", len(svcs))
+	j.log.Debug("compacted state", "dir", j.dir.Path(), "gen", gen, "journal_bytes", oldSize, "snapshot_bytes", n, "rpc", len(entries), "named", len(svcs))
 	return nil
 }
 
@@ -271,32 +283,24 @@ func (j *Journal) rotate(gen uint64) error {
 	// The journal appears under its name only with its header synced, so
 	// that a crash here leaves a temporary file, not a journal that
 	// looks damaged.
-	path := filepath.Join(j.dir, journalPrefix+strconv.FormatUint(gen, 10))
-	f, err := os.OpenFile(path+tmpSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	f, err := j.dir.Create(journalPrefix+strconv.FormatUint(gen, 10), 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	hdr := appendHeader(nil, kindJournal, gen)
-	if err := writeAll(f, hdr); err != nil {
-		f.Close()
+	if err := writeAll(f.File, hdr); err != nil {
+		f.Abort()
 		return fmt.Errorf("journal: %w", err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := f.Commit(); err != nil {
+		f.Abort()
 		f.Close()
 		return fmt.Errorf("journal: %w", err)
-	}
-	if err := os.Rename(path+tmpSuffix, path); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := syncDir(j.dir); err != nil {
-		f.Close()
-		return err
 	}
 	if j.f != nil {
 		j.f.Close()
 	}
-	j.f = f
+	j.f = f.File
 	j.gen = gen
 	j.mu.Lock()
 	j.size = int64(len(hdr)) + int64(len(j.pending))
@@ -308,7 +312,7 @@ func (j *Journal) rotate(gen uint64) error {
 const snapshotBatch = 512
 
 // writeSnapshot writes the snapshot of generation gen and returns its size.
-func writeSnapshot(dir string, gen uint64, entries []registry.Entry, svcs []registry.Service) (int64, error) {
+func writeSnapshot(dir *safefile.Dir, gen uint64, entries []registry.Entry, svcs []registry.Service) (int64, error) {
 	b := appendHeader(make([]byte, 0, 64*(len(entries)+len(svcs))+64), kindSnapshot, gen)
 	batch := make([]registry.Change, 0, snapshotBatch)
 	flush := func() {
@@ -331,60 +335,48 @@ func writeSnapshot(dir string, gen uint64, entries []registry.Entry, svcs []regi
 	}
 	flush()
 	b, start := beginRecord(b)
+	b = appendStamp(b, time.Now())
 	b = append(b, opEnd)
 	b = binary.BigEndian.AppendUint64(b, uint64(len(entries)+len(svcs)))
 	b = endRecord(b, start)
 
-	tmp := filepath.Join(dir, snapshotName+tmpSuffix)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	f, err := dir.Create(snapshotName, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}
-	if err := writeAll(f, b); err != nil {
-		f.Close()
+	defer f.Abort()
+	if err := writeAll(f.File, b); err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		return 0, fmt.Errorf("journal: snapshot: %w", err)
+	}
+	testStep(stepTmpSynced, gen)
+	if err := f.Commit(); err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return 0, fmt.Errorf("journal: snapshot: %w", err)
 	}
-	testStep(stepTmpSynced, gen)
-	if err := os.Rename(tmp, filepath.Join(dir, snapshotName)); err != nil {
-		return 0, fmt.Errorf("journal: snapshot: %w", err)
-	}
-	return int64(len(b)), syncDir(dir)
+	return int64(len(b)), nil
 }
 
 // removeOlder removes the journals before generation gen.
-func removeOlder(dir string, gen uint64) {
+func removeOlder(dir *safefile.Dir, gen uint64) {
 	gens, _, err := journalGens(dir)
 	if err != nil {
 		return
 	}
 	for _, g := range gens {
 		if g < gen {
-			_ = os.Remove(filepath.Join(dir, journalPrefix+strconv.FormatUint(g, 10)))
+			_ = dir.Remove(journalPrefix + strconv.FormatUint(g, 10))
 		}
 	}
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("journal: sync %s: %w", dir, err)
-	}
-	return nil
-}
-
-// Close writes what is queued, detaches the journal from the registry
-// and closes its file. The files stay for the next start.
+// Close writes what is queued and a time stamp, so that the state's last
+// write time is the time it was closed, detaches the journal from the
+// registry and closes its file. The files stay for the next start.
 func (j *Journal) Close() error {
 	j.reg.SetJournal(nil)
 	j.mu.Lock()
@@ -393,6 +385,7 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
+	j.pending = appendStampedRecord(j.pending, time.Now(), nil)
 	j.cond.Broadcast()
 	j.mu.Unlock()
 	close(j.quit)
@@ -400,5 +393,9 @@ func (j *Journal) Close() error {
 	j.fmu.Lock()
 	defer j.fmu.Unlock()
 	j.flushLocked()
-	return j.f.Close()
+	err := j.f.Close()
+	if serr := j.store.Close(); err == nil {
+		err = serr
+	}
+	return err
 }

@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -24,20 +28,52 @@ var (
 	proc1 = registry.Process{PID: 77, UID: 1000, GID: 1000, Start: 123456, Exe: "/usr/bin/svc"}
 )
 
+// load opens the state directory dir, loads it and closes it.
+func load(t testing.TB, dir string, log *slog.Logger) State {
+	t.Helper()
+	s, err := Open(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// startAt starts a journal of generation gen+1 on reg in dir.
+func startAt(t testing.TB, dir string, gen uint64, reg *registry.Registry, opts Options) *Journal {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Start(gen, reg, opts)
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	return j
+}
+
 // start loads dir into a fresh registry and starts a journal on it.
 func start(t testing.TB, dir string, opts Options) (*registry.Registry, *Journal, State) {
 	t.Helper()
-	st, err := Load(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := load(t, dir, nil)
 	reg := registry.New(registry.Options{})
 	reg.Restore(st.Entries, st.Services)
-	j, err := Start(dir, st.Gen, reg, opts)
-	if err != nil {
+	return reg, startAt(t, dir, st.Gen, reg, opts), st
+}
+
+// abandon leaves j as a crash would: files as they are, the directory's
+// lock released for the next start.
+func abandon(t testing.TB, j *Journal) {
+	t.Helper()
+	if err := j.dir.Flock(unix.LOCK_UN); err != nil {
 		t.Fatal(err)
 	}
-	return reg, j, st
 }
 
 func mustSet(t testing.TB, reg *registry.Registry, c registry.Caller, e registry.Entry) {
@@ -90,6 +126,8 @@ func TestRoundTrip(t *testing.T) {
 				if err := j.Close(); err != nil {
 					t.Fatal(err)
 				}
+			} else {
+				abandon(t, j)
 			}
 			reg2, j2, st := start(t, dir, Options{})
 			defer j2.Close()
@@ -162,10 +200,7 @@ func BenchmarkSet(b *testing.B) {
 				es = append(es, registry.Entry{Prog: 1000000 + uint32(i), Vers: 1, Netid: "tcp", Addr: "0.0.0.0.1.1", Owner: "superuser"})
 			}
 			reg.Restore(es, nil)
-			j, err := Start(dir, 0, reg, Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			j := startAt(b, dir, 0, reg, Options{})
 			defer j.Close()
 			var next atomic.Uint32
 			b.ResetTimer()
@@ -265,10 +300,10 @@ func TestCompactionInterrupted(t *testing.T) {
 	unrenamed := func(name string, size int64) func(t *testing.T, dir string) {
 		return func(t *testing.T, dir string) {
 			path := filepath.Join(dir, name)
-			if err := os.Rename(path, path+tmpSuffix); err != nil {
+			if err := os.Rename(path, path+tmpName); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Truncate(path+tmpSuffix, size); err != nil {
+			if err := os.Truncate(path+tmpName, size); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -292,11 +327,15 @@ func TestCompactionInterrupted(t *testing.T) {
 		{"journal started, no snapshot", stepRotated, nil,
 			files{"snapshot": 2, "journal.2": 2, "journal.3": 3}, true},
 		{"snapshot being written", stepRotated, func(t *testing.T, dir string) {
-			b, err := os.ReadFile(filepath.Join(saved[stepTmpSynced], snapshotName+tmpSuffix))
+			tmps, _ := filepath.Glob(filepath.Join(saved[stepTmpSynced], snapshotName+".tmp-*"))
+			if len(tmps) != 1 {
+				t.Fatalf("temporary snapshots %v, want one", tmps)
+			}
+			b, err := os.ReadFile(tmps[0])
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(dir, snapshotName+tmpSuffix), b[:len(b)/2], 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, snapshotName+tmpName), b[:len(b)/2], 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, files{"snapshot": 2, "snapshot.tmp": 3, "journal.2": 2, "journal.3": 3}, true},
@@ -371,9 +410,14 @@ func copyDir(t *testing.T, src string) string {
 	return dst
 }
 
+// tmpName is a random temporary name's ending, as safefile.Create makes
+// them.
+const tmpName = ".tmp-0123456789abcdef"
+
 // filesIn lists a state directory's files with the generation in each
-// one's header (see the package doc), 0 when it has no whole header. Files kept aside as
-// damaged are left out.
+// one's header (see the package doc), 0 when it has no whole header. Files
+// kept aside as damaged are left out; a temporary file is listed as
+// NAME.tmp, whatever its random part.
 func filesIn(t *testing.T, dir string) map[string]uint64 {
 	t.Helper()
 	des, err := os.ReadDir(dir)
@@ -393,7 +437,11 @@ func filesIn(t *testing.T, dir string) map[string]uint64 {
 		if len(b) >= headerLen && string(b[:len(magic)]) == magic {
 			gen = binary.BigEndian.Uint64(b[8:16])
 		}
-		out[de.Name()] = gen
+		name := de.Name()
+		if i := strings.Index(name, ".tmp-"); i >= 0 {
+			name = name[:i] + ".tmp"
+		}
+		out[name] = gen
 	}
 	return out
 }

@@ -1,11 +1,15 @@
 package journal
 
 import (
+	"bufio"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/portmapd/portmapd/internal/safefile"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -36,6 +43,12 @@ type State struct {
 	// Damaged lists one line per file that could not be read whole,
 	// as logged.
 	Damaged []string
+	// LastWrite is when portmapd last wrote the state: the latest time
+	// stamp recorded in the files (each batch of changes, each snapshot
+	// and each clean stop records one), so that a copy of the directory
+	// keeps it. Files of formats before stamps give their modification
+	// time instead. Zero when nothing was saved.
+	LastWrite time.Time
 }
 
 type entryKey struct {
@@ -121,22 +134,76 @@ func (b *builder) state() State {
 	return st
 }
 
-// Load reads the state saved in dir, creating dir (mode 0700) if it does
-// not exist. It never fails because of what the files hold: a file that
-// cannot be read whole (a truncated or corrupt record, an unknown format
-// version, permissions that let others write it) gives up every record
-// that can still be read, is renamed aside to NAME.damaged-TIME, and is
-// reported in one log line. It fails only when dir itself is unusable.
-func Load(dir string, log *slog.Logger) (State, error) {
+// A Store is an open state directory. It holds an exclusive lock on the
+// directory from Open to Close, so that a second portmapd pointed at the
+// same directory (started without the lock file) reads and writes
+// nothing there.
+type Store struct {
+	dir *safefile.Dir
+	log *slog.Logger
+}
+
+// ErrInUse reports a state directory another process holds open.
+var ErrInUse = errors.New("in use by another portmapd")
+
+// Open opens the state directory at path, creating it (mode 0700) if it
+// does not exist. The directory must belong to this process's user and
+// must not be a symbolic link (see package safefile); one that others may
+// read or write is made owner-only, with a warning. log receives the
+// warning and, from Load, the damage found; nothing is logged when nil.
+func Open(path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := prepareDir(dir, log); err != nil {
+	if err := safefile.MkdirAll(path, 0o700, false, -1, -1); err != nil {
+		return nil, fmt.Errorf("journal: state directory: %w", err)
+	}
+	d, err := safefile.OpenDir(path, safefile.Policy{Private: true})
+	if err != nil {
+		return nil, fmt.Errorf("journal: state directory %w", err)
+	}
+	if err := d.Flock(unix.LOCK_EX | unix.LOCK_NB); err != nil {
+		defer d.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			holder := ""
+			if st, err := d.Stat(); err == nil {
+				if pid, ok := safefile.FlockHolder(&st); ok {
+					holder = " (pid " + strconv.Itoa(pid) + ")"
+				}
+			}
+			return nil, fmt.Errorf("journal: state directory %s: %w%s", path, ErrInUse, holder)
+		}
+		return nil, fmt.Errorf("journal: state directory: %w", err)
+	}
+	if perm := d.Perm(); perm != 0o700 {
+		log.Warn("state directory was not owner-only; made it 0700", "dir", path, "mode", fmt.Sprintf("%04o", perm))
+	}
+	return &Store{dir: d, log: log}, nil
+}
+
+// Close releases the directory. A Journal started on it must be closed
+// first.
+func (s *Store) Close() error { return s.dir.Close() }
+
+// checkEvery is how many records Load reads between looks at its
+// context.
+const checkEvery = 256
+
+// Load reads the saved state. It never fails because of what the files
+// hold: a file that cannot be read whole (a truncated or corrupt record,
+// an unknown format version, permissions that let others write it, a
+// FIFO or link in its place) gives up every record that can still be
+// read, is renamed aside to NAME.damaged-TIME, and is reported in one log
+// line. Files are read record by record, so memory follows the state
+// they hold, not their size. It fails only when the directory cannot be
+// listed, or with ctx's error when ctx ends first.
+func (s *Store) Load(ctx context.Context) (State, error) {
+	l := loader{ctx: ctx, dir: s.dir, log: s.log, b: newBuilder(), now: time.Now()}
+	snapGen, haveSnap, err := l.readFile(snapshotName, kindSnapshot)
+	if err != nil {
 		return State{}, err
 	}
-	l := loader{dir: dir, log: log, b: newBuilder(), now: time.Now()}
-	snapGen, haveSnap := l.readFile(snapshotName, kindSnapshot)
-	gens, tmps, err := journalGens(dir)
+	gens, tmps, err := journalGens(s.dir)
 	if err != nil {
 		return State{}, err
 	}
@@ -144,57 +211,43 @@ func Load(dir string, log *slog.Logger) (State, error) {
 		if haveSnap && g < snapGen {
 			continue
 		}
-		l.readFile(journalPrefix+strconv.FormatUint(g, 10), kindJournal)
+		if _, _, err := l.readFile(journalPrefix+strconv.FormatUint(g, 10), kindJournal); err != nil {
+			return State{}, err
+		}
 		l.gen = max(l.gen, g)
 	}
 	st := l.b.state()
 	st.Gen = max(l.gen, snapGen)
 	st.Damaged = l.damaged
+	st.LastWrite = l.lastWrite
 	// Leftover temporary files are a compaction that did not finish:
 	// a snapshot being written, or a journal whose header was not yet
 	// synced, before which nothing was recorded in it.
-	_ = os.Remove(filepath.Join(dir, snapshotName+tmpSuffix))
 	for _, tmp := range tmps {
-		_ = os.Remove(filepath.Join(dir, tmp))
+		_ = s.dir.Remove(tmp)
 	}
 	return st, nil
 }
 
-// prepareDir creates dir owner-only, or makes an existing one so.
-func prepareDir(dir string, log *slog.Logger) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("journal: state directory: %w", err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("journal: state directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("journal: state directory %s is not a directory", dir)
-	}
-	if fi.Mode().Perm() != 0o700 {
-		log.Warn("state directory was not owner-only; made it 0700", "dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("journal: state directory: %w", err)
-		}
-	}
-	return nil
-}
-
 // journalGens lists the generations of the journals in dir, in order, and
-// the names of journals left half-created (see rotate).
-func journalGens(dir string) (gens []uint64, tmps []string, err error) {
-	des, err := os.ReadDir(dir)
+// the temporary files left by a compaction that did not finish (see
+// rotate and writeSnapshot).
+func journalGens(dir *safefile.Dir) (gens []uint64, tmps []string, err error) {
+	names, err := dir.Names()
 	if err != nil {
 		return nil, nil, fmt.Errorf("journal: state directory: %w", err)
 	}
-	for _, de := range des {
-		name := de.Name()
-		if !strings.HasPrefix(name, journalPrefix) {
+	for _, name := range names {
+		if !strings.HasPrefix(name, journalPrefix) && !strings.HasPrefix(name, snapshotName) {
 			continue
 		}
-		if strings.HasSuffix(name, tmpSuffix) {
+		// NAME.tmp is what versions before the random temporary
+		// names left.
+		if safefile.IsTemp(name) || strings.HasSuffix(name, tmpSuffix) {
 			tmps = append(tmps, name)
+			continue
+		}
+		if !strings.HasPrefix(name, journalPrefix) {
 			continue
 		}
 		g, err := strconv.ParseUint(name[len(journalPrefix):], 10, 64)
@@ -208,56 +261,83 @@ func journalGens(dir string) (gens []uint64, tmps []string, err error) {
 }
 
 type loader struct {
-	dir     string
+	ctx     context.Context
+	dir     *safefile.Dir
 	log     *slog.Logger
 	b       *builder
 	now     time.Time
 	gen     uint64
 	damaged []string
+	// lastWrite is the latest time stamp read, or for files of formats
+	// without them the latest such file's modification time.
+	lastWrite time.Time
 }
 
-// readFile replays one file. It returns the generation in its header and
-// whether the header could be read.
-func (l *loader) readFile(name string, kind uint16) (uint64, bool) {
-	path := filepath.Join(l.dir, name)
-	data, err := os.ReadFile(path)
+// readFile replays one file, record by record. It returns the generation
+// in its header and whether the header could be read; the error is only
+// ever the context's.
+func (l *loader) readFile(name string, kind uint16) (uint64, bool, error) {
+	f, fi, err := l.dir.Open(name, math.MaxInt64)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false
+		return 0, false, nil
 	}
-	var problems []string
 	if err != nil {
-		l.damage(path, err.Error(), 0)
-		return 0, false
+		l.damage(name, errorText(err), 0)
+		return 0, false, nil
 	}
-	if p := permissionProblem(path); p != "" {
+	defer f.Close()
+	var problems []string
+	if p := permissionProblem(fi); p != "" {
 		problems = append(problems, p)
 	}
-	h, err := parseHeader(data)
-	if err == nil && h.kind != kind {
-		err = fmt.Errorf("file kind %d where %d was expected", h.kind, kind)
+	r := bufio.NewReaderSize(f, 64<<10)
+	hb := make([]byte, headerLen)
+	n, err := io.ReadFull(r, hb)
+	h, herr := parseHeader(hb[:n])
+	if herr == nil && h.kind != kind {
+		herr = fmt.Errorf("file kind %d where %d was expected", h.kind, kind)
 	}
-	if err != nil {
-		l.damage(path, strings.Join(append(problems, err.Error()), "; "), 0)
-		return 0, false
+	if herr == nil && err != nil {
+		herr = err
 	}
-	applied := 0
-	var ended bool
+	if herr != nil {
+		l.damage(name, strings.Join(append(problems, herr.Error()), "; "), 0)
+		return 0, false, nil
+	}
+	applied, records := 0, 0
+	var ended, stamped, interrupted bool
 	var count uint64
-	errs := scanRecords(data[headerLen:], headerLen, func(p []byte) error {
+	errs := scanRecords(r, headerLen, fi.Size()-headerLen, func(p []byte) error {
+		if records++; records%checkEvery == 0 && l.ctx.Err() != nil {
+			interrupted = true
+			return errStop
+		}
 		cs, err := decodeRecord(p, h.version)
 		if err != nil {
 			return err
 		}
 		for _, c := range cs {
-			if c.end {
+			switch {
+			case c.end:
 				ended, count = true, c.count
-				continue
+			case c.stamped:
+				stamped = true
+				if c.at.After(l.lastWrite) {
+					l.lastWrite = c.at
+				}
+			default:
+				l.b.apply(c.Change)
+				applied++
 			}
-			l.b.apply(c.Change)
-			applied++
 		}
 		return nil
 	})
+	if interrupted {
+		return 0, false, fmt.Errorf("journal: reading %s: %w", f.Name(), context.Cause(l.ctx))
+	}
+	if !stamped && h.version < versionStamps && fi.ModTime().After(l.lastWrite) {
+		l.lastWrite = fi.ModTime()
+	}
 	for _, e := range errs {
 		problems = append(problems, fmt.Sprintf("%s at byte %d", e.reason, e.off))
 	}
@@ -270,21 +350,28 @@ func (l *loader) readFile(name string, kind uint16) (uint64, bool) {
 		}
 	}
 	if len(problems) > 0 {
-		l.damage(path, strings.Join(problems, "; "), applied)
+		l.damage(name, strings.Join(problems, "; "), applied)
 	}
-	return h.gen, true
+	return h.gen, true, nil
+}
+
+// errorText is err without the paths, which the damage line already
+// names.
+func errorText(err error) string {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	case errors.As(err, &le):
+		return le.Err.Error()
+	}
+	return err.Error()
 }
 
 // permissionProblem says what is wrong with a state file's owner or mode,
 // or "" when it is the daemon's own and owner-only.
-func permissionProblem(path string) string {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return err.Error()
-	}
-	if !fi.Mode().IsRegular() {
-		return "not a regular file"
-	}
+func permissionProblem(fi fs.FileInfo) string {
 	var p []string
 	if fi.Mode().Perm()&0o077 != 0 {
 		p = append(p, fmt.Sprintf("mode %04o lets others read or write it", fi.Mode().Perm()))
@@ -298,20 +385,34 @@ func permissionProblem(path string) string {
 	return "wrong permissions: " + strings.Join(p, ", ")
 }
 
+// maxAsideTries bounds the search for a free NAME.damaged-TIME.N.
+const maxAsideTries = 100
+
 // damage renames a damaged file aside and logs one line saying what was
-// wrong, how much was restored and where the file went.
-func (l *loader) damage(path, what string, restored int) {
-	aside := path + damagedInfix + l.now.UTC().Format("20060102T150405Z")
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
+// wrong, how much was restored and where the file went. A file that
+// cannot be renamed stays where it is, and the line says why.
+func (l *loader) damage(name, what string, restored int) {
+	stamp := l.now.UTC().Format("20060102T150405Z")
+	where := ""
+	for i := 0; i < maxAsideTries; i++ {
+		aside := name + damagedInfix + stamp
+		if i > 0 {
+			aside += "." + strconv.Itoa(i)
+		}
+		err := l.dir.RenameNoReplace(name, aside)
+		if err == nil {
+			where = filepath.Join(l.dir.Path(), aside)
 			break
 		}
-		aside = path + damagedInfix + l.now.UTC().Format("20060102T150405Z") + "." + strconv.Itoa(i)
+		if !errors.Is(err, fs.ErrExist) {
+			where = "left in place (cannot rename it: " + errorText(err) + ")"
+			break
+		}
 	}
-	where := aside
-	if err := os.Rename(path, aside); err != nil {
-		where = "left in place (" + err.Error() + ")"
+	if where == "" {
+		where = fmt.Sprintf("left in place (%d names for it taken)", maxAsideTries)
 	}
+	path := filepath.Join(l.dir.Path(), name)
 	line := fmt.Sprintf("state file %s damaged (%s): restored %d good changes from it; file kept as %s", path, what, restored, where)
 	l.log.Error(line)
 	l.damaged = append(l.damaged, line)

@@ -1,7 +1,8 @@
 // Package proc ties registrations to the life of a Linux process. A Handle
 // is a pidfd with the process's identity read from /proc; a Watcher calls a
-// function once, as soon as the process exits, using one epoll set for all
-// the processes it watches.
+// function once, as soon as the process exits, using one epoll set for the
+// pidfds of the processes it watches, and past a budget of descriptors by
+// polling /proc for their pid and start time.
 //
 // Reading /proc alone cannot tell a process from a later one that reuses its
 // pid. A pidfd can: it refers to one process for as long as it is open. So
@@ -60,7 +61,7 @@ func Inspect(procRoot string, pid int32) (Info, error) {
 	if err != nil {
 		return Info{}, &Error{"inspect", pid, gone(err)}
 	}
-	start, err := parseStartTime(stat)
+	_, start, err := parseStat(stat)
 	if err != nil {
 		return Info{}, &Error{"inspect", pid, err}
 	}
@@ -86,25 +87,47 @@ func gone(err error) error {
 	return err
 }
 
-// parseStartTime returns field 22 of /proc/PID/stat. The command name, field
-// 2, is in parentheses and may itself hold spaces and parentheses, so the
-// fields are counted from the last ')'.
-func parseStartTime(stat []byte) (uint64, error) {
+// parseStat returns the state (field 3) and the start time (field 22) of
+// /proc/PID/stat. The command name, field 2, is in parentheses and may
+// itself hold spaces and parentheses, so the fields are counted from the
+// last ')'.
+func parseStat(stat []byte) (state byte, start uint64, err error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, errors.New("malformed stat: no command name")
+		return 0, 0, errors.New("malformed stat: no command name")
 	}
 	// After ')' come fields 3 onwards; start time is field 22.
 	fields := strings.Fields(string(stat[i+1:]))
 	const startField = 22 - 3
-	if len(fields) <= startField {
-		return 0, errors.New("malformed stat: too few fields")
+	if len(fields) <= startField || len(fields[0]) != 1 {
+		return 0, 0, errors.New("malformed stat: too few fields")
 	}
-	start, err := strconv.ParseUint(fields[startField], 10, 64)
+	start, err = strconv.ParseUint(fields[startField], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("malformed stat start time: %w", err)
+		return 0, 0, fmt.Errorf("malformed stat start time: %w", err)
 	}
-	return start, nil
+	return fields[0][0], start, nil
+}
+
+// Running reports whether the process k names still runs: /proc/PID/stat
+// exists, shows k's start time (so the pid was not reused) and not a
+// zombie. It holds no descriptor beyond the read, which is what a Watcher
+// polls with once its pidfds are spent. An error means /proc could not
+// tell (too many open files, say), not that the process is gone.
+func Running(procRoot string, k Key) (bool, error) {
+	stat, err := os.ReadFile(procRoot + "/" + strconv.Itoa(int(k.PID)) + "/stat")
+	if err != nil {
+		if errors.Is(gone(err), ErrGone) {
+			return false, nil
+		}
+		return false, &Error{"poll", k.PID, err}
+	}
+	state, start, err := parseStat(stat)
+	if err != nil {
+		return false, &Error{"poll", k.PID, err}
+	}
+	// Z is a zombie, X (never seen in practice) a process being reaped.
+	return start == k.Start && state != 'Z' && state != 'X', nil
 }
 
 // parseStatusIDs returns the effective uid and gid from /proc/PID/status,

@@ -2,31 +2,37 @@ package proc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
 
-func TestParseStartTime(t *testing.T) {
+func TestParseStat(t *testing.T) {
 	tests := []struct {
-		name string
-		stat string
-		want uint64
-		ok   bool
+		name  string
+		stat  string
+		state byte
+		want  uint64
+		ok    bool
 	}{
-		{"plain", "42 (sleep) S 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 123456 5000 100", 123456, true},
-		{"name with spaces and parens", "42 (a) b (c) S 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 987 5000 100", 987, true},
-		{"no paren", "42 sleep S 1", 0, false},
-		{"short", "42 (sleep) S 1 42", 0, false},
-		{"not a number", "42 (sleep) S 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 x 5000 100", 0, false},
-		{"empty", "", 0, false},
+		{"plain", "42 (sleep) S 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 123456 5000 100", 'S', 123456, true},
+		{"zombie", "42 (sleep) Z 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 123456 5000 100", 'Z', 123456, true},
+		{"name with spaces and parens", "42 (a) b (c) S 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 987 5000 100", 'S', 987, true},
+		{"no paren", "42 sleep S 1", 0, 0, false},
+		{"short", "42 (sleep) S 1 42", 0, 0, false},
+		{"state not one letter", "42 (sleep) SS 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 123456 5000 100", 0, 0, false},
+		{"not a number", "42 (sleep) S 1 42 42 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 x 5000 100", 0, 0, false},
+		{"empty", "", 0, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStartTime([]byte(tt.stat))
-			if (err == nil) != tt.ok || got != tt.want {
-				t.Fatalf("parseStartTime = %d, %v; want %d, ok=%v", got, err, tt.want, tt.ok)
+			state, got, err := parseStat([]byte(tt.stat))
+			if (err == nil) != tt.ok || got != tt.want || state != tt.state {
+				t.Fatalf("parseStat = %q, %d, %v; want %q, %d, ok=%v", state, got, err, tt.state, tt.want, tt.ok)
 			}
 		})
 	}
@@ -116,7 +122,7 @@ func startSleep(t *testing.T) *exec.Cmd {
 }
 
 func TestWatcherKill(t *testing.T) {
-	w, err := NewWatcher(nil)
+	w, err := NewWatcher(WatcherConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +165,7 @@ func TestWatcherKill(t *testing.T) {
 }
 
 func TestWatcherUnwatch(t *testing.T) {
-	w, err := NewWatcher(nil)
+	w, err := NewWatcher(WatcherConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +196,222 @@ func TestWatcherUnwatch(t *testing.T) {
 	}
 	if _, err := w.Watch(h3, func(Info) {}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Watch after Close = %v", err)
+	}
+}
+
+// fakeProc writes a /proc/PID/stat under root for pid with state and
+// start time.
+func fakeProc(t *testing.T, root string, pid int32, state byte, start uint64) {
+	t.Helper()
+	dir := filepath.Join(root, strconv.Itoa(int(pid)))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stat := fmt.Sprintf("%d (svc) %c 1 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, state, start)
+	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunning(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 10, 'S', 500)
+	fakeProc(t, root, 11, 'Z', 500)
+	fakeProc(t, root, 12, 'R', 500)
+	// A stat that cannot be read says nothing about the process.
+	if err := os.MkdirAll(filepath.Join(root, "13", "stat"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		k       Key
+		running bool
+		err     bool
+	}{
+		{"sleeping", Key{10, 500}, true, false},
+		{"running", Key{12, 500}, true, false},
+		{"zombie", Key{11, 500}, false, false},
+		{"pid reused: another start time", Key{10, 499}, false, false},
+		{"no such pid", Key{99, 500}, false, false},
+		{"unreadable", Key{13, 500}, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			running, err := Running(root, tc.k)
+			if running != tc.running || (err != nil) != tc.err {
+				t.Fatalf("Running = %v, %v; want %v, error %v", running, err, tc.running, tc.err)
+			}
+		})
+	}
+	self, err := Inspect("/proc", int32(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running, err := Running("/proc", Key{self.PID, self.Start}); !running || err != nil {
+		t.Fatalf("Running(self) = %v, %v", running, err)
+	}
+}
+
+// TestWatcherPolls: past the pidfd budget, processes are polled through
+// /proc; a polled process that exits, is replaced by another with its pid,
+// or turns zombie ends its watch, and one /proc cannot describe is kept.
+func TestWatcherPolls(t *testing.T) {
+	root := t.TempDir()
+	w, err := NewWatcher(WatcherConfig{ProcRoot: root, MaxPidfds: 1, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// The one pidfd goes to this process, which stays.
+	self, err := Open("/proc", int32(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.Watch(self, func(Info) { t.Error("self gone") }); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	gone := make(chan int32, 10)
+	tests := []struct {
+		name   string
+		pid    int32
+		change func()
+		ends   bool
+	}{
+		{"exits", 20, func() { os.RemoveAll(filepath.Join(root, "20")) }, true},
+		{"pid reused", 21, func() { fakeProc(t, root, 21, 'S', 999) }, true},
+		{"zombie", 22, func() { fakeProc(t, root, 22, 'Z', 500) }, true},
+		{"unreadable", 23, func() {
+			os.Remove(filepath.Join(root, "23", "stat"))
+			os.Mkdir(filepath.Join(root, "23", "stat"), 0o755)
+		}, false},
+		{"still running", 24, func() {}, false},
+	}
+	for _, tc := range tests {
+		fakeProc(t, root, tc.pid, 'S', 500)
+		h := &Handle{Info: Info{PID: tc.pid, Start: 500}, fd: -1}
+		if ok, err := w.Watch(h, func(i Info) { gone <- i.PID }); !ok || err != nil {
+			t.Fatalf("%s: Watch = %v, %v", tc.name, ok, err)
+		}
+	}
+	if pidfds, polled := w.Counts(); pidfds != 1 || polled != len(tests) {
+		t.Fatalf("Counts = %d pidfds, %d polled; want 1, %d", pidfds, polled, len(tests))
+	}
+	want := map[int32]bool{}
+	for _, tc := range tests {
+		tc.change()
+		if tc.ends {
+			want[tc.pid] = true
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case pid := <-gone:
+			if !want[pid] {
+				t.Fatalf("pid %d ended", pid)
+			}
+			delete(want, pid)
+		case <-deadline:
+			t.Fatalf("not ended: %v", want)
+		}
+	}
+	// Some more polls: the others stay.
+	time.Sleep(100 * time.Millisecond)
+	for _, tc := range tests {
+		if w.Watching(Key{tc.pid, 500}) == tc.ends {
+			t.Errorf("%s: watching = %v", tc.name, !tc.ends)
+		}
+	}
+	if !w.Unwatch(Key{24, 500}) || w.Watching(Key{24, 500}) {
+		t.Error("Unwatch of a polled process")
+	}
+	os.RemoveAll(filepath.Join(root, "24"))
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case pid := <-gone:
+		t.Errorf("pid %d ended after Unwatch", pid)
+	default:
+	}
+}
+
+// openPidfds counts this process's open pidfds.
+func openPidfds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l == "anon_inode:[pidfd]" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWatcherPidfdBudget watches real processes past a budget of two
+// pidfds: no more than two are held, every exit is seen, and a polled
+// process takes a pidfd that frees up.
+func TestWatcherPidfdBudget(t *testing.T) {
+	w, err := NewWatcher(WatcherConfig{MaxPidfds: 2, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	gone := make(chan int32, 4)
+	var cmds []*exec.Cmd
+	for range 4 {
+		cmds = append(cmds, startSleep(t))
+	}
+	// os/exec holds a pidfd of its own for each child.
+	before := openPidfds(t)
+	for _, cmd := range cmds {
+		h, err := Open("/proc", int32(cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := w.Watch(h, func(i Info) { gone <- i.PID }); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if pidfds, polled := w.Counts(); pidfds != 2 || polled != 2 {
+		t.Fatalf("Counts = %d, %d; want 2 pidfds, 2 polled", pidfds, polled)
+	}
+	if n := openPidfds(t) - before; n != 2 {
+		t.Fatalf("%d pidfds open, want 2", n)
+	}
+	waitGone := func(cmd *exec.Cmd) {
+		t.Helper()
+		cmd.Process.Kill()
+		select {
+		case pid := <-gone:
+			if pid != int32(cmd.Process.Pid) {
+				t.Fatalf("pid %d ended, want %d", pid, cmd.Process.Pid)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("exit of pid %d not seen", cmd.Process.Pid)
+		}
+	}
+	waitGone(cmds[3]) // polled
+	waitGone(cmds[0]) // pidfd: its place goes to the last polled one
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pidfds, polled := w.Counts()
+		if pidfds == 2 && polled == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Counts = %d, %d; the polled process did not take the free pidfd", pidfds, polled)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := openPidfds(t) - before; n != 2 {
+		t.Fatalf("%d pidfds open, want 2", n)
+	}
+	waitGone(cmds[2])
+	waitGone(cmds[1])
+	if pidfds, polled := w.Counts(); pidfds != 0 || polled != 0 {
+		t.Fatalf("Counts = %d, %d after every exit", pidfds, polled)
 	}
 }

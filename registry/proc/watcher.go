@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,37 +22,95 @@ type Key struct {
 // Key returns the handle's process key.
 func (h *Handle) Key() Key { return Key{h.PID, h.Start} }
 
+// A watch is one watched process: through its pidfd (h holds it and token
+// names it in epoll events), or, when polled, by its pid and start time
+// (h's pidfd is closed and token is 0).
 type watch struct {
 	h     *Handle
 	token uint32
 	gone  func(Info)
 }
 
+func (wt *watch) isPolled() bool { return wt.token == wakeToken }
+
+// Defaults of WatcherConfig.
+const (
+	DefaultPollInterval = 2 * time.Second
+	// minPidfds is the smallest default pidfd budget, whatever
+	// RLIMIT_NOFILE says.
+	minPidfds = 16
+)
+
+// WatcherConfig configures a Watcher.
+type WatcherConfig struct {
+	// Logger receives the watcher's log; nothing is logged when nil.
+	Logger *slog.Logger
+	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	ProcRoot string
+	// MaxPidfds is how many processes are watched through a pidfd at
+	// once; the others are polled. DefaultMaxPidfds when zero.
+	MaxPidfds int
+	// PollInterval is how often polled processes are checked, and so
+	// how late their end may be seen; DefaultPollInterval when zero.
+	PollInterval time.Duration
+}
+
+// DefaultMaxPidfds returns a quarter of the soft RLIMIT_NOFILE as it is
+// now (so call it after raising the limit), and at least 16: the rest is
+// left for connections, the journal and /proc reads.
+func DefaultMaxPidfds() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return minPidfds
+	}
+	const most = 1 << 20 // RLIM_INFINITY, or a limit that might as well be
+	return int(max(min(rl.Cur/4, most), minPidfds))
+}
+
 // A Watcher calls a function when a watched process exits. One goroutine
-// waits on an epoll set holding every watched pidfd, so watching costs one
-// descriptor per process and no polling. Its methods are safe for
+// waits on an epoll set holding the pidfds of up to MaxPidfds processes,
+// which costs a descriptor each and no polling. Past that budget,
+// processes are polled instead: every PollInterval their pid and start
+// time are looked up in /proc, which costs no descriptor to hold, and
+// they move to a pidfd when the budget frees up. Its methods are safe for
 // concurrent use.
 type Watcher struct {
-	log  *slog.Logger
-	epfd int
-	// wake is an eventfd that Close writes to end the wait.
+	log       *slog.Logger
+	procRoot  string
+	maxPidfds int
+	interval  time.Duration
+	epfd      int
+	// wake is an eventfd that Close writes to end the wait; stop ends
+	// the polling.
 	wake int
-	done chan struct{}
+	stop chan struct{}
+	done sync.WaitGroup
 
 	mu      sync.Mutex
 	closed  bool
 	next    uint32
 	byKey   map[Key]*watch
 	byToken map[uint32]*watch
+	polled  map[Key]*watch
 }
 
 // wakeToken marks the eventfd in the epoll set; watch tokens start above it.
 const wakeToken = 0
 
 // NewWatcher starts a Watcher. Close stops it.
-func NewWatcher(log *slog.Logger) (*Watcher, error) {
+func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	if cfg.MaxPidfds <= 0 {
+		cfg.MaxPidfds = DefaultMaxPidfds()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -69,22 +128,29 @@ func NewWatcher(log *slog.Logger) (*Watcher, error) {
 		return nil, fmt.Errorf("proc: epoll_ctl: %w", err)
 	}
 	w := &Watcher{
-		log:     log,
-		epfd:    epfd,
-		wake:    wake,
-		done:    make(chan struct{}),
-		next:    wakeToken + 1,
-		byKey:   make(map[Key]*watch),
-		byToken: make(map[uint32]*watch),
+		log:       log,
+		procRoot:  cfg.ProcRoot,
+		maxPidfds: cfg.MaxPidfds,
+		interval:  cfg.PollInterval,
+		epfd:      epfd,
+		wake:      wake,
+		stop:      make(chan struct{}),
+		next:      wakeToken + 1,
+		byKey:     make(map[Key]*watch),
+		byToken:   make(map[uint32]*watch),
+		polled:    make(map[Key]*watch),
 	}
+	w.done.Add(2)
 	go w.loop()
+	go w.poll()
 	return w, nil
 }
 
-// Watch arranges for gone to be called, once and from the Watcher's
-// goroutine, when h's process exits; at once if it already has. The Watcher
-// owns h from then on. When the process is already watched, h is closed
-// and Watch reports false: the first gone function stays.
+// Watch arranges for gone to be called, once and from one of the Watcher's
+// goroutines, when h's process exits: at once if it already has, or with
+// the pidfd budget spent, at the next poll. The Watcher owns h from then
+// on. When the process is already watched, h is closed and Watch reports
+// false: the first gone function stays.
 func (w *Watcher) Watch(h *Handle, gone func(Info)) (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -96,6 +162,24 @@ func (w *Watcher) Watch(h *Handle, gone func(Info)) (bool, error) {
 		h.Close()
 		return false, nil
 	}
+	wt := &watch{h: h, gone: gone}
+	if len(w.byToken) >= w.maxPidfds {
+		h.Close()
+		w.byKey[h.Key()] = wt
+		w.polled[h.Key()] = wt
+		return true, nil
+	}
+	if err := w.addPidfd(wt); err != nil {
+		h.Close()
+		return false, err
+	}
+	w.byKey[h.Key()] = wt
+	return true, nil
+}
+
+// addPidfd adds wt's pidfd to the epoll set; w.mu must be held.
+func (w *Watcher) addPidfd(wt *watch) error {
+	h := wt.h
 	// Tokens, not descriptors, identify watches in events: a descriptor
 	// number closed by Unwatch may be reused before a stale event for it
 	// is handled.
@@ -106,13 +190,11 @@ func (w *Watcher) Watch(h *Handle, gone func(Info)) (bool, error) {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tok)}
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
-		h.Close()
-		return false, fmt.Errorf("proc: watch pid %d: epoll_ctl: %w", h.PID, err)
+		return fmt.Errorf("proc: watch pid %d: epoll_ctl: %w", h.PID, err)
 	}
-	wt := &watch{h: h, token: tok, gone: gone}
-	w.byKey[h.Key()] = wt
+	wt.token = tok
 	w.byToken[tok] = wt
-	return true, nil
+	return nil
 }
 
 // Watching reports whether k's process is being watched.
@@ -138,9 +220,13 @@ func (w *Watcher) Unwatch(k Key) bool {
 
 // drop forgets wt and closes its pidfd; w.mu must be held.
 func (w *Watcher) drop(wt *watch) {
+	delete(w.byKey, wt.h.Key())
+	if wt.isPolled() {
+		delete(w.polled, wt.h.Key())
+		return
+	}
 	unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, wt.h.fd, nil)
 	wt.h.Close()
-	delete(w.byKey, Key{wt.h.PID, wt.h.Start})
 	delete(w.byToken, wt.token)
 }
 
@@ -149,6 +235,14 @@ func (w *Watcher) Len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.byKey)
+}
+
+// Counts returns how many watched processes hold a pidfd and how many are
+// polled.
+func (w *Watcher) Counts() (pidfds, polled int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.byToken), len(w.polled)
 }
 
 // Close stops the Watcher and releases every pidfd without calling any
@@ -161,11 +255,12 @@ func (w *Watcher) Close() error {
 	}
 	w.closed = true
 	w.mu.Unlock()
+	close(w.stop)
 	var one = [8]byte{7: 1}
 	if _, err := unix.Write(w.wake, one[:]); err != nil {
 		return fmt.Errorf("proc: wake watcher: %w", err)
 	}
-	<-w.done
+	w.done.Wait()
 	w.mu.Lock()
 	for _, wt := range w.byKey {
 		w.drop(wt)
@@ -176,7 +271,7 @@ func (w *Watcher) Close() error {
 }
 
 func (w *Watcher) loop() {
-	defer close(w.done)
+	defer w.done.Done()
 	events := make([]unix.EpollEvent, 64)
 	for {
 		n, err := unix.EpollWait(w.epfd, events, -1)
@@ -205,5 +300,86 @@ func (w *Watcher) loop() {
 			w.log.Debug("watched process exited", "pid", wt.h.PID, "exe", wt.h.Exe)
 			wt.gone(wt.h.Info)
 		}
+	}
+}
+
+// poll checks the polled processes every interval until Close.
+func (w *Watcher) poll() {
+	defer w.done.Done()
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.pollOnce()
+		}
+	}
+}
+
+// pollOnce ends the polled watches whose process is gone, and moves
+// others to a pidfd while the budget allows.
+func (w *Watcher) pollOnce() {
+	w.mu.Lock()
+	check := make([]*watch, 0, len(w.polled))
+	for _, wt := range w.polled {
+		check = append(check, wt)
+	}
+	room := w.maxPidfds - len(w.byToken)
+	w.mu.Unlock()
+	var exited []*watch
+	promote := map[*watch]*Handle{}
+	for _, wt := range check {
+		k := wt.h.Key()
+		running, err := Running(w.procRoot, k)
+		if err != nil {
+			// /proc could not tell; keep the registration.
+			w.log.Debug("cannot poll watched process", "pid", k.PID, "err", err)
+			continue
+		}
+		if !running {
+			exited = append(exited, wt)
+			continue
+		}
+		if len(promote) < room {
+			h, err := Open(w.procRoot, k.PID)
+			switch {
+			case errors.Is(err, ErrGone) || err == nil && h.Start != k.Start:
+				if h != nil {
+					h.Close()
+				}
+				exited = append(exited, wt)
+			case err == nil:
+				promote[wt] = h
+			}
+		}
+	}
+	w.mu.Lock()
+	ended := exited[:0]
+	for _, wt := range exited {
+		// Unwatch, or Close, may have ended it meanwhile.
+		if w.polled[wt.h.Key()] == wt && !w.closed {
+			w.drop(wt)
+			ended = append(ended, wt)
+		}
+	}
+	for wt, h := range promote {
+		if w.polled[wt.h.Key()] != wt || w.closed || len(w.byToken) >= w.maxPidfds {
+			h.Close()
+			continue
+		}
+		moved := &watch{h: h, gone: wt.gone}
+		if err := w.addPidfd(moved); err != nil {
+			h.Close()
+			continue
+		}
+		delete(w.polled, h.Key())
+		w.byKey[h.Key()] = moved
+	}
+	w.mu.Unlock()
+	for _, wt := range ended {
+		w.log.Debug("polled process exited", "pid", wt.h.PID, "exe", wt.h.Exe)
+		wt.gone(wt.h.Info)
 	}
 }

@@ -33,7 +33,8 @@ func writeWarmFiles(t *testing.T, rpcbindXDR, portmapXDR []byte) string {
 // and checks what fuzzing checks. It returns what Read returned.
 func checkRead(t *testing.T, rpcbindXDR, portmapXDR []byte) ([]registry.Entry, error) {
 	t.Helper()
-	es, err := Read(writeWarmFiles(t, rpcbindXDR, portmapXDR))
+	sv, err := Read(writeWarmFiles(t, rpcbindXDR, portmapXDR))
+	es := sv.Entries
 	for _, e := range es {
 		for _, s := range []string{e.Netid, e.Addr, e.Owner} {
 			// The portmap list's entries are made up here, never longer
@@ -53,12 +54,12 @@ func checkRead(t *testing.T, rpcbindXDR, portmapXDR []byte) ([]registry.Entry, e
 	if err := Write(dir2, es); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	es2, err := Read(dir2)
+	sv2, err := Read(dir2)
 	if err != nil {
 		t.Fatalf("Read of what Write wrote: %v", err)
 	}
-	if !reflect.DeepEqual(es, es2) {
-		t.Fatalf("round trip:\n got %+v\nwant %+v", es2, es)
+	if es2 := sv2.Entries; !reflect.DeepEqual(es, es2) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", sv2.Entries, es)
 	}
 	return es, nil
 }

@@ -20,10 +20,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
+	"github.com/portmapd/portmapd/internal/safefile"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
-	"golang.org/x/sys/unix"
 )
 
 // File names in the state directory.
@@ -40,21 +41,58 @@ const DefaultDir = "/run/rpcbind"
 // without bound.
 const maxString = 1024
 
-// Read reads the warm-start files in dir and returns their registrations
-// as entries in rpcbind's list order, the v3/v4 list first and then the
-// v2 mappings it did not already hold (as wildcard tcp or udp entries).
-// The portmapper's own entries (program 100000) are left out: the daemon
-// registers its own. A missing file is no error. A damaged file gives the
-// entries before the damage and an error saying what was wrong.
-func Read(dir string) ([]registry.Entry, error) {
-	var out []registry.Entry
-	var errs []error
-	seen := map[[3]string]bool{}
-	b, err := os.ReadFile(filepath.Join(dir, RpcbindFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
+// maxFileSize bounds a warm-start file: rpcbind's lists hold tens of
+// entries, each under 3 KiB, so this is far above any real host.
+const maxFileSize = 16 << 20
+
+// Saved is what the warm-start files held.
+type Saved struct {
+	// Entries are the registrations in rpcbind's list order, the v3/v4
+	// list first and then the v2 mappings it did not already hold (as
+	// wildcard tcp or udp entries). The portmapper's own entries
+	// (program 100000) are left out: the daemon registers its own.
+	Entries []registry.Entry
+	// Written is when the newer file was last modified, zero when there
+	// was none. rpcbind records no time inside them, so the files'
+	// modification time is all there is.
+	Written time.Time
+}
+
+// Read reads the warm-start files in dir. A missing file or directory is
+// no error. A damaged file gives the entries before the damage and an
+// error saying what was wrong. A file is read only if it is a regular
+// file owned by root, this process's user or the directory's owner, in a
+// directory dirPolicy accepts, and never through a link.
+func Read(dir string) (Saved, error) {
+	d, err := safefile.OpenDir(dir, dirPolicy())
+	if errors.Is(err, fs.ErrNotExist) {
+		return Saved{}, nil
 	}
-	if err == nil {
+	if err != nil {
+		return Saved{}, fmt.Errorf("warmstart: %w", err)
+	}
+	defer d.Close()
+	var sv Saved
+	var errs []error
+	read := func(name string) []byte {
+		b, fi, err := d.ReadFile(name, maxFileSize)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil {
+			err = foreignOwner(d, fi)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("warmstart: %w", err))
+			return nil
+		}
+		if fi.ModTime().After(sv.Written) {
+			sv.Written = fi.ModTime()
+		}
+		return b
+	}
+	seen := map[[3]string]bool{}
+	if b := read(RpcbindFile); b != nil {
 		rs, err := decodeRpcbList(b)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(dir, RpcbindFile), err))
@@ -64,14 +102,10 @@ func Read(dir string) ([]registry.Entry, error) {
 			if r.Prog == xdr.PmapProg {
 				continue
 			}
-			out = append(out, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: r.Netid, Addr: r.Addr, Owner: r.Owner})
+			sv.Entries = append(sv.Entries, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: r.Netid, Addr: r.Addr, Owner: r.Owner})
 		}
 	}
-	b, err = os.ReadFile(filepath.Join(dir, PortmapFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	if err == nil {
+	if b := read(PortmapFile); b != nil {
 		ms, err := decodePmapList(b)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(dir, PortmapFile), err))
@@ -92,20 +126,55 @@ func Read(dir string) ([]registry.Entry, error) {
 			}
 			seen[k] = true
 			addr := "0.0.0.0." + strconv.Itoa(int(m.Port>>8)) + "." + strconv.Itoa(int(m.Port&0xff))
-			out = append(out, registry.Entry{Prog: m.Prog, Vers: m.Vers, Netid: netid, Addr: addr, Owner: registry.OwnerUnknown})
+			sv.Entries = append(sv.Entries, registry.Entry{Prog: m.Prog, Vers: m.Vers, Netid: netid, Addr: addr, Owner: registry.OwnerUnknown})
 		}
 	}
-	return out, errors.Join(errs...)
+	return sv, errors.Join(errs...)
+}
+
+// foreignOwner refuses a file that neither root, this process's user nor
+// the directory's owner (rpcbind's user) wrote: in rpcbind's group-
+// writable directory, another member of its group could have put it
+// there.
+func foreignOwner(d *safefile.Dir, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	dirUID, _ := d.Owner()
+	if st.Uid == 0 || int(st.Uid) == os.Geteuid() || int(st.Uid) == dirUID {
+		return nil
+	}
+	return fmt.Errorf("%s: owned by uid %d, neither root, this process's user nor the directory's owner (uid %d); not read", filepath.Join(d.Path(), fi.Name()), st.Uid, dirUID)
+}
+
+// dirPolicy accepts the directories rpcbind makes (0770, owned by its
+// user and that user's group) and root's or this process's own.
+func dirPolicy() safefile.Policy {
+	var p safefile.Policy
+	if uid, gid, ok := rpcUser(); ok {
+		p.Owners = []uint32{uint32(uid)}
+		p.Groups = []uint32{uint32(gid)}
+	}
+	return p
 }
 
 // Remove deletes the warm-start files, as rpcbind does once it has read
 // them, so that a later start does not restore them again. A missing file
 // is no error.
 func Remove(dir string) error {
+	d, err := safefile.OpenDir(dir, dirPolicy())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("warmstart: %w", err)
+	}
+	defer d.Close()
 	var errs []error
 	for _, name := range []string{RpcbindFile, PortmapFile} {
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+		if err := d.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("warmstart: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -113,31 +182,27 @@ func Remove(dir string) error {
 
 // Write writes entries (in DUMP order, the portmapper's own included, as
 // rpcbind writes its whole list) and their v2 view to the warm-start files
-// in dir, mode 0600. Each file is written to a temporary name and renamed,
-// so a reader never sees half of one.
+// in dir, mode 0600. Each file is written under a fresh random name and
+// renamed (see package safefile), so a reader never sees half of one and
+// nothing already in dir is written through.
 //
 // rpcbind reads its files after it has become its unprivileged user (_rpc
 // on Debian), and silently ignores files it cannot open. So the files are
 // given to dir's owner, and a dir that Write creates is made as rpcbind
 // makes it: mode 0770, owned by the rpc user when there is one.
 func Write(dir string, entries []registry.Entry) error {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o770); err != nil {
-			return fmt.Errorf("warmstart: %w", err)
-		}
-		if uid, gid, ok := rpcUser(); ok && os.Geteuid() == 0 {
-			if err := os.Chown(dir, uid, gid); err != nil {
-				return fmt.Errorf("warmstart: %w", err)
-			}
-		}
+	uid, gid, ok := rpcUser()
+	if err := safefile.MkdirAll(dir, 0o770, ok && os.Geteuid() == 0, uid, gid); err != nil {
+		return fmt.Errorf("warmstart: %w", err)
 	}
-	fi, err := os.Stat(dir)
+	d, err := safefile.OpenDir(dir, dirPolicy())
 	if err != nil {
 		return fmt.Errorf("warmstart: %w", err)
 	}
-	owner := func(path string) error { return nil }
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && os.Geteuid() == 0 {
-		owner = func(path string) error { return os.Chown(path, int(st.Uid), int(st.Gid)) }
+	defer d.Close()
+	fileUID, fileGID := -1, -1
+	if dirUID, dirGID := d.Owner(); dirUID != os.Geteuid() && os.Geteuid() == 0 {
+		fileUID, fileGID = dirUID, dirGID
 	}
 	var e xdr.Encoder
 	for _, en := range entries {
@@ -146,8 +211,8 @@ func Write(dir string, entries []registry.Entry) error {
 		r.Encode(&e)
 	}
 	e.Bool(false)
-	if err := writeFile(filepath.Join(dir, RpcbindFile), e.Bytes(), owner); err != nil {
-		return err
+	if err := d.WriteFile(RpcbindFile, e.Bytes(), 0o600, fileUID, fileGID); err != nil {
+		return fmt.Errorf("warmstart: %w", err)
 	}
 	var p xdr.Encoder
 	for _, en := range entries {
@@ -159,7 +224,10 @@ func Write(dir string, entries []registry.Entry) error {
 		m.Encode(&p)
 	}
 	p.Bool(false)
-	return writeFile(filepath.Join(dir, PortmapFile), p.Bytes(), owner)
+	if err := d.WriteFile(PortmapFile, p.Bytes(), 0o600, fileUID, fileGID); err != nil {
+		return fmt.Errorf("warmstart: %w", err)
+	}
+	return nil
 }
 
 // rpcUser returns the user rpcbind runs as: _rpc (Debian) or rpc.
@@ -194,32 +262,6 @@ func mapping(e registry.Entry) (xdr.Mapping, bool) {
 		return xdr.Mapping{}, false
 	}
 	return xdr.Mapping{Prog: e.Prog, Vers: e.Vers, Prot: prot, Port: uint32(port)}, true
-}
-
-func writeFile(path string, b []byte, owner func(string) error) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("warmstart: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = owner(tmp)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("warmstart: %w", err)
-	}
-	return nil
 }
 
 // decodeRpcbList decodes an rpcblist_ptr, keeping the entries before any

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/portmapd/portmapd/registry"
@@ -75,11 +76,11 @@ func TestRead(t *testing.T) {
 				}
 				copyFile(t, filepath.Join("testdata", src), filepath.Join(dir, name))
 			}
-			es, err := Read(dir)
+			sv, err := Read(dir)
 			if (err != nil) != tc.err {
 				t.Fatalf("Read error %v, want error %v", err, tc.err)
 			}
-			golden(t, filepath.Join("testdata", "read-"+tc.name+".txt"), listing(es))
+			golden(t, filepath.Join("testdata", "read-"+tc.name+".txt"), listing(sv.Entries))
 		})
 	}
 }
@@ -162,5 +163,158 @@ func TestRpcbindReadsOurFiles(t *testing.T) {
 	golden(t, "testdata/rpcbind-reads-ours.txt", strings.Join(kept, "\n")+"\n")
 	if !strings.HasSuffix(strings.TrimSpace(string(out)), "files left:") {
 		t.Errorf("rpcbind left files behind:\n%s", out)
+	}
+}
+
+// rpcDir makes a directory as rpcbind makes /run/rpcbind: mode 0770,
+// owned by its user (_rpc on Debian) and that user's group.
+func rpcDir(t *testing.T) (dir string, uid, gid int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to rpcbind's user")
+	}
+	uid, gid, ok := rpcUser()
+	if !ok {
+		t.Skip("no rpcbind user (_rpc or rpc) on this host: apt-get install rpcbind")
+	}
+	dir = filepath.Join(t.TempDir(), "rpcbind")
+	if err := os.Mkdir(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return dir, uid, gid
+}
+
+// TestWriteFollowsNoLinkOfRpcUser is issue 9's escalation from _rpc to
+// root: _rpc, which owns /run/rpcbind, links the names root portmapd -w
+// writes on exit to a root-only file. Write must replace the links, not
+// write through them, and must give _rpc nothing but its own files.
+func TestWriteFollowsNoLinkOfRpcUser(t *testing.T) {
+	dir, uid, _ := rpcDir(t)
+	victim := filepath.Join(filepath.Dir(dir), "victim")
+	if err := os.WriteFile(victim, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The names of the old fixed temporary files, and the final names.
+	for _, name := range []string{RpcbindFile + ".tmp", PortmapFile + ".tmp", PortmapFile} {
+		link := filepath.Join(dir, name)
+		if err := os.Symlink(victim, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(link, uid, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es := []registry.Entry{{Prog: 100024, Vers: 1, Netid: "udp", Addr: "0.0.0.0.3.4", Owner: "superuser"}}
+	if err := Write(dir, es); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "secret\n" || fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the file _rpc linked to was written through: %q, owner %d, mode %v", b, fi.Sys().(*syscall.Stat_t).Uid, fi.Mode())
+	}
+	for _, name := range []string{RpcbindFile, PortmapFile} {
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || int(fi.Sys().(*syscall.Stat_t).Uid) != uid {
+			t.Errorf("%s: mode %v owner %d, want a regular file 0600 owned by rpcbind's uid %d", name, fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid, uid)
+		}
+	}
+	sv, err := Read(dir)
+	if err != nil || len(sv.Entries) != 1 || sv.Entries[0] != es[0] {
+		t.Errorf("read back %+v, %v; want %+v", sv.Entries, err, es)
+	}
+}
+
+// TestReadRefuses checks that Read takes nothing it was not meant to:
+// not a link to another file, not a FIFO (without blocking), not a file
+// a third user put in rpcbind's group-writable directory.
+func TestReadRefuses(t *testing.T) {
+	dir, _, _ := rpcDir(t)
+	secret := filepath.Join(filepath.Dir(dir), "secret.xdr")
+	copyFile(t, "testdata/rpcbind.xdr", secret)
+	if err := os.Symlink(secret, filepath.Join(dir, RpcbindFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, PortmapFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sv, err := Read(dir)
+	if len(sv.Entries) != 0 || err == nil || !strings.Contains(err.Error(), "symbolic link") || !strings.Contains(err.Error(), "FIFO") {
+		t.Errorf("Read of a link and a FIFO: %d entries, error %v", len(sv.Entries), err)
+	}
+	for _, name := range []string{RpcbindFile, PortmapFile} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	copyFile(t, "testdata/rpcbind.xdr", filepath.Join(dir, RpcbindFile))
+	if err := os.Chown(filepath.Join(dir, RpcbindFile), 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	sv, err = Read(dir)
+	if len(sv.Entries) != 0 || err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
+		t.Errorf("Read of a third user's file: %d entries, error %v", len(sv.Entries), err)
+	}
+}
+
+// TestDirectoryRefused checks that a warm-start directory whose owner is
+// unexpected, or that everyone may write, or that is a link, is neither
+// read nor written, and that the error says why.
+func TestDirectoryRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string) string
+		want  string
+	}{
+		{"world-writable", func(t *testing.T, dir string) string {
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, "lets every user write it"},
+		{"another user's", func(t *testing.T, dir string) string {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give the directory away")
+			}
+			if err := os.Chown(dir, 12345, 12345); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, "owned by uid 12345"},
+		{"a link", func(t *testing.T, dir string) string {
+			link := dir + "-link"
+			if err := os.Symlink(dir, link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, "symbolic link"},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "rpcbind")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			copyFile(t, "testdata/rpcbind.xdr", filepath.Join(dir, RpcbindFile))
+			path := tc.setup(t, dir)
+			if _, err := Read(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Read: %v, want an error saying %q", err, tc.want)
+			}
+			if err := Write(path, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Write: %v, want an error saying %q", err, tc.want)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, RpcbindFile)); len(b) == 0 {
+				t.Error("Write replaced the file in a refused directory")
+			}
+		})
 	}
 }

@@ -27,45 +27,45 @@ import (
 // are reached, not only the per-source caps) and a well-behaved remote
 // caller, all on one veth link.
 const (
-	floodServer   = "10.0.0.2"
-	floodSources  = 40 // 10.0.1.1 … 10.0.1.40
-	floodLegit    = "10.0.2.1"
-	floodPrefix   = "/16"
-	floodNofile   = 2048 // the daemon's RLIMIT_NOFILE, hard and soft
-	floodRPCConns = 1100
-	floodHTTP     = 2200
+	attackServer    = "10.0.0.2"
+	attackSources   = 40 // 10.0.1.1 … 10.0.1.40
+	attackLegit     = "10.0.2.1"
+	attackPrefix    = "/16"
+	attackNofile    = 2048 // the daemon's RLIMIT_NOFILE, hard and soft
+	attackRPCConns  = 1100
+	attackHTTPConns = 2200
 )
 
 func attackerSource(i int) netip.Addr {
-	return netip.AddrFrom4([4]byte{10, 0, 1, byte(1 + i%floodSources)})
+	return netip.AddrFrom4([4]byte{10, 0, 1, byte(1 + i%attackSources)})
 }
 
-// floodHosts starts portmapd in a host of its own, with a descriptor
-// limit of floodNofile and idle timeouts far longer than the test, so
+// attackHosts starts portmapd in a host of its own, with a descriptor
+// limit of attackNofile and idle timeouts far longer than the test, so
 // that only the connection limits can keep it serving, and joins it to a
 // client host holding the attacker's and the legitimate caller's
 // addresses.
-func floodHosts(t *testing.T) (server, client *netns.Host, log *netns.Proc) {
+func attackHosts(t *testing.T) (server, client *netns.Host, log *netns.Proc) {
 	t.Helper()
 	server = netns.NewHost(t, "srv")
 	client = netns.NewHost(t, "cli")
 	link := netns.Connect(t, server, client)
-	server.AddAddr(link.A, floodServer+floodPrefix)
-	for i := range floodSources {
-		client.AddAddr(link.B, attackerSource(i).String()+floodPrefix)
+	server.AddAddr(link.A, attackServer+attackPrefix)
+	for i := range attackSources {
+		client.AddAddr(link.B, attackerSource(i).String()+attackPrefix)
 	}
-	client.AddAddr(link.B, floodLegit+floodPrefix)
+	client.AddAddr(link.B, attackLegit+attackPrefix)
 	if _, err := exec.LookPath("prlimit"); err != nil {
 		t.Skip("prlimit not installed: apt-get install util-linux")
 	}
-	log = server.Start(server.Command("prlimit", fmt.Sprintf("--nofile=%d:%d", floodNofile, floodNofile), "--",
+	log = server.Start(server.Command("prlimit", fmt.Sprintf("--nofile=%d:%d", attackNofile, attackNofile), "--",
 		portmapdBin(t), "-f", "--idle-timeout", "1h", "--http-idle-timeout", "1h"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := log.WaitOutput(ctx, "portmapd serving"); err != nil {
 		t.Fatal(err)
 	}
-	for _, addr := range []string{floodServer + ":111", floodServer + ":8111"} {
+	for _, addr := range []string{attackServer + ":111", attackServer + ":8111"} {
 		if err := client.WaitDial(ctx, "tcp4", addr); err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func dialFromHost(h *netns.Host, src netip.Addr, network, addr string) (net.Conn
 // number of lines.
 func TestFloodOfIdleConnections(t *testing.T) {
 	netns.Require(t)
-	server, client, daemonLog := floodHosts(t)
+	server, client, daemonLog := attackHosts(t)
 	start := time.Now()
 
 	// Half the attacker's RPC connections send nothing, as in the issue;
@@ -111,8 +111,8 @@ func TestFloodOfIdleConnections(t *testing.T) {
 	}()
 	null := xdr.AppendRecord(nil, nullCallBytes(1), 0)
 	rpcOpened := 0
-	for i := range floodRPCConns {
-		c, err := dialFromHost(client, attackerSource(i), "tcp4", floodServer+":111")
+	for i := range attackRPCConns {
+		c, err := dialFromHost(client, attackerSource(i), "tcp4", attackServer+":111")
 		if err != nil {
 			t.Fatalf("attacker connection %d: %v", i, err)
 		}
@@ -128,12 +128,12 @@ func TestFloodOfIdleConnections(t *testing.T) {
 		}
 	}
 	httpOpened := 0
-	for i := range floodHTTP {
+	for i := range attackHTTPConns {
 		port := "8111"
 		if i%4 == 3 {
 			port = "111" // diverted to the HTTP face
 		}
-		c, err := dialFromHost(client, attackerSource(i), "tcp4", floodServer+":"+port)
+		c, err := dialFromHost(client, attackerSource(i), "tcp4", attackServer+":"+port)
 		if err != nil {
 			t.Fatalf("attacker HTTP connection %d: %v", i, err)
 		}
@@ -149,17 +149,17 @@ func TestFloodOfIdleConnections(t *testing.T) {
 		}
 	}
 	t.Logf("attacker opened %d RPC and %d HTTP connections, used once %d and %d, in %v",
-		floodRPCConns, floodHTTP, rpcOpened, httpOpened, time.Since(start).Round(time.Millisecond))
-	if rpcOpened < floodRPCConns/4 || httpOpened < floodHTTP/2 {
+		attackRPCConns, attackHTTPConns, rpcOpened, httpOpened, time.Since(start).Round(time.Millisecond))
+	if rpcOpened < attackRPCConns/4 || httpOpened < attackHTTPConns/2 {
 		t.Fatalf("the flood itself was not served: %d RPC and %d HTTP connections answered", rpcOpened, httpOpened)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	legit := netip.MustParseAddr(floodLegit)
+	legit := netip.MustParseAddr(attackLegit)
 	t.Run("remote TCP call", func(t *testing.T) {
 		for i := range 3 {
-			c, err := dialFromHost(client, legit, "tcp4", floodServer+":111")
+			c, err := dialFromHost(client, legit, "tcp4", attackServer+":111")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +203,7 @@ func TestFloodOfIdleConnections(t *testing.T) {
 		}
 	})
 	t.Run("remote HTTP request", func(t *testing.T) {
-		c, err := dialFromHost(client, legit, "tcp4", floodServer+":8111")
+		c, err := dialFromHost(client, legit, "tcp4", attackServer+":8111")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func TestRemoteRpcinfoWithinReplyLimit(t *testing.T) {
 	if _, err := exec.LookPath("rpcinfo"); err != nil {
 		t.Skip("rpcinfo not installed: apt-get install rpcbind")
 	}
-	server, client, _ := floodHosts(t)
+	server, client, _ := attackHosts(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	local, err := rpcbind.DialLocal(ctx, filepath.Join(server.Run, "rpcbind.sock"))
@@ -309,7 +309,7 @@ func TestRemoteRpcinfoWithinReplyLimit(t *testing.T) {
 		}
 	}
 	for run := range 5 {
-		for _, args := range [][]string{{"-p", floodServer}, {"-T", "udp", floodServer}} {
+		for _, args := range [][]string{{"-p", attackServer}, {"-T", "udp", attackServer}} {
 			out, err := client.Command(append([]string{"rpcinfo"}, args...)...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("run %d: rpcinfo %s: %v\n%s", run, strings.Join(args, " "), err, out)
@@ -355,7 +355,7 @@ func TestRemoteRpcinfoWithinReplyLimit(t *testing.T) {
 		t.Errorf("loopback got %d of 60 DUMP replies; loopback is never limited", got)
 	}
 	// About 1 KB of excess per reply against a 16 KiB burst and 4 KiB/s.
-	got := burst(client, floodLegit, floodServer)
+	got := burst(client, attackLegit, attackServer)
 	t.Logf("one remote address got %d of 60 DUMP replies at once", got)
 	if got == 0 || got > 40 {
 		t.Errorf("one remote address got %d of 60 DUMP replies at once, want some and at most 40", got)

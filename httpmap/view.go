@@ -1,0 +1,108 @@
+package httpmap
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/portmapd/portmapd/registry"
+)
+
+// A view is everything one response may show: the instances, named and
+// RPC, and the daemon's recent removals. Every format (CSV, XML, JSON, the
+// page) renders a view, and every view is made by viewFor, so what a
+// viewer may see is decided once, whatever the format or route.
+type view struct {
+	named    []Instance
+	rpc      []rpcRow
+	removals []registry.Event
+	removed  registry.Removals
+	// remote is set when the rule for viewers on other hosts was applied.
+	remote bool
+}
+
+// rpcRow is one RPC entry with the instances (names) it appears as.
+type rpcRow struct {
+	ins []Instance
+}
+
+func (row *rpcRow) add(in Instance) { row.ins = append(row.ins, in) }
+
+// viewFor completes a response's instances with the recent removals and
+// applies the rule of what its requester may see: a viewer on another host
+// gets remoteView.
+func (s *Server) viewFor(p *peer, r *http.Request, named []Instance, rpc []rpcRow) view {
+	v := view{named: named, rpc: rpc}
+	v.removals, v.removed = s.reg.RecentEvents()
+	if s.external(p, r) {
+		return remoteView(v)
+	}
+	return v
+}
+
+// remoteView is the rule for viewers on other hosts: they see the services
+// they could reach, TCP and UDP ports, and nothing that only means
+// something on this host. AF_UNIX registrations, RPC entries on the local
+// transport or on a netid that is not IP, and RPC entries whose address is
+// not a universal address of their netid are left out whole, with their
+// paths, pids and owners; so are removals of any such registration.
+// What remains is shown as it is to local viewers. The removal counts are
+// totals and name nothing, so they stay.
+func remoteView(v view) view {
+	out := view{removed: v.removed, remote: true}
+	for _, in := range v.named {
+		if reachable(in) {
+			out.named = append(out.named, in)
+		}
+	}
+	for _, row := range v.rpc {
+		var kept rpcRow
+		for _, in := range row.ins {
+			if reachable(in) {
+				kept.add(in)
+			}
+		}
+		if len(kept.ins) > 0 {
+			out.rpc = append(out.rpc, kept)
+		}
+	}
+	for _, ev := range v.removals {
+		if in, ok := removedInstance(ev); ok && reachable(in) {
+			out.removals = append(out.removals, ev)
+		}
+	}
+	return out
+}
+
+// reachable reports whether another host could reach in: a TCP or UDP
+// port.
+func reachable(in Instance) bool {
+	if in.Protocol != registry.NetTCP && in.Protocol != registry.NetUDP {
+		return false
+	}
+	port, err := strconv.ParseUint(in.Port, 10, 16)
+	return err == nil && port != 0
+}
+
+// removedInstance reads back, from the registry's description of a removal
+// ("NAME NETWORK ENDPOINT pid N" or "prog P vers V NETID ADDR [pid N]"),
+// the protocol and port of the registration it removed, as the listing
+// would have shown them. ok is false for text of any other form, which
+// remoteView then hides: a netid or address with a space in it cannot
+// pass for a port.
+func removedInstance(ev registry.Event) (in Instance, ok bool) {
+	f := strings.Split(ev.What, " ")
+	switch ev.Kind {
+	case "named":
+		if len(f) != 5 || f[3] != "pid" {
+			return Instance{}, false
+		}
+		return Instance{Protocol: f[1], Port: f[2]}, true
+	case "rpc":
+		if len(f) != 6 && (len(f) != 8 || f[6] != "pid") || f[0] != "prog" || f[2] != "vers" {
+			return Instance{}, false
+		}
+		return rpcInstances(registry.Entry{Netid: f[4], Addr: f[5]}, nil)[0], true
+	}
+	return Instance{}, false
+}

@@ -1,0 +1,245 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Default caps on what one user may hold, used when the Options field is
+// zero. A real host has tens of RPC registrations in all: an NFS server's
+// nfsd, mountd, nlockmgr and statd make about 50, each a program version
+// on up to four netids, and most of them are root's. A user's own TI-RPC
+// service registers each version on the four visible netids. So 1000
+// entries is some 250 program versions for one user, far above any real
+// host, and still bounds what a user can make the daemon hold: with
+// addresses bounded by CheckAddr an entry carries at most 113 bytes of
+// netid and address, so the byte cap only binds when the entry cap is
+// raised.
+const (
+	DefaultMaxRPCPerUID      = 1000
+	DefaultMaxRPCBytesPerUID = 1 << 20
+	// DefaultMaxProcessesPerUID caps the processes of one uid that hold
+	// named services, each watched until it exits. A user runs a few
+	// services; 256 leaves room for worker pools that register each
+	// worker.
+	DefaultMaxProcessesPerUID = 256
+)
+
+// quotaLogEvery is how often a refusal is logged for one user: the first
+// refusal at once, then one line per interval saying how many were not
+// logged.
+const quotaLogEvery = time.Minute
+
+// Reasons Set refuses a registration, wrapped in a *RefusedError.
+var (
+	// ErrRefused is matched by every *RefusedError: rpcbind answers a
+	// refused SET with FALSE.
+	ErrRefused = errors.New("registry: registration refused")
+	// ErrUnknownNetid reports a netid outside /etc/netconfig's udp,
+	// tcp, udp6, tcp6, local and unix.
+	ErrUnknownNetid = errors.New("registry: netid is not one a client can reach")
+	// ErrBadAddress reports an address not of its netid's form.
+	ErrBadAddress = errors.New("registry: address is not of the netid's form")
+	// ErrOverCap reports an owner already holding as many entries or
+	// bytes as it may.
+	ErrOverCap = errors.New("registry: the owner's registration cap is reached")
+)
+
+// A RefusedError says why Set refused an entry. errors.Is matches both its
+// reason and ErrRefused.
+type RefusedError struct {
+	// Owner is who asked, as Caller.Owner says, for ErrOverCap.
+	Owner string
+	Netid string
+	// Err is ErrUnknownNetid, ErrBadAddress or ErrOverCap.
+	Err    error
+	Detail string
+}
+
+func (e *RefusedError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Err.Error())
+	if e.Netid != "" {
+		fmt.Fprintf(&b, ": netid %q", e.Netid)
+	}
+	if e.Owner != "" {
+		fmt.Fprintf(&b, ": owner %s", e.Owner)
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	return b.String()
+}
+
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
+
+// Refusals count the registrations refused because their owner had reached
+// a cap, since the daemon started.
+type Refusals struct {
+	// RPC counts SETs refused at the per-uid entry or byte cap.
+	RPC uint64 `json:"rpc"`
+	// Named counts named registrations refused at the per-process or
+	// per-uid process cap.
+	Named uint64 `json:"named"`
+}
+
+// Refusals returns how many registrations the caps refused, by kind.
+func (r *Registry) Refusals() Refusals {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.refused
+}
+
+// usage is what one owner's RPC entries hold.
+type usage struct {
+	entries, bytes int
+}
+
+// entryBytes is what an entry costs against its owner's byte cap: the
+// strings its caller chose.
+func entryBytes(e Entry) int { return len(e.Netid) + len(e.Addr) }
+
+// Usage returns how many RPC entries owner (an Entry.Owner string) holds,
+// and their bytes as the byte cap counts them.
+func (r *Registry) Usage(owner string) (entries, bytes int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	u := r.usage[owner]
+	return u.entries, u.bytes
+}
+
+func (r *Registry) maxRPC() int {
+	return orDefault(r.opts.MaxRPCPerUID, DefaultMaxRPCPerUID)
+}
+
+func (r *Registry) maxRPCBytes() int {
+	return orDefault(r.opts.MaxRPCBytesPerUID, DefaultMaxRPCBytesPerUID)
+}
+
+func (r *Registry) maxProcesses() int {
+	return orDefault(r.opts.MaxProcessesPerUID, DefaultMaxProcessesPerUID)
+}
+
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// account adds (sign 1) or takes away (sign -1) e from its owner's usage;
+// r.mu must be held. An owner left with nothing is forgotten, with its
+// log limiter.
+func (r *Registry) account(e Entry, sign int) {
+	u := r.usage[e.Owner]
+	u.entries += sign
+	u.bytes += sign * entryBytes(e)
+	if u.entries <= 0 {
+		delete(r.usage, e.Owner)
+		r.rpcLog.forget(e.Owner)
+		return
+	}
+	r.usage[e.Owner] = u
+}
+
+// checkCap refuses e when its owner already holds the entry or byte cap;
+// r.mu must be held. The superuser is not capped: root's entries are the
+// kernel's and the system services', and root could exhaust the host by
+// other means anyway.
+func (r *Registry) checkCap(e Entry) error {
+	if e.Owner == OwnerSuperuser {
+		return nil
+	}
+	u := r.usage[e.Owner]
+	if u.entries+1 <= r.maxRPC() && u.bytes+entryBytes(e) <= r.maxRPCBytes() {
+		return nil
+	}
+	return &RefusedError{Owner: e.Owner, Err: ErrOverCap, Detail: fmt.Sprintf("holds %d entries of %d bytes, cap is %d entries or %d bytes", u.entries, u.bytes, r.maxRPC(), r.maxRPCBytes())}
+}
+
+// A rateLog says when a refusal for a key may be logged: the first at once,
+// then at most one per interval, with the count of those not logged. Keys
+// are forgotten when their user holds nothing any more, and beyond
+// rateLogKeys the keys share one limit, so it stays small.
+type rateLog struct {
+	every time.Duration
+	keys  map[string]*rateLogState
+}
+
+type rateLogState struct {
+	next       time.Time
+	suppressed uint64
+}
+
+func newRateLog(every time.Duration) rateLog {
+	return rateLog{every: every, keys: make(map[string]*rateLogState)}
+}
+
+// allow reports whether a refusal for key may be logged at now, and how
+// many were not logged since the last one.
+func (l *rateLog) allow(key string, now time.Time) (ok bool, suppressed uint64) {
+	s := l.keys[key]
+	if s == nil {
+		if len(l.keys) >= rateLogKeys {
+			l.sweep(now)
+		}
+		if len(l.keys) >= rateLogKeys {
+			key = rateLogOverflow
+			s = l.keys[key]
+		}
+	}
+	if s == nil {
+		s = &rateLogState{}
+		l.keys[key] = s
+	}
+	if now.Before(s.next) {
+		s.suppressed++
+		return false, 0
+	}
+	suppressed = s.suppressed
+	s.suppressed = 0
+	s.next = now.Add(l.every)
+	return true, suppressed
+}
+
+func (l *rateLog) forget(key string) { delete(l.keys, key) }
+
+// sweep forgets the keys whose interval is over and that have nothing
+// left to report.
+func (l *rateLog) sweep(now time.Time) {
+	for k, s := range l.keys {
+		if !now.Before(s.next) && s.suppressed == 0 {
+			delete(l.keys, k)
+		}
+	}
+}
+
+// rateLogKeys bounds the keys a rateLog tells apart; past it, new keys
+// share rateLogOverflow's limit.
+const (
+	rateLogKeys     = 1024
+	rateLogOverflow = "*"
+)
+
+// refusedCap counts a cap refusal of kind ("rpc" or "named") for key and
+// returns a function that logs it when the key's rate allows, to be called
+// once r.mu is released; r.mu must be held.
+func (r *Registry) refusedCap(kind, key string, err error) func() {
+	l := &r.rpcLog
+	if kind == "named" {
+		r.refused.Named++
+		l = &r.namedLog
+	} else {
+		r.refused.RPC++
+	}
+	ok, suppressed := l.allow(key, r.opts.Now())
+	if !ok {
+		return noWait
+	}
+	return func() {
+		r.log.Warn("registration refused: cap reached", "kind", kind, "owner", key, "err", err, "not_logged_since_last", suppressed)
+	}
+}
