@@ -20,6 +20,7 @@ import (
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/liveness"
+	"github.com/portmapd/portmapd/registry/proc"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 )
@@ -58,8 +59,9 @@ type Config struct {
 	UDPReplyBurst int
 	// FDReserve is how many file descriptors network connections (RPC
 	// and HTTP over TCP) leave for the local sockets and the daemon's
-	// own files: together they may hold RLIMIT_NOFILE less this, and at
-	// least half of it; netlimit.DefaultReserve when 0.
+	// own files: together they may hold RLIMIT_NOFILE less this and less
+	// the watched processes' pidfds (HTTP.MaxPidfds), and at least half
+	// of it; netlimit.DefaultReserve when 0.
 	FDReserve int
 	// Activated are sockets inherited from systemd. When there are any,
 	// they are served instead of opening sockets, and Port, UDPAddrs and
@@ -125,7 +127,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		defer unlock()
 	}
-	budget, err := descriptorBudget(cfg.FDReserve, log)
+	budget, err := descriptorBudget(cfg.FDReserve, cfg.HTTP.MaxPidfds, log)
 	if err != nil {
 		return err
 	}
@@ -251,8 +253,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 // descriptorBudget raises the soft RLIMIT_NOFILE to the hard limit and
-// returns the budget of descriptors that network connections share.
-func descriptorBudget(reserve int, log *slog.Logger) (*netlimit.Budget, error) {
+// returns the budget of descriptors that network connections share: the
+// limit less the reserve and less the pidfds of watched processes
+// (maxPidfds, or the watcher's default for the raised limit).
+func descriptorBudget(reserve, maxPidfds int, log *slog.Logger) (*netlimit.Budget, error) {
 	if reserve <= 0 {
 		reserve = netlimit.DefaultReserve
 	}
@@ -260,7 +264,10 @@ func descriptorBudget(reserve int, log *slog.Logger) (*netlimit.Budget, error) {
 		// Serve within the limit there is.
 		log.Warn("cannot raise the descriptor limit", "err", err)
 	}
-	b, limit, err := netlimit.DescriptorBudget(reserve)
+	if maxPidfds <= 0 {
+		maxPidfds = proc.DefaultMaxPidfds()
+	}
+	b, limit, err := netlimit.DescriptorBudget(reserve + maxPidfds)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
