@@ -380,6 +380,12 @@ func TestGetstatListsOverUDP(t *testing.T) {
 	if _, err := c.GetAddr(ctxT(t), xdr.RpcbVers, xdr.RPCB{Prog: xdr.PmapProg, Vers: 2, Netid: "udp"}); err != nil {
 		t.Fatal(err)
 	}
+	const v3 = xdr.RpcbVers - xdr.PmapVers
+	// The lookup is counted once it has been answered.
+	netlimittest.WaitFor(t, "the lookup is counted", func() bool {
+		st, err := c.GetStat(ctxT(t))
+		return err == nil && len(st[v3].AddrInfo) > 0
+	})
 	stats := func(network string, from netip.Addr) [xdr.StatVersions]xdr.VersionStat {
 		t.Helper()
 		d := net.Dialer{}
@@ -416,7 +422,6 @@ func TestGetstatListsOverUDP(t *testing.T) {
 		{"udp from a remote source", "udp", remote, false},
 		{"tcp from a remote source", "tcp", remote, true},
 	}
-	const v3 = xdr.RpcbVers - xdr.PmapVers
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := stats(tc.network, tc.from)
