@@ -17,14 +17,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/proc"
 )
 
 // Defaults of Config.
 const (
-	DefaultHTTPAddr   = ":8111"
-	DefaultSocketPath = "/run/portmapd.sock"
+	DefaultHTTPAddr          = ":8111"
+	DefaultSocketPath        = "/run/portmapd.sock"
+	DefaultMaxConns          = 1024
+	DefaultMaxConnsPerSource = 64
+	DefaultIdleTimeout       = 30 * time.Second
 	// Off as HTTPAddr or SocketPath disables that listener.
 	Off = "off"
 )
@@ -42,6 +46,23 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the real client.
 	TrustedProxies []netip.Prefix
+	// MaxConns caps the open connections over TCP (HTTPAddr's and those
+	// diverted from the RPC port, together), and separately those of the
+	// local socket; DefaultMaxConns when 0. At the cap, the connection
+	// idle longest between requests makes room; when none is idle, the
+	// new one is closed at once.
+	MaxConns int
+	// MaxConnsPerSource caps the open TCP connections from one source
+	// address (an IPv6 /64) the same way; DefaultMaxConnsPerSource when 0.
+	// Loopback and the TrustedProxies have no such cap.
+	MaxConnsPerSource int
+	// IdleTimeout closes a keep-alive connection idle this long between
+	// requests; DefaultIdleTimeout when 0.
+	IdleTimeout time.Duration
+	// Budget is the descriptor budget that TCP connections share with
+	// the RPC face (the local socket's are not charged to it); none when
+	// nil.
+	Budget *netlimit.Budget
 	// RPCNames is the file naming RPC programs, "/etc/rpc" when empty.
 	RPCNames string
 	// Passwd is the file naming users on the page, "/etc/passwd" when
@@ -73,6 +94,15 @@ func (c *Config) setDefaults() {
 	def(&c.RPCNames, "/etc/rpc")
 	def(&c.Passwd, "/etc/passwd")
 	def(&c.ProcRoot, "/proc")
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerSource <= 0 {
+		c.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
 	}
@@ -101,6 +131,7 @@ type Server struct {
 	csp     string
 	divert  *ConnListener
 	http    *http.Server
+	limits  connLimits
 
 	// mu orders registrations with the watches that end them, so that a
 	// process's last deregistration and its next registration cannot race
@@ -137,14 +168,16 @@ func NewServer(reg *registry.Registry, cfg Config) (*Server, error) {
 		// script, pinned by hash.
 		csp:    "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 		divert: NewConnListener(nil),
+		limits: newConnLimits(cfg),
 	}
 	s.http = &http.Server{
 		Handler:           s,
 		ConnContext:       connContext,
+		ConnState:         s.limits.connState,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
@@ -166,9 +199,11 @@ func (s *Server) Divert(c net.Conn) {
 func (s *Server) DivertListener() net.Listener { return s.divert }
 
 // Serve serves HTTP on l until Close or Shutdown. Requests arriving on an
-// AF_UNIX listener carry their peer's credentials and may register.
+// AF_UNIX listener carry their peer's credentials and may register. Its
+// connections are admitted within the limits of Config (MaxConns,
+// MaxConnsPerSource, Budget).
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	err := s.http.Serve(s.limits.listener(l))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -227,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.divert.Close()
 	err := s.http.Shutdown(ctx)
 	s.watcher.Close()
+	s.limits.close()
 	return err
 }
 
@@ -235,6 +271,7 @@ func (s *Server) Close() error {
 	s.divert.Close()
 	err := s.http.Close()
 	s.watcher.Close()
+	s.limits.close()
 	return err
 }
 

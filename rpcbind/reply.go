@@ -5,12 +5,18 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
+	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/xdr"
 )
 
 // ErrReplied reports a second reply to the same call.
 var ErrReplied = errors.New("rpcbind: call already answered")
+
+// ErrReplyWithheld reports a datagram reply not sent because its excess
+// over the call is more than the source's reply-byte bucket holds.
+var ErrReplyWithheld = errors.New("rpcbind: reply withheld: the source's reply-byte rate is spent")
 
 // ErrReplyTooLarge reports a datagram reply over the size limit. Nothing
 // was sent; the handler may still answer, for example with SYSTEM_ERR.
@@ -58,6 +64,12 @@ type datagramWriter struct {
 	// limit is the largest datagram sent, as libtirpc's svc_dg_reply
 	// cannot encode a larger one.
 	limit int
+	// callLen is the size of the call being answered; replyLimit charges
+	// the reply's excess over it to the caller's source, and withheld
+	// counts the replies it refuses.
+	callLen    int
+	replyLimit *netlimit.ReplyBuckets
+	withheld   *netlimit.LogThrottle
 }
 
 func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
@@ -69,6 +81,10 @@ func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) 
 		return ErrReplyTooLarge
 	}
 	w.written = true
+	if !w.replyLimit.Allow(w.to.Addr(), w.callLen, len(b), time.Now()) {
+		w.withheld.Note("withheld")
+		return ErrReplyWithheld
+	}
 	_, _, err := w.conn.WriteMsgUDPAddrPort(b, w.oob, w.to)
 	return err
 }
@@ -79,6 +95,10 @@ type streamWriter struct {
 	conn        net.Conn
 	maxFragment int
 	framed      []byte
+	// failed is the error of a write that did not complete (the peer
+	// did not take the reply in time, or is gone): the stream may hold
+	// part of a record, so the connection cannot go on.
+	failed error
 }
 
 func (w *streamWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
@@ -95,5 +115,8 @@ func (w *streamWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) er
 		b = w.framed
 	}
 	_, err := w.conn.Write(b)
+	if err != nil {
+		w.failed = err
+	}
 	return err
 }

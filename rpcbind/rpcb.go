@@ -169,6 +169,15 @@ func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
 
 func (p *Portmapper) rpcbGetstat(w ReplyWriter, c *Call) {
 	snap := p.Stats.Snapshot()
+	if isDatagram(c) && !c.Remote.Addr().IsLoopback() {
+		// The per-program lists grow with every program anyone looked
+		// up, to kilobytes that a spoofed 40-byte datagram would reflect
+		// at its victim; over UDP only this host sees them (over TCP,
+		// which cannot be spoofed, everyone does, as from rpcbind).
+		for i := range snap {
+			snap[i].AddrInfo, snap[i].RmtInfo = nil, nil
+		}
+	}
 	err := Reply(w, c, func(e *xdr.Encoder) {
 		for i := range snap {
 			snap[i].Encode(e)

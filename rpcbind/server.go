@@ -12,9 +12,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
@@ -22,8 +22,17 @@ import (
 
 // Defaults for the Server's limits.
 const (
-	DefaultIdleTimeout = 2 * time.Minute
-	DefaultMaxConns    = 1024
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultRecordTimeout     = 10 * time.Second
+	DefaultMaxConns          = 1024
+	DefaultMaxConnsPerSource = 64
+	// DefaultUDPReplyRate and DefaultUDPReplyBurst are the reply-byte
+	// bucket that the daemon gives each remote UDP source: enough for
+	// rpcinfo -p, a GETSTAT and a few lookups at once (a burst holds a
+	// whole 9000-byte reply), too little to reflect more than 4 KiB/s at
+	// anyone.
+	DefaultUDPReplyRate  = 4096
+	DefaultUDPReplyBurst = 16384
 )
 
 // aLongTimeAgo unblocks a pending read at once when set as its deadline.
@@ -44,12 +53,34 @@ type Server struct {
 	// MaxFragment is the largest record fragment written on a stream;
 	// MaxMessage less the record mark when 0.
 	MaxFragment int
-	// IdleTimeout closes a connection that sends nothing for this long;
-	// DefaultIdleTimeout when 0.
+	// IdleTimeout closes a connection that sends nothing for this long
+	// between calls; DefaultIdleTimeout when 0.
 	IdleTimeout time.Duration
+	// RecordTimeout closes a connection that has not delivered its first
+	// whole record this long after it was accepted, that takes longer to
+	// deliver a later record once its first byte arrived, or to take a
+	// reply, so that a peer cannot hold connections by sending nothing,
+	// or a byte at a time, or by not reading; DefaultRecordTimeout when
+	// 0, and never more than IdleTimeout.
+	RecordTimeout time.Duration
 	// MaxConns caps the open connections of each stream listener;
-	// DefaultMaxConns when 0. Connections past it are closed at once.
+	// DefaultMaxConns when 0. At the cap, the connection idle longest
+	// (between calls) is closed to make room; when none is idle, the new
+	// one is closed at once.
 	MaxConns int
+	// MaxConnsPerSource caps the open connections of each stream
+	// listener from one source address (an IPv6 /64), the same way;
+	// DefaultMaxConnsPerSource when 0. Loopback and the local socket have
+	// no such cap.
+	MaxConnsPerSource int
+	// Budget is the descriptor budget that TCP connections share with
+	// the other listeners of the process (the local socket's connections
+	// are not charged to it); none when nil.
+	Budget *netlimit.Budget
+	// ReplyLimit, when set, withholds a UDP reply to a non-loopback
+	// source whose reply-byte bucket cannot pay the reply's excess over
+	// its call, so that spoofed calls cannot reflect much traffic.
+	ReplyLimit *netlimit.ReplyBuckets
 	// Abort re-raises a handler's panic after logging it, crashing the
 	// daemon where a debugger or core dump can see it (rpcbind -a).
 	Abort bool
@@ -89,6 +120,14 @@ func (s *Server) idleTimeout() time.Duration {
 	return DefaultIdleTimeout
 }
 
+func (s *Server) recordTimeout() time.Duration {
+	t := DefaultRecordTimeout
+	if s.RecordTimeout > 0 {
+		t = s.RecordTimeout
+	}
+	return min(t, s.idleTimeout())
+}
+
 func (s *Server) maxConns() int {
 	if s.MaxConns > 0 {
 		return s.MaxConns
@@ -96,15 +135,37 @@ func (s *Server) maxConns() int {
 	return DefaultMaxConns
 }
 
+func (s *Server) maxConnsPerSource() int {
+	if s.MaxConnsPerSource > 0 {
+		return s.MaxConnsPerSource
+	}
+	return DefaultMaxConnsPerSource
+}
+
+// rpcversEnd is the length of a call up to its rpcvers: xid, msg_type,
+// rpcvers.
+const rpcversEnd = 12
+
 // serve decodes msg, authenticates it and hands it to the handler. It
 // reports false for a message whose header is not believed (truncated, not
-// a call, rpcvers other than 2, an opaque_auth over 400 bytes): rpcbind
-// answers those with silence and closes a stream, since its position in the
-// stream is no longer known.
+// a call, an opaque_auth over 400 bytes): rpcbind answers those with
+// silence and closes a stream, since its position in the stream is no
+// longer known.
+//
+// A call of another RPC version is answered MSG_DENIED RPC_MISMATCH (low 2,
+// high 2), as RFC 5531 §9 requires, whatever follows its version (whose
+// layout only that version defines), and the stream stays open. Here
+// portmapd departs from rpcbind, whose libtirpc drops such a call in
+// silence: the reply is no longer than the call, so it reflects nothing,
+// and the caller learns why it failed.
 func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 	h, args, err := xdr.DecodeCall(msg)
-	if err == nil && h.RPCVers != xdr.RPCVersion {
-		err = fmt.Errorf("rpc version %d", h.RPCVers)
+	var headerErr *xdr.CallError
+	if (err == nil || errors.As(err, &headerErr)) && len(msg) >= rpcversEnd && h.RPCVers != xdr.RPCVersion {
+		s.logger().Debug("answered RPC_MISMATCH", "netid", c.Netid, "from", callerString(c), "rpcvers", h.RPCVers)
+		w.reset(xdr.OpaqueAuth{})
+		_ = w.WriteReply(xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}, nil)
+		return true
 	}
 	if err != nil {
 		s.logger().Debug("dropped undecodable message", "netid", c.Netid, "from", callerString(c), "err", err)
@@ -201,10 +262,12 @@ func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) 
 	pktinfo := enablePacketInfo(conn)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
 	defer stop()
+	withheld := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "UDP replies withheld: reply-byte rate limit", 0, "netid", netid)
+	defer withheld.Flush()
 	workers := min(runtime.GOMAXPROCS(0), 4)
 	errs := make(chan error, workers)
 	for range workers {
-		go func() { errs <- s.udpLoop(ctx, conn, netid, pktinfo) }()
+		go func() { errs <- s.udpLoop(ctx, conn, netid, pktinfo, withheld) }()
 	}
 	var first error
 	for range workers {
@@ -215,13 +278,13 @@ func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) 
 	return first
 }
 
-func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, pktinfo bool) error {
+func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, pktinfo bool, withheld *netlimit.LogThrottle) error {
 	max := s.maxMessage()
 	// One byte more than the limit tells an oversized datagram from one
 	// that fits exactly.
 	buf := make([]byte, max+1)
 	oob := make([]byte, 256)
-	w := &datagramWriter{conn: conn, limit: max}
+	w := &datagramWriter{conn: conn, limit: max, replyLimit: s.ReplyLimit, withheld: withheld}
 	local := addrPortOf(conn.LocalAddr())
 	for {
 		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
@@ -229,7 +292,7 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 			if ctx.Err() != nil {
 				return nil
 			}
-			if isTemporary(err) {
+			if netlimit.IsTemporary(err) {
 				continue
 			}
 			return fmt.Errorf("rpcbind: %s read: %w", netid, err)
@@ -246,22 +309,34 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 				w.oob = replySourceOOB(w.oob, dst)
 			}
 		}
-		w.to = from
+		w.to, w.callLen = from, n
 		s.serve(w, buf[:n], &c)
 	}
 }
 
 // ServeStream answers calls on connections accepted from ln until ctx is
 // done. netid is tcp, tcp6 or local; local connections carry the peer's
-// kernel credentials.
+// kernel credentials. Connections are admitted within MaxConns,
+// MaxConnsPerSource and the Budget (see netlimit).
 func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string) error {
+	local := netid == registry.NetidLocal
+	lim := netlimit.New(netlimit.Config{
+		Name:         netid,
+		MaxConns:     s.maxConns(),
+		MaxPerSource: s.maxConnsPerSource(),
+		Local:        local,
+		Budget:       s.Budget,
+		Logger:       s.logger(),
+	})
+	defer lim.Close()
+	lln := netlimit.NewListener(ln, lim)
 	var (
 		mu    sync.Mutex
 		conns = make(map[net.Conn]struct{})
 		wg    sync.WaitGroup
 	)
 	stop := context.AfterFunc(ctx, func() {
-		_ = ln.Close()
+		_ = lln.Close()
 		mu.Lock()
 		for c := range conns {
 			_ = c.SetReadDeadline(aLongTimeAgo)
@@ -270,35 +345,13 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 	})
 	defer stop()
 	defer wg.Wait()
-	slots := make(chan struct{}, s.maxConns())
-	var backoff time.Duration
 	for {
-		c, err := ln.Accept()
+		c, slot, err := lln.AcceptSlot()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if isTemporary(err) {
-				// EMFILE and friends: wait for descriptors to free up
-				// instead of spinning on accept.
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				s.logger().Warn("accept failed; retrying", "netid", netid, "err", err, "in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-ctx.Done():
-					return nil
-				}
-				continue
-			}
 			return fmt.Errorf("rpcbind: %s accept: %w", netid, err)
-		}
-		backoff = 0
-		select {
-		case slots <- struct{}{}:
-		default:
-			s.logger().Warn("connection limit reached; closing new connection", "netid", netid, "limit", cap(slots))
-			_ = c.Close()
-			continue
 		}
 		mu.Lock()
 		conns[c] = struct{}{}
@@ -306,21 +359,22 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
-			kept := s.serveConn(ctx, c, netid)
+			diverted := s.serveConn(ctx, c, slot, netid)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
-			if !kept {
+			if !diverted {
 				_ = c.Close()
 			}
+			slot.Release()
 		}()
 	}
 }
 
-// serveConn answers the calls of one connection. It reports whether the
-// connection was handed to Divert, which then owns it.
-func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (diverted bool) {
+// serveConn answers the calls of one connection, marking slot busy while
+// it reads or answers a call and idle between calls. It reports whether
+// the connection was handed to Divert, which then owns it.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, netid string) (diverted bool) {
 	c := Call{Netid: netid}
 	if netid == registry.NetidLocal {
 		cred, err := peercred.Get(conn)
@@ -333,46 +387,75 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, netid string) (di
 		c.Remote = unmap(addrPortOf(conn.RemoteAddr()))
 		c.Local = unmap(addrPortOf(conn.LocalAddr()))
 	}
-	idle := s.idleTimeout()
+	idle, record := s.idleTimeout(), s.recordTimeout()
 	br := bufio.NewReaderSize(conn, 4096)
-	if s.Divert != nil && netid != registry.NetidLocal {
-		_ = conn.SetReadDeadline(time.Now().Add(idle))
-		first, err := br.Peek(1)
-		if err != nil {
+	rr := xdr.NewRecordReader(br, s.maxMessage())
+	w := &streamWriter{conn: conn, maxFragment: s.maxFragment()}
+	// The first record must be whole within the record timeout of the
+	// accept; a peer that sends nothing is not worth the idle timeout.
+	_ = conn.SetReadDeadline(time.Now().Add(record))
+	for first := true; ; first = false {
+		if !first {
+			slot.Idle()
+			_ = conn.SetReadDeadline(time.Now().Add(idle))
+		}
+		// Checked after the deadline is set: a cancellation from now on
+		// sets the deadline in the past itself.
+		if ctx.Err() != nil {
 			return false
 		}
-		if startsHTTPMethod(first[0]) {
+		next, err := br.Peek(1)
+		if err != nil {
+			s.connEnded(ctx, conn, &c, err)
+			return false
+		}
+		if !slot.Busy() {
+			// Evicted to make room just as a call arrived.
+			return false
+		}
+		if first && s.Divert != nil && netid != registry.NetidLocal && startsHTTPMethod(next[0]) {
+			// The HTTP server admits it within its own limits.
+			slot.Release()
 			s.Divert(&peekedConn{Conn: conn, r: br})
 			return true
 		}
-	}
-	rr := xdr.NewRecordReader(br, s.maxMessage())
-	w := &streamWriter{conn: conn, maxFragment: s.maxFragment()}
-	for ctx.Err() == nil {
-		_ = conn.SetReadDeadline(time.Now().Add(idle))
+		if !first {
+			_ = conn.SetReadDeadline(time.Now().Add(record))
+		}
 		msg, err := rr.Next()
 		if err != nil {
-			var tooLarge *xdr.RecordTooLargeError
-			switch {
-			case errors.As(err, &tooLarge):
-				s.logger().Warn("resetting connection: record too large", "netid", netid, "from", callerString(&c), "err", err)
-				// Reset rather than close, as rpcbind does: the rest of the
-				// record is never read, and the peer learns at once.
-				if tc, ok := conn.(*net.TCPConn); ok {
-					_ = tc.SetLinger(0)
-				}
-			case errors.Is(err, io.EOF), ctx.Err() != nil:
-			default:
-				s.logger().Debug("closing connection", "netid", netid, "from", callerString(&c), "err", err)
-			}
+			s.connEnded(ctx, conn, &c, err)
 			return false
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(idle))
+		// A peer that does not take its reply holds the connection busy,
+		// out of eviction's reach: no longer than a record may take.
+		_ = conn.SetWriteDeadline(time.Now().Add(record))
 		if !s.serve(w, msg, &c) {
 			return false
 		}
+		if w.failed != nil {
+			s.logger().Debug("closing connection: reply not sent", "netid", netid, "from", callerString(&c), "err", w.failed)
+			return false
+		}
 	}
-	return false
+}
+
+// connEnded logs why reading a connection stopped, and resets it when the
+// peer sent a record over the limit.
+func (s *Server) connEnded(ctx context.Context, conn net.Conn, c *Call, err error) {
+	var tooLarge *xdr.RecordTooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.logger().Warn("resetting connection: record too large", "netid", c.Netid, "from", callerString(c), "err", err)
+		// Reset rather than close, as rpcbind does: the rest of the
+		// record is never read, and the peer learns at once.
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+	case errors.Is(err, io.EOF), ctx.Err() != nil:
+	default:
+		s.logger().Debug("closing connection", "netid", c.Netid, "from", callerString(c), "err", err)
+	}
 }
 
 // startsHTTPMethod reports whether b can begin an HTTP request line, whose
@@ -407,16 +490,4 @@ func unmap(ap netip.AddrPort) netip.AddrPort {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	return ap
-}
-
-func isTemporary(err error) bool {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		switch errno {
-		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
-			syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN, syscall.ECONNREFUSED:
-			return true
-		}
-	}
-	return false
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,9 @@ type testServer struct {
 	mux      *ServeMux
 	udp, tcp netip.AddrPort
 	port     uint16
+	// stop ends serving and waits for the serving goroutines; it may be
+	// called more than once.
+	stop func()
 }
 
 type serverOption func(*Server)
@@ -59,20 +63,24 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 	done := make(chan struct{}, 2)
 	go func() { _ = srv.ServeUDP(ctx, pc, "udp"); done <- struct{}{} }()
 	go func() { _ = srv.ServeStream(ctx, ln, "tcp"); done <- struct{}{} }()
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Error("server did not stop within 5s of cancellation")
-				return
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			for range 2 {
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Error("server did not stop within 5s of cancellation")
+					return
+				}
 			}
-		}
-		_ = pc.Close()
-	})
+			_ = pc.Close()
+		})
+	}
+	t.Cleanup(stop)
 	return &testServer{
-		reg: reg, mux: mux, port: port,
+		reg: reg, mux: mux, port: port, stop: stop,
 		udp: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(pc.LocalAddr().(*net.UDPAddr).Port)),
 		tcp: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
 	}
@@ -268,6 +276,12 @@ func reply(h xdr.ReplyHeader, results ...uint32) []byte {
 	return e.Bytes()
 }
 
+// rpcMismatchReply is MSG_DENIED RPC_MISMATCH (low 2, high 2), the bytes of
+// testdata/xdr/reply-rpc-mismatch.hex for the oracle's xid.
+func rpcMismatchReply(xid uint32) xdr.ReplyHeader {
+	return xdr.ReplyHeader{XID: xid, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: 2, High: 2}}
+}
+
 func mismatch(xid uint32, low, high uint32) xdr.ReplyHeader {
 	h := xdr.Accepted(xid, xdr.ProgMismatch)
 	h.Mismatch = xdr.Mismatch{Low: low, High: high}
@@ -295,7 +309,12 @@ func TestErrorReplies(t *testing.T) {
 		{"procedure 6 of version 2", call(xid, 2, 100000, 2, 6, none, none, nil), reply(xdr.Accepted(xid, xdr.ProcUnavail))},
 		{"truncated SET arguments", call(xid, 2, 100000, 2, 1, none, none, getportArgs[:8]), reply(xdr.Accepted(xid, xdr.GarbageArgs))},
 		{"GETPORT with trailing bytes", call(xid, 2, 100000, 2, 3, none, none, append(getportArgs, 1, 2, 3, 4)), reply(xdr.Accepted(xid, xdr.Success), 111)},
-		{"rpcvers 3", call(xid, 3, 100000, 2, 0, none, none, nil), nil},
+		// RFC 5531 §9, where rpcbind is silent: see serve.
+		{"rpcvers 3", call(xid, 3, 100000, 2, 0, none, none, nil), reply(rpcMismatchReply(xid))},
+		{"rpcvers 0", call(xid, 0, 100000, 2, 0, none, none, nil), reply(rpcMismatchReply(xid))},
+		{"rpcvers 1, unknown program", call(xid, 1, 100099, 1, 0, none, none, nil), reply(rpcMismatchReply(xid))},
+		{"rpcvers 3, nothing after it", call(xid, 3, 100000, 2, 0, none, none, nil)[:12], reply(rpcMismatchReply(xid))},
+		{"rpcvers missing", call(xid, 3, 100000, 2, 0, none, none, nil)[:10], nil},
 		{"a reply sent to the server", reply(xdr.Accepted(xid, xdr.Success)), nil},
 		{"8 bytes", call(xid, 2, 100000, 2, 0, none, none, nil)[:8], nil},
 		{"header without credentials", call(xid, 2, 100000, 2, 0, none, none, nil)[:24], nil},
@@ -336,6 +355,9 @@ func TestErrorReplies(t *testing.T) {
 			if want == nil && !closed {
 				t.Error("connection left open after an untrusted header")
 			}
+			if want != nil && closed {
+				t.Error("connection closed after an answered call")
+			}
 		})
 	}
 }
@@ -344,21 +366,7 @@ func TestErrorReplies(t *testing.T) {
 // comes within a short wait.
 func exchangeUDP(t *testing.T, to netip.AddrPort, req []byte) []byte {
 	t.Helper()
-	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	buf := make([]byte, 65536)
-	n, err := conn.Read(buf)
-	if err != nil {
-		return nil
-	}
-	return buf[:n]
+	return exchangeUDPFrom(t, netip.Addr{}, to, req, 300*time.Millisecond)
 }
 
 // exchangeTCP writes raw bytes on a new connection and returns the first
@@ -518,39 +526,6 @@ func TestPanickingHandlerAnswersSystemErr(t *testing.T) {
 				t.Fatalf("server stopped answering after a panic: %v", err)
 			}
 		})
-	}
-}
-
-func TestIdleConnectionsAreClosed(t *testing.T) {
-	s := startServer(t, func(srv *Server) { srv.IdleTimeout = 100 * time.Millisecond })
-	conn, err := net.Dial("tcp4", s.tcp.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Fatalf("read on an idle connection: %v, want EOF", err)
-	}
-}
-
-func TestConnectionCap(t *testing.T) {
-	s := startServer(t, func(srv *Server) { srv.MaxConns = 1 })
-	first := s.client(t, "tcp", "")
-	if err := first.Null(ctxT(t), xdr.PmapProg, 2); err != nil {
-		t.Fatal(err)
-	}
-	second, err := net.Dial("tcp4", s.tcp.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	_ = second.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := second.Read(make([]byte, 1)); err == nil {
-		t.Fatal("second connection was served past MaxConns=1")
-	}
-	if err := first.Null(ctxT(t), xdr.PmapProg, 2); err != nil {
-		t.Fatalf("first connection broken: %v", err)
 	}
 }
 

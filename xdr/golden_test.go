@@ -381,6 +381,7 @@ func recordCases() []recordCase {
 		}, 0},
 		{"record-empty.hex", func(testing.TB) [][]byte { return [][]byte{{}} }, 0},
 		{"record-reply-dump-fresh.hex", files("reply-dump-fresh.hex"), 0},
+		{"record-reply-rpc-mismatch.hex", files("reply-rpc-mismatch.hex"), 0},
 	}
 }
 

@@ -46,6 +46,14 @@ func TestCommandLine(t *testing.T) {
 		{"bad trusted proxy", []string{"-f", "--trusted-proxy", "nonsense"}, 1, []string{"--trusted-proxy", "usage:"}},
 		{"negative compaction size", []string{"-f", "--state-compact-bytes", "-1"}, 1, []string{"--state-compact-bytes -1: must not be negative", "usage:"}},
 		{"compaction size not a number", []string{"-f", "--state-compact-bytes", "4M"}, 1, []string{"--state-compact-bytes", "usage:"}},
+		{"per-source cap of 0", []string{"-f", "--max-conns-per-source", "0"}, 1, []string{"--max-conns-per-source 0: must be at least 1", "usage:"}},
+		{"record timeout of 0", []string{"-f", "--record-timeout", "0s"}, 1, []string{"--record-timeout 0s: must be positive", "usage:"}},
+		{"UDP reply burst below the largest reply", []string{"-f", "--udp-reply-burst", "8999"}, 1, []string{"--udp-reply-burst 8999: must be at least --max-message (9000)", "usage:"}},
+		{"negative UDP reply rate", []string{"-f", "--udp-reply-rate", "-1"}, 1, []string{"--udp-reply-rate -1: must not be negative", "usage:"}},
+		{"descriptor reserve of 0", []string{"-f", "--fd-reserve", "0"}, 1, []string{"--fd-reserve 0: must be at least 1", "usage:"}},
+		{"HTTP cap of 0", []string{"-f", "--http-max-conns", "0"}, 1, []string{"--http-max-conns 0: must be at least 1", "usage:"}},
+		{"HTTP per-source cap of 0", []string{"-f", "--http-max-conns-per-source", "0"}, 1, []string{"--http-max-conns-per-source 0: must be at least 1", "usage:"}},
+		{"HTTP idle timeout of 0", []string{"-f", "--http-idle-timeout", "0s"}, 1, []string{"--http-idle-timeout 0s: must be positive", "usage:"}},
 	}
 	bin := binary(t)
 	for _, tc := range tests {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
@@ -40,19 +41,27 @@ type options struct {
 	showConfig bool
 	warmStart  bool
 
-	user       string
-	port       int
-	lockFile   string
-	socket     string
-	abstract   bool
-	maxMessage int
-	idle       time.Duration
-	maxConns   int
+	user          string
+	port          int
+	lockFile      string
+	socket        string
+	abstract      bool
+	maxMessage    int
+	idle          time.Duration
+	recordTimeout time.Duration
+	maxConns      int
+	maxPerSource  int
+	replyRate     int
+	replyBurst    int
+	fdReserve     int
 
 	httpAddr       string
 	httpSocket     string
 	trustedProxies []string
 	maxPerProcess  int
+	httpMaxConns   int
+	httpPerSource  int
+	httpIdle       time.Duration
 	maxRPCPerUID   int
 	maxRPCBytes    int
 	maxProcsPerUID int
@@ -134,10 +143,18 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.BoolVar(&o.abstract, "abstract-socket", true, "also serve the local socket's name in the abstract namespace")
 	f.IntVar(&o.maxMessage, "max-message", xdr.DefaultMaxMessage, "largest call accepted, in bytes")
 	f.DurationVar(&o.idle, "idle-timeout", rpcbind.DefaultIdleTimeout, "close TCP connections idle for this long")
-	f.IntVar(&o.maxConns, "max-conns", rpcbind.DefaultMaxConns, "most open TCP connections per listener")
+	f.DurationVar(&o.recordTimeout, "record-timeout", rpcbind.DefaultRecordTimeout, "close TCP connections that have not sent a whole call this long after connecting, or take this long to finish one or to take a reply")
+	f.IntVar(&o.maxConns, "max-conns", rpcbind.DefaultMaxConns, "most open TCP connections per listener; when full, the one idle longest is closed")
+	f.IntVar(&o.maxPerSource, "max-conns-per-source", rpcbind.DefaultMaxConnsPerSource, "most open TCP connections per listener from one address (IPv6: one /64); loopback is not capped")
+	f.IntVar(&o.replyRate, "udp-reply-rate", rpcbind.DefaultUDPReplyRate, "bytes per second by which UDP replies to one remote address may exceed its calls (0: no limit)")
+	f.IntVar(&o.replyBurst, "udp-reply-burst", rpcbind.DefaultUDPReplyBurst, "bytes of such excess one remote address may use at once (at least --max-message)")
+	f.IntVar(&o.fdReserve, "fd-reserve", netlimit.DefaultReserve, "file descriptors that TCP connections leave for the local sockets and the daemon itself")
 	f.StringVar(&o.httpAddr, "http", httpmap.DefaultHTTPAddr, `HTTP listing address; "off" disables`)
 	f.StringVar(&o.httpSocket, "http-socket", httpmap.DefaultSocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
+	f.IntVar(&o.httpMaxConns, "http-max-conns", httpmap.DefaultMaxConns, "most open HTTP connections over TCP (--http and port 111 together), and on the HTTP socket; when full, the one idle longest is closed")
+	f.IntVar(&o.httpPerSource, "http-max-conns-per-source", httpmap.DefaultMaxConnsPerSource, "most open HTTP connections over TCP from one address (IPv6: one /64); loopback and --trusted-proxy addresses are not capped")
+	f.DurationVar(&o.httpIdle, "http-idle-timeout", httpmap.DefaultIdleTimeout, "close HTTP keep-alive connections idle for this long")
 	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
 	f.IntVar(&o.maxRPCPerUID, "max-rpc-per-uid", registry.DefaultMaxRPCPerUID, "RPC registrations one uid may hold (root is not capped; unprivileged loopback UDP and TCP callers share one count)")
 	f.IntVar(&o.maxRPCBytes, "max-rpc-bytes-per-uid", registry.DefaultMaxRPCBytesPerUID, "bytes of netid and address one uid's RPC registrations may hold")
@@ -182,6 +199,22 @@ func (o options) validate() error {
 		return fmt.Errorf("--max-conns %d: must be at least 1", o.maxConns)
 	case o.idle <= 0:
 		return fmt.Errorf("--idle-timeout %v: must be positive", o.idle)
+	case o.recordTimeout <= 0:
+		return fmt.Errorf("--record-timeout %v: must be positive", o.recordTimeout)
+	case o.maxPerSource < 1:
+		return fmt.Errorf("--max-conns-per-source %d: must be at least 1", o.maxPerSource)
+	case o.replyRate < 0:
+		return fmt.Errorf("--udp-reply-rate %d: must not be negative", o.replyRate)
+	case o.replyRate > 0 && o.replyBurst < o.maxMessage:
+		return fmt.Errorf("--udp-reply-burst %d: must be at least --max-message (%d), or no reply that large could be sent", o.replyBurst, o.maxMessage)
+	case o.fdReserve < 1:
+		return fmt.Errorf("--fd-reserve %d: must be at least 1", o.fdReserve)
+	case o.httpMaxConns < 1:
+		return fmt.Errorf("--http-max-conns %d: must be at least 1", o.httpMaxConns)
+	case o.httpPerSource < 1:
+		return fmt.Errorf("--http-max-conns-per-source %d: must be at least 1", o.httpPerSource)
+	case o.httpIdle <= 0:
+		return fmt.Errorf("--http-idle-timeout %v: must be positive", o.httpIdle)
 	case o.maxPerProcess < 1:
 		return fmt.Errorf("--max-per-process %d: must be at least 1", o.maxPerProcess)
 	case o.maxRPCPerUID < 1:
@@ -246,22 +279,30 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		activated = append(activated, s)
 	}
 	cfg := daemon.Config{
-		Port:           o.port,
-		UDPAddrs:       o.udpAddrs,
-		Insecure:       o.insecure,
-		LogCalls:       o.logCalls,
-		LockFile:       o.lockFile,
-		Socket:         o.socket,
-		AbstractSocket: o.abstract,
-		MaxMessage:     o.maxMessage,
-		IdleTimeout:    o.idle,
-		MaxConns:       o.maxConns,
-		Activated:      activated,
-		AbortOnError:   o.abort && o.debug,
+		Port:              o.port,
+		UDPAddrs:          o.udpAddrs,
+		Insecure:          o.insecure,
+		LogCalls:          o.logCalls,
+		LockFile:          o.lockFile,
+		Socket:            o.socket,
+		AbstractSocket:    o.abstract,
+		MaxMessage:        o.maxMessage,
+		IdleTimeout:       o.idle,
+		RecordTimeout:     o.recordTimeout,
+		MaxConns:          o.maxConns,
+		MaxConnsPerSource: o.maxPerSource,
+		UDPReplyRate:      o.replyRate,
+		UDPReplyBurst:     o.replyBurst,
+		FDReserve:         o.fdReserve,
+		Activated:         activated,
+		AbortOnError:      o.abort && o.debug,
 		HTTP: httpmap.Config{
-			HTTPAddr:       o.httpAddr,
-			SocketPath:     o.httpSocket,
-			TrustedProxies: proxies,
+			HTTPAddr:          o.httpAddr,
+			SocketPath:        o.httpSocket,
+			TrustedProxies:    proxies,
+			MaxConns:          o.httpMaxConns,
+			MaxConnsPerSource: o.httpPerSource,
+			IdleTimeout:       o.httpIdle,
 		},
 		MaxNamedPerProcess: o.maxPerProcess,
 		MaxRPCPerUID:       o.maxRPCPerUID,

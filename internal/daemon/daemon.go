@@ -18,9 +18,11 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/liveness"
+	"github.com/portmapd/portmapd/registry/proc"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 	"golang.org/x/sys/unix"
@@ -45,11 +47,25 @@ type Config struct {
 	// where the kernel and recent libtirpc look first.
 	Socket         string
 	AbstractSocket bool
-	// MaxMessage, IdleTimeout and MaxConns bound the RPC server; zero
-	// values take the rpcbind package's defaults.
-	MaxMessage  int
-	IdleTimeout time.Duration
-	MaxConns    int
+	// MaxMessage, IdleTimeout, RecordTimeout, MaxConns and
+	// MaxConnsPerSource bound the RPC server; zero values take the
+	// rpcbind package's defaults.
+	MaxMessage        int
+	IdleTimeout       time.Duration
+	RecordTimeout     time.Duration
+	MaxConns          int
+	MaxConnsPerSource int
+	// UDPReplyRate and UDPReplyBurst are each remote source's UDP
+	// reply-byte bucket (bytes per second and bytes, counting what
+	// replies exceed their calls by); no limit when UDPReplyRate is 0.
+	UDPReplyRate  int
+	UDPReplyBurst int
+	// FDReserve is how many file descriptors network connections (RPC
+	// and HTTP over TCP) leave for the local sockets and the daemon's
+	// own files: together they may hold RLIMIT_NOFILE less this and less
+	// the watched processes' pidfds (HTTP.MaxPidfds), and at least half
+	// of it; netlimit.DefaultReserve when 0.
+	FDReserve int
 	// Activated are sockets inherited from systemd. When there are any,
 	// they are served instead of opening sockets, and Port, UDPAddrs and
 	// Socket are ignored, as rpcbind ignores -h under activation.
@@ -114,8 +130,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		defer unlock()
 	}
+	budget, err := descriptorBudget(cfg.FDReserve, cfg.HTTP.MaxPidfds, log)
+	if err != nil {
+		return err
+	}
 	var ls *listeners
-	var err error
 	if len(cfg.Activated) > 0 {
 		ls, err = inherit(cfg.Activated)
 	} else {
@@ -144,6 +163,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
+	hcfg.Budget = budget
 	web, err := httpmap.NewServer(reg, hcfg)
 	if err != nil {
 		return err
@@ -194,14 +214,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	web.WatchRegistered()
 	srv := &rpcbind.Server{
-		Handler:     &mux,
-		Logger:      log,
-		LogCalls:    cfg.LogCalls,
-		MaxMessage:  cfg.MaxMessage,
-		IdleTimeout: cfg.IdleTimeout,
-		MaxConns:    cfg.MaxConns,
-		Abort:       cfg.AbortOnError,
-		Divert:      web.Divert,
+		Handler:           &mux,
+		Logger:            log,
+		LogCalls:          cfg.LogCalls,
+		MaxMessage:        cfg.MaxMessage,
+		IdleTimeout:       cfg.IdleTimeout,
+		RecordTimeout:     cfg.RecordTimeout,
+		MaxConns:          cfg.MaxConns,
+		MaxConnsPerSource: cfg.MaxConnsPerSource,
+		Budget:            budget,
+		ReplyLimit:        netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
+		Abort:             cfg.AbortOnError,
+		Divert:            web.Divert,
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -242,6 +266,29 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("portmapd stopped")
 	return nil
+}
+
+// descriptorBudget raises the soft RLIMIT_NOFILE to the hard limit and
+// returns the budget of descriptors that network connections share: the
+// limit less the reserve and less the pidfds of watched processes
+// (maxPidfds, or the watcher's default for the raised limit).
+func descriptorBudget(reserve, maxPidfds int, log *slog.Logger) (*netlimit.Budget, error) {
+	if reserve <= 0 {
+		reserve = netlimit.DefaultReserve
+	}
+	if _, err := netlimit.RaiseDescriptorLimit(); err != nil {
+		// Serve within the limit there is.
+		log.Warn("cannot raise the descriptor limit", "err", err)
+	}
+	if maxPidfds <= 0 {
+		maxPidfds = proc.DefaultMaxPidfds()
+	}
+	b, limit, err := netlimit.DescriptorBudget(reserve + maxPidfds)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	log.Debug("descriptor budget", "rlimit_nofile", limit, "network_connections", b.Max())
+	return b, nil
 }
 
 type udpSocket struct {
