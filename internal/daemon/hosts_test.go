@@ -453,6 +453,16 @@ func TestAdminRunsWithDashS(t *testing.T) {
 	})
 }
 
+// startServingHTTP starts portmapd -f in h and waits until it serves RPC
+// and has said where it serves HTTP.
+func startServingHTTP(t *testing.T, h *netns.Host, bin string) *netns.Proc {
+	t.Helper()
+	p := h.Start(h.Command(bin, "-f"))
+	waitRPC(t, h, p, "127.0.0.1:111")
+	waitFor(t, "portmapd says where it serves HTTP", func() bool { return strings.Contains(p.Output(), `msg="serving HTTP"`) })
+	return p
+}
+
 // TestHTTPPortTaken: something else already listens on :8111 when
 // portmapd starts. The HTTP face is optional: portmapd says so in one
 // line naming the address and the flag, and serves RPC, the HTTP socket
@@ -465,9 +475,7 @@ func TestHTTPPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	p := h.Start(h.Command(bin, "-f"))
-	waitRPC(t, h, p, "127.0.0.1:111")
-	waitFor(t, "portmapd says where it serves HTTP", func() bool { return strings.Contains(p.Output(), `msg="serving HTTP"`) })
+	p := startServingHTTP(t, h, bin)
 	lines := linesWith(p.Output(), "8111")
 	if len(lines) != 1 || !strings.Contains(lines[0], "addr=:8111") || !strings.Contains(lines[0], "--http off") || !strings.Contains(lines[0], "address already in use") {
 		t.Errorf("want one line naming :8111 and --http off, got %q", lines)
@@ -495,9 +503,7 @@ func TestHTTPSocketTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	p := h.Start(h.Command(bin, "-f"))
-	waitRPC(t, h, p, "127.0.0.1:111")
-	waitFor(t, "portmapd says where it serves HTTP", func() bool { return strings.Contains(p.Output(), `msg="serving HTTP"`) })
+	p := startServingHTTP(t, h, bin)
 	lines := linesWith(p.Output(), "portmapd.sock")
 	var unavailable []string
 	for _, l := range lines {
@@ -610,6 +616,55 @@ func TestSIGTERMDuringStartup(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSIGTERMWithClientsThatHang: clients hold connections when the
+// administrator stops portmapd: one sends calls and reads none of the
+// replies, one sends half an HTTP request, one connects to the local
+// socket and says nothing. portmapd stops without waiting for them.
+func TestSIGTERMWithClientsThatHang(t *testing.T) {
+	h := netns.NewHost(t, "hang")
+	bin, _ := tools(t)
+	p := h.Start(h.Command(bin, "-f"))
+	waitRPC(t, h, p, "127.0.0.1:111")
+
+	rpc, err := h.Dial("tcp4", "127.0.0.1:111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rpc.Close()
+	_ = rpc.(*net.TCPConn).SetReadBuffer(4096)
+	var e xdr.Encoder
+	(&xdr.CallHeader{XID: 1, RPCVers: 2, Prog: xdr.PmapProg, Vers: xdr.PmapVers, Proc: xdr.PmapProcDump}).Encode(&e)
+	rec := append([]byte{0x80, 0, 0, byte(len(e.Bytes()))}, e.Bytes()...)
+	batch := []byte(strings.Repeat(string(rec), 256))
+	// Until both directions are full and portmapd is stuck writing.
+	for deadline := time.Now().Add(hostTimeout); ; {
+		_ = rpc.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := rpc.Write(batch); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("portmapd went on reading calls whose replies nobody reads")
+		}
+	}
+	web, err := h.Dial("tcp", "127.0.0.1:8111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	if _, err := io.WriteString(web, "GET /portmap HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	local, err := net.Dial("unix", filepath.Join(h.Run, "rpcbind.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+
+	began := time.Now()
+	stop(t, p)
+	t.Logf("stopped %v after SIGTERM", time.Since(began).Round(time.Millisecond))
 }
 
 // hideSyslog is the shell that runs a command in a host without a
