@@ -58,14 +58,25 @@ fuzz:
 		done; \
 	done
 
-# Installs the binaries and the systemd units that take rpcbind's place
-# (see README: Switching a host from rpcbind).
-install: build
+# Installs what `make build` built, the systemd units that take rpcbind's
+# place (see README: Switching a host from rpcbind) and the documentation.
+# It does not build: under sudo's PATH there is usually no go, so build as
+# yourself first (make build && sudo make install). The units go to
+# UNITDIR and name the binary and the documentation under PREFIX.
+UNITDIR ?= /etc/systemd/system
+install:
+	@for f in $(BIN)/portmapd $(BIN)/portmapctl; do \
+		[ -x "$$f" ] || { echo "make install: $$f is missing: run make build first (as yourself, not under sudo)" >&2; exit 1; }; \
+	done
 	install -D -m 0755 $(BIN)/portmapd $(DESTDIR)$(PREFIX)/sbin/portmapd
 	install -D -m 0755 $(BIN)/portmapctl $(DESTDIR)$(PREFIX)/bin/portmapctl
-	install -D -m 0644 dist/systemd/portmapd.service $(DESTDIR)/etc/systemd/system/portmapd.service
-	install -D -m 0644 dist/systemd/portmapd.socket $(DESTDIR)/etc/systemd/system/portmapd.socket
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in portmapd.service portmapd.socket; do \
+		sed 's|/usr/local/|$(PREFIX)/|g' dist/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/portmapd/README.md
+	install -D -m 0644 httpmap/README.md $(DESTDIR)$(PREFIX)/share/doc/portmapd/httpmap/README.md
 
 clean:
 	rm -rf $(BIN)

@@ -72,6 +72,49 @@ type divertAddr struct{}
 func (divertAddr) Network() string { return "tcp" }
 func (divertAddr) String() string  { return "diverted" }
 
+// A ListenError is a listener of the HTTP face that could not be opened.
+type ListenError struct {
+	// Addr is the TCP address, or the socket's path when Socket is set.
+	Addr   string
+	Socket bool
+	Err    error
+}
+
+func (e *ListenError) Error() string {
+	if e.Socket {
+		return e.Err.Error() // ListenUnix's errors name the path
+	}
+	return "httpmap: " + e.Err.Error()
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// Listen opens the TCP address and the local socket (mode 0666) that cfg
+// names, each unless Off, for ServeListeners. One that cannot be opened is
+// left out and reported by its *ListenError, so that the caller can serve
+// the other, and everything else it serves, without it: the HTTP face is
+// optional. A daemon that gives up root opens them before it does.
+func Listen(cfg Config) ([]net.Listener, []*ListenError) {
+	cfg.setDefaults()
+	var ls []net.Listener
+	var errs []*ListenError
+	if cfg.HTTPAddr != Off {
+		if l, err := net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			errs = append(errs, &ListenError{Addr: cfg.HTTPAddr, Err: err})
+		} else {
+			ls = append(ls, l)
+		}
+	}
+	if cfg.SocketPath != Off {
+		if l, err := ListenUnix(cfg.SocketPath, 0o666); err != nil {
+			errs = append(errs, &ListenError{Addr: cfg.SocketPath, Socket: true, Err: err})
+		} else {
+			ls = append(ls, l)
+		}
+	}
+	return ls, errs
+}
+
 // ListenUnix listens on the AF_UNIX path with the given mode. A socket file
 // left there by a daemon that died (connecting to it is refused) is
 // replaced; one that something answers on, or that cannot be told, is an

@@ -1,6 +1,8 @@
 package httpmap
 
 import (
+	"log/slog"
+
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/proc"
 )
@@ -32,10 +34,20 @@ func (s *Server) WatchRegistered() []registry.Service {
 		if err != nil {
 			gone := s.reg.DropProcess(sv.PID, sv.Start)
 			for _, g := range gone {
-				s.log.Info("deregistered: process gone since the registration was saved", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, "exe", g.Exe)
+				s.log.Info("deregistered: process gone since the registration was saved", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, exeAttr(g.Exe))
 			}
 			dropped = append(dropped, gone...)
 		}
 	}
 	return dropped
+}
+
+// exeAttr is a log line's exe attribute, left out when the kernel would
+// not say what the process runs (another user's, to a daemon that has
+// given up root).
+func exeAttr(exe string) slog.Attr {
+	if exe == "" {
+		return slog.Attr{}
+	}
+	return slog.String("exe", exe)
 }

@@ -210,36 +210,20 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// ListenAndServe serves the configured TCP address and local socket, and
-// diverted connections, until ctx is done; then it shuts down gracefully
-// and stops the watcher. A listener that cannot be opened is an error
-// before anything is served.
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	var ls []net.Listener
-	closeAll := func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}
-	if s.cfg.HTTPAddr != Off {
-		l, err := net.Listen("tcp", s.cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("httpmap: %w", err)
-		}
-		ls = append(ls, l)
-	}
-	if s.cfg.SocketPath != Off {
-		l, err := ListenUnix(s.cfg.SocketPath, 0o666)
-		if err != nil {
-			closeAll()
-			return err
-		}
-		ls = append(ls, l)
-	}
-	ls = append(ls, s.divert)
+// shutdownGrace is how long requests under way may take to finish once
+// serving is to stop; then their connections are closed. A stopping
+// daemon must not wait on a client that sends nothing.
+const shutdownGrace = 250 * time.Millisecond
+
+// ServeListeners serves HTTP on ls (as Listen opened them) and on diverted
+// connections until ctx is done or one of them fails; then it closes them,
+// gives requests under way a moment to finish, closes every connection
+// and stops the watcher. Requests arriving on an AF_UNIX listener carry
+// their peer's credentials and may register.
+func (s *Server) ServeListeners(ctx context.Context, ls []net.Listener) error {
+	ls = append(ls[:len(ls):len(ls)], s.divert)
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
-		s.log.Info("serving HTTP", "addr", l.Addr().String())
 		go func() { errc <- s.Serve(l) }()
 	}
 	var err error
@@ -247,11 +231,10 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
-	s.Shutdown(sctx)
-	if s.cfg.SocketPath != Off {
-		os.Remove(s.cfg.SocketPath)
+	if s.Shutdown(sctx) != nil {
+		s.Close()
 	}
 	return err
 }
@@ -329,7 +312,7 @@ func (s *Server) processGone(info proc.Info) {
 	gone := s.reg.DropProcess(info.PID, info.Start)
 	s.mu.Unlock()
 	for _, g := range gone {
-		s.log.Info("deregistered: process exited", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, "exe", g.Exe)
+		s.log.Info("deregistered: process exited", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, exeAttr(g.Exe))
 	}
 }
 

@@ -335,11 +335,13 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 		conns = make(map[net.Conn]struct{})
 		wg    sync.WaitGroup
 	)
+	// On stop, reads and writes under way end at once: a client that
+	// reads none of its replies must not hold up the daemon's exit.
 	stop := context.AfterFunc(ctx, func() {
 		_ = lln.Close()
 		mu.Lock()
 		for c := range conns {
-			_ = c.SetReadDeadline(aLongTimeAgo)
+			_ = c.SetDeadline(aLongTimeAgo)
 		}
 		mu.Unlock()
 	})
@@ -430,7 +432,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 		// A peer that does not take its reply holds the connection busy,
 		// out of eviction's reach: no longer than a record may take.
 		_ = conn.SetWriteDeadline(time.Now().Add(record))
-		if !s.serve(w, msg, &c) {
+		if ctx.Err() != nil || !s.serve(w, msg, &c) {
 			return false
 		}
 		if w.failed != nil {

@@ -560,3 +560,63 @@ func TestDivertHandsOverNonRPCConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStopWithAClientThatReadsNothing: a client sends DUMP after DUMP and
+// reads none of the replies, until the server is stuck writing to it.
+// Stopping the server must not wait for that client (nor for the idle or
+// record timeouts, an hour here).
+func TestStopWithAClientThatReadsNothing(t *testing.T) {
+	reg := registry.New(registry.Options{})
+	mux := &ServeMux{}
+	(&Portmapper{Registry: reg}).Register(mux)
+	for prog := uint32(400000); prog < 400100; prog++ {
+		if _, err := reg.Set(registry.Caller{Transport: registry.Internal}, registry.Entry{Prog: prog, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.8.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Handler: mux, Logger: slog.New(slog.DiscardHandler), IdleTimeout: time.Hour, RecordTimeout: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeStream(ctx, ln, "tcp") }()
+
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	msg := call(1, 2, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcDump, xdr.OpaqueAuth{}, xdr.OpaqueAuth{}, nil)
+	rec := binary.BigEndian.AppendUint32(nil, 0x80000000|uint32(len(msg)))
+	rec = append(rec, msg...)
+	batch := bytes.Repeat(rec, 256)
+	// Once both directions are full, the server is stuck writing and
+	// no longer reads: the client's writes stop going through.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_ = conn.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := conn.Write(batch); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server went on reading calls whose replies nobody reads")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("ServeStream: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeStream still waits for a client that reads nothing, 10s after the stop")
+	}
+}

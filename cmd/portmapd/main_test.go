@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -37,7 +38,8 @@ func TestCommandLine(t *testing.T) {
 		wantStderr []string
 	}{
 		{"-v prints rpcbind's two lines", []string{"-v"}, 0, []string{"portmapd ", "\ndebug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: ", "user: root, "}},
-		{"-v with -s names the user", []string{"-v", "-s"}, 0, []string{"user: daemon, "}},
+		{"-v with -s names the user", []string{"-v", "-s"}, 0, []string{"user: " + daemon.DefaultRunAs() + ", "}},
+		{"-v with -s and --user", []string{"-v", "-s", "--user", "nobody"}, 0, []string{"user: nobody, "}},
 		{"unknown option", []string{"-x"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
 		{"unknown long option", []string{"--bogus"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
 		{"-h needs an address", []string{"-h"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
@@ -85,7 +87,7 @@ func TestCommandLine(t *testing.T) {
 func unprivilegedArgs(dir string) []string {
 	return []string{"--port", "0", "--socket", filepath.Join(dir, "rpcbind.sock"), "--abstract-socket=false",
 		"--lock-file", filepath.Join(dir, "lock"), "--http", "off", "--http-socket", "off",
-		"--state-dir", filepath.Join(dir, "state")}
+		"--state-dir", filepath.Join(dir, "state"), "--log-file", filepath.Join(dir, "portmapd.log")}
 }
 
 // waitLocal waits until the daemon answers on its local socket.
@@ -121,14 +123,15 @@ func TestDetaches(t *testing.T) {
 	stopDaemonHolding(t, filepath.Join(dir, "lock"))
 }
 
-// TestRunAsDaemonUser: -s gives up root once the sockets are open.
+// TestRunAsDaemonUser: -s gives up root, by default for the user rpcbind
+// runs as here, once the sockets are open.
 func TestRunAsDaemonUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("-s needs root to change user: run make test as root")
 	}
-	u, err := user.Lookup("daemon")
+	u, err := user.Lookup(daemon.DefaultRunAs())
 	if err != nil {
-		t.Skipf("no user 'daemon' on this host: %v", err)
+		t.Skipf("no user %q on this host: %v", daemon.DefaultRunAs(), err)
 	}
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -149,7 +152,7 @@ func TestRunAsDaemonUser(t *testing.T) {
 			fields := strings.Fields(line)
 			for _, id := range fields[1:] {
 				if id != u.Uid {
-					t.Errorf("%s, want every uid %s (daemon)", line, u.Uid)
+					t.Errorf("%s, want every uid %s (%s)", line, u.Uid, u.Username)
 				}
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"log/syslog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -74,6 +73,7 @@ type options struct {
 	pruneGrace    time.Duration
 	pruneInterval time.Duration
 	noPrune       bool
+	logFile       string
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -88,9 +88,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	var ue usageError
+	var reported *daemon.ReportedError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &reported):
+		// Already said: by the process that detached this one, or
+		// in the log.
 	case errors.As(err, &ue):
 		// rpcbind's getopt error and usage line, under the name this
 		// program was started as (so "rpcbind" when installed as it).
@@ -136,7 +140,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.BoolVarP(&o.showConfig, "version", "v", false, "print the version and configuration, then exit")
 	f.BoolVarP(&o.warmStart, "warm-start", "w", false, "read rpcbind's warm-start files at start and write them on exit, to switch from rpcbind and back")
 	// Long options for everything rpcbind has no letter for.
-	f.StringVar(&o.user, "user", "daemon", "user that -s runs as")
+	f.StringVar(&o.user, "user", "", "user that -s runs as (default: the one rpcbind runs as here, _rpc or rpc, else daemon)")
 	f.IntVar(&o.port, "port", xdr.PmapPort, "UDP and TCP port to serve")
 	f.StringVar(&o.lockFile, "lock-file", "/run/rpcbind.lock", "lock file that keeps a second portmapper from starting (empty: none)")
 	f.StringVar(&o.socket, "socket", "/run/rpcbind.sock", "local socket serving versions 2, 3 and 4 (empty: none)")
@@ -167,6 +171,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.DurationVar(&o.pruneGrace, "prune-grace", daemon.DefaultPruneGrace, "how long after registering a service may take to bind its port before its registration can be pruned")
 	f.DurationVar(&o.pruneInterval, "prune-interval", daemon.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
 	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
+	f.StringVar(&o.logFile, "log-file", daemon.DefaultLogFile, "where portmapd logs once detached (without -f) if there is no syslog (/dev/log)")
 	f.Bool("help", false, "show this help")
 	return cmd
 }
@@ -185,6 +190,9 @@ func printConfig(w io.Writer, prog string, o options) {
 	user := "root"
 	if o.dropRoot {
 		user = o.user
+		if user == "" {
+			user = daemon.DefaultRunAs()
+		}
 	}
 	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: %s, systemd: yes, user: %s, warm start: yes\n", o.stateDir, user)
 }
@@ -262,19 +270,18 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	// Like rpcbind, detach unless told to stay or debugging.
 	reporter := daemon.NewReporter()
 	if !o.foreground && !o.debug && !reporter.Detached() {
-		return daemon.Detach(os.Args[1:])
+		return daemon.Detach(ctx, os.Args[1:], stderr)
 	}
 	level := slog.LevelInfo
 	if o.debug {
 		level = slog.LevelDebug
 	}
-	log := newLogger(stderr, level, reporter.Detached())
+	log := daemon.NewLogger(stderr, level, reporter, o.logFile)
 	var activated []systemd.Socket
 	for _, f := range systemd.Files() {
 		s, err := systemd.Classify(f)
 		if err != nil {
-			reporter.Failed(err)
-			return err
+			return reporter.Failed(err)
 		}
 		activated = append(activated, s)
 	}
@@ -322,36 +329,13 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 			}
 		},
 	}
-	if o.dropRoot {
-		cfg.RunAs = o.user
-	}
+	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.HTTP.MaxPidfds, cfg.HTTP.ProcPollInterval = o.maxPidfds, o.procPoll
 	if o.stateDir == "off" {
 		cfg.StateDir = ""
 	}
-	err = daemon.Run(ctx, cfg, log)
-	if err != nil {
-		reporter.Failed(err)
+	if err := daemon.Run(ctx, cfg, log); err != nil {
+		return reporter.Failed(err)
 	}
-	return err
-}
-
-// newLogger logs text to w; under systemd, whose journal stamps each line
-// itself, without the time; detached from a terminal, to syslog.
-func newLogger(w io.Writer, level slog.Level, detached bool) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if detached {
-		if sw, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "portmapd"); err == nil {
-			w = sw
-		}
-	}
-	if detached || os.Getenv("JOURNAL_STREAM") != "" {
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return nil
 }

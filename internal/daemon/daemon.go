@@ -70,9 +70,12 @@ type Config struct {
 	// they are served instead of opening sockets, and Port, UDPAddrs and
 	// Socket are ignored, as rpcbind ignores -h under activation.
 	Activated []systemd.Socket
-	// RunAs, when set, names the user to become once every socket is
-	// open (rpcbind -s).
-	RunAs string
+	// DropRoot makes the daemon become User once everything that needs
+	// root is open (rpcbind -s); an empty User is DefaultRunAs(), looked
+	// up then, so that a hung user database cannot hold up anything but
+	// a start that a stop may abandon.
+	DropRoot bool
+	User     string
 	// AbortOnError makes a failing request crash the daemon instead of
 	// being answered SYSTEM_ERR, for debugging (rpcbind -a).
 	AbortOnError bool
@@ -122,38 +125,175 @@ const (
 )
 
 // Run serves until ctx is done or a listener fails.
+//
+// A stop (ctx done) is obeyed in every state. Before the daemon serves,
+// some steps of its start can block for as long as something outside
+// says (a user lookup through a user database that does not answer, a
+// state directory on a hung disk): Run then returns at once, leaving
+// those steps to end with the process. Each of them is safe to cut short,
+// as a crash is: the saved state is written crash-safely, and rpcbind's
+// warm-start files are removed only once nothing can interrupt the start
+// any more.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	var (
+		d    *daemon
+		err  error
+		done = make(chan struct{})
+		gate startGate
+	)
+	go func() {
+		defer close(done)
+		d, err = start(ctx, cfg, log, &gate)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if gate.abandon() {
+			log.Info("portmapd stopped before serving")
+			return nil
+		}
+		// Past the point of no return: what is left of the start
+		// cannot block.
+		<-done
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		log.Info("portmapd stopped before serving")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return d.serve(ctx, log)
+}
+
+// A startGate decides, once, between a start that goes on to serve and
+// one abandoned by a stop.
+type startGate struct {
+	mu        sync.Mutex
+	decided   bool
+	abandoned bool
+}
+
+// commit reports whether the start may go on; after it, abandon fails.
+func (g *startGate) commit() bool { return g.decide(false) }
+
+// abandon reports whether the start was abandoned before it committed.
+func (g *startGate) abandon() bool { return g.decide(true) }
+
+func (g *startGate) decide(abandon bool) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.decided {
+		g.decided, g.abandoned = true, abandon
+	}
+	return g.abandoned == abandon
+}
+
+// errAbandoned ends a start that a stop abandoned; nobody reads it.
+var errAbandoned = errors.New("daemon: start abandoned")
+
+// A daemon is everything a start opened and filled, ready to serve.
+type daemon struct {
+	cfg     Config
+	release []func()
+	ls      *listeners
+	web     *httpmap.Server
+	webLs   []net.Listener
+	reg     *registry.Registry
+	srv     *rpcbind.Server
+	// addrs lists the host's addresses, for address merging and the
+	// pruner.
+	addrs ifaddrs.Source
+}
+
+// close releases what the start took, in reverse order.
+func (d *daemon) close() {
+	for i := len(d.release) - 1; i >= 0; i-- {
+		d.release[i]()
+	}
+}
+
+// start opens everything that needs root, becomes cfg.User, restores
+// the saved registrations and builds the servers. It gives up, releasing
+// what it took, at the first error, when ctx ends while the state is read
+// (with ctx's error), or when gate says it was abandoned.
+func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	var user runAs
+	if cfg.DropRoot {
+		name := cfg.User
+		if name == "" {
+			name = DefaultRunAs()
+		}
+		if user, err = lookupUser(name); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.LockFile != "" {
 		unlock, err := acquireLock(cfg.LockFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer unlock()
+		d.release = append(d.release, unlock)
 	}
 	budget, err := descriptorBudget(cfg.FDReserve, cfg.HTTP.MaxPidfds, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var ls *listeners
 	if len(cfg.Activated) > 0 {
-		ls, err = inherit(cfg.Activated)
+		d.ls, err = inherit(cfg.Activated)
 	} else {
-		ls, err = listen(cfg, log)
+		d.ls, err = listen(cfg, log)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if why := probeIPv6(cfg.ProcRoot).reason; why != "" {
-		log.Warn("no IPv6 on this host; serving IPv4", "reason", why, "skipped", ls.skipped)
+		log.Warn("no IPv6 on this host; serving IPv4", "reason", why, "skipped", d.ls.skipped)
 	}
-	defer ls.close()
-	if cfg.RunAs != "" {
-		if err := dropPrivileges(cfg.RunAs); err != nil {
-			return err
+	d.release = append(d.release, d.ls.close)
+	// The HTTP face is optional: a listener of it that cannot be opened
+	// is said once and served without.
+	webLs, failed := httpmap.Listen(cfg.HTTP)
+	for _, e := range failed {
+		logHTTPUnavailable(log, e)
+	}
+	d.webLs = webLs
+	d.release = append(d.release, func() { closeAll(webLs) })
+	if os.Geteuid() == 0 && cfg.StateDir != "" {
+		// With -s, the state goes to the user the daemon becomes; as
+		// root, it comes back from -s's default user.
+		to, from := user, user
+		if !cfg.DropRoot {
+			to = runAs{name: "root"}
+			from, _ = lookupUser(DefaultRunAs())
+		}
+		if err := handOverStateDir(cfg.StateDir, from.uid, to.uid, to.gid); err != nil {
+			log.Warn("cannot prepare the state directory for the daemon's user", "dir", cfg.StateDir, "user", to.name, "err", err)
+		}
+	}
+	if cfg.DropRoot {
+		if cfg.WarmStart {
+			if err := prepareWarmStartDir(cfg.WarmStartDir, user); err != nil {
+				log.Warn("cannot create rpcbind's state directory; warm-start files will not be written on exit", "err", err)
+			}
+		}
+		if err := user.become(); err != nil {
+			return nil, err
+		}
+		if cfg.WarmStart {
+			if err := unix.Access(cfg.WarmStartDir, unix.W_OK|unix.X_OK); err != nil {
+				log.Warn("warm-start files cannot be written on exit as this user; run as the directory's owner (--user)", "dir", cfg.WarmStartDir, "user", user.name, "err", err)
+			}
 		}
 	}
 
-	reg := registry.New(registry.Options{
+	d.reg = registry.New(registry.Options{
 		Insecure:           cfg.Insecure,
 		MaxNamedPerProcess: cfg.MaxNamedPerProcess,
 		MaxRPCPerUID:       cfg.MaxRPCPerUID,
@@ -164,29 +304,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
-	web, err := httpmap.NewServer(reg, hcfg)
+	d.web, err = httpmap.NewServer(d.reg, hcfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	d.release = append(d.release, func() { _ = d.web.Close() })
 	// One list of the host's addresses, kept fresh by the kernel's
 	// announcements, serves address merging and the pruner alike.
-	addrs := ifaddrs.ReadSource
+	d.addrs = ifaddrs.ReadSource
 	if table, err := ifaddrs.Open(); err != nil {
 		log.Warn("cannot follow address changes; reading the interfaces on every call", "err", err)
 	} else {
-		defer table.Close()
-		addrs = table.Addrs
+		d.release = append(d.release, func() { table.Close() })
+		d.addrs = table.Addrs
 	}
 	var mux rpcbind.ServeMux
-	eps := ls.endpoints()
-	pm := &rpcbind.Portmapper{Registry: reg, Insecure: cfg.Insecure, Interfaces: addrs}
+	eps := d.ls.endpoints()
+	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs}
 	for _, ep := range eps {
 		pm.Netids = append(pm.Netids, ep.Netid)
 	}
 	pm.Register(&mux)
 	for _, e := range pm.SelfEntries(eps) {
-		if _, err := reg.Set(registry.Caller{Transport: registry.Internal}, e); err != nil {
-			return fmt.Errorf("daemon: registering the portmapper: %w", err)
+		if _, err := d.reg.Set(registry.Caller{Transport: registry.Internal}, e); err != nil {
+			return nil, fmt.Errorf("daemon: registering the portmapper: %w", err)
 		}
 	}
 	// Saved registrations are back before the first request is read:
@@ -195,15 +336,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	jr, err := restoreState(ctx, cfg, reg, warm, log)
+	jr, err := restoreState(ctx, cfg, d.reg, warm, log)
 	if err != nil {
 		// Stopped while reading the state: nothing was written, so
 		// that the next start finds everything as it was.
-		log.Info("portmapd stopped before serving", "reason", err)
-		return nil
+		return nil, err
 	}
 	if jr != nil {
-		defer jr.Close()
+		d.release = append(d.release, func() { _ = jr.Close() })
+	}
+	if !gate.commit() {
+		return nil, errAbandoned
 	}
 	if cfg.WarmStart {
 		// As rpcbind does, so that a later start does not bring
@@ -212,8 +355,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			log.Warn("cannot remove rpcbind's warm-start files", "err", err)
 		}
 	}
-	web.WatchRegistered()
-	srv := &rpcbind.Server{
+	d.web.WatchRegistered()
+	d.srv = &rpcbind.Server{
 		Handler:           &mux,
 		Logger:            log,
 		LogCalls:          cfg.LogCalls,
@@ -225,9 +368,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Budget:            budget,
 		ReplyLimit:        netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
 		Abort:             cfg.AbortOnError,
-		Divert:            web.Divert,
+		Divert:            d.web.Divert,
 	}
+	return d, nil
+}
 
+// serve serves until ctx is done or a listener fails, then writes the
+// warm-start files when asked to and releases everything.
+func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
+	defer d.close()
+	cfg := d.cfg
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -240,32 +390,73 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			}
 		}()
 	}
-	for _, u := range ls.udp {
-		serve(u.netid, func() error { return srv.ServeUDP(ctx, u.conn, u.netid) })
+	for _, u := range d.ls.udp {
+		serve(u.netid, func() error { return d.srv.ServeUDP(ctx, u.conn, u.netid) })
 	}
-	for _, t := range ls.stream {
-		serve(t.netid, func() error { return srv.ServeStream(ctx, t.ln, t.netid) })
+	for _, t := range d.ls.stream {
+		serve(t.netid, func() error { return d.srv.ServeStream(ctx, t.ln, t.netid) })
 	}
-	serve("http", func() error { return web.ListenAndServe(ctx) })
+	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
 	if !cfg.NoPrune {
-		pr := liveness.New(reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
-			Interfaces: addrs, Logger: log.With("part", "prune")})
+		pr := liveness.New(d.reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
+			Interfaces: d.addrs, Logger: log.With("part", "prune")})
 		serve("prune", func() error { pr.Run(ctx); return nil })
 	}
-	log.Info("portmapd serving", "port", cfg.Port, "transports", ls.describe())
+	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())
+	logHTTPServing(log, d.webLs, d.ls)
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
 	<-ctx.Done()
 	wg.Wait()
 	if cfg.WarmStart {
-		writeWarmStart(cfg.WarmStartDir, reg, log)
+		writeWarmStart(cfg.WarmStartDir, d.reg, log)
 	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
+		log.Error("portmapd stopped", "err", err)
+		return &ReportedError{err}
 	}
 	log.Info("portmapd stopped")
 	return nil
+}
+
+// logHTTPUnavailable says, in one line, which listener of the HTTP face
+// could not be opened, that RPC is served regardless, and how to change
+// or silence it.
+func logHTTPUnavailable(log *slog.Logger, e *httpmap.ListenError) {
+	if e.Socket {
+		log.Error("HTTP registration socket unavailable; serving RPC without it", "socket", e.Addr, "err", e.Err,
+			"fix", "choose another with --http-socket PATH, or disable it with --http-socket off")
+		return
+	}
+	log.Error("HTTP listing address unavailable; serving RPC without it", "addr", e.Addr, "err", e.Err,
+		"fix", "choose another with --http ADDR, or disable it with --http off")
+}
+
+// logHTTPServing says where the HTTP face is served: its own listeners,
+// and the RPC port's TCP connections that are not RPC.
+func logHTTPServing(log *slog.Logger, webLs []net.Listener, ls *listeners) {
+	var attrs []any
+	for _, l := range webLs {
+		if l.Addr().Network() == "unix" {
+			attrs = append(attrs, "socket", l.Addr().String())
+		} else {
+			attrs = append(attrs, "addr", l.Addr().String())
+		}
+	}
+	for _, t := range ls.stream {
+		if t.netid == registry.NetidTCP || t.netid == registry.NetidTCP6 {
+			attrs = append(attrs, "rpc_tcp_port", ls.port)
+			break
+		}
+	}
+	log.Info("serving HTTP", attrs...)
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
 }
 
 // descriptorBudget raises the soft RLIMIT_NOFILE to the hard limit and

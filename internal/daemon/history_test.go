@@ -79,6 +79,11 @@ func (d *daemon) startLog() func() string {
 	d.t.Helper()
 	from := len(d.log.String())
 	d.start()
+	// The daemon may answer before its output has been copied here; what
+	// it logged at start is in once the line that ends the start is.
+	if !eventually(10*time.Second, func() bool { return strings.Contains(d.log.String()[from:], "portmapd serving") }) {
+		d.t.Fatalf("portmapd serves but did not say so:\n%s", d.log.String()[from:])
+	}
 	return func() string { return d.log.String()[from:] }
 }
 

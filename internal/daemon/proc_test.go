@@ -18,36 +18,47 @@ import (
 	"github.com/portmapd/portmapd/xdr"
 )
 
+// A builtCommand is one of the repository's commands, built once for the
+// test run unless the environment names a binary.
+type builtCommand struct {
+	env, pkg string
+	once     sync.Once
+	path     string
+	err      error
+}
+
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	portmapdCmd   = &builtCommand{env: "PORTMAPD_BIN", pkg: "github.com/portmapd/portmapd/cmd/portmapd"}
+	portmapctlCmd = &builtCommand{env: "PORTMAPCTL_BIN", pkg: "github.com/portmapd/portmapd/cmd/portmapctl"}
 )
+
+// bin returns $env, or the command built once for the test run.
+func (b *builtCommand) bin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(b.env); p != "" {
+		return p
+	}
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "portmapd-bin")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, filepath.Base(b.pkg))
+		out, err := exec.Command("go", "build", "-o", b.path, b.pkg).CombinedOutput()
+		if err != nil {
+			b.err = &buildError{err, out}
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
 
 // portmapdBin returns $PORTMAPD_BIN, or a portmapd built once for the
 // test run.
-func portmapdBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PORTMAPD_BIN"); p != "" {
-		return p
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "portmapd-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "portmapd")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/portmapd/portmapd/cmd/portmapd").CombinedOutput()
-		if err != nil {
-			buildErr = &buildError{err, out}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func portmapdBin(t *testing.T) string { return portmapdCmd.bin(t) }
 
 type buildError struct {
 	err error

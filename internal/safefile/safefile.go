@@ -493,6 +493,42 @@ func (d *Dir) ListenUnix(name string, perm os.FileMode) (*net.UnixListener, erro
 	return ln, nil
 }
 
+// Chown gives the directory itself to uid:gid.
+func (d *Dir) Chown(uid, gid int) error {
+	if err := unix.Fchown(d.fd, uid, gid); err != nil {
+		return &fs.PathError{Op: "chown", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// ChownFile gives name to uid:gid if it is a regular file with one link,
+// owned by root or by the directory's owner (as it was when opened), and
+// reports whether it did. The file is opened without following a link and
+// checked and changed through that descriptor, so that whoever else may
+// write the directory cannot have another file changed in its place; a
+// second link would let them choose it.
+func (d *Dir) ChownFile(name string, uid, gid int) (bool, error) {
+	if err := d.name(name); err != nil {
+		return false, err
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, &fs.PathError{Op: "open", Path: d.join(name), Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, &fs.PathError{Op: "stat", Path: d.join(name), Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || st.Uid != 0 && st.Uid != d.uid {
+		return false, nil
+	}
+	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+		return false, &fs.PathError{Op: "chown", Path: d.join(name), Err: err}
+	}
+	return true, nil
+}
+
 // Stat returns the directory's status.
 func (d *Dir) Stat() (unix.Stat_t, error) {
 	var st unix.Stat_t

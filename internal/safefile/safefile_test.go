@@ -163,6 +163,93 @@ func TestWriteFileOwner(t *testing.T) {
 	}
 }
 
+// TestChownFile gives a directory's files to another user, as portmapd
+// -s does with its state directory before it gives up root, and leaves
+// alone what a user who may write the directory could have put there to
+// have another file changed.
+func TestChownFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	const owner, other, to = 4321, 12345, 777
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string) string // returns the name
+		want  bool
+	}{
+		{"root's file", func(t *testing.T, dir string) string { return file(t, dir, "f", 0) }, true},
+		{"the directory owner's file", func(t *testing.T, dir string) string { return file(t, dir, "f", owner) }, true},
+		{"another user's file", func(t *testing.T, dir string) string { return file(t, dir, "f", other) }, false},
+		{"a link to root's file", func(t *testing.T, dir string) string {
+			elsewhere := t.TempDir()
+			target := filepath.Join(elsewhere, file(t, elsewhere, "target", 0))
+			if err := os.Symlink(target, filepath.Join(dir, "l")); err != nil {
+				t.Fatal(err)
+			}
+			return "l"
+		}, false},
+		{"a second name of root's file", func(t *testing.T, dir string) string {
+			f := file(t, dir, "f", 0)
+			if err := os.Link(filepath.Join(dir, f), filepath.Join(dir, "g")); err != nil {
+				t.Fatal(err)
+			}
+			return "g"
+		}, false},
+		{"a FIFO", func(t *testing.T, dir string) string {
+			if err := syscall.Mkfifo(filepath.Join(dir, "p"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return "p"
+		}, false},
+		{"a directory", func(t *testing.T, dir string) string {
+			if err := os.Mkdir(filepath.Join(dir, "d"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return "d"
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			name := tc.setup(t, dir)
+			chown(owner, owner)(t, dir)
+			d, err := OpenDir(dir, Policy{Owners: []uint32{owner}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			// Through a link, what counts is the file it names.
+			var before syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(dir, name), &before); err != nil {
+				t.Fatal(err)
+			}
+			done, err := d.ChownFile(name, to, to)
+			if err != nil || done != tc.want {
+				t.Fatalf("ChownFile = %v, %v; want %v", done, err, tc.want)
+			}
+			var after syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(dir, name), &after); err != nil {
+				t.Fatal(err)
+			}
+			if changed := after.Uid == to; changed != tc.want || !tc.want && after.Uid != before.Uid {
+				t.Errorf("owner %d (was %d), want changed %v", after.Uid, before.Uid, tc.want)
+			}
+		})
+	}
+}
+
+// file makes the file dir/name owned by uid and returns name.
+func file(t *testing.T, dir, name string, uid int) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
 func TestNewFileAbort(t *testing.T) {
 	d, dir := openTemp(t, Policy{})
 	f, err := d.Create("f", 0o600)

@@ -194,7 +194,7 @@ func (p *Pruner) Check() []registry.Entry {
 		}
 		if p.reg.Prune(e, reason) {
 			removed = append(removed, e)
-			p.log.Info("pruned registration", "prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner, "pid", e.PID, "netns", e.NetNS, "reason", reason)
+			p.logPruned(e, reason)
 		}
 	}
 	for k := range p.misses {
@@ -208,6 +208,17 @@ func (p *Pruner) Check() []registry.Entry {
 		}
 	}
 	return removed
+}
+
+// logPruned logs a removal. The registering pid is given when one is
+// known; the network namespace never is, since only registrations made
+// in the daemon's own are pruned.
+func (p *Pruner) logPruned(e registry.Entry, reason string) {
+	attrs := []any{"prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner}
+	if e.PID != 0 {
+		attrs = append(attrs, "pid", e.PID)
+	}
+	p.log.Info("pruned registration", append(attrs, "reason", reason)...)
 }
 
 // boundCheck says whether e's endpoint is bound; ok is false when the

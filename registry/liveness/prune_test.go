@@ -1,10 +1,14 @@
 package liveness
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +102,57 @@ func TestPrunePolicy(t *testing.T) {
 			events, n := reg.RecentEvents()
 			if removed := !tc.want[len(tc.want)-1]; removed != (n == registry.Removals{RPC: 1} && len(events) == 1) {
 				t.Errorf("events %+v, count %d", events, n)
+			}
+		})
+	}
+}
+
+// TestPrunedLogLine checks that the line logged for a removal names what
+// is known and leaves out what is not: no "pid=0" for a registration
+// without a process, and no namespace cookie, which is the daemon's own
+// for every registration it prunes.
+func TestPrunedLogLine(t *testing.T) {
+	dead := deadPID(t)
+	loopback := registry.Caller{Transport: registry.Network, Addr: netip.MustParseAddrPort("127.0.0.1:4000")}
+	local := registry.Caller{Transport: registry.Local, Cred: &registry.Cred{UID: 1000, PID: dead, NetNS: 3}}
+	for _, tc := range []struct {
+		name        string
+		caller      registry.Caller
+		want, avoid []string
+	}{
+		{"no process", loopback, []string{"prog=400000", "netid=udp", "addr=0.0.0.0.4.1", "owner=unknown", `reason="no registering process is known`}, []string{"pid=", "netns="}},
+		{"exited process", local, []string{"prog=400000", "owner=1000", "pid=" + strconv.Itoa(int(dead)), `reason="registering process`}, []string{"netns="}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1_800_000_000, 0)
+			reg := registry.New(registry.Options{Now: func() time.Time { return now }})
+			e := registry.Entry{Prog: 400000, Vers: 1, Netid: "udp", Addr: "0.0.0.0.4.1"}
+			if _, err := reg.Set(tc.caller, e); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			p := New(reg, Config{
+				Now:    func() time.Time { return now.Add(time.Minute) },
+				Table:  func() (*Table, error) { return newTable(), nil },
+				NetNS:  3,
+				Logger: slog.New(slog.NewTextHandler(&out, nil)),
+			})
+			for range UnknownMisses {
+				p.Check()
+			}
+			line := out.String()
+			if strings.Count(line, "pruned registration") != 1 {
+				t.Fatalf("want one pruned line, got:\n%s", line)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("line lacks %q: %s", w, line)
+				}
+			}
+			for _, a := range tc.avoid {
+				if strings.Contains(line, a) {
+					t.Errorf("line has %q: %s", a, line)
+				}
 			}
 		})
 	}

@@ -230,8 +230,10 @@ func Write(dir string, entries []registry.Entry) error {
 	return nil
 }
 
-// rpcUser returns the user rpcbind runs as: _rpc (Debian) or rpc.
-func rpcUser() (uid, gid int, ok bool) {
+// RPCUser returns the user rpcbind runs as on this host, who owns its
+// state directory: _rpc (Debian) or rpc (Fedora, SUSE); ok is false when
+// there is neither.
+func RPCUser() (name string, uid, gid int, ok bool) {
 	for _, name := range []string{"_rpc", "rpc"} {
 		u, err := user.Lookup(name)
 		if err != nil {
@@ -240,10 +242,16 @@ func rpcUser() (uid, gid int, ok bool) {
 		uid, err1 := strconv.Atoi(u.Uid)
 		gid, err2 := strconv.Atoi(u.Gid)
 		if err1 == nil && err2 == nil {
-			return uid, gid, true
+			return name, uid, gid, true
 		}
 	}
-	return 0, 0, false
+	return "", 0, 0, false
+}
+
+// rpcUser returns the ids of RPCUser.
+func rpcUser() (uid, gid int, ok bool) {
+	_, uid, gid, ok = RPCUser()
+	return uid, gid, ok
 }
 
 // mapping is the v2 view of a tcp or udp entry.
