@@ -131,15 +131,15 @@ func orDefault(v, def int) int {
 }
 
 // account adds (sign 1) or takes away (sign -1) e from its owner's usage;
-// r.mu must be held. An owner left with nothing is forgotten, with its
-// log limiter.
+// r.mu must be held. An owner left with nothing is forgotten, and so is
+// its log limiter once that has nothing left to say.
 func (r *Registry) account(e Entry, sign int) {
 	u := r.usage[e.Owner]
 	u.entries += sign
 	u.bytes += sign * entryBytes(e)
 	if u.entries <= 0 {
 		delete(r.usage, e.Owner)
-		r.rpcLog.forget(e.Owner)
+		r.rpcLog.forget(e.Owner, r.opts.Now())
 		return
 	}
 	r.usage[e.Owner] = u
@@ -162,8 +162,10 @@ func (r *Registry) checkCap(e Entry) error {
 
 // A rateLog says when a refusal for a key may be logged: the first at once,
 // then at most one per interval, with the count of those not logged. Keys
-// are forgotten when their user holds nothing any more, and beyond
-// rateLogKeys the keys share one limit, so it stays small.
+// are forgotten when their user holds nothing any more and their interval
+// is over with nothing held back (forgetting one sooner would let a user
+// who empties and refills its quota be logged at every refusal), and
+// beyond rateLogKeys the keys share one limit, so it stays small.
 type rateLog struct {
 	every time.Duration
 	keys  map[string]*rateLogState
@@ -205,16 +207,27 @@ func (l *rateLog) allow(key string, now time.Time) (ok bool, suppressed uint64) 
 	return true, suppressed
 }
 
-func (l *rateLog) forget(key string) { delete(l.keys, key) }
+// forget forgets key if its interval is over and it has nothing left to
+// report.
+func (l *rateLog) forget(key string, now time.Time) {
+	if s := l.keys[key]; s != nil && s.quiet(now) {
+		delete(l.keys, key)
+	}
+}
 
 // sweep forgets the keys whose interval is over and that have nothing
 // left to report.
 func (l *rateLog) sweep(now time.Time) {
 	for k, s := range l.keys {
-		if !now.Before(s.next) && s.suppressed == 0 {
+		if s.quiet(now) {
 			delete(l.keys, k)
 		}
 	}
+}
+
+// quiet reports whether s's interval is over with nothing held back.
+func (s *rateLogState) quiet(now time.Time) bool {
+	return !now.Before(s.next) && s.suppressed == 0
 }
 
 // rateLogKeys bounds the keys a rateLog tells apart; past it, new keys

@@ -232,6 +232,36 @@ func TestCapRefusalLog(t *testing.T) {
 	}
 }
 
+// TestCapRefusalLogAcrossEmptying: a user who gives back everything it
+// holds and fills its quota again, over and over, is still logged once a
+// minute at most, and the refusals in between are counted in the next
+// line rather than lost.
+func TestCapRefusalLogAcrossEmptying(t *testing.T) {
+	now := testNow
+	var buf bytes.Buffer
+	r := New(Options{MaxRPCPerUID: 1, Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	entry := func(prog uint32) Entry { return Entry{Prog: prog, Vers: 1, Netid: "tcp", Addr: "127.0.0.1.4.1"} }
+	lines := func() []string { return strings.Split(strings.TrimSpace(buf.String()), "\n") }
+	for round := range 5 {
+		mustSet(t, r, uid1000, entry(1))
+		if ok, _ := r.Set(uid1000, entry(2)); ok {
+			t.Fatal("SET past the cap accepted")
+		}
+		if ok, _ := r.Unset(uid1000, 1, 1, ""); !ok {
+			t.Fatal("UNSET refused")
+		}
+		if l := lines(); len(l) != 1 {
+			t.Fatalf("after %d rounds of filling and emptying, %d lines:\n%s", round+1, len(l), buf.String())
+		}
+	}
+	now = now.Add(quotaLogEvery)
+	mustSet(t, r, uid1000, entry(1))
+	r.Set(uid1000, entry(2))
+	if l := lines(); len(l) != 2 || !strings.Contains(l[1], "not_logged_since_last=4") {
+		t.Fatalf("a minute later, log:\n%s", buf.String())
+	}
+}
+
 func TestRateLogBounded(t *testing.T) {
 	l := newRateLog(time.Minute)
 	for i := range 3 * rateLogKeys {

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -308,6 +310,39 @@ func TestLimitLogIsThrottled(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "refused_total=") {
 		t.Errorf("log does not count the refusals:\n%s", log.String())
+	}
+}
+
+// TestRecordTooLargeLogIsThrottled: connections that each announce a
+// record over the limit are each reset, but the log says so in one line
+// at once and one with the count when the interval ends (here: when the
+// listener closes), not a line per connection, which a remote host could
+// make at will.
+func TestRecordTooLargeLogIsThrottled(t *testing.T) {
+	var log netns.Output
+	s := startServer(t, func(srv *Server) { srv.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+	const flood = 30
+	for i := range flood {
+		conn := s.dialFrom(t, netip.Addr{})
+		if _, err := conn.Write([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}); err != nil {
+			t.Fatal(err)
+		}
+		if !closedByServer(conn) {
+			t.Fatalf("connection %d announcing a 2 GiB record was not closed", i)
+		}
+	}
+	s.stop()
+	lines := strings.Count(log.String(), "record too large")
+	if lines < 1 || lines > 2 {
+		t.Errorf("%d log lines about %d connections reset, want 1 or 2:\n%s", lines, flood, log.String())
+	}
+	counted := 0
+	for _, m := range regexp.MustCompile(`record too large.* reset=(\d+)`).FindAllStringSubmatch(log.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		counted += n
+	}
+	if counted != flood {
+		t.Errorf("the log counts %d connections reset, want %d:\n%s", counted, flood, log.String())
 	}
 }
 

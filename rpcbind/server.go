@@ -329,6 +329,10 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 		Logger:       s.logger(),
 	})
 	defer lim.Close()
+	// A peer may announce a record over the limit on every connection it
+	// opens: the log counts those it resets rather than lines for each.
+	resets := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "connections reset: record too large", 0, "netid", netid)
+	defer resets.Flush()
 	lln := netlimit.NewListener(ln, lim)
 	var (
 		mu    sync.Mutex
@@ -361,7 +365,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			diverted := s.serveConn(ctx, c, slot, netid)
+			diverted := s.serveConn(ctx, c, slot, netid, resets)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
@@ -374,9 +378,10 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 }
 
 // serveConn answers the calls of one connection, marking slot busy while
-// it reads or answers a call and idle between calls. It reports whether
-// the connection was handed to Divert, which then owns it.
-func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, netid string) (diverted bool) {
+// it reads or answers a call and idle between calls, and notes in resets
+// a reset for a record over the limit. It reports whether the connection
+// was handed to Divert, which then owns it.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, netid string, resets *netlimit.LogThrottle) (diverted bool) {
 	c := Call{Netid: netid}
 	if netid == registry.NetidLocal {
 		cred, err := peercred.Get(conn)
@@ -408,7 +413,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 		}
 		next, err := br.Peek(1)
 		if err != nil {
-			s.connEnded(ctx, conn, &c, err)
+			s.connEnded(ctx, conn, &c, err, resets)
 			return false
 		}
 		if !slot.Busy() {
@@ -426,7 +431,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 		}
 		msg, err := rr.Next()
 		if err != nil {
-			s.connEnded(ctx, conn, &c, err)
+			s.connEnded(ctx, conn, &c, err, resets)
 			return false
 		}
 		// A peer that does not take its reply holds the connection busy,
@@ -443,12 +448,13 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 }
 
 // connEnded logs why reading a connection stopped, and resets it when the
-// peer sent a record over the limit.
-func (s *Server) connEnded(ctx context.Context, conn net.Conn, c *Call, err error) {
+// peer sent a record over the limit, counting that in resets.
+func (s *Server) connEnded(ctx context.Context, conn net.Conn, c *Call, err error, resets *netlimit.LogThrottle) {
 	var tooLarge *xdr.RecordTooLargeError
 	switch {
 	case errors.As(err, &tooLarge):
-		s.logger().Warn("resetting connection: record too large", "netid", c.Netid, "from", callerString(c), "err", err)
+		s.logger().Debug("resetting connection: record too large", "netid", c.Netid, "from", callerString(c), "err", err)
+		resets.Note("reset")
 		// Reset rather than close, as rpcbind does: the rest of the
 		// record is never read, and the peer learns at once.
 		if tc, ok := conn.(*net.TCPConn); ok {

@@ -244,9 +244,15 @@ func TestUserCannotExhaust(t *testing.T) {
 // listing fetches and decodes the JSON listing.
 func (d *daemon) listing() httpmap.Listing {
 	d.t.Helper()
+	return listingAt(d.t, d.http)
+}
+
+// listingAt fetches and decodes the JSON listing over the HTTP socket sock.
+func listingAt(t testing.TB, sock string) httpmap.Listing {
+	t.Helper()
 	var l httpmap.Listing
-	if err := json.Unmarshal([]byte(d.jsonListing()), &l); err != nil {
-		d.t.Fatal(err)
+	if err := json.Unmarshal([]byte(jsonListingAt(t, sock)), &l); err != nil {
+		t.Fatal(err)
 	}
 	return l
 }
@@ -265,16 +271,33 @@ func namedOf(l httpmap.Listing, uid uint32) int {
 // pidfdsOf counts the pidfds process pid holds.
 func pidfdsOf(t *testing.T, pid int) int {
 	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
+	n, err := descriptorsOf(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	return n.pidfds
+}
+
+// descriptorCount is what a process holds open, by kind.
+type descriptorCount struct {
+	total, sockets, pidfds int
+}
+
+// descriptorsOf counts the descriptors process pid holds.
+func descriptorsOf(pid int) (descriptorCount, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return descriptorCount{}, err
+	}
+	n := descriptorCount{total: len(ents)}
 	for _, e := range ents {
-		if l, _ := os.Readlink(filepath.Join(dir, e.Name())); l == "anon_inode:[pidfd]" {
-			n++
+		switch l, _ := os.Readlink(filepath.Join(dir, e.Name())); {
+		case strings.HasPrefix(l, "socket:"):
+			n.sockets++
+		case l == "anon_inode:[pidfd]":
+			n.pidfds++
 		}
 	}
-	return n
+	return n, nil
 }

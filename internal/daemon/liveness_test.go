@@ -131,14 +131,20 @@ func (d *daemon) loopbackSet(prog uint32, prot uint32, port int) {
 // jsonListing fetches /portmap as JSON over the local HTTP socket.
 func (d *daemon) jsonListing() string {
 	d.t.Helper()
+	return jsonListingAt(d.t, d.http)
+}
+
+// jsonListingAt fetches /portmap as JSON over the HTTP socket sock.
+func jsonListingAt(t testing.TB, sock string) string {
+	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", d.http)
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
 	req, _ := http.NewRequest("GET", "http://localhost/portmap", nil)
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		d.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
