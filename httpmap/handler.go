@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // Paths served.
@@ -490,7 +490,7 @@ func statusOf(err error) int {
 	case errors.Is(err, registry.ErrBadName), errors.Is(err, registry.ErrBadEndpoint),
 		errors.Is(err, ErrBadRequest), errors.As(err, &fe):
 		return http.StatusBadRequest
-	case errors.Is(err, proc.ErrGone):
+	case errors.Is(err, lifetime.ErrGone):
 		return http.StatusGone
 	}
 	return http.StatusInternalServerError

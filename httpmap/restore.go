@@ -4,7 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // WatchRegistered watches the processes of named services already in the
@@ -16,17 +16,17 @@ func (s *Server) WatchRegistered() []registry.Service {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var dropped []registry.Service
-	seen := map[proc.Key]bool{}
+	seen := map[lifetime.Key]bool{}
 	for _, sv := range s.reg.NamedServices() {
-		k := proc.Key{PID: sv.PID, Start: sv.Start}
+		k := lifetime.Key{PID: sv.PID, Start: sv.Start}
 		if seen[k] || s.watcher.Watching(k) {
 			continue
 		}
 		seen[k] = true
-		h, err := proc.Open(s.cfg.ProcRoot, sv.PID)
+		h, err := lifetime.Open(s.cfg.ProcRoot, sv.PID)
 		if err == nil && (h.Start != sv.Start || sv.Exe != "" && h.Exe != "" && h.Exe != sv.Exe) {
 			h.Close()
-			err = proc.ErrGone
+			err = lifetime.ErrGone
 		}
 		if err == nil {
 			_, err = s.watcher.Watch(h, s.processGone)

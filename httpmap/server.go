@@ -19,7 +19,7 @@ import (
 
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // Defaults of Config.
@@ -72,7 +72,7 @@ type Config struct {
 	ProcRoot string
 	// MaxPidfds and ProcPollInterval bound the process watcher: how many
 	// registering processes it watches through a pidfd, and how often it
-	// polls the others (proc.WatcherConfig's defaults when zero).
+	// polls the others (lifetime.WatcherConfig's defaults when zero).
 	MaxPidfds        int
 	ProcPollInterval time.Duration
 	// Hostname is shown on the page; os.Hostname when empty.
@@ -124,7 +124,7 @@ type Server struct {
 	reg     *registry.Registry
 	cfg     Config
 	log     *slog.Logger
-	watcher *proc.Watcher
+	watcher *lifetime.Watcher
 	names   *rpcNames
 	page    *template.Template
 	script  template.JS
@@ -151,7 +151,7 @@ func NewServer(reg *registry.Registry, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: %w", err)
 	}
-	w, err := proc.NewWatcher(proc.WatcherConfig{Logger: cfg.Logger, ProcRoot: cfg.ProcRoot, MaxPidfds: cfg.MaxPidfds, PollInterval: cfg.ProcPollInterval})
+	w, err := lifetime.NewWatcher(lifetime.WatcherConfig{Logger: cfg.Logger, ProcRoot: cfg.ProcRoot, MaxPidfds: cfg.MaxPidfds, PollInterval: cfg.ProcPollInterval})
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: %w", err)
 	}
@@ -274,18 +274,18 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 			return nil, err
 		}
 	}
-	var h *proc.Handle
+	var h *lifetime.Handle
 	if reg.PID == 0 || reg.PID == p.caller.Cred.PID {
 		h, err = p.openPeer(s.cfg.ProcRoot)
 	} else {
-		h, err = proc.Open(s.cfg.ProcRoot, reg.PID)
+		h, err = lifetime.Open(s.cfg.ProcRoot, reg.PID)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if reg.StartTime != 0 && reg.StartTime != h.Start {
 		h.Close()
-		return nil, &proc.Error{Op: "open", PID: h.PID, Err: proc.ErrGone}
+		return nil, &lifetime.Error{Op: "open", PID: h.PID, Err: lifetime.ErrGone}
 	}
 	rp := registry.Process{PID: h.PID, UID: h.UID, GID: h.GID, Start: h.Start, Exe: h.Exe}
 	s.mu.Lock()
@@ -307,7 +307,7 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 }
 
 // processGone is called by the watcher when a registering process exits.
-func (s *Server) processGone(info proc.Info) {
+func (s *Server) processGone(info lifetime.Info) {
 	s.mu.Lock()
 	gone := s.reg.DropProcess(info.PID, info.Start)
 	s.mu.Unlock()
@@ -329,7 +329,7 @@ func (s *Server) deregister(c registry.Caller, svcs []registry.Service, name str
 	}
 	for _, r := range removed {
 		if s.reg.ProcessServices(r.PID, r.Start) == 0 {
-			s.watcher.Unwatch(proc.Key{PID: r.PID, Start: r.Start})
+			s.watcher.Unwatch(lifetime.Key{PID: r.PID, Start: r.Start})
 		}
 		s.log.Info("deregistered", "service", r.Name, "endpoint", r.Endpoint(), "pid", r.PID)
 	}

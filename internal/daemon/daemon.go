@@ -21,8 +21,7 @@ import (
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/liveness"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 	"golang.org/x/sys/unix"
@@ -110,7 +109,7 @@ type Config struct {
 	WarmStart    bool
 	WarmStartDir string
 	// PruneGrace, PruneInterval and NoPrune steer the removal of
-	// registrations whose service is gone (registry/liveness).
+	// registrations whose service is gone (registry/lifetime).
 	PruneGrace    time.Duration
 	PruneInterval time.Duration
 	NoPrune       bool
@@ -398,7 +397,7 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	}
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
 	if !cfg.NoPrune {
-		pr := liveness.New(d.reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
+		pr := lifetime.NewPruner(d.reg, lifetime.PruneConfig{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
 			Interfaces: d.addrs, Logger: log.With("part", "prune")})
 		serve("prune", func() error { pr.Run(ctx); return nil })
 	}
@@ -472,7 +471,7 @@ func descriptorBudget(reserve, maxPidfds int, log *slog.Logger) (*netlimit.Budge
 		log.Warn("cannot raise the descriptor limit", "err", err)
 	}
 	if maxPidfds <= 0 {
-		maxPidfds = proc.DefaultMaxPidfds()
+		maxPidfds = lifetime.DefaultMaxPidfds()
 	}
 	b, limit, err := netlimit.DescriptorBudget(reserve + maxPidfds)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -115,7 +115,7 @@ func alive(procRoot string, p registry.Process) bool {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	info, err := proc.Inspect(procRoot, p.PID)
+	info, err := lifetime.Inspect(procRoot, p.PID)
 	if err != nil || info.Start != p.Start {
 		return false
 	}

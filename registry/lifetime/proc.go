@@ -1,15 +1,4 @@
-// Package proc ties registrations to the life of a Linux process. A Handle
-// is a pidfd with the process's identity read from /proc; a Watcher calls a
-// function once, as soon as the process exits, using one epoll set for the
-// pidfds of the processes it watches, and past a budget of descriptors by
-// polling /proc for their pid and start time.
-//
-// Reading /proc alone cannot tell a process from a later one that reuses its
-// pid. A pidfd can: it refers to one process for as long as it is open. So
-// Open takes the pidfd first, then reads /proc, then checks through the
-// pidfd that the process is still alive: if it is, what /proc said was
-// about that process.
-package proc
+package lifetime
 
 import (
 	"bytes"

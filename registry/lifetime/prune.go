@@ -1,4 +1,4 @@
-package liveness
+package lifetime
 
 import (
 	"context"
@@ -16,17 +16,17 @@ import (
 	"github.com/portmapd/portmapd/registry"
 )
 
-// Defaults of Config.
+// Defaults of PruneConfig.
 const (
-	DefaultGrace    = 30 * time.Second
-	DefaultInterval = 30 * time.Second
+	DefaultPruneGrace    = 30 * time.Second
+	DefaultPruneInterval = 30 * time.Second
 	// UnknownMisses is how many checks in a row the port of a
 	// registration with no known process must be found unbound.
 	UnknownMisses = 2
 )
 
-// Config configures a Pruner.
-type Config struct {
+// PruneConfig configures a Pruner.
+type PruneConfig struct {
 	// Grace is how long after registering a service may take to bind
 	// before its registration can be removed.
 	Grace time.Duration
@@ -65,7 +65,7 @@ type Config struct {
 //     is removed when UnknownMisses checks in a row find its port free.
 type Pruner struct {
 	reg *registry.Registry
-	cfg Config
+	cfg PruneConfig
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -87,13 +87,13 @@ type missKey struct {
 	registered int64
 }
 
-// New returns a Pruner of reg.
-func New(reg *registry.Registry, cfg Config) *Pruner {
+// NewPruner returns a Pruner of reg.
+func NewPruner(reg *registry.Registry, cfg PruneConfig) *Pruner {
 	if cfg.Grace < 0 {
 		cfg.Grace = 0
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultInterval
+		cfg.Interval = DefaultPruneInterval
 	}
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"

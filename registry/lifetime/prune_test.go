@@ -1,4 +1,4 @@
-package liveness
+package lifetime
 
 import (
 	"bytes"
@@ -81,7 +81,7 @@ func TestPrunePolicy(t *testing.T) {
 				table.ports[portKey{TCP, 0x401}] = true
 				table.ports[portKey{UDP, 0x401}] = true
 			}
-			p := New(reg, Config{
+			p := NewPruner(reg, PruneConfig{
 				Grace: 30 * time.Second,
 				Now:   func() time.Time { return clock },
 				Table: func() (*Table, error) { return table, nil },
@@ -131,7 +131,7 @@ func TestPrunedLogLine(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			p := New(reg, Config{
+			p := NewPruner(reg, PruneConfig{
 				Now:    func() time.Time { return now.Add(time.Minute) },
 				Table:  func() (*Table, error) { return newTable(), nil },
 				NetNS:  3,
