@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,12 +46,8 @@ func Inspect(procRoot string, pid int32) (Info, error) {
 	if pid <= 0 {
 		return Info{}, &Error{"inspect", pid, ErrGone}
 	}
-	dir := procRoot + "/" + strconv.Itoa(int(pid))
-	stat, err := os.ReadFile(dir + "/stat")
-	if err != nil {
-		return Info{}, &Error{"inspect", pid, gone(err)}
-	}
-	_, start, err := parseStat(stat)
+	dir := procDir(procRoot, pid)
+	_, start, err := readStat(procRoot, pid)
 	if err != nil {
 		return Info{}, &Error{"inspect", pid, err}
 	}
@@ -68,6 +65,26 @@ func Inspect(procRoot string, pid int32) (Info, error) {
 	exe = strings.TrimSuffix(exe, " (deleted)")
 	return Info{PID: pid, UID: uid, GID: gid, Start: start, Exe: exe}, nil
 }
+
+// procDir is pid's directory under procRoot.
+func procDir(procRoot string, pid int32) string {
+	return procRoot + "/" + strconv.Itoa(int(pid))
+}
+
+// readStat reads the state and start time of pid from procRoot/PID/stat;
+// ErrGone when there is no such file.
+func readStat(procRoot string, pid int32) (state byte, start uint64, err error) {
+	stat, err := os.ReadFile(procDir(procRoot, pid) + "/stat")
+	if err != nil {
+		return 0, 0, gone(err)
+	}
+	return parseStat(stat)
+}
+
+// exited reports whether a /proc/PID/stat state is a process that has
+// ended: Z a zombie, X one being reaped (never seen in practice), x the
+// same on kernels 2.6.33 to 3.13.
+func exited(state byte) bool { return state == 'Z' || state == 'X' || state == 'x' }
 
 func gone(err error) error {
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
@@ -104,19 +121,14 @@ func parseStat(stat []byte) (state byte, start uint64, err error) {
 // polls with once its pidfds are spent. An error means /proc could not
 // tell (too many open files, say), not that the process is gone.
 func Running(procRoot string, k Key) (bool, error) {
-	stat, err := os.ReadFile(procRoot + "/" + strconv.Itoa(int(k.PID)) + "/stat")
-	if err != nil {
-		if errors.Is(gone(err), ErrGone) {
-			return false, nil
-		}
-		return false, &Error{"poll", k.PID, err}
+	state, start, err := readStat(procRoot, k.PID)
+	if errors.Is(err, ErrGone) {
+		return false, nil
 	}
-	state, start, err := parseStat(stat)
 	if err != nil {
 		return false, &Error{"poll", k.PID, err}
 	}
-	// Z is a zombie, X (never seen in practice) a process being reaped.
-	return start == k.Start && state != 'Z' && state != 'X', nil
+	return start == k.Start && !exited(state), nil
 }
 
 // parseStatusIDs returns the effective uid and gid from /proc/PID/status,
@@ -146,6 +158,60 @@ func parseStatusIDs(status []byte) (uid, gid uint32, err error) {
 		return 0, 0, errors.New("malformed status: no Uid or Gid line")
 	}
 	return uid, gid, nil
+}
+
+// startedBy reports whether pid runs and started no later than t: when
+// its start time cannot be placed on the wall clock (no boot time), just
+// whether it runs. A pid that started later than t is another process
+// that reused it.
+func startedBy(procRoot string, pid int32, t time.Time, boot bootClock) bool {
+	state, start, err := readStat(procRoot, pid)
+	if err != nil || exited(state) {
+		return false
+	}
+	if boot.btime == 0 || t.IsZero() {
+		return true
+	}
+	startedMs := boot.btime*1000 + int64(start)*1000/boot.clkTick
+	// btime is whole seconds: allow for its rounding.
+	return startedMs <= t.UnixMilli()+2000
+}
+
+// A bootClock turns start times, in clock ticks since boot, into wall
+// clock time.
+type bootClock struct {
+	// btime is the boot time in Unix seconds, 0 when unknown.
+	btime int64
+	// clkTick is the kernel's USER_HZ, 100 on every Linux
+	// architecture Go supports.
+	clkTick int64
+}
+
+// readBootClock reads the boot time from procRoot/stat.
+func readBootClock(procRoot string) bootClock {
+	c := bootClock{clkTick: 100}
+	b, err := os.ReadFile(procRoot + "/stat")
+	if err != nil {
+		return c
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			c.btime, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return c
+		}
+	}
+	return c
+}
+
+// netNS returns the network namespace of pid ("self" when 0) as the link
+// procRoot/PID/ns/net reads, "net:[4026531840]"; empty when unknown.
+func netNS(procRoot string, pid int32) string {
+	dir := procRoot + "/self"
+	if pid != 0 {
+		dir = procDir(procRoot, pid)
+	}
+	ns, _ := os.Readlink(dir + "/ns/net")
+	return ns
 }
 
 // A Handle is an open pidfd and the identity of its process. Close it when

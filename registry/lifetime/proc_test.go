@@ -218,6 +218,7 @@ func TestRunning(t *testing.T) {
 	fakeProc(t, root, 10, 'S', 500)
 	fakeProc(t, root, 11, 'Z', 500)
 	fakeProc(t, root, 12, 'R', 500)
+	fakeProc(t, root, 14, 'x', 500)
 	// A stat that cannot be read says nothing about the process.
 	if err := os.MkdirAll(filepath.Join(root, "13", "stat"), 0o755); err != nil {
 		t.Fatal(err)
@@ -231,6 +232,7 @@ func TestRunning(t *testing.T) {
 		{"sleeping", Key{10, 500}, true, false},
 		{"running", Key{12, 500}, true, false},
 		{"zombie", Key{11, 500}, false, false},
+		{"dead on an old kernel", Key{14, 500}, false, false},
 		{"pid reused: another start time", Key{10, 499}, false, false},
 		{"no such pid", Key{99, 500}, false, false},
 		{"unreadable", Key{13, 500}, false, true},
@@ -249,6 +251,53 @@ func TestRunning(t *testing.T) {
 	}
 	if running, err := Running("/proc", Key{self.PID, self.Start}); !running || err != nil {
 		t.Fatalf("Running(self) = %v, %v", running, err)
+	}
+}
+
+// TestStartedBy: the pruner's question, whether a registration's process
+// still runs, answered from /proc/PID/stat and /proc/stat's boot time.
+func TestStartedBy(t *testing.T) {
+	root := t.TempDir()
+	// Booted at 1,800,000,000; start times are in ticks of 1/100 s.
+	if err := os.WriteFile(filepath.Join(root, "stat"), []byte("cpu  1 2 3\nbtime 1800000000\nprocesses 9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boot := readBootClock(root)
+	if boot.btime != 1_800_000_000 {
+		t.Fatalf("readBootClock = %+v", boot)
+	}
+	fakeProc(t, root, 10, 'S', 100*60)  // started a minute after boot
+	fakeProc(t, root, 11, 'Z', 100*60)  // the same, exited
+	fakeProc(t, root, 12, 'x', 100*60)  // the same on an old kernel
+	fakeProc(t, root, 13, 'S', 100*600) // ten minutes after boot
+	registered := time.Unix(1_800_000_000+120, 0)
+	tests := []struct {
+		name       string
+		pid        int32
+		registered time.Time
+		boot       bootClock
+		want       bool
+	}{
+		{"started before the registration", 10, registered, boot, true},
+		{"zombie", 11, registered, boot, false},
+		{"dead on an old kernel", 12, registered, boot, false},
+		{"started after the registration: pid reused", 13, registered, boot, false},
+		{"no such pid", 99, registered, boot, false},
+		{"no registration time", 13, time.Time{}, boot, true},
+		{"no boot time", 13, registered, bootClock{clkTick: 100}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := startedBy(root, tc.pid, tc.registered, tc.boot); got != tc.want {
+				t.Fatalf("startedBy = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if !startedBy("/proc", int32(os.Getpid()), time.Now(), readBootClock("/proc")) {
+		t.Error("this process has not started by now")
+	}
+	if readBootClock(t.TempDir()).btime != 0 {
+		t.Error("boot time read from nothing")
 	}
 }
 

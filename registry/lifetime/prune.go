@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,10 +73,9 @@ type Pruner struct {
 	// whose entries carry no namespace cookie (kernels before 5.14,
 	// state saved before cookies were recorded), so that it is still
 	// known after they exit.
-	netns   map[missKey]string
-	ownNS   string
-	btime   int64
-	clkTick int64
+	netns map[missKey]string
+	ownNS string
+	boot  bootClock
 }
 
 type missKey struct {
@@ -117,9 +115,9 @@ func NewPruner(reg *registry.Registry, cfg PruneConfig) *Pruner {
 	if cfg.NetNS == 0 {
 		cfg.NetNS, _ = peercred.OwnNetNS()
 	}
-	p := &Pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}, clkTick: 100}
-	p.ownNS, _ = os.Readlink(cfg.ProcRoot + "/self/ns/net")
-	p.btime = bootTime(cfg.ProcRoot)
+	p := &Pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}}
+	p.ownNS = netNS(cfg.ProcRoot, 0)
+	p.boot = readBootClock(cfg.ProcRoot)
 	return p
 }
 
@@ -165,8 +163,8 @@ func (p *Pruner) Check() []registry.Entry {
 			continue // not something a port check here can judge
 		}
 		if e.PID != 0 {
-			if p.running(e) {
-				if ns := p.nsOf(e.PID); ns != "" {
+			if startedBy(p.cfg.ProcRoot, e.PID, e.Registered, p.boot) {
+				if ns := netNS(p.cfg.ProcRoot, e.PID); ns != "" {
 					p.netns[k] = ns
 				}
 				continue
@@ -281,52 +279,4 @@ func splitUaddr(uaddr string) (netip.Addr, uint16, bool) {
 		return netip.Addr{}, 0, false
 	}
 	return a, port, true
-}
-
-// running reports whether e's registering process still runs: its pid
-// exists, is not a zombie, and started no later than the registration
-// (else the pid was reused).
-func (p *Pruner) running(e registry.Entry) bool {
-	b, err := os.ReadFile(p.cfg.ProcRoot + "/" + strconv.Itoa(int(e.PID)) + "/stat")
-	if err != nil {
-		return false
-	}
-	// Fields after the command name, which ends at the last ')':
-	// state is field 3, start time field 22.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" || f[0] == "x" {
-		return false
-	}
-	start, err := strconv.ParseInt(f[19], 10, 64)
-	if err != nil || p.btime == 0 || e.Registered.IsZero() {
-		return err == nil
-	}
-	startedMs := p.btime*1000 + start*1000/p.clkTick
-	// btime is whole seconds: allow for its rounding.
-	return startedMs <= e.Registered.UnixMilli()+2000
-}
-
-func (p *Pruner) nsOf(pid int32) string {
-	ns, _ := os.Readlink(p.cfg.ProcRoot + "/" + strconv.Itoa(int(pid)) + "/ns/net")
-	return ns
-}
-
-// bootTime returns the boot time in Unix seconds from /proc/stat, 0 when
-// unknown.
-func bootTime(procRoot string) int64 {
-	b, err := os.ReadFile(procRoot + "/stat")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "btime "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
