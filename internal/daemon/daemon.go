@@ -21,6 +21,7 @@ import (
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
@@ -199,6 +200,9 @@ type daemon struct {
 	web     *httpmap.Server
 	webLs   []net.Listener
 	reg     *registry.Registry
+	// journal records changes once serving starts; nil without a state
+	// directory.
+	journal *journal.Journal
 	srv     *rpcbind.Server
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
@@ -335,14 +339,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	jr, err := restoreState(ctx, cfg, d.reg, warm, log)
+	d.journal, err = restoreState(ctx, cfg, d.reg, warm, log)
 	if err != nil {
 		// Stopped while reading the state: nothing was written, so
 		// that the next start finds everything as it was.
 		return nil, err
 	}
-	if jr != nil {
-		d.release = append(d.release, func() { _ = jr.Close() })
+	if d.journal != nil {
+		d.release = append(d.release, func() { _ = d.journal.Close() })
 	}
 	if !gate.commit() {
 		return nil, errAbandoned
@@ -354,7 +358,6 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			log.Warn("cannot remove rpcbind's warm-start files", "err", err)
 		}
 	}
-	d.web.WatchRegistered()
 	d.srv = &rpcbind.Server{
 		Handler:           &mux,
 		Logger:            log,
@@ -389,6 +392,12 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 			}
 		}()
 	}
+	// Changes are saved from now on, before the first that the watch
+	// of restored services makes.
+	if d.journal != nil {
+		d.journal.Start()
+	}
+	d.web.WatchRegistered()
 	for _, u := range d.ls.udp {
 		serve(u.netid, func() error { return d.srv.ServeUDP(ctx, u.conn, u.netid) })
 	}

@@ -14,11 +14,12 @@ import (
 )
 
 // restoreState loads the state directory into reg, which already holds the
-// portmapper's own entries, and starts the journal. Nothing in the state
-// directory stops the daemon: without a usable one it serves without
-// saving, and says so in one line. warm is what rpcbind's warm-start files
-// held (see rpcEntries). The only error is ctx's, when it ends while the
-// state is read; nothing has been changed then.
+// portmapper's own entries, and returns the journal that is to record
+// changes from then on, not yet started. Nothing in the state directory
+// stops the daemon: without a usable one it serves without saving (the
+// journal is nil), and says so in one line. warm is what rpcbind's
+// warm-start files held (see rpcEntries). The only error is ctx's, when it
+// ends while the state is read; nothing has been changed then.
 func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, warm warmstart.Saved, log *slog.Logger) (*journal.Journal, error) {
 	var st journal.State
 	var store *journal.Store
@@ -55,7 +56,7 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, warm 
 	if store == nil {
 		return nil, nil
 	}
-	j, err := store.Start(st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
+	j, err := store.NewJournal(st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
 	if err != nil {
 		store.Close()
 		log.Error("cannot write the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
