@@ -506,7 +506,7 @@ type ErrorBody struct {
 func (s *Server) fail(w http.ResponseWriter, typ string, err error) {
 	code := statusOf(err)
 	msg := err.Error()
-	for _, prefix := range []string{"registry: ", "httpmap: ", "proc: "} {
+	for _, prefix := range []string{"registry: ", "httpmap: ", "lifetime: "} {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
 	if err == registry.ErrNotLocal {

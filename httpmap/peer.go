@@ -74,7 +74,7 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 // openPeer returns a handle on the connected process. SO_PEERPIDFD (Linux
 // 6.5) names the very process that connected even if it has since exited
 // and its pid been reused; older kernels fall back to opening the pid.
-func (p *peer) openPeer(procRoot string) (*lifetime.Handle, error) {
+func (p *peer) openPeer(life *lifetime.Keeper) (*lifetime.Handle, error) {
 	pid := p.caller.Cred.PID
 	if p.raw != nil {
 		fd, err := -1, error(nil)
@@ -83,8 +83,8 @@ func (p *peer) openPeer(procRoot string) (*lifetime.Handle, error) {
 		})
 		if err == nil && fd >= 0 {
 			unix.CloseOnExec(fd)
-			return lifetime.FromPidfd(procRoot, fd, pid)
+			return life.FromPidfd(fd, pid)
 		}
 	}
-	return lifetime.Open(procRoot, pid)
+	return life.Open(pid)
 }

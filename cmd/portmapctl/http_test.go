@@ -17,6 +17,7 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
 )
 
 // startHTTP serves the HTTP face on a local socket of its own and returns
@@ -25,7 +26,7 @@ func startHTTP(t *testing.T) (string, *registry.Registry) {
 	t.Helper()
 	reg := registry.New(registry.Options{})
 	sock := filepath.Join(t.TempDir(), "portmapd.sock")
-	srv, err := httpmap.NewServer(reg, httpmap.Config{HTTPAddr: httpmap.Off, SocketPath: sock, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := httpmap.NewServer(reg, lifetimetest.Run(t, reg), httpmap.Config{HTTPAddr: httpmap.Off, SocketPath: sock, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -330,7 +330,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		},
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
-	cfg.HTTP.MaxPidfds, cfg.HTTP.ProcPollInterval = o.maxPidfds, o.procPoll
+	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
 	if o.stateDir == "off" {
 		cfg.StateDir = ""
 	}

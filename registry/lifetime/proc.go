@@ -36,13 +36,13 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("proc: %s pid %d: %v", e.Op, e.PID, e.Err) }
+func (e *Error) Error() string { return fmt.Sprintf("lifetime: %s pid %d: %v", e.Op, e.PID, e.Err) }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Inspect reads pid's identity from procRoot (normally "/proc"). It cannot
-// by itself guard against pid reuse; Open can.
-func Inspect(procRoot string, pid int32) (Info, error) {
+// inspect reads pid's identity from procRoot (normally "/proc"). It cannot
+// by itself guard against pid reuse; openProcess can.
+func inspect(procRoot string, pid int32) (Info, error) {
 	if pid <= 0 {
 		return Info{}, &Error{"inspect", pid, ErrGone}
 	}
@@ -115,12 +115,12 @@ func parseStat(stat []byte) (state byte, start uint64, err error) {
 	return fields[0][0], start, nil
 }
 
-// Running reports whether the process k names still runs: /proc/PID/stat
+// running reports whether the process k names still runs: /proc/PID/stat
 // exists, shows k's start time (so the pid was not reused) and not a
-// zombie. It holds no descriptor beyond the read, which is what a Watcher
+// zombie. It holds no descriptor beyond the read, which is what a watcher
 // polls with once its pidfds are spent. An error means /proc could not
 // tell (too many open files, say), not that the process is gone.
-func Running(procRoot string, k Key) (bool, error) {
+func running(procRoot string, k Key) (bool, error) {
 	state, start, err := readStat(procRoot, k.PID)
 	if errors.Is(err, ErrGone) {
 		return false, nil
@@ -215,17 +215,17 @@ func netNS(procRoot string, pid int32) string {
 }
 
 // A Handle is an open pidfd and the identity of its process. Close it when
-// done, or hand it to a Watcher, which then owns it.
+// done, or hand it to Keeper.Register, which then owns it.
 type Handle struct {
 	Info
 	fd int
 }
 
-// Open opens a pidfd for pid and reads its identity from procRoot. It fails
-// with ErrGone when the process has exited, including when it exited after
-// the pidfd was taken, in which case /proc may have described another
-// process that reused the pid.
-func Open(procRoot string, pid int32) (*Handle, error) {
+// openProcess opens a pidfd for pid and reads its identity from procRoot.
+// It fails with ErrGone when the process has exited, including when it
+// exited after the pidfd was taken, in which case /proc may have described
+// another process that reused the pid.
+func openProcess(procRoot string, pid int32) (*Handle, error) {
 	if pid <= 0 {
 		return nil, &Error{"open", pid, ErrGone}
 	}
@@ -236,14 +236,8 @@ func Open(procRoot string, pid int32) (*Handle, error) {
 	return fromPidfd(procRoot, fd, pid)
 }
 
-// FromPidfd takes ownership of fd, a pidfd for pid (as SO_PEERPIDFD gives
-// one), and reads the process's identity.
-func FromPidfd(procRoot string, fd int, pid int32) (*Handle, error) {
-	return fromPidfd(procRoot, fd, pid)
-}
-
 func fromPidfd(procRoot string, fd int, pid int32) (*Handle, error) {
-	info, err := Inspect(procRoot, pid)
+	info, err := inspect(procRoot, pid)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err

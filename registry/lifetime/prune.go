@@ -15,7 +15,7 @@ import (
 	"github.com/portmapd/portmapd/registry"
 )
 
-// Defaults of PruneConfig.
+// Defaults of the pruner's settings in Config.
 const (
 	DefaultPruneGrace    = 30 * time.Second
 	DefaultPruneInterval = 30 * time.Second
@@ -24,8 +24,8 @@ const (
 	UnknownMisses = 2
 )
 
-// PruneConfig configures a Pruner.
-type PruneConfig struct {
+// pruneConfig configures a pruner.
+type pruneConfig struct {
 	// Grace is how long after registering a service may take to bind
 	// before its registration can be removed.
 	Grace time.Duration
@@ -48,7 +48,7 @@ type PruneConfig struct {
 	NetNS uint64
 }
 
-// A Pruner removes registrations whose service is gone:
+// A pruner removes registrations whose service is gone:
 //
 //   - The portmapper's own entries (program 100000) are never touched.
 //   - Nothing is removed sooner than Grace after it was registered.
@@ -62,9 +62,9 @@ type PruneConfig struct {
 //     forked: the first check that finds the port free removes it.
 //   - A registration with no known process (loopback v2 SET, the kernel)
 //     is removed when UnknownMisses checks in a row find its port free.
-type Pruner struct {
+type pruner struct {
 	reg *registry.Registry
-	cfg PruneConfig
+	cfg pruneConfig
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -85,8 +85,8 @@ type missKey struct {
 	registered int64
 }
 
-// NewPruner returns a Pruner of reg.
-func NewPruner(reg *registry.Registry, cfg PruneConfig) *Pruner {
+// newPruner returns a pruner of reg.
+func newPruner(reg *registry.Registry, cfg pruneConfig) *pruner {
 	if cfg.Grace < 0 {
 		cfg.Grace = 0
 	}
@@ -115,29 +115,20 @@ func NewPruner(reg *registry.Registry, cfg PruneConfig) *Pruner {
 	if cfg.NetNS == 0 {
 		cfg.NetNS, _ = peercred.OwnNetNS()
 	}
-	p := &Pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}}
+	p := &pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}}
 	p.ownNS = netNS(cfg.ProcRoot, 0)
 	p.boot = readBootClock(cfg.ProcRoot)
 	return p
 }
 
-// Run checks every Interval until ctx is done.
-func (p *Pruner) Run(ctx context.Context) {
-	t := time.NewTicker(p.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.Check()
-		}
-	}
+// run checks every Interval until ctx is done.
+func (p *pruner) run(ctx context.Context) {
+	every(ctx, p.cfg.Interval, func() { p.check() })
 }
 
-// Check reads the socket table once, removes the registrations found gone
+// check reads the socket table once, removes the registrations found gone
 // and returns them.
-func (p *Pruner) Check() []registry.Entry {
+func (p *pruner) check() []registry.Entry {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	table, err := p.cfg.Table()
@@ -211,7 +202,7 @@ func (p *Pruner) Check() []registry.Entry {
 // logPruned logs a removal. The registering pid is given when one is
 // known; the network namespace never is, since only registrations made
 // in the daemon's own are pruned.
-func (p *Pruner) logPruned(e registry.Entry, reason string) {
+func (p *pruner) logPruned(e registry.Entry, reason string) {
 	attrs := []any{"prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner}
 	if e.PID != 0 {
 		attrs = append(attrs, "pid", e.PID)
@@ -222,7 +213,7 @@ func (p *Pruner) logPruned(e registry.Entry, reason string) {
 // boundCheck says whether e's endpoint is bound; ok is false when the
 // check cannot judge it (another host's address, an unknown netid, an
 // unparsable address). where describes the endpoint for the log.
-func (p *Pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bool) (bound, ok bool, where string) {
+func (p *pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bool) (bound, ok bool, where string) {
 	var proto Proto
 	switch strings.ToLower(e.Netid) {
 	case registry.NetidTCP, registry.NetidTCP6:
