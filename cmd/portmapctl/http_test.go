@@ -59,8 +59,11 @@ func TestRegisterLastsAsLongAsTheCommand(t *testing.T) {
 		t.Skip("curl not installed: apt-get install curl")
 	}
 	sock, reg := startHTTP(t)
+	// portmapctl registers the command once it has started, so the
+	// command may look before the registration is there: it asks again
+	// for a generous while.
 	r := runCtl(t, "register", "--http-socket", sock, "job.example.com", "9100", "--",
-		"sh", "-c", "curl -s --unix-socket "+sock+" http://localhost/portmap/job.example.com; exit 3")
+		"sh", "-c", "for i in $(seq 200); do curl -sf --unix-socket "+sock+" http://localhost/portmap/job.example.com && exit 3; sleep 0.05; done; exit 3")
 	if r.Exit != 3 {
 		t.Fatalf("exit %d, want the command's 3; stderr: %s", r.Exit, r.Stderr)
 	}
