@@ -59,9 +59,11 @@ type Keeper struct {
 	prune *pruner
 
 	// mu orders each change of whether a process is watched with the
-	// registry's count of its services, which it reads: so a process's
-	// last deregistration and its next registration cannot race on
-	// whether it is watched.
+	// registry's count of its services, which it reads: Register and
+	// Deregistered change the registry first, then make the watch agree
+	// with the count under mu, so whichever comes last sees the final
+	// count, and a process's last deregistration and its next
+	// registration cannot race on whether it is watched.
 	mu sync.Mutex
 
 	runMu  sync.Mutex

@@ -96,8 +96,8 @@ type watcher struct {
 // wakeToken marks the eventfd in the epoll set; watch tokens start above it.
 const wakeToken = 0
 
-// newWatcher returns a watcher, with its epoll set and eventfd open; run
-// runs it and close releases them.
+// newWatcher returns a watcher, with its epoll set and eventfd open: run
+// runs it, and Close releases them.
 func newWatcher(cfg watcherConfig) (*watcher, error) {
 	log := cfg.Logger
 	if log == nil {
