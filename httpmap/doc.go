@@ -12,5 +12,5 @@
 // Registration is accepted only over the local HTTP socket, whose peer
 // credentials the kernel gives: the rules (names, exclusivity, the cap) are
 // the registry's; this package passes the caller it saw and ties each
-// registration to its process's life through registry/proc.
+// registration to its process's life through registry/lifetime.
 package httpmap

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // Paths served.
@@ -490,7 +490,7 @@ func statusOf(err error) int {
 	case errors.Is(err, registry.ErrBadName), errors.Is(err, registry.ErrBadEndpoint),
 		errors.Is(err, ErrBadRequest), errors.As(err, &fe):
 		return http.StatusBadRequest
-	case errors.Is(err, proc.ErrGone):
+	case errors.Is(err, lifetime.ErrGone):
 		return http.StatusGone
 	}
 	return http.StatusInternalServerError
@@ -506,7 +506,7 @@ type ErrorBody struct {
 func (s *Server) fail(w http.ResponseWriter, typ string, err error) {
 	code := statusOf(err)
 	msg := err.Error()
-	for _, prefix := range []string{"registry: ", "httpmap: ", "proc: "} {
+	for _, prefix := range []string{"registry: ", "httpmap: ", "lifetime: "} {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
 	if err == registry.ErrNotLocal {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -70,7 +71,7 @@ func testServer(t *testing.T, reg *registry.Registry, cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return testNow }
 	}
-	s, err := NewServer(reg, cfg)
+	s, err := NewServer(reg, lifetimetest.Run(t, reg), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

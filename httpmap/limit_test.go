@@ -2,6 +2,7 @@ package httpmap
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -123,8 +124,12 @@ func TestHTTPConnectionLimits(t *testing.T) {
 						t.Fatalf("connection %d: %d %v", i, code, err)
 					}
 					held = append(held, k)
+					// The server marks a connection idle after its
+					// reply is written, maybe after the client has
+					// read it: wait, so that the connections go
+					// idle in the order they were made.
+					netlimittest.WaitFor(t, fmt.Sprintf("%d connections are idle", i+1), func() bool { return b.Idle() == i+1 })
 				}
-				netlimittest.WaitFor(t, "4 connections are idle", func() bool { return b.Idle() == 4 })
 				if code, err := dialKeepAlive(t, "tcp", ls.diverted, loopback).get(); err != nil || code != 200 {
 					t.Fatalf("new diverted connection with the cap held by idle ones: %d %v", code, err)
 				}
@@ -143,14 +148,17 @@ func TestHTTPConnectionLimits(t *testing.T) {
 			cfg:    Config{MaxConns: 100, MaxConnsPerSource: 2},
 			remote: true,
 			run: func(t *testing.T, ls *limitedServer, b *netlimit.Budget, remote netip.Addr) {
-				first, second := dialKeepAlive(t, "tcp", ls.tcp, remote), dialKeepAlive(t, "tcp", ls.tcp, remote)
-				other := dialKeepAlive(t, "tcp", ls.tcp, loopback)
-				for _, k := range []*keepAlive{first, second, other} {
+				var held []*keepAlive
+				for i, from := range []netip.Addr{remote, remote, loopback} {
+					k := dialKeepAlive(t, "tcp", ls.tcp, from)
 					if _, err := k.get(); err != nil {
 						t.Fatal(err)
 					}
+					held = append(held, k)
+					// As above: idle in the order they were made.
+					netlimittest.WaitFor(t, fmt.Sprintf("%d connections are idle", i+1), func() bool { return b.Idle() == i+1 })
 				}
-				netlimittest.WaitFor(t, "3 connections are idle", func() bool { return b.Idle() == 3 })
+				first, second, other := held[0], held[1], held[2]
 				if code, err := dialKeepAlive(t, "tcp", ls.tcp, remote).get(); err != nil || code != 200 {
 					t.Fatalf("new connection from a source at its cap: %d %v", code, err)
 				}
@@ -197,6 +205,8 @@ func TestHTTPConnectionLimits(t *testing.T) {
 					if _, err := k.get(); err != nil {
 						t.Errorf("network connection %d evicted for a local one: %v", i, err)
 					}
+					// Idle again, in this order.
+					netlimittest.WaitFor(t, "2 connections are idle", func() bool { return b.Idle() == 2 })
 				}
 				if code, err := dialKeepAlive(t, "tcp", ls.tcp, loopback).get(); err != nil || code != 200 {
 					t.Fatalf("network connection with the budget held by idle ones: %d %v", code, err)

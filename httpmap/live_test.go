@@ -147,8 +147,8 @@ func TestLiveRegisterListAndDie(t *testing.T) {
 	if code, _ := curl(t, os.Geteuid(), "http://"+l.tcp+"/portmap/app.example.com"); code != 404 {
 		t.Fatalf("lookup after death: %d", code)
 	}
-	if l.watcher.Len() != 0 {
-		t.Fatalf("still watching %d processes", l.watcher.Len())
+	if l.life.Watched() != 0 {
+		t.Fatalf("still watching %d processes", l.life.Watched())
 	}
 }
 
@@ -327,8 +327,8 @@ func TestLiveClient(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("DELETE by name: %d %s", code, body)
 	}
-	if n := len(l.reg.NamedServices()); n != 0 || l.watcher.Len() != 0 {
-		t.Fatalf("%d services, %d watches left", n, l.watcher.Len())
+	if n := len(l.reg.NamedServices()); n != 0 || l.life.Watched() != 0 {
+		t.Fatalf("%d services, %d watches left", n, l.life.Watched())
 	}
 	var js Listing
 	_, body = curl(t, os.Geteuid(), "-H", "Accept: application/json", "http://"+l.tcp+"/portmap")

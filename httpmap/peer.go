@@ -10,7 +10,7 @@ import (
 
 	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 type peerKey struct{}
@@ -74,7 +74,7 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 // openPeer returns a handle on the connected process. SO_PEERPIDFD (Linux
 // 6.5) names the very process that connected even if it has since exited
 // and its pid been reused; older kernels fall back to opening the pid.
-func (p *peer) openPeer(procRoot string) (*proc.Handle, error) {
+func (p *peer) openPeer(life *lifetime.Keeper) (*lifetime.Handle, error) {
 	pid := p.caller.Cred.PID
 	if p.raw != nil {
 		fd, err := -1, error(nil)
@@ -83,8 +83,8 @@ func (p *peer) openPeer(procRoot string) (*proc.Handle, error) {
 		})
 		if err == nil && fd >= 0 {
 			unix.CloseOnExec(fd)
-			return proc.FromPidfd(procRoot, fd, pid)
+			return life.FromPidfd(fd, pid)
 		}
 	}
-	return proc.Open(procRoot, pid)
+	return life.Open(pid)
 }

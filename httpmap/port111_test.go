@@ -14,6 +14,7 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/rpcbind"
 )
 
@@ -26,7 +27,13 @@ func TestHTTPAndRPCOnOnePort(t *testing.T) {
 	if ok, err := reg.Set(internal, registry.Entry{Prog: 100000, Vers: 2, Netid: "tcp", Addr: "0.0.0.0.0.111"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	hs, err := httpmap.NewServer(reg, httpmap.Config{HTTPAddr: httpmap.Off, SocketPath: httpmap.Off, RPCNames: "testdata/rpc"})
+	// Nothing registers here: the Keeper need not run.
+	life, err := lifetime.New(reg, lifetime.Config{NoPrune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer life.Close()
+	hs, err := httpmap.NewServer(reg, life, httpmap.Config{HTTPAddr: httpmap.Off, SocketPath: httpmap.Off, RPCNames: "testdata/rpc"})
 	if err != nil {
 		t.Fatal(err)
 	}

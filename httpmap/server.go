@@ -14,12 +14,11 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // Defaults of Config.
@@ -68,13 +67,6 @@ type Config struct {
 	// Passwd is the file naming users on the page, "/etc/passwd" when
 	// empty.
 	Passwd string
-	// ProcRoot is where /proc is mounted, "/proc" when empty.
-	ProcRoot string
-	// MaxPidfds and ProcPollInterval bound the process watcher: how many
-	// registering processes it watches through a pidfd, and how often it
-	// polls the others (proc.WatcherConfig's defaults when zero).
-	MaxPidfds        int
-	ProcPollInterval time.Duration
 	// Hostname is shown on the page; os.Hostname when empty.
 	Hostname string
 	// Logger receives the log; nothing is logged when nil.
@@ -93,7 +85,6 @@ func (c *Config) setDefaults() {
 	def(&c.SocketPath, DefaultSocketPath)
 	def(&c.RPCNames, "/etc/rpc")
 	def(&c.Passwd, "/etc/passwd")
-	def(&c.ProcRoot, "/proc")
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}
@@ -119,29 +110,24 @@ var assets embed.FS
 
 // A Server is the HTTP face: an http.Handler for /portmap, and the
 // listeners it is served on. Registrations it accepts end when their
-// process exits; it watches them until Close.
+// process exits, which the lifetime.Keeper it was given sees while it runs.
 type Server struct {
-	reg     *registry.Registry
-	cfg     Config
-	log     *slog.Logger
-	watcher *proc.Watcher
-	names   *rpcNames
-	page    *template.Template
-	script  template.JS
-	csp     string
-	divert  *ConnListener
-	http    *http.Server
-	limits  connLimits
-
-	// mu orders registrations with the watches that end them, so that a
-	// process's last deregistration and its next registration cannot race
-	// on whether it is watched.
-	mu sync.Mutex
+	reg    *registry.Registry
+	life   *lifetime.Keeper
+	cfg    Config
+	log    *slog.Logger
+	names  *rpcNames
+	page   *template.Template
+	script template.JS
+	csp    string
+	divert *ConnListener
+	http   *http.Server
+	limits connLimits
 }
 
-// NewServer returns a Server over reg. It starts the process watcher; Close
-// (or the end of ListenAndServe) stops it.
-func NewServer(reg *registry.Registry, cfg Config) (*Server, error) {
+// NewServer returns a Server over reg, whose registrations life watches.
+// It starts nothing: Serve or ServeListeners serves it, Close stops it.
+func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	page, err := template.ParseFS(assets, "assets/page.html")
 	if err != nil {
@@ -151,19 +137,15 @@ func NewServer(reg *registry.Registry, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: %w", err)
 	}
-	w, err := proc.NewWatcher(proc.WatcherConfig{Logger: cfg.Logger, ProcRoot: cfg.ProcRoot, MaxPidfds: cfg.MaxPidfds, PollInterval: cfg.ProcPollInterval})
-	if err != nil {
-		return nil, fmt.Errorf("httpmap: %w", err)
-	}
 	sum := sha256.Sum256(js)
 	s := &Server{
-		reg:     reg,
-		cfg:     cfg,
-		log:     cfg.Logger,
-		watcher: w,
-		names:   newRPCNames(cfg.RPCNames),
-		page:    page,
-		script:  template.JS(js),
+		reg:    reg,
+		life:   life,
+		cfg:    cfg,
+		log:    cfg.Logger,
+		names:  newRPCNames(cfg.RPCNames),
+		page:   page,
+		script: template.JS(js),
 		// The page needs nothing but its own inline style and its one
 		// script, pinned by hash.
 		csp:    "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -217,8 +199,8 @@ const shutdownGrace = 250 * time.Millisecond
 
 // ServeListeners serves HTTP on ls (as Listen opened them) and on diverted
 // connections until ctx is done or one of them fails; then it closes them,
-// gives requests under way a moment to finish, closes every connection
-// and stops the watcher. Requests arriving on an AF_UNIX listener carry
+// gives requests under way a moment to finish and closes every
+// connection. Requests arriving on an AF_UNIX listener carry
 // their peer's credentials and may register.
 func (s *Server) ServeListeners(ctx context.Context, ls []net.Listener) error {
 	ls = append(ls[:len(ls):len(ls)], s.divert)
@@ -239,27 +221,25 @@ func (s *Server) ServeListeners(ctx context.Context, ls []net.Listener) error {
 	return err
 }
 
-// Shutdown stops serving gracefully, as http.Server.Shutdown does, and
-// stops the watcher. Registrations stay in the registry.
+// Shutdown stops serving gracefully, as http.Server.Shutdown does.
+// Registrations stay in the registry.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.divert.Close()
 	err := s.http.Shutdown(ctx)
-	s.watcher.Close()
 	s.limits.close()
 	return err
 }
 
-// Close stops serving at once and stops the watcher.
+// Close stops serving at once.
 func (s *Server) Close() error {
 	s.divert.Close()
 	err := s.http.Close()
-	s.watcher.Close()
 	s.limits.close()
 	return err
 }
 
 // register registers reg's services for the process it names (the caller
-// when none) and watches that process.
+// when none), to end when that process exits.
 func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error) {
 	svcs, err := reg.services()
 	if err != nil {
@@ -274,30 +254,21 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 			return nil, err
 		}
 	}
-	var h *proc.Handle
+	var h *lifetime.Handle
 	if reg.PID == 0 || reg.PID == p.caller.Cred.PID {
-		h, err = p.openPeer(s.cfg.ProcRoot)
+		h, err = p.openPeer(s.life)
 	} else {
-		h, err = proc.Open(s.cfg.ProcRoot, reg.PID)
+		h, err = s.life.Open(reg.PID)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if reg.StartTime != 0 && reg.StartTime != h.Start {
 		h.Close()
-		return nil, &proc.Error{Op: "open", PID: h.PID, Err: proc.ErrGone}
+		return nil, &lifetime.Error{Op: "open", PID: h.PID, Err: lifetime.ErrGone}
 	}
-	rp := registry.Process{PID: h.PID, UID: h.UID, GID: h.GID, Start: h.Start, Exe: h.Exe}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	added, err := s.reg.RegisterNamed(p.caller, rp, svcs)
-	if err != nil || s.reg.ProcessServices(rp.PID, rp.Start) == 0 {
-		h.Close()
-		return added, err
-	}
-	if _, err := s.watcher.Watch(h, s.processGone); err != nil {
-		// Unwatched registrations would outlive their process.
-		s.reg.DropProcess(rp.PID, rp.Start)
+	added, err := s.life.Register(p.caller, h, svcs)
+	if err != nil {
 		return nil, err
 	}
 	for _, a := range added {
@@ -306,20 +277,8 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 	return added, nil
 }
 
-// processGone is called by the watcher when a registering process exits.
-func (s *Server) processGone(info proc.Info) {
-	s.mu.Lock()
-	gone := s.reg.DropProcess(info.PID, info.Start)
-	s.mu.Unlock()
-	for _, g := range gone {
-		s.log.Info("deregistered: process exited", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, exeAttr(g.Exe))
-	}
-}
-
 // deregister removes services and stops watching processes left with none.
 func (s *Server) deregister(c registry.Caller, svcs []registry.Service, name string) ([]registry.Service, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var removed []registry.Service
 	var err error
 	if svcs != nil {
@@ -327,10 +286,8 @@ func (s *Server) deregister(c registry.Caller, svcs []registry.Service, name str
 	} else {
 		removed, err = s.reg.DeregisterName(c, name)
 	}
+	s.life.Deregistered(removed)
 	for _, r := range removed {
-		if s.reg.ProcessServices(r.PID, r.Start) == 0 {
-			s.watcher.Unwatch(proc.Key{PID: r.PID, Start: r.Start})
-		}
 		s.log.Info("deregistered", "service", r.Name, "endpoint", r.Endpoint(), "pid", r.PID)
 	}
 	return removed, err

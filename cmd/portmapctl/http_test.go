@@ -17,6 +17,7 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
 )
 
 // startHTTP serves the HTTP face on a local socket of its own and returns
@@ -25,7 +26,7 @@ func startHTTP(t *testing.T) (string, *registry.Registry) {
 	t.Helper()
 	reg := registry.New(registry.Options{})
 	sock := filepath.Join(t.TempDir(), "portmapd.sock")
-	srv, err := httpmap.NewServer(reg, httpmap.Config{HTTPAddr: httpmap.Off, SocketPath: sock, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := httpmap.NewServer(reg, lifetimetest.Run(t, reg), httpmap.Config{HTTPAddr: httpmap.Off, SocketPath: sock, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +59,11 @@ func TestRegisterLastsAsLongAsTheCommand(t *testing.T) {
 		t.Skip("curl not installed: apt-get install curl")
 	}
 	sock, reg := startHTTP(t)
+	// portmapctl registers the command once it has started, so the
+	// command may look before the registration is there: it asks again
+	// for a generous while.
 	r := runCtl(t, "register", "--http-socket", sock, "job.example.com", "9100", "--",
-		"sh", "-c", "curl -s --unix-socket "+sock+" http://localhost/portmap/job.example.com; exit 3")
+		"sh", "-c", "for i in $(seq 200); do curl -sf --unix-socket "+sock+" http://localhost/portmap/job.example.com && exit 3; sleep 0.05; done; exit 3")
 	if r.Exit != 3 {
 		t.Fatalf("exit %d, want the command's 3; stderr: %s", r.Exit, r.Stderr)
 	}

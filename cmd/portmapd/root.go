@@ -19,7 +19,7 @@ import (
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -164,7 +164,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.IntVar(&o.maxRPCBytes, "max-rpc-bytes-per-uid", registry.DefaultMaxRPCBytesPerUID, "bytes of netid and address one uid's RPC registrations may hold")
 	f.IntVar(&o.maxProcsPerUID, "max-processes-per-uid", registry.DefaultMaxProcessesPerUID, "processes of one uid other than root that may hold named services")
 	f.IntVar(&o.maxPidfds, "max-pidfds", 0, "processes with named services watched through a descriptor each; the others are polled (0: a quarter of RLIMIT_NOFILE)")
-	f.DurationVar(&o.procPoll, "proc-poll-interval", proc.DefaultPollInterval, "how often processes watched without a descriptor are checked")
+	f.DurationVar(&o.procPoll, "proc-poll-interval", lifetime.DefaultPollInterval, "how often processes watched without a descriptor are checked")
 	f.StringVar(&o.stateDir, "state-dir", daemon.DefaultStateDir, `directory where registrations are saved so that they survive a restart of the daemon (owner-only); "off" disables`)
 	f.Int64Var(&o.compactBytes, "state-compact-bytes", journal.DefaultCompactBytes, "journal size in bytes that triggers rewriting the saved state as a snapshot, once the journal is also larger than the last snapshot")
 	f.StringVar(&o.warmStartDir, "warm-start-dir", daemon.DefaultWarmStartDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
@@ -330,7 +330,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		},
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
-	cfg.HTTP.MaxPidfds, cfg.HTTP.ProcPollInterval = o.maxPidfds, o.procPoll
+	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
 	if o.stateDir == "off" {
 		cfg.StateDir = ""
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/liveness"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/journal"
+	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 	"golang.org/x/sys/unix"
@@ -63,7 +63,7 @@ type Config struct {
 	// FDReserve is how many file descriptors network connections (RPC
 	// and HTTP over TCP) leave for the local sockets and the daemon's
 	// own files: together they may hold RLIMIT_NOFILE less this and less
-	// the watched processes' pidfds (HTTP.MaxPidfds), and at least half
+	// the watched processes' pidfds (MaxPidfds), and at least half
 	// of it; netlimit.DefaultReserve when 0.
 	FDReserve int
 	// Activated are sockets inherited from systemd. When there are any,
@@ -110,18 +110,23 @@ type Config struct {
 	WarmStart    bool
 	WarmStartDir string
 	// PruneGrace, PruneInterval and NoPrune steer the removal of
-	// registrations whose service is gone (registry/liveness).
+	// registrations whose service is gone (registry/lifetime).
 	PruneGrace    time.Duration
 	PruneInterval time.Duration
 	NoPrune       bool
+	// MaxPidfds and ProcPollInterval bound the watch of processes with
+	// named services: how many are watched through a pidfd, and how often
+	// the others are polled (lifetime.Config's defaults when zero).
+	MaxPidfds        int
+	ProcPollInterval time.Duration
 }
 
 // Defaults of the state and pruning settings.
 const (
 	DefaultStateDir      = "/run/portmapd"
 	DefaultWarmStartDir  = "/run/rpcbind"
-	DefaultPruneGrace    = 30 * time.Second
-	DefaultPruneInterval = 30 * time.Second
+	DefaultPruneGrace    = lifetime.DefaultPruneGrace
+	DefaultPruneInterval = lifetime.DefaultPruneInterval
 )
 
 // Run serves until ctx is done or a listener fails.
@@ -200,6 +205,10 @@ type daemon struct {
 	web     *httpmap.Server
 	webLs   []net.Listener
 	reg     *registry.Registry
+	life    *lifetime.Keeper
+	// journal records changes once serving starts; nil without a state
+	// directory.
+	journal *journal.Journal
 	srv     *rpcbind.Server
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
@@ -241,7 +250,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		}
 		d.release = append(d.release, unlock)
 	}
-	budget, err := descriptorBudget(cfg.FDReserve, cfg.HTTP.MaxPidfds, log)
+	budget, err := descriptorBudget(cfg.FDReserve, cfg.MaxPidfds, log)
 	if err != nil {
 		return nil, err
 	}
@@ -301,14 +310,6 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
 		Logger:             log.With("part", "registry"),
 	})
-	hcfg := cfg.HTTP
-	hcfg.Logger = log.With("face", "http")
-	hcfg.Budget = budget
-	d.web, err = httpmap.NewServer(d.reg, hcfg)
-	if err != nil {
-		return nil, err
-	}
-	d.release = append(d.release, func() { _ = d.web.Close() })
 	// One list of the host's addresses, kept fresh by the kernel's
 	// announcements, serves address merging and the pruner alike.
 	d.addrs = ifaddrs.ReadSource
@@ -318,6 +319,28 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		d.release = append(d.release, func() { table.Close() })
 		d.addrs = table.Addrs
 	}
+	d.life, err = lifetime.New(d.reg, lifetime.Config{
+		Logger:        log.With("part", "lifetime"),
+		ProcRoot:      cfg.ProcRoot,
+		MaxPidfds:     cfg.MaxPidfds,
+		PollInterval:  cfg.ProcPollInterval,
+		NoPrune:       cfg.NoPrune,
+		PruneGrace:    cfg.PruneGrace,
+		PruneInterval: cfg.PruneInterval,
+		Interfaces:    d.addrs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.release = append(d.release, func() { _ = d.life.Close() })
+	hcfg := cfg.HTTP
+	hcfg.Logger = log.With("face", "http")
+	hcfg.Budget = budget
+	d.web, err = httpmap.NewServer(d.reg, d.life, hcfg)
+	if err != nil {
+		return nil, err
+	}
+	d.release = append(d.release, func() { _ = d.web.Close() })
 	var mux rpcbind.ServeMux
 	eps := d.ls.endpoints()
 	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs}
@@ -336,14 +359,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	jr, err := restoreState(ctx, cfg, d.reg, warm, log)
+	d.journal, err = restoreState(ctx, cfg, d.reg, d.life, warm, log)
 	if err != nil {
 		// Stopped while reading the state: nothing was written, so
 		// that the next start finds everything as it was.
 		return nil, err
 	}
-	if jr != nil {
-		d.release = append(d.release, func() { _ = jr.Close() })
+	if d.journal != nil {
+		d.release = append(d.release, func() { _ = d.journal.Close() })
 	}
 	if !gate.commit() {
 		return nil, errAbandoned
@@ -355,7 +378,6 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			log.Warn("cannot remove rpcbind's warm-start files", "err", err)
 		}
 	}
-	d.web.WatchRegistered()
 	d.srv = &rpcbind.Server{
 		Handler:           &mux,
 		Logger:            log,
@@ -390,6 +412,13 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 			}
 		}()
 	}
+	// Changes are saved from now on, before the first that the
+	// lifetime keeper makes: the removal of restored services whose
+	// process exited since the start.
+	if d.journal != nil {
+		d.journal.Start()
+	}
+	serve("lifetime", func() error { return d.life.Run(ctx) })
 	for _, u := range d.ls.udp {
 		serve(u.netid, func() error { return d.srv.ServeUDP(ctx, u.conn, u.netid) })
 	}
@@ -397,11 +426,6 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 		serve(t.netid, func() error { return d.srv.ServeStream(ctx, t.ln, t.netid) })
 	}
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
-	if !cfg.NoPrune {
-		pr := liveness.New(d.reg, liveness.Config{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
-			Interfaces: d.addrs, Logger: log.With("part", "prune")})
-		serve("prune", func() error { pr.Run(ctx); return nil })
-	}
 	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())
 	logHTTPServing(log, d.webLs, d.ls)
 	if cfg.Ready != nil {
@@ -472,7 +496,7 @@ func descriptorBudget(reserve, maxPidfds int, log *slog.Logger) (*netlimit.Budge
 		log.Warn("cannot raise the descriptor limit", "err", err)
 	}
 	if maxPidfds <= 0 {
-		maxPidfds = proc.DefaultMaxPidfds()
+		maxPidfds = lifetime.DefaultMaxPidfds()
 	}
 	b, limit, err := netlimit.DescriptorBudget(reserve + maxPidfds)
 	if err != nil {

@@ -8,18 +8,21 @@ import (
 
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
-	"github.com/portmapd/portmapd/registry/proc"
+	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// restoreState loads the state directory into reg, which already holds the
-// portmapper's own entries, and starts the journal. Nothing in the state
+// restoreState loads the state directory into reg, which already holds
+// the portmapper's own entries, through life, which leaves out the named
+// services whose process has exited and watches the others. It returns the
+// journal that is to record changes from then on, not yet started. Nothing in the state
 // directory stops the daemon: without a usable one it serves without
-// saving, and says so in one line. warm is what rpcbind's warm-start files
-// held (see rpcEntries). The only error is ctx's, when it ends while the
-// state is read; nothing has been changed then.
-func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, warm warmstart.Saved, log *slog.Logger) (*journal.Journal, error) {
+// saving (the journal is nil), and says so in one line. warm is what
+// rpcbind's warm-start files held (see rpcEntries). The only error is
+// ctx's, when it ends while the state is read; nothing has been changed
+// then.
+func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life *lifetime.Keeper, warm warmstart.Saved, log *slog.Logger) (*journal.Journal, error) {
 	var st journal.State
 	var store *journal.Store
 	if cfg.StateDir != "" {
@@ -39,23 +42,14 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, warm 
 			entries = append(entries, e)
 		}
 	}
-	svcs := make([]registry.Service, 0, len(st.Services))
-	dead := 0
-	for _, s := range st.Services {
-		if alive(cfg.ProcRoot, s.Process) {
-			svcs = append(svcs, s)
-		} else {
-			dead++
-		}
-	}
-	nE, nS := reg.Restore(entries, svcs)
+	nE, nS, dead := life.Restore(entries, st.Services)
 	if nE+nS+dead > 0 || len(st.Damaged) > 0 {
 		log.Info("restored registrations", "dir", cfg.StateDir, "rpc", nE, "named", nS, "named_of_exited_processes", dead)
 	}
 	if store == nil {
 		return nil, nil
 	}
-	j, err := store.Start(st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
+	j, err := store.NewJournal(st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
 	if err != nil {
 		store.Close()
 		log.Error("cannot write the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
@@ -107,19 +101,6 @@ func rpcEntries(st journal.State, warm warmstart.Saved, log *slog.Logger) []regi
 // bare is e as a warm-start file keeps it.
 func bare(e registry.Entry) registry.Entry {
 	return registry.Entry{Prog: e.Prog, Vers: e.Vers, Netid: strings.ToLower(e.Netid), Addr: e.Addr, Owner: e.Owner}
-}
-
-// alive reports whether p, as saved, is still running: its pid exists with
-// the same start time and executable.
-func alive(procRoot string, p registry.Process) bool {
-	if procRoot == "" {
-		procRoot = "/proc"
-	}
-	info, err := proc.Inspect(procRoot, p.PID)
-	if err != nil || info.Start != p.Start {
-		return false
-	}
-	return p.Exe == "" || info.Exe == "" || info.Exe == p.Exe
 }
 
 // readWarmStart reads rpcbind's warm-start files; what cannot be read is

@@ -33,7 +33,8 @@ type Options struct {
 // queues a request's changes as one record; one writer goroutine writes
 // whatever is queued with one write and one fdatasync, so that many
 // concurrent requests share a sync (group commit), and wakes the requests
-// whose records are then durable.
+// whose records are then durable. Store.NewJournal makes one, Start
+// starts its goroutines and Close ends them.
 type Journal struct {
 	store *Store
 	dir   *safefile.Dir
@@ -65,15 +66,17 @@ type Journal struct {
 
 	compactc chan struct{}
 	quit     chan struct{}
+	started  bool
 	done     sync.WaitGroup
 }
 
-// Start begins journaling reg's changes in the store: it writes generation
-// gen+1 (gen from Load) holding reg's present state, removes the older
-// files and attaches itself to reg. Call it after restoring, before
-// serving. The Journal takes the store over, and closing it closes the
-// store; when Start fails, the store is still the caller's.
-func (s *Store) Start(gen uint64, reg *registry.Registry, opts Options) (*Journal, error) {
+// NewJournal returns a journal of reg's changes in the store: it writes
+// generation gen+1 (gen from Load) holding reg's present state and removes
+// the older files, but starts no goroutine and records nothing until
+// Start. Call it after restoring. The Journal takes the store over, and
+// closing it closes the store; when NewJournal fails, the store is still
+// the caller's.
+func (s *Store) NewJournal(gen uint64, reg *registry.Registry, opts Options) (*Journal, error) {
 	if opts.Logger == nil {
 		opts.Logger = s.log
 	}
@@ -88,11 +91,27 @@ func (s *Store) Start(gen uint64, reg *registry.Registry, opts Options) (*Journa
 		}
 		return nil, err
 	}
+	return j, nil
+}
+
+// Start attaches the journal to its registry, so that every later change
+// is recorded, and starts the goroutines that write and compact. Call it
+// once, before anything changes the registry after NewJournal (a change
+// made in between is not recorded), and not at the same time as Close. It
+// does nothing after Close.
+func (j *Journal) Start() {
+	j.mu.Lock()
+	if j.started || j.closed {
+		j.mu.Unlock()
+		return
+	}
+	j.started = true
 	j.done.Add(2)
+	j.mu.Unlock()
 	go j.writer()
 	go j.compactor()
-	reg.SetJournal(j)
-	return j, nil
+	// Not under j.mu: the registry calls Record with its own lock held.
+	j.reg.SetJournal(j)
 }
 
 // Record queues changes as one record; see registry.Journal.
@@ -375,7 +394,8 @@ func removeOlder(dir *safefile.Dir, gen uint64) {
 
 // Close writes what is queued and a time stamp, so that the state's last
 // write time is the time it was closed, detaches the journal from the
-// registry and closes its file. The files stay for the next start.
+// registry, ends its goroutines and closes its file. The files stay for
+// the next start. It may be called without Start.
 func (j *Journal) Close() error {
 	j.reg.SetJournal(nil)
 	j.mu.Lock()

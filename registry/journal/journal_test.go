@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/portmapd/portmapd/registry"
@@ -50,11 +51,12 @@ func startAt(t testing.TB, dir string, gen uint64, reg *registry.Registry, opts 
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := s.Start(gen, reg, opts)
+	j, err := s.NewJournal(gen, reg, opts)
 	if err != nil {
 		s.Close()
 		t.Fatal(err)
 	}
+	j.Start()
 	return j
 }
 
@@ -444,4 +446,44 @@ func filesIn(t *testing.T, dir string) map[string]uint64 {
 		out[name] = gen
 	}
 	return out
+}
+
+// TestStartAndCloseLeakNothing starts and closes journals many times:
+// NewJournal starts no goroutine, Close ends those Start started, and a
+// journal closed without Start still stamps the state and keeps it.
+func TestStartAndCloseLeakNothing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := filepath.Join(t.TempDir(), "state")
+	want := 0
+	for i := range 100 {
+		st := load(t, dir, nil)
+		if len(st.Entries) != want {
+			t.Fatalf("cycle %d: %d entries saved, want %d", i, len(st.Entries), want)
+		}
+		if i > 0 && st.LastWrite.IsZero() {
+			t.Fatalf("cycle %d: no time of last write", i)
+		}
+		reg := registry.New(registry.Options{})
+		reg.Restore(st.Entries, st.Services)
+		s, err := Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle := goleak.IgnoreCurrent()
+		j, err := s.NewJournal(st.Gen, reg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := goleak.Find(idle); err != nil {
+			t.Fatalf("NewJournal started a goroutine: %v", err)
+		}
+		if i%2 == 0 {
+			j.Start()
+			mustSet(t, reg, root, registry.Entry{Prog: 400000 + uint32(i), Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1"})
+			want++
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,11 +1,10 @@
-package liveness
+package lifetime
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,17 +15,17 @@ import (
 	"github.com/portmapd/portmapd/registry"
 )
 
-// Defaults of Config.
+// Defaults of the pruner's settings in Config.
 const (
-	DefaultGrace    = 30 * time.Second
-	DefaultInterval = 30 * time.Second
+	DefaultPruneGrace    = 30 * time.Second
+	DefaultPruneInterval = 30 * time.Second
 	// UnknownMisses is how many checks in a row the port of a
 	// registration with no known process must be found unbound.
 	UnknownMisses = 2
 )
 
-// Config configures a Pruner.
-type Config struct {
+// pruneConfig configures a pruner.
+type pruneConfig struct {
 	// Grace is how long after registering a service may take to bind
 	// before its registration can be removed.
 	Grace time.Duration
@@ -49,7 +48,7 @@ type Config struct {
 	NetNS uint64
 }
 
-// A Pruner removes registrations whose service is gone:
+// A pruner removes registrations whose service is gone:
 //
 //   - The portmapper's own entries (program 100000) are never touched.
 //   - Nothing is removed sooner than Grace after it was registered.
@@ -63,9 +62,9 @@ type Config struct {
 //     forked: the first check that finds the port free removes it.
 //   - A registration with no known process (loopback v2 SET, the kernel)
 //     is removed when UnknownMisses checks in a row find its port free.
-type Pruner struct {
+type pruner struct {
 	reg *registry.Registry
-	cfg Config
+	cfg pruneConfig
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -74,10 +73,9 @@ type Pruner struct {
 	// whose entries carry no namespace cookie (kernels before 5.14,
 	// state saved before cookies were recorded), so that it is still
 	// known after they exit.
-	netns   map[missKey]string
-	ownNS   string
-	btime   int64
-	clkTick int64
+	netns map[missKey]string
+	ownNS string
+	boot  bootClock
 }
 
 type missKey struct {
@@ -87,13 +85,13 @@ type missKey struct {
 	registered int64
 }
 
-// New returns a Pruner of reg.
-func New(reg *registry.Registry, cfg Config) *Pruner {
+// newPruner returns a pruner of reg.
+func newPruner(reg *registry.Registry, cfg pruneConfig) *pruner {
 	if cfg.Grace < 0 {
 		cfg.Grace = 0
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultInterval
+		cfg.Interval = DefaultPruneInterval
 	}
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
@@ -117,29 +115,20 @@ func New(reg *registry.Registry, cfg Config) *Pruner {
 	if cfg.NetNS == 0 {
 		cfg.NetNS, _ = peercred.OwnNetNS()
 	}
-	p := &Pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}, clkTick: 100}
-	p.ownNS, _ = os.Readlink(cfg.ProcRoot + "/self/ns/net")
-	p.btime = bootTime(cfg.ProcRoot)
+	p := &pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}}
+	p.ownNS = netNS(cfg.ProcRoot, 0)
+	p.boot = readBootClock(cfg.ProcRoot)
 	return p
 }
 
-// Run checks every Interval until ctx is done.
-func (p *Pruner) Run(ctx context.Context) {
-	t := time.NewTicker(p.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.Check()
-		}
-	}
+// run checks every Interval until ctx is done.
+func (p *pruner) run(ctx context.Context) {
+	every(ctx, p.cfg.Interval, func() { p.check() })
 }
 
-// Check reads the socket table once, removes the registrations found gone
+// check reads the socket table once, removes the registrations found gone
 // and returns them.
-func (p *Pruner) Check() []registry.Entry {
+func (p *pruner) check() []registry.Entry {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	table, err := p.cfg.Table()
@@ -165,8 +154,8 @@ func (p *Pruner) Check() []registry.Entry {
 			continue // not something a port check here can judge
 		}
 		if e.PID != 0 {
-			if p.running(e) {
-				if ns := p.nsOf(e.PID); ns != "" {
+			if startedBy(p.cfg.ProcRoot, e.PID, e.Registered, p.boot) {
+				if ns := netNS(p.cfg.ProcRoot, e.PID); ns != "" {
 					p.netns[k] = ns
 				}
 				continue
@@ -213,7 +202,7 @@ func (p *Pruner) Check() []registry.Entry {
 // logPruned logs a removal. The registering pid is given when one is
 // known; the network namespace never is, since only registrations made
 // in the daemon's own are pruned.
-func (p *Pruner) logPruned(e registry.Entry, reason string) {
+func (p *pruner) logPruned(e registry.Entry, reason string) {
 	attrs := []any{"prog", e.Prog, "vers", e.Vers, "netid", e.Netid, "addr", e.Addr, "owner", e.Owner}
 	if e.PID != 0 {
 		attrs = append(attrs, "pid", e.PID)
@@ -224,7 +213,7 @@ func (p *Pruner) logPruned(e registry.Entry, reason string) {
 // boundCheck says whether e's endpoint is bound; ok is false when the
 // check cannot judge it (another host's address, an unknown netid, an
 // unparsable address). where describes the endpoint for the log.
-func (p *Pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bool) (bound, ok bool, where string) {
+func (p *pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bool) (bound, ok bool, where string) {
 	var proto Proto
 	switch strings.ToLower(e.Netid) {
 	case registry.NetidTCP, registry.NetidTCP6:
@@ -281,52 +270,4 @@ func splitUaddr(uaddr string) (netip.Addr, uint16, bool) {
 		return netip.Addr{}, 0, false
 	}
 	return a, port, true
-}
-
-// running reports whether e's registering process still runs: its pid
-// exists, is not a zombie, and started no later than the registration
-// (else the pid was reused).
-func (p *Pruner) running(e registry.Entry) bool {
-	b, err := os.ReadFile(p.cfg.ProcRoot + "/" + strconv.Itoa(int(e.PID)) + "/stat")
-	if err != nil {
-		return false
-	}
-	// Fields after the command name, which ends at the last ')':
-	// state is field 3, start time field 22.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" || f[0] == "x" {
-		return false
-	}
-	start, err := strconv.ParseInt(f[19], 10, 64)
-	if err != nil || p.btime == 0 || e.Registered.IsZero() {
-		return err == nil
-	}
-	startedMs := p.btime*1000 + start*1000/p.clkTick
-	// btime is whole seconds: allow for its rounding.
-	return startedMs <= e.Registered.UnixMilli()+2000
-}
-
-func (p *Pruner) nsOf(pid int32) string {
-	ns, _ := os.Readlink(p.cfg.ProcRoot + "/" + strconv.Itoa(int(pid)) + "/ns/net")
-	return ns
-}
-
-// bootTime returns the boot time in Unix seconds from /proc/stat, 0 when
-// unknown.
-func bootTime(procRoot string) int64 {
-	b, err := os.ReadFile(procRoot + "/stat")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "btime "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }

@@ -1,4 +1,4 @@
-package liveness
+package lifetime
 
 import (
 	"bytes"
@@ -81,7 +81,7 @@ func TestPrunePolicy(t *testing.T) {
 				table.ports[portKey{TCP, 0x401}] = true
 				table.ports[portKey{UDP, 0x401}] = true
 			}
-			p := New(reg, Config{
+			p := newPruner(reg, pruneConfig{
 				Grace: 30 * time.Second,
 				Now:   func() time.Time { return clock },
 				Table: func() (*Table, error) { return table, nil },
@@ -93,7 +93,7 @@ func TestPrunePolicy(t *testing.T) {
 			// The registration time is the fake clock's; a real
 			// process started long before it, so "running" holds.
 			for i, w := range tc.want {
-				p.Check()
+				p.check()
 				_, got := reg.LookupExact(e.Prog, e.Vers, e.Netid)
 				if got != w {
 					t.Fatalf("after check %d: present %v, want %v", i+1, got, w)
@@ -131,14 +131,14 @@ func TestPrunedLogLine(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			p := New(reg, Config{
+			p := newPruner(reg, pruneConfig{
 				Now:    func() time.Time { return now.Add(time.Minute) },
 				Table:  func() (*Table, error) { return newTable(), nil },
 				NetNS:  3,
 				Logger: slog.New(slog.NewTextHandler(&out, nil)),
 			})
 			for range UnknownMisses {
-				p.Check()
+				p.check()
 			}
 			line := out.String()
 			if strings.Count(line, "pruned registration") != 1 {

@@ -1,15 +1,4 @@
-// Package proc ties registrations to the life of a Linux process. A Handle
-// is a pidfd with the process's identity read from /proc; a Watcher calls a
-// function once, as soon as the process exits, using one epoll set for the
-// pidfds of the processes it watches, and past a budget of descriptors by
-// polling /proc for their pid and start time.
-//
-// Reading /proc alone cannot tell a process from a later one that reuses its
-// pid. A pidfd can: it refers to one process for as long as it is open. So
-// Open takes the pidfd first, then reads /proc, then checks through the
-// pidfd that the process is still alive: if it is, what /proc said was
-// about that process.
-package proc
+package lifetime
 
 import (
 	"bytes"
@@ -18,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,22 +36,18 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("proc: %s pid %d: %v", e.Op, e.PID, e.Err) }
+func (e *Error) Error() string { return fmt.Sprintf("lifetime: %s pid %d: %v", e.Op, e.PID, e.Err) }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Inspect reads pid's identity from procRoot (normally "/proc"). It cannot
-// by itself guard against pid reuse; Open can.
-func Inspect(procRoot string, pid int32) (Info, error) {
+// inspect reads pid's identity from procRoot (normally "/proc"). It cannot
+// by itself guard against pid reuse; openProcess can.
+func inspect(procRoot string, pid int32) (Info, error) {
 	if pid <= 0 {
 		return Info{}, &Error{"inspect", pid, ErrGone}
 	}
-	dir := procRoot + "/" + strconv.Itoa(int(pid))
-	stat, err := os.ReadFile(dir + "/stat")
-	if err != nil {
-		return Info{}, &Error{"inspect", pid, gone(err)}
-	}
-	_, start, err := parseStat(stat)
+	dir := procDir(procRoot, pid)
+	_, start, err := readStat(procRoot, pid)
 	if err != nil {
 		return Info{}, &Error{"inspect", pid, err}
 	}
@@ -79,6 +65,26 @@ func Inspect(procRoot string, pid int32) (Info, error) {
 	exe = strings.TrimSuffix(exe, " (deleted)")
 	return Info{PID: pid, UID: uid, GID: gid, Start: start, Exe: exe}, nil
 }
+
+// procDir is pid's directory under procRoot.
+func procDir(procRoot string, pid int32) string {
+	return procRoot + "/" + strconv.Itoa(int(pid))
+}
+
+// readStat reads the state and start time of pid from procRoot/PID/stat;
+// ErrGone when there is no such file.
+func readStat(procRoot string, pid int32) (state byte, start uint64, err error) {
+	stat, err := os.ReadFile(procDir(procRoot, pid) + "/stat")
+	if err != nil {
+		return 0, 0, gone(err)
+	}
+	return parseStat(stat)
+}
+
+// exited reports whether a /proc/PID/stat state is a process that has
+// ended: Z a zombie, X one being reaped (never seen in practice), x the
+// same on kernels 2.6.33 to 3.13.
+func exited(state byte) bool { return state == 'Z' || state == 'X' || state == 'x' }
 
 func gone(err error) error {
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
@@ -109,25 +115,20 @@ func parseStat(stat []byte) (state byte, start uint64, err error) {
 	return fields[0][0], start, nil
 }
 
-// Running reports whether the process k names still runs: /proc/PID/stat
+// running reports whether the process k names still runs: /proc/PID/stat
 // exists, shows k's start time (so the pid was not reused) and not a
-// zombie. It holds no descriptor beyond the read, which is what a Watcher
+// zombie. It holds no descriptor beyond the read, which is what a watcher
 // polls with once its pidfds are spent. An error means /proc could not
 // tell (too many open files, say), not that the process is gone.
-func Running(procRoot string, k Key) (bool, error) {
-	stat, err := os.ReadFile(procRoot + "/" + strconv.Itoa(int(k.PID)) + "/stat")
-	if err != nil {
-		if errors.Is(gone(err), ErrGone) {
-			return false, nil
-		}
-		return false, &Error{"poll", k.PID, err}
+func running(procRoot string, k Key) (bool, error) {
+	state, start, err := readStat(procRoot, k.PID)
+	if errors.Is(err, ErrGone) {
+		return false, nil
 	}
-	state, start, err := parseStat(stat)
 	if err != nil {
 		return false, &Error{"poll", k.PID, err}
 	}
-	// Z is a zombie, X (never seen in practice) a process being reaped.
-	return start == k.Start && state != 'Z' && state != 'X', nil
+	return start == k.Start && !exited(state), nil
 }
 
 // parseStatusIDs returns the effective uid and gid from /proc/PID/status,
@@ -159,18 +160,72 @@ func parseStatusIDs(status []byte) (uid, gid uint32, err error) {
 	return uid, gid, nil
 }
 
+// startedBy reports whether pid runs and started no later than t: when
+// its start time cannot be placed on the wall clock (no boot time), just
+// whether it runs. A pid that started later than t is another process
+// that reused it.
+func startedBy(procRoot string, pid int32, t time.Time, boot bootClock) bool {
+	state, start, err := readStat(procRoot, pid)
+	if err != nil || exited(state) {
+		return false
+	}
+	if boot.btime == 0 || t.IsZero() {
+		return true
+	}
+	startedMs := boot.btime*1000 + int64(start)*1000/boot.clkTick
+	// btime is whole seconds: allow for its rounding.
+	return startedMs <= t.UnixMilli()+2000
+}
+
+// A bootClock turns start times, in clock ticks since boot, into wall
+// clock time.
+type bootClock struct {
+	// btime is the boot time in Unix seconds, 0 when unknown.
+	btime int64
+	// clkTick is the kernel's USER_HZ, 100 on every Linux
+	// architecture Go supports.
+	clkTick int64
+}
+
+// readBootClock reads the boot time from procRoot/stat.
+func readBootClock(procRoot string) bootClock {
+	c := bootClock{clkTick: 100}
+	b, err := os.ReadFile(procRoot + "/stat")
+	if err != nil {
+		return c
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			c.btime, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return c
+		}
+	}
+	return c
+}
+
+// netNS returns the network namespace of pid ("self" when 0) as the link
+// procRoot/PID/ns/net reads, "net:[4026531840]"; empty when unknown.
+func netNS(procRoot string, pid int32) string {
+	dir := procRoot + "/self"
+	if pid != 0 {
+		dir = procDir(procRoot, pid)
+	}
+	ns, _ := os.Readlink(dir + "/ns/net")
+	return ns
+}
+
 // A Handle is an open pidfd and the identity of its process. Close it when
-// done, or hand it to a Watcher, which then owns it.
+// done, or hand it to Keeper.Register, which then owns it.
 type Handle struct {
 	Info
 	fd int
 }
 
-// Open opens a pidfd for pid and reads its identity from procRoot. It fails
-// with ErrGone when the process has exited, including when it exited after
-// the pidfd was taken, in which case /proc may have described another
-// process that reused the pid.
-func Open(procRoot string, pid int32) (*Handle, error) {
+// openProcess opens a pidfd for pid and reads its identity from procRoot.
+// It fails with ErrGone when the process has exited, including when it
+// exited after the pidfd was taken, in which case /proc may have described
+// another process that reused the pid.
+func openProcess(procRoot string, pid int32) (*Handle, error) {
 	if pid <= 0 {
 		return nil, &Error{"open", pid, ErrGone}
 	}
@@ -181,14 +236,8 @@ func Open(procRoot string, pid int32) (*Handle, error) {
 	return fromPidfd(procRoot, fd, pid)
 }
 
-// FromPidfd takes ownership of fd, a pidfd for pid (as SO_PEERPIDFD gives
-// one), and reads the process's identity.
-func FromPidfd(procRoot string, fd int, pid int32) (*Handle, error) {
-	return fromPidfd(procRoot, fd, pid)
-}
-
 func fromPidfd(procRoot string, fd int, pid int32) (*Handle, error) {
-	info, err := Inspect(procRoot, pid)
+	info, err := inspect(procRoot, pid)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err

@@ -1,12 +1,14 @@
-package proc
+package lifetime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -61,7 +63,7 @@ func TestParseStatusIDs(t *testing.T) {
 }
 
 func TestOpenSelf(t *testing.T) {
-	h, err := Open("/proc", int32(os.Getpid()))
+	h, err := openProcess("/proc", int32(os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func TestOpenGone(t *testing.T) {
 		t.Skip("no true(1):", err)
 	}
 	for _, pid := range []int32{0, -1, int32(cmd.Process.Pid)} {
-		if _, err := Open("/proc", pid); !errors.Is(err, ErrGone) {
+		if _, err := openProcess("/proc", pid); !errors.Is(err, ErrGone) {
 			t.Errorf("Open(%d) = %v, want ErrGone", pid, err)
 		}
 	}
@@ -97,7 +99,7 @@ func TestOpenZombie(t *testing.T) {
 	defer cmd.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := Open("/proc", int32(cmd.Process.Pid))
+		_, err := openProcess("/proc", int32(cmd.Process.Pid))
 		if errors.Is(err, ErrGone) {
 			return
 		}
@@ -121,14 +123,34 @@ func startSleep(t *testing.T) *exec.Cmd {
 	return cmd
 }
 
-func TestWatcherKill(t *testing.T) {
-	w, err := NewWatcher(WatcherConfig{})
+// startWatcher runs a watcher until the test ends, or until stop, which
+// also closes it.
+func startWatcher(t *testing.T, cfg watcherConfig) (w *watcher, stop func()) {
+	t.Helper()
+	w, err := newWatcher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.run(ctx) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	return w, stop
+}
+
+func TestWatcherKill(t *testing.T) {
+	w, _ := startWatcher(t, watcherConfig{})
 	cmd := startSleep(t)
-	h, err := Open("/proc", int32(cmd.Process.Pid))
+	h, err := openProcess("/proc", int32(cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +160,7 @@ func TestWatcherKill(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	// A second handle on the same process is not a second watch.
-	h2, err := Open("/proc", int32(cmd.Process.Pid))
+	h2, err := openProcess("/proc", int32(cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +187,9 @@ func TestWatcherKill(t *testing.T) {
 }
 
 func TestWatcherUnwatch(t *testing.T) {
-	w, err := NewWatcher(WatcherConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, stop := startWatcher(t, watcherConfig{})
 	cmd := startSleep(t)
-	h, err := Open("/proc", int32(cmd.Process.Pid))
+	h, err := openProcess("/proc", int32(cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,10 +206,8 @@ func TestWatcherUnwatch(t *testing.T) {
 		t.Fatal("function called after Unwatch")
 	case <-time.After(200 * time.Millisecond):
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	h3, err := Open("/proc", int32(os.Getpid()))
+	stop()
+	h3, err := openProcess("/proc", int32(os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +235,7 @@ func TestRunning(t *testing.T) {
 	fakeProc(t, root, 10, 'S', 500)
 	fakeProc(t, root, 11, 'Z', 500)
 	fakeProc(t, root, 12, 'R', 500)
+	fakeProc(t, root, 14, 'x', 500)
 	// A stat that cannot be read says nothing about the process.
 	if err := os.MkdirAll(filepath.Join(root, "13", "stat"), 0o755); err != nil {
 		t.Fatal(err)
@@ -231,24 +249,72 @@ func TestRunning(t *testing.T) {
 		{"sleeping", Key{10, 500}, true, false},
 		{"running", Key{12, 500}, true, false},
 		{"zombie", Key{11, 500}, false, false},
+		{"dead on an old kernel", Key{14, 500}, false, false},
 		{"pid reused: another start time", Key{10, 499}, false, false},
 		{"no such pid", Key{99, 500}, false, false},
 		{"unreadable", Key{13, 500}, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			running, err := Running(root, tc.k)
+			running, err := running(root, tc.k)
 			if running != tc.running || (err != nil) != tc.err {
-				t.Fatalf("Running = %v, %v; want %v, error %v", running, err, tc.running, tc.err)
+				t.Fatalf("running = %v, %v; want %v, error %v", running, err, tc.running, tc.err)
 			}
 		})
 	}
-	self, err := Inspect("/proc", int32(os.Getpid()))
+	self, err := inspect("/proc", int32(os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if running, err := Running("/proc", Key{self.PID, self.Start}); !running || err != nil {
-		t.Fatalf("Running(self) = %v, %v", running, err)
+	if running, err := running("/proc", Key{self.PID, self.Start}); !running || err != nil {
+		t.Fatalf("running(self) = %v, %v", running, err)
+	}
+}
+
+// TestStartedBy: the pruner's question, whether a registration's process
+// still runs, answered from /proc/PID/stat and /proc/stat's boot time.
+func TestStartedBy(t *testing.T) {
+	root := t.TempDir()
+	// Booted at 1,800,000,000; start times are in ticks of 1/100 s.
+	if err := os.WriteFile(filepath.Join(root, "stat"), []byte("cpu  1 2 3\nbtime 1800000000\nprocesses 9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boot := readBootClock(root)
+	if boot.btime != 1_800_000_000 {
+		t.Fatalf("readBootClock = %+v", boot)
+	}
+	fakeProc(t, root, 10, 'S', 100*60)  // started a minute after boot
+	fakeProc(t, root, 11, 'Z', 100*60)  // the same, exited
+	fakeProc(t, root, 12, 'x', 100*60)  // the same on an old kernel
+	fakeProc(t, root, 13, 'S', 100*600) // ten minutes after boot
+	registered := time.Unix(1_800_000_000+120, 0)
+	tests := []struct {
+		name       string
+		pid        int32
+		registered time.Time
+		boot       bootClock
+		want       bool
+	}{
+		{"started before the registration", 10, registered, boot, true},
+		{"zombie", 11, registered, boot, false},
+		{"dead on an old kernel", 12, registered, boot, false},
+		{"started after the registration: pid reused", 13, registered, boot, false},
+		{"no such pid", 99, registered, boot, false},
+		{"no registration time", 13, time.Time{}, boot, true},
+		{"no boot time", 13, registered, bootClock{clkTick: 100}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := startedBy(root, tc.pid, tc.registered, tc.boot); got != tc.want {
+				t.Fatalf("startedBy = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if !startedBy("/proc", int32(os.Getpid()), time.Now(), readBootClock("/proc")) {
+		t.Error("this process has not started by now")
+	}
+	if readBootClock(t.TempDir()).btime != 0 {
+		t.Error("boot time read from nothing")
 	}
 }
 
@@ -257,13 +323,9 @@ func TestRunning(t *testing.T) {
 // or turns zombie ends its watch, and one /proc cannot describe is kept.
 func TestWatcherPolls(t *testing.T) {
 	root := t.TempDir()
-	w, err := NewWatcher(WatcherConfig{ProcRoot: root, MaxPidfds: 1, PollInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, _ := startWatcher(t, watcherConfig{ProcRoot: root, MaxPidfds: 1, PollInterval: 10 * time.Millisecond})
 	// The one pidfd goes to this process, which stays.
-	self, err := Open("/proc", int32(os.Getpid()))
+	self, err := openProcess("/proc", int32(os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,11 +416,7 @@ func openPidfds(t *testing.T) int {
 // pidfds: no more than two are held, every exit is seen, and a polled
 // process takes a pidfd that frees up.
 func TestWatcherPidfdBudget(t *testing.T) {
-	w, err := NewWatcher(WatcherConfig{MaxPidfds: 2, PollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w, _ := startWatcher(t, watcherConfig{MaxPidfds: 2, PollInterval: 20 * time.Millisecond})
 	gone := make(chan int32, 4)
 	var cmds []*exec.Cmd
 	for range 4 {
@@ -367,7 +425,7 @@ func TestWatcherPidfdBudget(t *testing.T) {
 	// os/exec holds a pidfd of its own for each child.
 	before := openPidfds(t)
 	for _, cmd := range cmds {
-		h, err := Open("/proc", int32(cmd.Process.Pid))
+		h, err := openProcess("/proc", int32(cmd.Process.Pid))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
-package proc
+package lifetime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrClosed reports a Watcher that has been closed.
-var ErrClosed = errors.New("proc: watcher closed")
+// ErrClosed reports a Keeper, or its watcher, that has been closed.
+var ErrClosed = errors.New("lifetime: closed")
 
 // A Key names one process for the life of the system.
 type Key struct {
@@ -33,7 +34,7 @@ type watch struct {
 
 func (wt *watch) isPolled() bool { return wt.token == wakeToken }
 
-// Defaults of WatcherConfig.
+// Defaults of the watcher's settings in Config.
 const (
 	DefaultPollInterval = 2 * time.Second
 	// minPidfds is the smallest default pidfd budget, whatever
@@ -41,8 +42,8 @@ const (
 	minPidfds = 16
 )
 
-// WatcherConfig configures a Watcher.
-type WatcherConfig struct {
+// watcherConfig configures a watcher.
+type watcherConfig struct {
 	// Logger receives the watcher's log; nothing is logged when nil.
 	Logger *slog.Logger
 	// ProcRoot is where /proc is mounted, "/proc" when empty.
@@ -67,24 +68,22 @@ func DefaultMaxPidfds() int {
 	return int(max(min(rl.Cur/4, most), minPidfds))
 }
 
-// A Watcher calls a function when a watched process exits. One goroutine
-// waits on an epoll set holding the pidfds of up to MaxPidfds processes,
-// which costs a descriptor each and no polling. Past that budget,
-// processes are polled instead: every PollInterval their pid and start
-// time are looked up in /proc, which costs no descriptor to hold, and
-// they move to a pidfd when the budget frees up. Its methods are safe for
-// concurrent use.
-type Watcher struct {
+// A watcher calls a function when a watched process exits. While it runs,
+// one goroutine waits on an epoll set holding the pidfds of up to
+// MaxPidfds processes, which costs a descriptor each and no polling. Past
+// that budget, processes are polled instead: every PollInterval their pid
+// and start time are looked up in /proc, which costs no descriptor to
+// hold, and they move to a pidfd when the budget frees up. Its methods are
+// safe for concurrent use; processes may be watched before it runs, and
+// their exits are seen once it does.
+type watcher struct {
 	log       *slog.Logger
 	procRoot  string
 	maxPidfds int
 	interval  time.Duration
 	epfd      int
-	// wake is an eventfd that Close writes to end the wait; stop ends
-	// the polling.
+	// wake is an eventfd that the end of run writes to end the wait.
 	wake int
-	stop chan struct{}
-	done sync.WaitGroup
 
 	mu      sync.Mutex
 	closed  bool
@@ -97,8 +96,9 @@ type Watcher struct {
 // wakeToken marks the eventfd in the epoll set; watch tokens start above it.
 const wakeToken = 0
 
-// NewWatcher starts a Watcher. Close stops it.
-func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
+// newWatcher returns a watcher, with its epoll set and eventfd open: run
+// runs it, and Close releases them.
+func newWatcher(cfg watcherConfig) (*watcher, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,44 +114,66 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("proc: epoll_create1: %w", err)
+		return nil, fmt.Errorf("lifetime: epoll_create1: %w", err)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(epfd)
-		return nil, fmt.Errorf("proc: eventfd: %w", err)
+		return nil, fmt.Errorf("lifetime: eventfd: %w", err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeToken}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		unix.Close(wake)
 		unix.Close(epfd)
-		return nil, fmt.Errorf("proc: epoll_ctl: %w", err)
+		return nil, fmt.Errorf("lifetime: epoll_ctl: %w", err)
 	}
-	w := &Watcher{
+	w := &watcher{
 		log:       log,
 		procRoot:  cfg.ProcRoot,
 		maxPidfds: cfg.MaxPidfds,
 		interval:  cfg.PollInterval,
 		epfd:      epfd,
 		wake:      wake,
-		stop:      make(chan struct{}),
 		next:      wakeToken + 1,
 		byKey:     make(map[Key]*watch),
 		byToken:   make(map[uint32]*watch),
 		polled:    make(map[Key]*watch),
 	}
-	w.done.Add(2)
-	go w.loop()
-	go w.poll()
 	return w, nil
 }
 
-// Watch arranges for gone to be called, once and from one of the Watcher's
+// run waits for watched processes to exit, and polls those without a
+// pidfd, until ctx is done. It returns nil then, or the error that ended
+// the wait. Call it from one goroutine at a time, and close the watcher
+// only once it has returned.
+func (w *watcher) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() {
+		<-ctx.Done()
+		w.wakeUp()
+	})
+	wg.Go(func() { w.poll(ctx) })
+	return w.wait(ctx)
+}
+
+// wakeUp makes the epoll wait return.
+func (w *watcher) wakeUp() {
+	one := [8]byte{7: 1}
+	if _, err := unix.Write(w.wake, one[:]); err != nil {
+		// Only a counter at its maximum refuses, and that is awake.
+		w.log.Debug("cannot wake the process watcher", "err", err)
+	}
+}
+
+// Watch arranges for gone to be called, once and from one of run's
 // goroutines, when h's process exits: at once if it already has, or with
-// the pidfd budget spent, at the next poll. The Watcher owns h from then
+// the pidfd budget spent, at the next poll. The watcher owns h from then
 // on. When the process is already watched, h is closed and Watch reports
 // false: the first gone function stays.
-func (w *Watcher) Watch(h *Handle, gone func(Info)) (bool, error) {
+func (w *watcher) Watch(h *Handle, gone func(Info)) (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -178,7 +200,7 @@ func (w *Watcher) Watch(h *Handle, gone func(Info)) (bool, error) {
 }
 
 // addPidfd adds wt's pidfd to the epoll set; w.mu must be held.
-func (w *Watcher) addPidfd(wt *watch) error {
+func (w *watcher) addPidfd(wt *watch) error {
 	h := wt.h
 	// Tokens, not descriptors, identify watches in events: a descriptor
 	// number closed by Unwatch may be reused before a stale event for it
@@ -190,7 +212,7 @@ func (w *Watcher) addPidfd(wt *watch) error {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tok)}
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
-		return fmt.Errorf("proc: watch pid %d: epoll_ctl: %w", h.PID, err)
+		return fmt.Errorf("lifetime: watch pid %d: epoll_ctl: %w", h.PID, err)
 	}
 	wt.token = tok
 	w.byToken[tok] = wt
@@ -198,7 +220,7 @@ func (w *Watcher) addPidfd(wt *watch) error {
 }
 
 // Watching reports whether k's process is being watched.
-func (w *Watcher) Watching(k Key) bool {
+func (w *watcher) Watching(k Key) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	_, ok := w.byKey[k]
@@ -207,7 +229,7 @@ func (w *Watcher) Watching(k Key) bool {
 
 // Unwatch stops watching k's process without calling its function, and
 // reports whether it was watched.
-func (w *Watcher) Unwatch(k Key) bool {
+func (w *watcher) Unwatch(k Key) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	wt, ok := w.byKey[k]
@@ -219,7 +241,7 @@ func (w *Watcher) Unwatch(k Key) bool {
 }
 
 // drop forgets wt and closes its pidfd; w.mu must be held.
-func (w *Watcher) drop(wt *watch) {
+func (w *watcher) drop(wt *watch) {
 	delete(w.byKey, wt.h.Key())
 	if wt.isPolled() {
 		delete(w.polled, wt.h.Key())
@@ -231,7 +253,7 @@ func (w *Watcher) drop(wt *watch) {
 }
 
 // Len returns the number of watched processes.
-func (w *Watcher) Len() int {
+func (w *watcher) Len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.byKey)
@@ -239,39 +261,31 @@ func (w *Watcher) Len() int {
 
 // Counts returns how many watched processes hold a pidfd and how many are
 // polled.
-func (w *Watcher) Counts() (pidfds, polled int) {
+func (w *watcher) Counts() (pidfds, polled int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.byToken), len(w.polled)
 }
 
-// Close stops the Watcher and releases every pidfd without calling any
-// function.
-func (w *Watcher) Close() error {
+// Close releases every pidfd without calling any function, and the epoll
+// set; call it once run has returned. Watch fails from then on.
+func (w *watcher) Close() error {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed {
-		w.mu.Unlock()
 		return nil
 	}
 	w.closed = true
-	w.mu.Unlock()
-	close(w.stop)
-	var one = [8]byte{7: 1}
-	if _, err := unix.Write(w.wake, one[:]); err != nil {
-		return fmt.Errorf("proc: wake watcher: %w", err)
-	}
-	w.done.Wait()
-	w.mu.Lock()
 	for _, wt := range w.byKey {
 		w.drop(wt)
 	}
-	w.mu.Unlock()
 	unix.Close(w.wake)
 	return unix.Close(w.epfd)
 }
 
-func (w *Watcher) loop() {
-	defer w.done.Done()
+// wait calls the functions of watched processes as their pidfds report
+// an exit, until a wake-up finds ctx done.
+func (w *watcher) wait(ctx context.Context) error {
 	events := make([]unix.EpollEvent, 64)
 	for {
 		n, err := unix.EpollWait(w.epfd, events, -1)
@@ -279,16 +293,16 @@ func (w *Watcher) loop() {
 			continue
 		}
 		if err != nil {
-			w.log.Error("process watcher stopped", "err", err)
-			return
+			return fmt.Errorf("lifetime: process watcher: epoll_wait: %w", err)
 		}
 		var exited []*watch
+		woken := false
 		w.mu.Lock()
 		for _, ev := range events[:n] {
 			tok := uint32(ev.Fd)
 			if tok == wakeToken {
-				w.mu.Unlock()
-				return
+				woken = true
+				continue
 			}
 			if wt, ok := w.byToken[tok]; ok {
 				w.drop(wt)
@@ -300,27 +314,24 @@ func (w *Watcher) loop() {
 			w.log.Debug("watched process exited", "pid", wt.h.PID, "exe", wt.h.Exe)
 			wt.gone(wt.h.Info)
 		}
-	}
-}
-
-// poll checks the polled processes every interval until Close.
-func (w *Watcher) poll() {
-	defer w.done.Done()
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-			w.pollOnce()
+		if woken {
+			// Reset the eventfd, which a run that ended before this
+			// one may have left set.
+			var buf [8]byte
+			unix.Read(w.wake, buf[:])
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
 	}
 }
 
+// poll checks the polled processes every interval until ctx is done.
+func (w *watcher) poll(ctx context.Context) { every(ctx, w.interval, w.pollOnce) }
+
 // pollOnce ends the polled watches whose process is gone, and moves
 // others to a pidfd while the budget allows.
-func (w *Watcher) pollOnce() {
+func (w *watcher) pollOnce() {
 	w.mu.Lock()
 	check := make([]*watch, 0, len(w.polled))
 	for _, wt := range w.polled {
@@ -332,7 +343,7 @@ func (w *Watcher) pollOnce() {
 	promote := map[*watch]*Handle{}
 	for _, wt := range check {
 		k := wt.h.Key()
-		running, err := Running(w.procRoot, k)
+		running, err := running(w.procRoot, k)
 		if err != nil {
 			// /proc could not tell; keep the registration.
 			w.log.Debug("cannot poll watched process", "pid", k.PID, "err", err)
@@ -343,7 +354,7 @@ func (w *Watcher) pollOnce() {
 			continue
 		}
 		if len(promote) < room {
-			h, err := Open(w.procRoot, k.PID)
+			h, err := openProcess(w.procRoot, k.PID)
 			switch {
 			case errors.Is(err, ErrGone) || err == nil && h.Start != k.Start:
 				if h != nil {

@@ -1,9 +1,4 @@
-// Package liveness removes RPC registrations whose service is gone. Once
-// per check it reads the kernel's socket table of the daemon's network
-// namespace and, for each registration old enough, asks: is the process
-// that registered it still running, and if not, is anything still bound
-// to its port?
-package liveness
+package lifetime
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package liveness
+package lifetime
 
 import (
 	"encoding/binary"
@@ -44,7 +44,7 @@ func readKernelTable(open func() (int, error), procRoot string) (*Table, error) 
 	}
 	t, perr := ReadTable(procRoot)
 	if perr != nil {
-		return nil, fmt.Errorf("liveness: sock_diag unavailable (%w), and reading %s failed: %w", err, procRoot, perr)
+		return nil, fmt.Errorf("lifetime: sock_diag unavailable (%w), and reading %s failed: %w", err, procRoot, perr)
 	}
 	return t, nil
 }
@@ -231,9 +231,9 @@ func readSockDiag(open func() (int, error)) (*Table, error) {
 		if err := c.dump(d, t); err != nil {
 			var de *DiagError
 			if errors.As(err, &de) {
-				return nil, fmt.Errorf("liveness: %w", err)
+				return nil, fmt.Errorf("lifetime: %w", err)
 			}
-			return nil, fmt.Errorf("liveness: sock_diag %s dump: %w", d, err)
+			return nil, fmt.Errorf("lifetime: sock_diag %s dump: %w", d, err)
 		}
 	}
 	return t, nil

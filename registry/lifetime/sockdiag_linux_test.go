@@ -1,4 +1,4 @@
-package liveness
+package lifetime
 
 import (
 	"bufio"
@@ -180,7 +180,7 @@ func readEOF(t *testing.T, c net.Conn) {
 }
 
 func abstractName() string {
-	return fmt.Sprintf("@portmapd-liveness-test-%d-%x", os.Getpid(), rand.Uint64())
+	return fmt.Sprintf("@portmapd-lifetime-test-%d-%x", os.Getpid(), rand.Uint64())
 }
 
 // rawUnix returns an AF_UNIX stream socket bound to sa, and its bound name.
@@ -447,7 +447,7 @@ func TestReadKernelTableFallback(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{fmt.Errorf("liveness: %w", &DiagError{Dump: "udp6", Errno: unix.ENOENT}), true},
+		{fmt.Errorf("lifetime: %w", &DiagError{Dump: "udp6", Errno: unix.ENOENT}), true},
 		{&DiagError{Dump: "tcp4", Errno: unix.EINVAL}, false},
 		{&DiagError{Dump: "unix", Errno: unix.EINTR}, false},
 		{malformed("nlmsg_len %d", 9), false},
