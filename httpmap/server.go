@@ -17,14 +17,18 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/internal/netlimit"
+	"github.com/portmapd/portmapd/internal/rpcent"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // Defaults of Config.
 const (
-	DefaultHTTPAddr          = ":8111"
+	// DefaultHTTPPort is the HTTP face's TCP port, httportmap's.
+	DefaultHTTPPort          = "8111"
+	DefaultHTTPAddr          = ":" + DefaultHTTPPort
 	DefaultSocketPath        = "/run/portmapd.sock"
+	DefaultPasswd            = "/etc/passwd"
 	DefaultMaxConns          = 1024
 	DefaultMaxConnsPerSource = 64
 	DefaultIdleTimeout       = 30 * time.Second
@@ -62,9 +66,10 @@ type Config struct {
 	// the RPC face (the local socket's are not charged to it); none when
 	// nil.
 	Budget *netlimit.Budget
-	// RPCNames is the file naming RPC programs, "/etc/rpc" when empty.
+	// RPCNames is the file naming RPC programs, rpcent.DefaultPath when
+	// empty.
 	RPCNames string
-	// Passwd is the file naming users on the page, "/etc/passwd" when
+	// Passwd is the file naming users on the page, DefaultPasswd when
 	// empty.
 	Passwd string
 	// Hostname is shown on the page; os.Hostname when empty.
@@ -83,8 +88,8 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.HTTPAddr, DefaultHTTPAddr)
 	def(&c.SocketPath, DefaultSocketPath)
-	def(&c.RPCNames, "/etc/rpc")
-	def(&c.Passwd, "/etc/passwd")
+	def(&c.RPCNames, rpcent.DefaultPath)
+	def(&c.Passwd, DefaultPasswd)
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
+	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -142,8 +143,8 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	// Long options for everything rpcbind has no letter for.
 	f.StringVar(&o.user, "user", "", "user that -s runs as (default: the one rpcbind runs as here, _rpc or rpc, else daemon)")
 	f.IntVar(&o.port, "port", xdr.PmapPort, "UDP and TCP port to serve")
-	f.StringVar(&o.lockFile, "lock-file", "/run/rpcbind.lock", "lock file that keeps a second portmapper from starting (empty: none)")
-	f.StringVar(&o.socket, "socket", "/run/rpcbind.sock", "local socket serving versions 2, 3 and 4 (empty: none)")
+	f.StringVar(&o.lockFile, "lock-file", daemon.DefaultLockFile, "lock file that keeps a second portmapper from starting (empty: none)")
+	f.StringVar(&o.socket, "socket", rpcbind.DefaultLocalSocket, "local socket serving versions 2, 3 and 4 (empty: none)")
 	f.BoolVar(&o.abstract, "abstract-socket", true, "also serve the local socket's name in the abstract namespace")
 	f.IntVar(&o.maxMessage, "max-message", xdr.DefaultMaxMessage, "largest call accepted, in bytes")
 	f.DurationVar(&o.idle, "idle-timeout", rpcbind.DefaultIdleTimeout, "close TCP connections idle for this long")
@@ -167,9 +168,9 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.DurationVar(&o.procPoll, "proc-poll-interval", lifetime.DefaultPollInterval, "how often processes watched without a descriptor are checked")
 	f.StringVar(&o.stateDir, "state-dir", daemon.DefaultStateDir, `directory where registrations are saved so that they survive a restart of the daemon (owner-only); "off" disables`)
 	f.Int64Var(&o.compactBytes, "state-compact-bytes", journal.DefaultCompactBytes, "journal size in bytes that triggers rewriting the saved state as a snapshot, once the journal is also larger than the last snapshot")
-	f.StringVar(&o.warmStartDir, "warm-start-dir", daemon.DefaultWarmStartDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
-	f.DurationVar(&o.pruneGrace, "prune-grace", daemon.DefaultPruneGrace, "how long after registering a service may take to bind its port before its registration can be pruned")
-	f.DurationVar(&o.pruneInterval, "prune-interval", daemon.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
+	f.StringVar(&o.warmStartDir, "warm-start-dir", warmstart.DefaultDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
+	f.DurationVar(&o.pruneGrace, "prune-grace", lifetime.DefaultPruneGrace, "how long after registering a service may take to bind its port before its registration can be pruned")
+	f.DurationVar(&o.pruneInterval, "prune-interval", lifetime.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
 	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
 	f.StringVar(&o.logFile, "log-file", daemon.DefaultLogFile, "where portmapd logs once detached (without -f) if there is no syslog (/dev/log)")
 	f.Bool("help", false, "show this help")

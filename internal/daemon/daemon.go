@@ -101,7 +101,8 @@ type Config struct {
 	// (when it is also larger than the last snapshot);
 	// journal.DefaultCompactBytes when 0.
 	StateCompactBytes int64
-	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	// ProcRoot is where /proc is mounted, lifetime.DefaultProcRoot when
+	// empty.
 	ProcRoot string
 	// WarmStart reads rpcbind's warm-start files from WarmStartDir at
 	// start (then removes them, as rpcbind does) and writes them there
@@ -121,13 +122,10 @@ type Config struct {
 	ProcPollInterval time.Duration
 }
 
-// Defaults of the state and pruning settings.
-const (
-	DefaultStateDir      = "/run/portmapd"
-	DefaultWarmStartDir  = "/run/rpcbind"
-	DefaultPruneGrace    = lifetime.DefaultPruneGrace
-	DefaultPruneInterval = lifetime.DefaultPruneInterval
-)
+// DefaultStateDir is where registrations are saved: under /run, so that
+// they survive the daemon but not a reboot, which ends every process they
+// belonged to.
+const DefaultStateDir = "/run/portmapd"
 
 // Run serves until ctx is done or a listener fails.
 //
@@ -645,7 +643,7 @@ func probeIPv6(procRoot string) ipv6State {
 	}
 	unix.Close(fd)
 	if procRoot == "" {
-		procRoot = "/proc"
+		procRoot = lifetime.DefaultProcRoot
 	}
 	b, err := os.ReadFile(procRoot + "/sys/net/ipv6/conf/all/disable_ipv6")
 	if err == nil && strings.TrimSpace(string(b)) == "1" {

@@ -12,6 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// DefaultProcRoot is where /proc is mounted, unless a Config says
+// otherwise (a test's fake /proc, or another mount namespace's).
+const DefaultProcRoot = "/proc"
+
 // ErrGone reports a process that has exited, or never existed.
 var ErrGone = errors.New("no such process (it has exited)")
 
