@@ -32,7 +32,9 @@ const (
 	DefaultMaxConns          = 1024
 	DefaultMaxConnsPerSource = 64
 	DefaultIdleTimeout       = 30 * time.Second
-	// Off as HTTPAddr or SocketPath disables that listener.
+	// Off as HTTPAddr or SocketPath disables that listener. It is the
+	// command line's "off", and the daemon's word for none in its own
+	// configuration too, so that flags pass through as they are.
 	Off = "off"
 )
 

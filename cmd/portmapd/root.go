@@ -143,8 +143,8 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	// Long options for everything rpcbind has no letter for.
 	f.StringVar(&o.user, "user", "", "user that -s runs as (default: the one rpcbind runs as here, _rpc or rpc, else daemon)")
 	f.IntVar(&o.port, "port", xdr.PmapPort, "UDP and TCP port to serve")
-	f.StringVar(&o.lockFile, "lock-file", daemon.DefaultLockFile, "lock file that keeps a second portmapper from starting (empty: none)")
-	f.StringVar(&o.socket, "socket", rpcbind.DefaultLocalSocket, "local socket serving versions 2, 3 and 4 (empty: none)")
+	f.StringVar(&o.lockFile, "lock-file", daemon.DefaultLockFile, `lock file that keeps a second portmapper from starting; "off" disables`)
+	f.StringVar(&o.socket, "socket", rpcbind.DefaultLocalSocket, `local socket serving versions 2, 3 and 4; "off" disables`)
 	f.BoolVar(&o.abstract, "abstract-socket", true, "also serve the local socket's name in the abstract namespace")
 	f.IntVar(&o.maxMessage, "max-message", xdr.DefaultMaxMessage, "largest call accepted, in bytes")
 	f.DurationVar(&o.idle, "idle-timeout", rpcbind.DefaultIdleTimeout, "close TCP connections idle for this long")
@@ -242,10 +242,26 @@ func (o options) validate() error {
 		return fmt.Errorf("--prune-interval %v: must be positive", o.pruneInterval)
 	case o.compactBytes < 0:
 		return fmt.Errorf("--state-compact-bytes %d: must not be negative", o.compactBytes)
-	case o.stateDir == "":
-		return fmt.Errorf(`--state-dir: empty (use "off" to save nothing)`)
+	}
+	// An empty value is more likely a variable that was not set than a
+	// wish to do without: "off" says that. --socket and --lock-file took
+	// empty for none before "off", and still do (offAlias).
+	for _, f := range []struct{ name, value string }{
+		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir},
+	} {
+		if f.value == "" {
+			return fmt.Errorf(`%s: empty (use "off" to disable it)`, f.name)
+		}
 	}
 	return nil
+}
+
+// offAlias reads a flag whose empty value meant none before "off" did.
+func offAlias(v string) string {
+	if v == "" {
+		return httpmap.Off
+	}
+	return v
 }
 
 func (o options) proxies() ([]netip.Prefix, error) {
@@ -291,8 +307,8 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		UDPAddrs:          o.udpAddrs,
 		Insecure:          o.insecure,
 		LogCalls:          o.logCalls,
-		LockFile:          o.lockFile,
-		Socket:            o.socket,
+		LockFile:          offAlias(o.lockFile),
+		Socket:            offAlias(o.socket),
 		AbstractSocket:    o.abstract,
 		MaxMessage:        o.maxMessage,
 		IdleTimeout:       o.idle,
@@ -332,9 +348,6 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
-	if o.stateDir == "off" {
-		cfg.StateDir = ""
-	}
 	if err := daemon.Run(ctx, cfg, log); err != nil {
 		return reporter.Failed(err)
 	}

@@ -28,7 +28,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Config is everything the daemon needs to know, as plain values.
+// Config is everything the daemon needs to know, as plain values. A path
+// left empty takes its default; httpmap.Off, the command line's "off",
+// does without it (LockFile, Socket, StateDir, and HTTP's HTTPAddr and
+// SocketPath).
 type Config struct {
 	// Port is the RPC port for UDP and TCP (111).
 	Port int
@@ -40,10 +43,11 @@ type Config struct {
 	Insecure bool
 	// LogCalls logs every call (rpcbind -l).
 	LogCalls bool
-	// LockFile keeps a second instance from starting; empty for none.
+	// LockFile keeps a second instance from starting; DefaultLockFile
+	// when empty.
 	LockFile string
-	// Socket is the local stream socket's path (/run/rpcbind.sock); empty
-	// for none. AbstractSocket also serves it in the abstract namespace,
+	// Socket is the local stream socket's path; rpcbind.DefaultLocalSocket
+	// when empty. AbstractSocket also serves it in the abstract namespace,
 	// where the kernel and recent libtirpc look first.
 	Socket         string
 	AbstractSocket bool
@@ -79,8 +83,8 @@ type Config struct {
 	// AbortOnError makes a failing request crash the daemon instead of
 	// being answered SYSTEM_ERR, for debugging (rpcbind -a).
 	AbortOnError bool
-	// HTTP configures the HTTP face; its HTTPAddr and SocketPath may be
-	// httpmap.Off. HTTP is also answered on the RPC TCP port.
+	// HTTP configures the HTTP face. HTTP is also answered on the RPC TCP
+	// port.
 	HTTP httpmap.Config
 	// MaxNamedPerProcess caps the named services one process may hold.
 	MaxNamedPerProcess int
@@ -94,7 +98,7 @@ type Config struct {
 	// registry holds the portmapper's entries.
 	Ready func()
 	// StateDir is where registrations are saved so that they survive
-	// the daemon (/run/portmapd); empty for nowhere.
+	// the daemon; DefaultStateDir when empty.
 	StateDir string
 	// StateCompactBytes is the journal size in StateDir past which the
 	// state is rewritten as a snapshot and the journal started afresh
@@ -107,7 +111,8 @@ type Config struct {
 	// WarmStart reads rpcbind's warm-start files from WarmStartDir at
 	// start (then removes them, as rpcbind does) and writes them there
 	// on a clean exit, so that a host can switch between rpcbind and
-	// portmapd either way (rpcbind -w).
+	// portmapd either way (rpcbind -w). WarmStartDir is
+	// warmstart.DefaultDir when empty.
 	WarmStart    bool
 	WarmStartDir string
 	// PruneGrace, PruneInterval and NoPrune steer the removal of
@@ -127,6 +132,23 @@ type Config struct {
 // belonged to.
 const DefaultStateDir = "/run/portmapd"
 
+// setDefaults fills in the paths left empty.
+func (c *Config) setDefaults() {
+	for _, p := range []struct {
+		v   *string
+		def string
+	}{
+		{&c.LockFile, DefaultLockFile},
+		{&c.Socket, rpcbind.DefaultLocalSocket},
+		{&c.StateDir, DefaultStateDir},
+		{&c.WarmStartDir, warmstart.DefaultDir},
+	} {
+		if *p.v == "" {
+			*p.v = p.def
+		}
+	}
+}
+
 // Run serves until ctx is done or a listener fails.
 //
 // A stop (ctx done) is obeyed in every state. Before the daemon serves,
@@ -138,6 +160,7 @@ const DefaultStateDir = "/run/portmapd"
 // warm-start files are removed only once nothing can interrupt the start
 // any more.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	cfg.setDefaults()
 	var (
 		d    *daemon
 		err  error
@@ -241,7 +264,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			return nil, err
 		}
 	}
-	if cfg.LockFile != "" {
+	if cfg.LockFile != httpmap.Off {
 		unlock, err := acquireLock(cfg.LockFile)
 		if err != nil {
 			return nil, err
@@ -272,7 +295,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	}
 	d.webLs = webLs
 	d.release = append(d.release, func() { closeAll(webLs) })
-	if os.Geteuid() == 0 && cfg.StateDir != "" {
+	if os.Geteuid() == 0 && cfg.StateDir != httpmap.Off {
 		// With -s, the state goes to the user the daemon becomes; as
 		// root, it comes back from -s's default user.
 		to, from := user, user
@@ -584,7 +607,7 @@ func (ls *listeners) endpoints() []rpcbind.Endpoint {
 // where rpcbind aborts.
 func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	ls := &listeners{port: cfg.Port}
-	if cfg.Socket != "" {
+	if cfg.Socket != httpmap.Off {
 		if err := ls.listenLocal(cfg.Socket, cfg.AbstractSocket, log); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
@@ -25,7 +26,7 @@ import (
 func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life *lifetime.Keeper, warm warmstart.Saved, log *slog.Logger) (*journal.Journal, error) {
 	var st journal.State
 	var store *journal.Store
-	if cfg.StateDir != "" {
+	if cfg.StateDir != httpmap.Off {
 		var err error
 		store, err = journal.Open(cfg.StateDir, log)
 		if err != nil {
