@@ -303,6 +303,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		activated = append(activated, s)
 	}
 	cfg := daemon.Config{
+		Logger:            log,
 		Port:              o.port,
 		UDPAddrs:          o.udpAddrs,
 		Insecure:          o.insecure,
@@ -348,7 +349,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
-	if err := daemon.Run(ctx, cfg, log); err != nil {
+	if err := daemon.Run(ctx, cfg); err != nil {
 		return reporter.Failed(err)
 	}
 	return nil

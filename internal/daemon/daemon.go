@@ -33,6 +33,8 @@ import (
 // does without it (LockFile, Socket, StateDir, and HTTP's HTTPAddr and
 // SocketPath).
 type Config struct {
+	// Logger receives the daemon's log; nothing is logged when nil.
+	Logger *slog.Logger
 	// Port is the RPC port for UDP and TCP (111).
 	Port int
 	// UDPAddrs, when not empty, restricts UDP to these addresses, with
@@ -132,8 +134,11 @@ type Config struct {
 // belonged to.
 const DefaultStateDir = "/run/portmapd"
 
-// setDefaults fills in the paths left empty.
+// setDefaults fills in the logger and the paths left empty.
 func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	for _, p := range []struct {
 		v   *string
 		def string
@@ -159,8 +164,9 @@ func (c *Config) setDefaults() {
 // as a crash is: the saved state is written crash-safely, and rpcbind's
 // warm-start files are removed only once nothing can interrupt the start
 // any more.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
+	log := cfg.Logger
 	var (
 		d    *daemon
 		err  error

@@ -28,7 +28,7 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life 
 	var store *journal.Store
 	if cfg.StateDir != httpmap.Off {
 		var err error
-		store, err = journal.Open(cfg.StateDir, log)
+		store, err = journal.Open(cfg.StateDir, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
 		if err != nil {
 			log.Error("cannot use the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
 		} else if st, err = store.Load(ctx); err != nil {
@@ -50,7 +50,7 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life 
 	if store == nil {
 		return nil, nil
 	}
-	j, err := store.NewJournal(st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
+	j, err := store.NewJournal(st.Gen, reg)
 	if err != nil {
 		store.Close()
 		log.Error("cannot write the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
