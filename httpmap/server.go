@@ -128,6 +128,9 @@ type Server struct {
 	script template.JS
 	csp    string
 	divert *ConnListener
+	// mux routes requests by method and path (routes); the zero ServeMux
+	// is ready for them.
+	mux    http.ServeMux
 	http   *http.Server
 	limits connLimits
 }
@@ -159,6 +162,7 @@ func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Serv
 		divert: NewConnListener(nil),
 		limits: newConnLimits(cfg),
 	}
+	s.routes()
 	s.http = &http.Server{
 		Handler:           s,
 		ConnContext:       connContext,
@@ -253,7 +257,7 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 		return nil, err
 	}
 	if p.caller.Transport != registry.Local || p.caller.Cred == nil {
-		return nil, registry.ErrNotLocal
+		return nil, &localOnlyError{s.cfg.SocketPath}
 	}
 	// Refuse a bad request before touching the process it names.
 	for _, sv := range svcs {
@@ -296,6 +300,9 @@ func (s *Server) deregister(c registry.Caller, svcs []registry.Service, name str
 	s.life.Deregistered(removed)
 	for _, r := range removed {
 		s.log.Info("deregistered", "service", r.Name, "endpoint", r.Endpoint(), "pid", r.PID)
+	}
+	if errors.Is(err, registry.ErrNotLocal) {
+		err = &localOnlyError{s.cfg.SocketPath}
 	}
 	return removed, err
 }
