@@ -63,10 +63,10 @@ func NewLocalClient(socketPath string) *Client {
 }
 
 // NewClient returns a Client for the HTTP face at addr (host:port, or a
-// host, meaning port 8111).
+// host, meaning DefaultHTTPPort).
 func NewClient(addr string) *Client {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "8111")
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), DefaultHTTPPort)
 	}
 	host, _, _ := net.SplitHostPort(addr)
 	return &Client{hc: &http.Client{}, base: "http://" + addr, host: host, where: addr}

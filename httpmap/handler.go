@@ -2,18 +2,15 @@ package httpmap
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/portmapd/portmapd/registry"
-	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // Paths served.
@@ -22,38 +19,109 @@ const (
 	cssPath  = "/portmap/portmap.css"
 )
 
+// Methods each kind of path takes, as a 405's Allow header lists them.
+const (
+	listingMethods    = "GET, HEAD, POST, DELETE"
+	stylesheetMethods = "GET, HEAD"
+)
+
 // ServeHTTP answers /portmap (list, register, deregister), /portmap/NAME
 // (look up, deregister) and the stylesheets.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch p := r.URL.Path; {
-	case p == "/":
-		http.Redirect(w, r, listPath, http.StatusFound)
-	case p == listPath || p == listPath+"/":
-		s.serveList(w, r)
-	case p == xslPath:
-		s.serveAsset(w, r, "assets/portmap.xsl", "text/xsl; charset=utf-8")
-	case p == cssPath:
-		s.serveAsset(w, r, "assets/portmap.css", "text/css; charset=utf-8")
-	case strings.HasPrefix(p, listPath+"/"):
-		s.serveName(w, r, strings.TrimPrefix(p, listPath+"/"))
-	default:
-		http.NotFound(w, r)
-	}
+	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name, typ string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		methodNotAllowed(w, "GET, HEAD")
-		return
+// routes registers every path and method served on s.mux. A path's
+// pattern without a method refuses the methods it does not take with this
+// package's 405, which lists them in a fixed order; /portmap/{name...}'s
+// does it for /portmap/ too.
+func (s *Server) routes() {
+	m := &s.mux
+	m.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, listPath, http.StatusFound)
+	})
+	for _, p := range []string{listPath, listPath + "/{$}"} {
+		m.Handle("GET "+p, s.listing(s.serveList))
+		m.Handle("POST "+p, s.listing(s.servePost))
+		m.Handle("DELETE "+p, s.listing(s.serveDeregister))
 	}
-	data, err := assets.ReadFile(name)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", typ)
-	w.Header().Set("Cache-Control", "max-age=3600")
-	w.Write(data)
+	m.Handle(listPath, s.listing(refuseMethod))
+	name := listPath + "/{name...}"
+	m.Handle("GET "+name, s.named(s.serveList))
+	m.Handle("POST "+name, s.named(s.serveList))
+	m.Handle("DELETE "+name, s.named(s.serveDeregisterName))
+	m.Handle(name, s.named(refuseMethod))
+	m.Handle("GET "+xslPath, stylesheet("assets/portmap.xsl", "text/xsl; charset=utf-8"))
+	m.Handle("GET "+cssPath, stylesheet("assets/portmap.css", "text/css; charset=utf-8"))
+}
+
+// A request is one request to the listing or to a name, with what every
+// step of answering it needs.
+type request struct {
+	w http.ResponseWriter
+	r *http.Request
+	// typ is the response's media type, from format= or Accept.
+	typ  string
+	peer *peer
+	// users names uids in this response, reading the passwd file at most
+	// once.
+	users *userNames
+	// name is /portmap/NAME's name in its ASCII form; "" for the listing.
+	name string
+}
+
+// listing adapts h to serve the listing. A request for a type that is not
+// offered is refused (406) before anything else.
+func (s *Server) listing(h func(*request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		typ := contentType(r)
+		if typ == "" {
+			notAcceptable(w)
+			return
+		}
+		h(&request{w: w, r: r, typ: typ, peer: peerFrom(r), users: &userNames{path: s.cfg.Passwd}})
+	})
+}
+
+// named adapts h to serve /portmap/NAME, as listing does, with the name
+// converted to its ASCII form first.
+//
+// A stylesheet's path is also a name's: its own pattern takes GET, and
+// any other method that reaches a name's handler on it is refused as the
+// stylesheet refuses it.
+func (s *Server) named(h func(*request)) http.Handler {
+	serve := s.listing(func(q *request) {
+		name, err := asciiName(q.r.PathValue("name"))
+		if err != nil {
+			s.fail(q, err)
+			return
+		}
+		q.name = name
+		h(q)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == xslPath || p == cssPath {
+			methodNotAllowed(w, stylesheetMethods)
+			return
+		}
+		serve.ServeHTTP(w, r)
+	})
+}
+
+func refuseMethod(q *request) { methodNotAllowed(q.w, listingMethods) }
+
+// stylesheet serves an embedded asset of the given type.
+func stylesheet(name, typ string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, err := assets.ReadFile(name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", typ)
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Write(data)
+	})
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {
@@ -142,390 +210,132 @@ func csvForBrowser(r *http.Request) bool {
 	return r.URL.Query().Has("format") && negotiate(r.Header.Get("Accept")) == TypeHTML
 }
 
-func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
-	typ := contentType(r)
-	if typ == "" {
-		notAcceptable(w)
-		return
-	}
-	p := peerFrom(r)
-	q := r.URL.Query()
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodPost:
-		body, err := readBody(w, r)
-		if err != nil {
-			s.fail(w, typ, err)
-			return
-		}
-		ct := r.Header.Get("Content-Type")
-		var form url.Values
-		if mt := strings.TrimSpace(strings.Split(ct, ";")[0]); mt != TypeJSON {
-			if form, err = url.ParseQuery(string(body)); err != nil {
-				s.fail(w, typ, &RequestError{"bad form: " + err.Error()})
-				return
-			}
-		}
-		if isRegistration(ct, form) {
-			s.serveRegister(w, r, typ, p, ct, body)
-			return
-		}
-		// httportmap's client POSTs its filters as a form.
-		for k, vs := range form {
-			q[k] = append(q[k], vs...)
-		}
-	case http.MethodDelete:
-		s.serveDeregister(w, r, typ, p)
-		return
-	default:
-		methodNotAllowed(w, "GET, HEAD, POST, DELETE")
-		return
-	}
-	f, err := parseFilter(q)
-	if err != nil {
-		s.fail(w, typ, err)
-		return
-	}
-	s.render(w, r, typ, p, f, "", http.StatusOK)
-}
-
 func notAcceptable(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusNotAcceptable)
 	io.WriteString(w, "not acceptable; available: "+strings.Join(offered[:], ", ")+"\n")
 }
 
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+// serveList lists what the query's filters select: the whole listing, or
+// one name's instances.
+func (s *Server) serveList(q *request) {
+	s.renderFiltered(q, q.r.URL.Query())
+}
+
+// servePost registers (a JSON body, or a form with port=), or lists what
+// the form's filters select, as httportmap's client asks with a POST.
+func (s *Server) servePost(q *request) {
+	body, err := readBody(q)
+	if err != nil {
+		s.fail(q, err)
+		return
+	}
+	ct := q.r.Header.Get("Content-Type")
+	var form url.Values
+	if mt := strings.TrimSpace(strings.Split(ct, ";")[0]); mt != TypeJSON {
+		if form, err = url.ParseQuery(string(body)); err != nil {
+			s.fail(q, &RequestError{"bad form: " + err.Error()})
+			return
+		}
+	}
+	if isRegistration(ct, form) {
+		s.serveRegister(q, ct, body)
+		return
+	}
+	filters := q.r.URL.Query()
+	for k, vs := range form {
+		filters[k] = append(filters[k], vs...)
+	}
+	s.renderFiltered(q, filters)
+}
+
+// renderFiltered renders what the filters select, or says what is wrong
+// with them.
+func (s *Server) renderFiltered(q *request, filters url.Values) {
+	f, err := parseFilter(filters)
+	if err != nil {
+		s.fail(q, err)
+		return
+	}
+	s.render(q, f)
+}
+
+func readBody(q *request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, maxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, mbe
+			return nil, fmt.Errorf("%w (the limit is %d bytes)", errTooLarge, mbe.Limit)
 		}
 		return nil, &RequestError{"reading body: " + err.Error()}
 	}
 	return body, nil
 }
 
-func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request, typ string, p *peer, ct string, body []byte) {
+func (s *Server) serveRegister(q *request, ct string, body []byte) {
 	reg, err := ParseRegistration(ct, body)
 	if err != nil {
-		s.fail(w, typ, err)
+		s.fail(q, err)
 		return
 	}
-	added, err := s.register(p, reg)
+	added, err := s.register(q.peer, reg)
 	if err != nil {
-		s.fail(w, typ, err)
+		s.fail(q, err)
 		return
 	}
-	s.writeServices(w, r, typ, p, added, http.StatusCreated)
+	s.writeServices(q, added, http.StatusCreated)
 }
 
-func (s *Server) serveDeregister(w http.ResponseWriter, r *http.Request, typ string, p *peer) {
-	body, err := readBody(w, r)
+// serveDeregister removes the services a body (or, without one, the
+// query) lists.
+func (s *Server) serveDeregister(q *request) {
+	body, err := readBody(q)
 	if err != nil {
-		s.fail(w, typ, err)
+		s.fail(q, err)
 		return
 	}
 	var reg *Registration
 	if len(bytes.TrimSpace(body)) == 0 {
-		reg, err = ParseRegistrationForm(r.URL.Query())
+		reg, err = ParseRegistrationForm(q.r.URL.Query())
 	} else {
-		reg, err = ParseRegistration(r.Header.Get("Content-Type"), body)
+		reg, err = ParseRegistration(q.r.Header.Get("Content-Type"), body)
 	}
 	if err != nil {
-		s.fail(w, typ, err)
+		s.fail(q, err)
 		return
 	}
 	svcs, err := reg.services()
 	if err != nil {
-		s.fail(w, typ, err)
+		s.fail(q, err)
 		return
 	}
 	for i := range svcs {
 		svcs[i].PID = reg.PID
 	}
-	removed, err := s.deregister(p.caller, svcs, "")
+	removed, err := s.deregister(q.peer.caller, svcs, "")
 	if err != nil {
-		s.fail(w, typ, err)
+		s.fail(q, err)
 		return
 	}
-	s.writeServices(w, r, typ, p, removed, http.StatusOK)
+	s.writeServices(q, removed, http.StatusOK)
+}
+
+// serveDeregisterName removes the caller's services of the name.
+func (s *Server) serveDeregisterName(q *request) {
+	removed, err := s.deregister(q.peer.caller, nil, q.name)
+	if err != nil {
+		s.fail(q, err)
+		return
+	}
+	s.writeServices(q, removed, http.StatusOK)
 }
 
 // writeServices answers a change with the services it touched, in the
 // listing's format.
-func (s *Server) writeServices(w http.ResponseWriter, r *http.Request, typ string, p *peer, svcs []registry.Service, status int) {
+func (s *Server) writeServices(q *request, svcs []registry.Service, status int) {
 	ins := make([]Instance, 0, len(svcs))
 	for _, sv := range svcs {
 		ins = append(ins, serviceInstance(sv))
 	}
-	s.write(w, r, typ, s.viewFor(p, r, ins, nil), &userNames{path: s.cfg.Passwd}, status)
-}
-
-func (s *Server) serveName(w http.ResponseWriter, r *http.Request, name string) {
-	typ := contentType(r)
-	if typ == "" {
-		notAcceptable(w)
-		return
-	}
-	p := peerFrom(r)
-	name, err := asciiName(name)
-	if err != nil {
-		s.fail(w, typ, err)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPost:
-	case http.MethodDelete:
-		removed, err := s.deregister(p.caller, nil, name)
-		if err != nil {
-			s.fail(w, typ, err)
-			return
-		}
-		s.writeServices(w, r, typ, p, removed, http.StatusOK)
-		return
-	default:
-		methodNotAllowed(w, "GET, HEAD, POST, DELETE")
-		return
-	}
-	f, err := parseFilter(r.URL.Query())
-	if err != nil {
-		s.fail(w, typ, err)
-		return
-	}
-	s.render(w, r, typ, p, f, name, http.StatusOK)
-}
-
-// render lists the instances that pass f (only those named name, if
-// given) in the format typ; 404 when a name has none the viewer may see.
-func (s *Server) render(w http.ResponseWriter, r *http.Request, typ string, p *peer, f filter, name string, status int) {
-	s.names.refresh()
-	users := &userNames{path: s.cfg.Passwd}
-	var (
-		named []Instance
-		rpc   []rpcRow
-	)
-	if name != "" {
-		for _, sv := range s.reg.LookupNamed(name) {
-			if in := serviceInstance(sv); f.match(in, users) {
-				named = append(named, in)
-			}
-		}
-		if registry.IsReservedName(name) {
-			s.reg.Range(func(e registry.Entry) bool {
-				var row rpcRow
-				for _, in := range rpcInstances(e, s.names) {
-					if strings.EqualFold(in.Service, name) && f.match(in, users) {
-						row.add(in)
-					}
-				}
-				if len(row.ins) > 0 {
-					rpc = append(rpc, row)
-				}
-				return true
-			})
-		}
-	} else {
-		entries, svcs := s.reg.Snapshot()
-		for _, sv := range svcs {
-			if in := serviceInstance(sv); f.match(in, users) {
-				named = append(named, in)
-			}
-		}
-		for _, e := range entries {
-			var row rpcRow
-			for _, in := range rpcInstances(e, s.names) {
-				if f.match(in, users) {
-					row.add(in)
-				}
-			}
-			if len(row.ins) > 0 {
-				rpc = append(rpc, row)
-			}
-		}
-	}
-	v := s.viewFor(p, r, named, rpc)
-	if name != "" && len(v.named) == 0 && len(v.rpc) == 0 {
-		// The same answer whether the name is unregistered or only
-		// hidden from this viewer.
-		s.fail(w, typ, &registry.NamedError{Name: name, Err: registry.ErrNotFound})
-		return
-	}
-	s.write(w, r, typ, v, users, status)
-}
-
-// write renders v in the format typ.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, typ string, v view, users *userNames, status int) {
-	all := make([]Instance, 0, len(v.named)+len(v.rpc))
-	all = append(all, v.named...)
-	for _, row := range v.rpc {
-		all = append(all, row.ins...)
-	}
-	var b bytes.Buffer
-	switch typ {
-	case TypeCSV:
-		download := csvForBrowser(r)
-		writeCSV(&b, all, download)
-		if download {
-			w.Header().Set("Content-Disposition", `attachment; filename="portmap.csv"`)
-		}
-	case TypeXML, TypeTextXML:
-		writeXML(&b, all)
-	case TypeJSON:
-		for i := range all {
-			if all[i].UID != nil {
-				all[i].UserName = users.name(*all[i].UID)
-			}
-		}
-		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: v.removals, Removed: v.removed, Refused: s.reg.Refusals()}); err != nil {
-			s.fail(w, TypeCSV, err)
-			return
-		}
-	case TypeHTML:
-		if err := s.page.Execute(&b, s.pageData(r, v, users)); err != nil {
-			s.log.Error("rendering page", "err", err)
-			s.fail(w, TypeCSV, err)
-			return
-		}
-		w.Header().Set("Content-Security-Policy", s.csp)
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-	}
-	h := w.Header()
-	h.Set("Content-Type", typ+"; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Vary", "Accept")
-	h.Set("Content-Length", strconv.Itoa(b.Len()))
-	w.WriteHeader(status)
-	w.Write(b.Bytes())
-}
-
-// pageData is what the HTML template shows.
-type pageData struct {
-	Host, Origin string
-	External     bool
-	Generated    time.Time
-	Services     []pageService
-	RPC          []pageRPC
-	Script       any
-	query        url.Values
-}
-
-type pageService struct {
-	Instance
-	// Unicode is the name's Unicode form, shown above the ASCII form the
-	// registry holds; "" when it has none.
-	Unicode   string
-	UserLabel string
-	SortPort  string
-}
-
-type pageRPC struct {
-	RPCInfo
-	Port, SortPort, PIDString string
-	Names                     []string
-}
-
-// FormatURL links to this listing, with its filters, in another format.
-func (d pageData) FormatURL(format string) string {
-	q := url.Values{}
-	for k, v := range d.query {
-		q[k] = v
-	}
-	q.Set("format", format)
-	return listPath + "?" + q.Encode()
-}
-
-func userLabel(in Instance, users *userNames) string {
-	if in.UID == nil {
-		return "unknown"
-	}
-	if n := users.name(*in.UID); n != "" {
-		return n + " (" + in.User() + ")"
-	}
-	return in.User()
-}
-
-func (s *Server) pageData(r *http.Request, v view, users *userNames) pageData {
-	d := pageData{
-		Host:      s.cfg.Hostname,
-		Origin:    "http://" + r.Host,
-		External:  v.remote,
-		Generated: s.cfg.Now(),
-		Script:    s.script,
-		query:     r.URL.Query(),
-	}
-	d.query.Del("format")
-	if d.Host == "" {
-		d.Host = hostOf(r.Host)
-	}
-	for _, in := range v.named {
-		d.Services = append(d.Services, pageService{Instance: in, Unicode: UnicodeName(in.Service), UserLabel: userLabel(in, users), SortPort: in.Port})
-	}
-	for _, row := range v.rpc {
-		first := row.ins[0]
-		pr := pageRPC{RPCInfo: *first.RPC, Port: first.Port, SortPort: first.Port, PIDString: first.PIDString()}
-		for _, in := range row.ins {
-			pr.Names = append(pr.Names, in.Service)
-		}
-		d.RPC = append(d.RPC, pr)
-	}
-	return d
-}
-
-// statusOf maps an error to its HTTP status.
-func statusOf(err error) int {
-	var mbe *http.MaxBytesError
-	var fe *FilterError
-	switch {
-	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, registry.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, registry.ErrExclusive):
-		return http.StatusConflict
-	case errors.Is(err, registry.ErrNotLocal), errors.Is(err, registry.ErrNotYours),
-		errors.Is(err, registry.ErrReservedName), errors.Is(err, registry.ErrCapReached):
-		return http.StatusForbidden
-	case errors.Is(err, registry.ErrBadName), errors.Is(err, registry.ErrBadEndpoint),
-		errors.Is(err, ErrBadRequest), errors.As(err, &fe):
-		return http.StatusBadRequest
-	case errors.Is(err, lifetime.ErrGone):
-		return http.StatusGone
-	}
-	return http.StatusInternalServerError
-}
-
-// ErrorBody is the JSON form of an error response.
-type ErrorBody struct {
-	Error string `json:"error"`
-}
-
-// fail answers with err's status and a one-line body saying what was
-// wrong: JSON when the client prefers JSON, else plain text.
-func (s *Server) fail(w http.ResponseWriter, typ string, err error) {
-	code := statusOf(err)
-	msg := err.Error()
-	for _, prefix := range []string{"registry: ", "httpmap: ", "lifetime: "} {
-		msg = strings.TrimPrefix(msg, prefix)
-	}
-	if err == registry.ErrNotLocal {
-		msg = "registering and deregistering are only accepted over the local socket " + s.cfg.SocketPath + ", whose peer credentials identify the caller"
-	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
-	if code == http.StatusInternalServerError {
-		s.log.Error("request failed", "err", err)
-	}
-	h := w.Header()
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if typ == TypeJSON {
-		h.Set("Content-Type", TypeJSON+"; charset=utf-8")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(ErrorBody{msg})
-		return
-	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(code)
-	io.WriteString(w, msg+"\n")
+	s.write(q, s.viewFor(q, ins, nil), status)
 }

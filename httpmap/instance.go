@@ -153,9 +153,14 @@ type FilterError struct {
 	Key, Value string
 }
 
+// errBadFilter is what every *FilterError is.
+var errBadFilter = errors.New("bad filter")
+
 func (e *FilterError) Error() string {
-	return fmt.Sprintf("httpmap: bad %s filter %q", e.Key, e.Value)
+	return fmt.Sprintf("bad %s filter %q", e.Key, e.Value)
 }
+
+func (e *FilterError) Unwrap() error { return errBadFilter }
 
 func parseFilter(v url.Values) (filter, error) {
 	var f filter

@@ -21,7 +21,7 @@ const (
 )
 
 // ErrBadRequest reports a registration request that cannot be parsed.
-var ErrBadRequest = errors.New("httpmap: bad registration request")
+var ErrBadRequest = errors.New("bad registration request")
 
 // A RequestError says what was wrong with a registration request.
 type RequestError struct {

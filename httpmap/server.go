@@ -17,18 +17,24 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/internal/netlimit"
+	"github.com/portmapd/portmapd/internal/rpcent"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
 // Defaults of Config.
 const (
-	DefaultHTTPAddr          = ":8111"
+	// DefaultHTTPPort is the HTTP face's TCP port, httportmap's.
+	DefaultHTTPPort          = "8111"
+	DefaultHTTPAddr          = ":" + DefaultHTTPPort
 	DefaultSocketPath        = "/run/portmapd.sock"
+	DefaultPasswd            = "/etc/passwd"
 	DefaultMaxConns          = 1024
 	DefaultMaxConnsPerSource = 64
 	DefaultIdleTimeout       = 30 * time.Second
-	// Off as HTTPAddr or SocketPath disables that listener.
+	// Off as HTTPAddr or SocketPath disables that listener. It is the
+	// command line's "off", and the daemon's word for none in its own
+	// configuration too, so that flags pass through as they are.
 	Off = "off"
 )
 
@@ -62,9 +68,10 @@ type Config struct {
 	// the RPC face (the local socket's are not charged to it); none when
 	// nil.
 	Budget *netlimit.Budget
-	// RPCNames is the file naming RPC programs, "/etc/rpc" when empty.
+	// RPCNames is the file naming RPC programs, rpcent.DefaultPath when
+	// empty.
 	RPCNames string
-	// Passwd is the file naming users on the page, "/etc/passwd" when
+	// Passwd is the file naming users on the page, DefaultPasswd when
 	// empty.
 	Passwd string
 	// Hostname is shown on the page; os.Hostname when empty.
@@ -83,8 +90,8 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.HTTPAddr, DefaultHTTPAddr)
 	def(&c.SocketPath, DefaultSocketPath)
-	def(&c.RPCNames, "/etc/rpc")
-	def(&c.Passwd, "/etc/passwd")
+	def(&c.RPCNames, rpcent.DefaultPath)
+	def(&c.Passwd, DefaultPasswd)
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}
@@ -121,6 +128,9 @@ type Server struct {
 	script template.JS
 	csp    string
 	divert *ConnListener
+	// mux routes requests by method and path (routes); the zero ServeMux
+	// is ready for them.
+	mux    http.ServeMux
 	http   *http.Server
 	limits connLimits
 }
@@ -152,6 +162,7 @@ func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Serv
 		divert: NewConnListener(nil),
 		limits: newConnLimits(cfg),
 	}
+	s.routes()
 	s.http = &http.Server{
 		Handler:           s,
 		ConnContext:       connContext,
@@ -246,7 +257,7 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 		return nil, err
 	}
 	if p.caller.Transport != registry.Local || p.caller.Cred == nil {
-		return nil, registry.ErrNotLocal
+		return nil, &localOnlyError{s.cfg.SocketPath}
 	}
 	// Refuse a bad request before touching the process it names.
 	for _, sv := range svcs {
@@ -289,6 +300,9 @@ func (s *Server) deregister(c registry.Caller, svcs []registry.Service, name str
 	s.life.Deregistered(removed)
 	for _, r := range removed {
 		s.log.Info("deregistered", "service", r.Name, "endpoint", r.Endpoint(), "pid", r.PID)
+	}
+	if errors.Is(err, registry.ErrNotLocal) {
+		err = &localOnlyError{s.cfg.SocketPath}
 	}
 	return removed, err
 }

@@ -1,7 +1,6 @@
 package httpmap
 
 import (
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -31,10 +30,10 @@ func (row *rpcRow) add(in Instance) { row.ins = append(row.ins, in) }
 // viewFor completes a response's instances with the recent removals and
 // applies the rule of what its requester may see: a viewer on another host
 // gets remoteView.
-func (s *Server) viewFor(p *peer, r *http.Request, named []Instance, rpc []rpcRow) view {
+func (s *Server) viewFor(q *request, named []Instance, rpc []rpcRow) view {
 	v := view{named: named, rpc: rpc}
 	v.removals, v.removed = s.reg.RecentEvents()
-	if s.external(p, r) {
+	if s.external(q.peer, q.r) {
 		return remoteView(v)
 	}
 	return v

@@ -26,15 +26,17 @@ const ReservedZone = "oncrpc.alt"
 const MaxNameLen = 253
 
 // Errors of named registration. They are wrapped in a *NamedError that
-// tells which service and why.
+// tells which service and why. Like every error of the registry's rules,
+// their text is the reason alone, with no package name before it, so that
+// a face can show it to whoever asked as it is.
 var (
-	ErrBadName      = errors.New("registry: bad service name")
-	ErrReservedName = errors.New("registry: name is in the reserved namespace " + ReservedZone)
-	ErrBadEndpoint  = errors.New("registry: bad endpoint")
-	ErrExclusive    = errors.New("registry: exclusive conflict")
-	ErrCapReached   = errors.New("registry: registration cap reached") // of a process's services or a uid's processes
-	ErrNotYours     = errors.New("registry: process belongs to another user")
-	ErrNotFound     = errors.New("registry: no such registration")
+	ErrBadName      = errors.New("bad service name")
+	ErrReservedName = errors.New("name is in the reserved namespace " + ReservedZone)
+	ErrBadEndpoint  = errors.New("bad endpoint")
+	ErrExclusive    = errors.New("exclusive conflict")
+	ErrCapReached   = errors.New("registration cap reached") // of a process's services or a uid's processes
+	ErrNotYours     = errors.New("process belongs to another user")
+	ErrNotFound     = errors.New("no such registration")
 )
 
 // NamedFlags qualify a named registration.

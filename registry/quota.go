@@ -36,15 +36,15 @@ const quotaLogEvery = time.Minute
 var (
 	// ErrRefused is matched by every *RefusedError: rpcbind answers a
 	// refused SET with FALSE.
-	ErrRefused = errors.New("registry: registration refused")
+	ErrRefused = errors.New("registration refused")
 	// ErrUnknownNetid reports a netid outside /etc/netconfig's udp,
 	// tcp, udp6, tcp6, local and unix.
-	ErrUnknownNetid = errors.New("registry: netid is not one a client can reach")
+	ErrUnknownNetid = errors.New("netid is not one a client can reach")
 	// ErrBadAddress reports an address not of its netid's form.
-	ErrBadAddress = errors.New("registry: address is not of the netid's form")
+	ErrBadAddress = errors.New("address is not of the netid's form")
 	// ErrOverCap reports an owner already holding as many entries or
 	// bytes as it may.
-	ErrOverCap = errors.New("registry: the owner's registration cap is reached")
+	ErrOverCap = errors.New("the owner's registration cap is reached")
 )
 
 // A RefusedError says why Set refused an entry. errors.Is matches both its

@@ -15,7 +15,7 @@ import (
 
 // ErrNotLocal reports a change asked for by a caller that is not on this
 // host. rpcbind answers it with AUTH_TOOWEAK.
-var ErrNotLocal = errors.New("registry: changes are only accepted from local callers")
+var ErrNotLocal = errors.New("changes are only accepted from local callers")
 
 // An Entry is one registration, keyed by program, version and netid, as
 // rpcbind keeps them.

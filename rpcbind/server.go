@@ -43,7 +43,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 type Server struct {
 	// Handler answers calls.
 	Handler Handler
-	// Logger receives the server's messages; slog.Default() when nil.
+	// Logger receives the server's messages; nothing is logged when nil.
 	Logger *slog.Logger
 	// LogCalls logs every call, like rpcbind -l.
 	LogCalls bool
@@ -94,7 +94,7 @@ func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
 	}
-	return slog.Default()
+	return slog.New(slog.DiscardHandler)
 }
 
 func (s *Server) maxMessage() int {

@@ -31,7 +31,7 @@ type httpFlags struct {
 func (f *httpFlags) add(cmd *cobra.Command, remote bool) {
 	cmd.Flags().StringVar(&f.socket, "http-socket", httpmap.DefaultSocketPath, "portmapd's local HTTP socket")
 	if remote {
-		cmd.Flags().StringVar(&f.http, "http", "", "ask portmapd's HTTP face at HOST[:PORT] (port 8111) instead of the local socket")
+		cmd.Flags().StringVar(&f.http, "http", "", "ask portmapd's HTTP face at HOST[:PORT] (port "+httpmap.DefaultHTTPPort+") instead of the local socket")
 	}
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -56,6 +58,9 @@ func TestCommandLine(t *testing.T) {
 		{"HTTP cap of 0", []string{"-f", "--http-max-conns", "0"}, 1, []string{"--http-max-conns 0: must be at least 1", "usage:"}},
 		{"HTTP per-source cap of 0", []string{"-f", "--http-max-conns-per-source", "0"}, 1, []string{"--http-max-conns-per-source 0: must be at least 1", "usage:"}},
 		{"HTTP idle timeout of 0", []string{"-f", "--http-idle-timeout", "0s"}, 1, []string{"--http-idle-timeout 0s: must be positive", "usage:"}},
+		{"empty HTTP address", []string{"-f", "--http", ""}, 1, []string{`--http: empty (use "off" to disable it)`, "usage:"}},
+		{"empty HTTP socket", []string{"-f", "--http-socket", ""}, 1, []string{`--http-socket: empty (use "off" to disable it)`, "usage:"}},
+		{"empty state directory", []string{"-f", "--state-dir", ""}, 1, []string{`--state-dir: empty (use "off" to disable it)`, "usage:"}},
 	}
 	bin := binary(t)
 	for _, tc := range tests {
@@ -88,6 +93,47 @@ func unprivilegedArgs(dir string) []string {
 	return []string{"--port", "0", "--socket", filepath.Join(dir, "rpcbind.sock"), "--abstract-socket=false",
 		"--lock-file", filepath.Join(dir, "lock"), "--http", "off", "--http-socket", "off",
 		"--state-dir", filepath.Join(dir, "state"), "--log-file", filepath.Join(dir, "portmapd.log")}
+}
+
+// TestOffDisables: "off" does without the local socket, the lock file,
+// the state directory and both HTTP listeners, and an empty --socket or
+// --lock-file still means the same, as it did before "off" did.
+func TestOffDisables(t *testing.T) {
+	bin := binary(t)
+	for _, none := range []string{"off", ""} {
+		t.Run(fmt.Sprintf("%q", none), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(bin, "-f", "--port", "0", "--abstract-socket=false", "--socket", none, "--lock-file", none,
+				"--http", "off", "--http-socket", "off", "--state-dir", "off")
+			// A value taken for a path would be made here.
+			cmd.Dir = dir
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			sc := bufio.NewScanner(stderr)
+			var log strings.Builder
+			for sc.Scan() {
+				log.WriteString(sc.Text() + "\n")
+				if strings.Contains(sc.Text(), "portmapd serving") {
+					if strings.Contains(sc.Text(), "local") {
+						t.Errorf("serves a local socket: %s", sc.Text())
+					}
+					break
+				}
+			}
+			if !strings.Contains(log.String(), "portmapd serving") {
+				t.Fatalf("did not serve:\n%s", log.String())
+			}
+			if des, _ := os.ReadDir(dir); len(des) != 0 {
+				t.Errorf("made %v in its working directory", des)
+			}
+		})
+	}
 }
 
 // waitLocal waits until the daemon answers on its local socket.

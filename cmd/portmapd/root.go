@@ -20,6 +20,7 @@ import (
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
+	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -142,8 +143,8 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	// Long options for everything rpcbind has no letter for.
 	f.StringVar(&o.user, "user", "", "user that -s runs as (default: the one rpcbind runs as here, _rpc or rpc, else daemon)")
 	f.IntVar(&o.port, "port", xdr.PmapPort, "UDP and TCP port to serve")
-	f.StringVar(&o.lockFile, "lock-file", "/run/rpcbind.lock", "lock file that keeps a second portmapper from starting (empty: none)")
-	f.StringVar(&o.socket, "socket", "/run/rpcbind.sock", "local socket serving versions 2, 3 and 4 (empty: none)")
+	f.StringVar(&o.lockFile, "lock-file", daemon.DefaultLockFile, `lock file that keeps a second portmapper from starting; "off" disables`)
+	f.StringVar(&o.socket, "socket", rpcbind.DefaultLocalSocket, `local socket serving versions 2, 3 and 4; "off" disables`)
 	f.BoolVar(&o.abstract, "abstract-socket", true, "also serve the local socket's name in the abstract namespace")
 	f.IntVar(&o.maxMessage, "max-message", xdr.DefaultMaxMessage, "largest call accepted, in bytes")
 	f.DurationVar(&o.idle, "idle-timeout", rpcbind.DefaultIdleTimeout, "close TCP connections idle for this long")
@@ -167,9 +168,9 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.DurationVar(&o.procPoll, "proc-poll-interval", lifetime.DefaultPollInterval, "how often processes watched without a descriptor are checked")
 	f.StringVar(&o.stateDir, "state-dir", daemon.DefaultStateDir, `directory where registrations are saved so that they survive a restart of the daemon (owner-only); "off" disables`)
 	f.Int64Var(&o.compactBytes, "state-compact-bytes", journal.DefaultCompactBytes, "journal size in bytes that triggers rewriting the saved state as a snapshot, once the journal is also larger than the last snapshot")
-	f.StringVar(&o.warmStartDir, "warm-start-dir", daemon.DefaultWarmStartDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
-	f.DurationVar(&o.pruneGrace, "prune-grace", daemon.DefaultPruneGrace, "how long after registering a service may take to bind its port before its registration can be pruned")
-	f.DurationVar(&o.pruneInterval, "prune-interval", daemon.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
+	f.StringVar(&o.warmStartDir, "warm-start-dir", warmstart.DefaultDir, "where -w reads and writes rpcbind's rpcbind.xdr and portmap.xdr")
+	f.DurationVar(&o.pruneGrace, "prune-grace", lifetime.DefaultPruneGrace, "how long after registering a service may take to bind its port before its registration can be pruned")
+	f.DurationVar(&o.pruneInterval, "prune-interval", lifetime.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
 	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
 	f.StringVar(&o.logFile, "log-file", daemon.DefaultLogFile, "where portmapd logs once detached (without -f) if there is no syslog (/dev/log)")
 	f.Bool("help", false, "show this help")
@@ -241,10 +242,26 @@ func (o options) validate() error {
 		return fmt.Errorf("--prune-interval %v: must be positive", o.pruneInterval)
 	case o.compactBytes < 0:
 		return fmt.Errorf("--state-compact-bytes %d: must not be negative", o.compactBytes)
-	case o.stateDir == "":
-		return fmt.Errorf(`--state-dir: empty (use "off" to save nothing)`)
+	}
+	// An empty value is more likely a variable that was not set than a
+	// wish to do without: "off" says that. --socket and --lock-file took
+	// empty for none before "off", and still do (offAlias).
+	for _, f := range []struct{ name, value string }{
+		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir},
+	} {
+		if f.value == "" {
+			return fmt.Errorf(`%s: empty (use "off" to disable it)`, f.name)
+		}
 	}
 	return nil
+}
+
+// offAlias reads a flag whose empty value meant none before "off" did.
+func offAlias(v string) string {
+	if v == "" {
+		return httpmap.Off
+	}
+	return v
 }
 
 func (o options) proxies() ([]netip.Prefix, error) {
@@ -286,12 +303,13 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		activated = append(activated, s)
 	}
 	cfg := daemon.Config{
+		Logger:            log,
 		Port:              o.port,
 		UDPAddrs:          o.udpAddrs,
 		Insecure:          o.insecure,
 		LogCalls:          o.logCalls,
-		LockFile:          o.lockFile,
-		Socket:            o.socket,
+		LockFile:          offAlias(o.lockFile),
+		Socket:            offAlias(o.socket),
 		AbstractSocket:    o.abstract,
 		MaxMessage:        o.maxMessage,
 		IdleTimeout:       o.idle,
@@ -331,10 +349,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
-	if o.stateDir == "off" {
-		cfg.StateDir = ""
-	}
-	if err := daemon.Run(ctx, cfg, log); err != nil {
+	if err := daemon.Run(ctx, cfg); err != nil {
 		return reporter.Failed(err)
 	}
 	return nil

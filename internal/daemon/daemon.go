@@ -28,8 +28,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Config is everything the daemon needs to know, as plain values.
+// Config is everything the daemon needs to know, as plain values. A path
+// left empty takes its default; httpmap.Off, the command line's "off",
+// does without it (LockFile, Socket, StateDir, and HTTP's HTTPAddr and
+// SocketPath).
 type Config struct {
+	// Logger receives the daemon's log; nothing is logged when nil.
+	Logger *slog.Logger
 	// Port is the RPC port for UDP and TCP (111).
 	Port int
 	// UDPAddrs, when not empty, restricts UDP to these addresses, with
@@ -40,10 +45,11 @@ type Config struct {
 	Insecure bool
 	// LogCalls logs every call (rpcbind -l).
 	LogCalls bool
-	// LockFile keeps a second instance from starting; empty for none.
+	// LockFile keeps a second instance from starting; DefaultLockFile
+	// when empty.
 	LockFile string
-	// Socket is the local stream socket's path (/run/rpcbind.sock); empty
-	// for none. AbstractSocket also serves it in the abstract namespace,
+	// Socket is the local stream socket's path; rpcbind.DefaultLocalSocket
+	// when empty. AbstractSocket also serves it in the abstract namespace,
 	// where the kernel and recent libtirpc look first.
 	Socket         string
 	AbstractSocket bool
@@ -79,8 +85,8 @@ type Config struct {
 	// AbortOnError makes a failing request crash the daemon instead of
 	// being answered SYSTEM_ERR, for debugging (rpcbind -a).
 	AbortOnError bool
-	// HTTP configures the HTTP face; its HTTPAddr and SocketPath may be
-	// httpmap.Off. HTTP is also answered on the RPC TCP port.
+	// HTTP configures the HTTP face. HTTP is also answered on the RPC TCP
+	// port.
 	HTTP httpmap.Config
 	// MaxNamedPerProcess caps the named services one process may hold.
 	MaxNamedPerProcess int
@@ -94,19 +100,21 @@ type Config struct {
 	// registry holds the portmapper's entries.
 	Ready func()
 	// StateDir is where registrations are saved so that they survive
-	// the daemon (/run/portmapd); empty for nowhere.
+	// the daemon; DefaultStateDir when empty.
 	StateDir string
 	// StateCompactBytes is the journal size in StateDir past which the
 	// state is rewritten as a snapshot and the journal started afresh
 	// (when it is also larger than the last snapshot);
 	// journal.DefaultCompactBytes when 0.
 	StateCompactBytes int64
-	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	// ProcRoot is where /proc is mounted, lifetime.DefaultProcRoot when
+	// empty.
 	ProcRoot string
 	// WarmStart reads rpcbind's warm-start files from WarmStartDir at
 	// start (then removes them, as rpcbind does) and writes them there
 	// on a clean exit, so that a host can switch between rpcbind and
-	// portmapd either way (rpcbind -w).
+	// portmapd either way (rpcbind -w). WarmStartDir is
+	// warmstart.DefaultDir when empty.
 	WarmStart    bool
 	WarmStartDir string
 	// PruneGrace, PruneInterval and NoPrune steer the removal of
@@ -121,13 +129,30 @@ type Config struct {
 	ProcPollInterval time.Duration
 }
 
-// Defaults of the state and pruning settings.
-const (
-	DefaultStateDir      = "/run/portmapd"
-	DefaultWarmStartDir  = "/run/rpcbind"
-	DefaultPruneGrace    = lifetime.DefaultPruneGrace
-	DefaultPruneInterval = lifetime.DefaultPruneInterval
-)
+// DefaultStateDir is where registrations are saved: under /run, so that
+// they survive the daemon but not a reboot, which ends every process they
+// belonged to.
+const DefaultStateDir = "/run/portmapd"
+
+// setDefaults fills in the logger and the paths left empty.
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, p := range []struct {
+		v   *string
+		def string
+	}{
+		{&c.LockFile, DefaultLockFile},
+		{&c.Socket, rpcbind.DefaultLocalSocket},
+		{&c.StateDir, DefaultStateDir},
+		{&c.WarmStartDir, warmstart.DefaultDir},
+	} {
+		if *p.v == "" {
+			*p.v = p.def
+		}
+	}
+}
 
 // Run serves until ctx is done or a listener fails.
 //
@@ -139,7 +164,9 @@ const (
 // as a crash is: the saved state is written crash-safely, and rpcbind's
 // warm-start files are removed only once nothing can interrupt the start
 // any more.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	log := cfg.Logger
 	var (
 		d    *daemon
 		err  error
@@ -243,7 +270,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			return nil, err
 		}
 	}
-	if cfg.LockFile != "" {
+	if cfg.LockFile != httpmap.Off {
 		unlock, err := acquireLock(cfg.LockFile)
 		if err != nil {
 			return nil, err
@@ -274,7 +301,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	}
 	d.webLs = webLs
 	d.release = append(d.release, func() { closeAll(webLs) })
-	if os.Geteuid() == 0 && cfg.StateDir != "" {
+	if os.Geteuid() == 0 && cfg.StateDir != httpmap.Off {
 		// With -s, the state goes to the user the daemon becomes; as
 		// root, it comes back from -s's default user.
 		to, from := user, user
@@ -586,7 +613,7 @@ func (ls *listeners) endpoints() []rpcbind.Endpoint {
 // where rpcbind aborts.
 func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	ls := &listeners{port: cfg.Port}
-	if cfg.Socket != "" {
+	if cfg.Socket != httpmap.Off {
 		if err := ls.listenLocal(cfg.Socket, cfg.AbstractSocket, log); err != nil {
 			return nil, err
 		}
@@ -645,7 +672,7 @@ func probeIPv6(procRoot string) ipv6State {
 	}
 	unix.Close(fd)
 	if procRoot == "" {
-		procRoot = "/proc"
+		procRoot = lifetime.DefaultProcRoot
 	}
 	b, err := os.ReadFile(procRoot + "/sys/net/ipv6/conf/all/disable_ipv6")
 	if err == nil && strings.TrimSpace(string(b)) == "1" {

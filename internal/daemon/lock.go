@@ -14,6 +14,10 @@ import (
 	"github.com/portmapd/portmapd/internal/safefile"
 )
 
+// DefaultLockFile is rpcbind's lock file, so that portmapd and rpcbind
+// keep each other from starting.
+const DefaultLockFile = "/run/rpcbind.lock"
+
 // ErrAlreadyRunning reports that another portmapper holds the lock file.
 var ErrAlreadyRunning = errors.New("another rpcbind is already running. Aborting")
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
@@ -25,9 +26,9 @@ import (
 func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life *lifetime.Keeper, warm warmstart.Saved, log *slog.Logger) (*journal.Journal, error) {
 	var st journal.State
 	var store *journal.Store
-	if cfg.StateDir != "" {
+	if cfg.StateDir != httpmap.Off {
 		var err error
-		store, err = journal.Open(cfg.StateDir, log)
+		store, err = journal.Open(cfg.StateDir, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
 		if err != nil {
 			log.Error("cannot use the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
 		} else if st, err = store.Load(ctx); err != nil {
@@ -49,7 +50,7 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life 
 	if store == nil {
 		return nil, nil
 	}
-	j, err := store.NewJournal(st.Gen, reg, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes})
+	j, err := store.NewJournal(st.Gen, reg)
 	if err != nil {
 		store.Close()
 		log.Error("cannot write the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)

@@ -20,7 +20,7 @@ import (
 // a snapshot, unless the last snapshot was larger.
 const DefaultCompactBytes = 4 << 20
 
-// Options configure a Journal.
+// Options configure a Store and the Journal it makes.
 type Options struct {
 	// Logger receives the log; nothing is logged when nil.
 	Logger *slog.Logger
@@ -76,14 +76,8 @@ type Journal struct {
 // Start. Call it after restoring. The Journal takes the store over, and
 // closing it closes the store; when NewJournal fails, the store is still
 // the caller's.
-func (s *Store) NewJournal(gen uint64, reg *registry.Registry, opts Options) (*Journal, error) {
-	if opts.Logger == nil {
-		opts.Logger = s.log
-	}
-	if opts.CompactBytes <= 0 {
-		opts.CompactBytes = DefaultCompactBytes
-	}
-	j := &Journal{store: s, dir: s.dir, log: opts.Logger, reg: reg, opts: opts, gen: gen, compactc: make(chan struct{}, 1), quit: make(chan struct{})}
+func (s *Store) NewJournal(gen uint64, reg *registry.Registry) (*Journal, error) {
+	j := &Journal{store: s, dir: s.dir, log: s.opts.Logger, reg: reg, opts: s.opts, gen: gen, compactc: make(chan struct{}, 1), quit: make(chan struct{})}
 	j.cond = sync.NewCond(&j.mu)
 	if err := j.compact(); err != nil {
 		if j.f != nil {

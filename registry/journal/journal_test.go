@@ -32,7 +32,7 @@ var (
 // load opens the state directory dir, loads it and closes it.
 func load(t testing.TB, dir string, log *slog.Logger) State {
 	t.Helper()
-	s, err := Open(dir, log)
+	s, err := Open(dir, Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +47,11 @@ func load(t testing.TB, dir string, log *slog.Logger) State {
 // startAt starts a journal of generation gen+1 on reg in dir.
 func startAt(t testing.TB, dir string, gen uint64, reg *registry.Registry, opts Options) *Journal {
 	t.Helper()
-	s, err := Open(dir, nil)
+	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := s.NewJournal(gen, reg, opts)
+	j, err := s.NewJournal(gen, reg)
 	if err != nil {
 		s.Close()
 		t.Fatal(err)
@@ -465,12 +465,12 @@ func TestStartAndCloseLeakNothing(t *testing.T) {
 		}
 		reg := registry.New(registry.Options{})
 		reg.Restore(st.Entries, st.Services)
-		s, err := Open(dir, nil)
+		s, err := Open(dir, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		idle := goleak.IgnoreCurrent()
-		j, err := s.NewJournal(st.Gen, reg, Options{})
+		j, err := s.NewJournal(st.Gen, reg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -139,8 +139,8 @@ func (b *builder) state() State {
 // same directory (started without the lock file) reads and writes
 // nothing there.
 type Store struct {
-	dir *safefile.Dir
-	log *slog.Logger
+	dir  *safefile.Dir
+	opts Options
 }
 
 // ErrInUse reports a state directory another process holds open.
@@ -149,11 +149,15 @@ var ErrInUse = errors.New("in use by another portmapd")
 // Open opens the state directory at path, creating it (mode 0700) if it
 // does not exist. The directory must belong to this process's user and
 // must not be a symbolic link (see package safefile); one that others may
-// read or write is made owner-only, with a warning. log receives the
-// warning and, from Load, the damage found; nothing is logged when nil.
-func Open(path string, log *slog.Logger) (*Store, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// read or write is made owner-only, with a warning. opts.Logger receives
+// the warning and, from Load, the damage found; the Journal that
+// NewJournal makes takes opts too.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CompactBytes <= 0 {
+		opts.CompactBytes = DefaultCompactBytes
 	}
 	if err := safefile.MkdirAll(path, 0o700, false, -1, -1); err != nil {
 		return nil, fmt.Errorf("journal: state directory: %w", err)
@@ -176,9 +180,9 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("journal: state directory: %w", err)
 	}
 	if perm := d.Perm(); perm != 0o700 {
-		log.Warn("state directory was not owner-only; made it 0700", "dir", path, "mode", fmt.Sprintf("%04o", perm))
+		opts.Logger.Warn("state directory was not owner-only; made it 0700", "dir", path, "mode", fmt.Sprintf("%04o", perm))
 	}
-	return &Store{dir: d, log: log}, nil
+	return &Store{dir: d, opts: opts}, nil
 }
 
 // Close releases the directory. A Journal started on it must be closed
@@ -198,7 +202,7 @@ const checkEvery = 256
 // they hold, not their size. It fails only when the directory cannot be
 // listed, or with ctx's error when ctx ends first.
 func (s *Store) Load(ctx context.Context) (State, error) {
-	l := loader{ctx: ctx, dir: s.dir, log: s.log, b: newBuilder(), now: time.Now()}
+	l := loader{ctx: ctx, dir: s.dir, log: s.opts.Logger, b: newBuilder(), now: time.Now()}
 	snapGen, haveSnap, err := l.readFile(snapshotName, kindSnapshot)
 	if err != nil {
 		return State{}, err

@@ -162,7 +162,7 @@ func TestOpenRefuses(t *testing.T) {
 				t.Skip("needs root to give the directory away")
 			}
 			path := tc.make(t, filepath.Join(t.TempDir(), "state"))
-			s, err := Open(path, nil)
+			s, err := Open(path, Options{})
 			if err == nil {
 				s.Close()
 				t.Fatal("opened")
@@ -184,7 +184,7 @@ func TestSecondOpenRefused(t *testing.T) {
 	reg, j, _ := start(t, dir, Options{})
 	defer j.Close()
 	mustSet(t, reg, root, registry.Entry{Prog: 1, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.0.1"})
-	_, err := Open(dir, nil)
+	_, err := Open(dir, Options{})
 	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "(pid "+strconv.Itoa(os.Getpid())+")") {
 		t.Fatalf("second Open: %v, want ErrInUse naming pid %d", err, os.Getpid())
 	}
@@ -327,7 +327,7 @@ func TestLargeJournalBoundedMemory(t *testing.T) {
 // read ends Load promptly, with the context's error and nothing moved.
 func TestLoadStopsWhenCancelled(t *testing.T) {
 	dir := writeChurn(t, 4<<20, 100)
-	s, err := Open(dir, nil)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

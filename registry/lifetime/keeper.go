@@ -19,7 +19,7 @@ var ErrRunning = errors.New("lifetime: already running")
 type Config struct {
 	// Logger receives the log; nothing is logged when nil.
 	Logger *slog.Logger
-	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	// ProcRoot is where /proc is mounted, DefaultProcRoot when empty.
 	ProcRoot string
 	// MaxPidfds is how many processes are watched through a pidfd at
 	// once; the others are polled. DefaultMaxPidfds() when zero.
@@ -80,7 +80,7 @@ func New(reg *registry.Registry, cfg Config) (*Keeper, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ProcRoot == "" {
-		cfg.ProcRoot = "/proc"
+		cfg.ProcRoot = DefaultProcRoot
 	}
 	w, err := newWatcher(watcherConfig{Logger: cfg.Logger, ProcRoot: cfg.ProcRoot, MaxPidfds: cfg.MaxPidfds, PollInterval: cfg.PollInterval})
 	if err != nil {

@@ -12,6 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// DefaultProcRoot is where /proc is mounted, unless a Config says
+// otherwise (a test's fake /proc, or another mount namespace's).
+const DefaultProcRoot = "/proc"
+
 // ErrGone reports a process that has exited, or never existed.
 var ErrGone = errors.New("no such process (it has exited)")
 
@@ -29,14 +33,16 @@ type Info struct {
 	Exe string
 }
 
-// An Error is a failure to inspect or open a process.
+// An Error is a failure to inspect or open a process. Its text names the
+// process, not the package: a request to register for it shows it as it
+// is.
 type Error struct {
 	Op  string
 	PID int32
 	Err error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("lifetime: %s pid %d: %v", e.Op, e.PID, e.Err) }
+func (e *Error) Error() string { return fmt.Sprintf("%s pid %d: %v", e.Op, e.PID, e.Err) }
 
 func (e *Error) Unwrap() error { return e.Err }
 

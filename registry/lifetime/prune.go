@@ -31,7 +31,7 @@ type pruneConfig struct {
 	Grace time.Duration
 	// Interval is the time between checks.
 	Interval time.Duration
-	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	// ProcRoot is where /proc is mounted, DefaultProcRoot when empty.
 	ProcRoot string
 	Logger   *slog.Logger
 	// Now returns the time; time.Now when nil.
@@ -94,7 +94,7 @@ func newPruner(reg *registry.Registry, cfg pruneConfig) *pruner {
 		cfg.Interval = DefaultPruneInterval
 	}
 	if cfg.ProcRoot == "" {
-		cfg.ProcRoot = "/proc"
+		cfg.ProcRoot = DefaultProcRoot
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -105,7 +105,7 @@ func newPruner(reg *registry.Registry, cfg pruneConfig) *pruner {
 	if cfg.Table == nil {
 		root := cfg.ProcRoot
 		cfg.Table = func() (*Table, error) { return ReadTable(root) }
-		if root == "/proc" {
+		if root == DefaultProcRoot {
 			cfg.Table = ReadKernelTable
 		}
 	}

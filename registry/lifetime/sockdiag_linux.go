@@ -31,7 +31,7 @@ import (
 // reads ReadTable("/proc") instead; its error mentions sock_diag only if
 // that fails too.
 func ReadKernelTable() (*Table, error) {
-	return readKernelTable(openSockDiag, "/proc")
+	return readKernelTable(openSockDiag, DefaultProcRoot)
 }
 
 func readKernelTable(open func() (int, error), procRoot string) (*Table, error) {

@@ -46,7 +46,7 @@ const (
 type watcherConfig struct {
 	// Logger receives the watcher's log; nothing is logged when nil.
 	Logger *slog.Logger
-	// ProcRoot is where /proc is mounted, "/proc" when empty.
+	// ProcRoot is where /proc is mounted, DefaultProcRoot when empty.
 	ProcRoot string
 	// MaxPidfds is how many processes are watched through a pidfd at
 	// once; the others are polled. DefaultMaxPidfds when zero.
@@ -104,7 +104,7 @@ func newWatcher(cfg watcherConfig) (*watcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ProcRoot == "" {
-		cfg.ProcRoot = "/proc"
+		cfg.ProcRoot = DefaultProcRoot
 	}
 	if cfg.MaxPidfds <= 0 {
 		cfg.MaxPidfds = DefaultMaxPidfds()
