@@ -3,7 +3,7 @@ package rpcbind
 import (
 	"net/netip"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 )
 
 // mergeAddr rewrites a registered universal address into one the caller

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )

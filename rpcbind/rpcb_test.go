@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/xdr"
 )
 

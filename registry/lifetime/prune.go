@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/internal/peercred"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 )
 
