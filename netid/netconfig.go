@@ -89,3 +89,14 @@ func Lookup(id ID) (Netconfig, bool) {
 	}
 	return Netconfig{}, false
 }
+
+// IP returns the visible netid of an IP protocol, as netconfig spells it
+// ("tcp" or "udp"), over IPv4 or, when v6, IPv6: tcp, udp, tcp6 or udp6.
+func IP(proto string, v6 bool) (ID, bool) {
+	for _, id := range [...]ID{UDP, TCP, UDP6, TCP6} {
+		if nc, _ := Lookup(id); nc.Proto == proto && (nc.Family == FamilyInet6) == v6 {
+			return id, true
+		}
+	}
+	return "", false
+}

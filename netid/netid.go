@@ -1,9 +1,10 @@
 // Package netid is the one vocabulary of transports and addresses that
 // every part of portmapd speaks: how a netid, an IP protocol number and a
 // universal address are spelled, parsed and printed, and what
-// /etc/netconfig says of each transport. Nothing else in the tree spells
-// "tcp" or splits "0.0.0.0.0.111"; a rule fixed here is fixed for both
-// faces, the registry, its persistence and the command-line tools.
+// /etc/netconfig says of each transport. No other package defines a netid,
+// maps a protocol number to one, or splits or writes "0.0.0.0.0.111", so
+// that a rule fixed here is fixed for both faces, the registry, its
+// persistence and the command-line tools.
 //
 // A universal address (uaddr) is read in two ways:
 //

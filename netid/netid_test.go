@@ -112,3 +112,26 @@ func TestLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestIP: portmapctl names the netid it reached a portmapper over by the
+// protocol it asked for and the family of the address it reached.
+func TestIP(t *testing.T) {
+	for _, tc := range []struct {
+		proto string
+		v6    bool
+		want  ID
+		ok    bool
+	}{
+		{"tcp", false, TCP, true}, {"udp", false, UDP, true}, {"tcp", true, TCP6, true}, {"udp", true, UDP6, true},
+		{"-", false, "", false}, {"TCP", false, "", false}, {"sctp", true, "", false}, {"", false, "", false},
+	} {
+		if got, ok := IP(tc.proto, tc.v6); got != tc.want || ok != tc.ok {
+			t.Errorf("IP(%q, %v) = %q, %v; want %q, %v", tc.proto, tc.v6, got, ok, tc.want, tc.ok)
+		}
+		if tc.ok {
+			if nc, _ := Lookup(tc.want); nc.Proto != tc.proto {
+				t.Errorf("Lookup(%q).Proto = %q", tc.want, nc.Proto)
+			}
+		}
+	}
+}

@@ -171,3 +171,32 @@ func FuzzUaddr2Taddr(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTaddr2Uaddr: whatever netbuf a peer sends, the conversion does not
+// panic, and an IP address it prints reads back, leniently and strictly,
+// as the address and port the buffer holds.
+func FuzzTaddr2Uaddr(f *testing.F) {
+	in4, _ := Uaddr2Taddr(FamilyInet, "127.0.0.1.3.232")
+	in6, _ := Uaddr2Taddr(FamilyInet6, "fe80::1.0.111")
+	un, _ := Uaddr2Taddr(FamilyLocal, "/run/rpcbind.sock")
+	for _, b := range [][]byte{in4, in6, un, nil, {1}, make([]byte, 8)} {
+		for _, fam := range []Family{FamilyLocal, FamilyInet, FamilyInet6} {
+			f.Add(uint16(fam), b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, family uint16, buf []byte) {
+		fam := Family(family)
+		uaddr, ok := Taddr2Uaddr(fam, buf)
+		if !ok || fam == FamilyLocal {
+			return
+		}
+		lenient, ok1 := ParseUaddrLenient(fam, uaddr)
+		strict, ok2 := ParseUaddr(uaddr)
+		if !ok1 || !ok2 || lenient != strict || strict.Port() != binary.BigEndian.Uint16(buf[2:4]) {
+			t.Fatalf("%x on %d printed as %q: lenient %v %v, strict %v %v", buf, fam, uaddr, lenient, ok1, strict, ok2)
+		}
+		if err := CheckUaddr(map[Family]ID{FamilyInet: TCP, FamilyInet6: TCP6}[fam], uaddr); err != nil {
+			t.Fatalf("%x on %d printed as %q: %v", buf, fam, uaddr, err)
+		}
+	})
+}

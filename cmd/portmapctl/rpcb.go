@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
@@ -78,14 +77,13 @@ func (g *globals) dialNetid(ctx context.Context, host, name string) (*rpcbind.Cl
 	return c, clientNetid(c, name), nil
 }
 
-// clientNetid is the netid of a connected IP client: its transport and
-// the family of the address it reached.
-func clientNetid(c *rpcbind.Client, netid string) string {
-	base := strings.TrimSuffix(netid, "6")
-	if ap, ok := addrPort(c.RemoteAddr()); ok && !ap.Addr().Unmap().Is4() {
-		return base + "6"
-	}
-	return base
+// clientNetid is the netid of a client connected over the IP netid name:
+// its protocol, on the family of the address it reached.
+func clientNetid(c *rpcbind.Client, name string) string {
+	nc, _ := netid.Lookup(netid.ID(name))
+	ap, ok := addrPort(c.RemoteAddr())
+	id, _ := netid.IP(nc.Proto, ok && !ap.Addr().Unmap().Is4())
+	return string(id)
 }
 
 func addrPort(a net.Addr) (netip.AddrPort, bool) {
