@@ -8,7 +8,7 @@
 //
 // It imports nothing of the portmapper, so that both faces' parts that
 // need the host's addresses (address merging in rpcbind, the port checks
-// of registry/liveness) can share one Table. On Linux it reads rtnetlink
+// of registry/lifetime) can share one Table. On Linux it reads rtnetlink
 // (the _linux files); elsewhere it reads the standard library's list of
 // interfaces, and a Table reads it on every call.
 package ifaddrs
