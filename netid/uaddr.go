@@ -140,12 +140,8 @@ func ParseUaddr(uaddr string) (netip.AddrPort, bool) {
 // taddr2uaddr does: without a zone, and an IPv4-mapped IPv6 address in its
 // IPv6 form.
 func FormatUaddr(ap netip.AddrPort) string {
-	return appendPort(ap.Addr().WithZone("").String(), ap.Port())
-}
-
-// appendPort follows host with the port fields .p1.p2.
-func appendPort(host string, port uint16) string {
-	return host + "." + strconv.Itoa(int(port>>8)) + "." + strconv.Itoa(int(port&0xff))
+	port := ap.Port()
+	return ap.Addr().WithZone("").String() + "." + strconv.Itoa(int(port>>8)) + "." + strconv.Itoa(int(port&0xff))
 }
 
 // WildcardUaddr returns the universal address of port on every address of
@@ -154,8 +150,9 @@ func appendPort(host string, port uint16) string {
 // A v2 port is a 32-bit number on the wire of which rpcbind keeps the low
 // 16 bits: pass uint16(port).
 func WildcardUaddr(id ID, port uint16) string {
+	hi, lo := strconv.Itoa(int(port>>8)), strconv.Itoa(int(port&0xff))
 	if id.Is6() {
-		return appendPort("::", port)
+		return "::." + hi + "." + lo
 	}
-	return appendPort("0.0.0.0", port)
+	return "0.0.0.0." + hi + "." + lo
 }
