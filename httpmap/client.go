@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -279,13 +280,13 @@ func (c *Client) Dial(ctx context.Context, name string) (net.Conn, error) {
 	for _, in := range ins {
 		var network, addr string
 		switch in.Protocol {
-		case "tcp":
+		case netid.TCP:
 			host := c.host
 			if host == "" {
 				host = "localhost"
 			}
 			network, addr = "tcp", net.JoinHostPort(host, in.Port)
-		case "unix":
+		case netid.Unix:
 			if !c.onThisHost() || !strings.HasPrefix(in.Port, "/") {
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -20,10 +21,10 @@ func csvRegistry(t *testing.T) *registry.Registry {
 	internal := registry.Caller{Transport: registry.Internal}
 	p := registry.Process{PID: 42, UID: 1000, GID: 1000, Start: 1, Exe: "/opt/my app/\"quoted\",exe"}
 	if _, err := reg.RegisterNamed(internal, p, []registry.Service{
-		{Name: "=1+2@evil.example.com", Network: registry.NetTCP, Port: 80, Flags: registry.Public},
-		{Name: "+x@example.com", Network: registry.NetTCP, Port: 81},
-		{Name: "-x@example.com", Network: registry.NetTCP, Port: 82},
-		{Name: "plain.example.com", Network: registry.NetTCP, Port: 83},
+		{Name: "=1+2@evil.example.com", Network: netid.TCP, Port: 80, Flags: registry.Public},
+		{Name: "+x@example.com", Network: netid.TCP, Port: 81},
+		{Name: "-x@example.com", Network: netid.TCP, Port: 82},
+		{Name: "plain.example.com", Network: netid.TCP, Port: 83},
 	}); err != nil {
 		t.Fatal(err)
 	}

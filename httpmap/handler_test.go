@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
 )
@@ -30,14 +31,14 @@ func testRegistry(t *testing.T) *registry.Registry {
 	internal := registry.Caller{Transport: registry.Internal}
 	alice := registry.Process{PID: 4242, UID: 1000, GID: 1000, Start: 777, Exe: "/usr/bin/web,server"}
 	if _, err := reg.RegisterNamed(internal, alice, []registry.Service{
-		{Name: "App.Example.com", Network: registry.NetTCP, Port: 8080, Flags: registry.Exclusive | registry.Public},
-		{Name: "App.Example.com", Network: registry.NetUnix, Path: "/run/app/<sock>&\"x\".sock", Flags: registry.Exclusive | registry.Public},
+		{Name: "App.Example.com", Network: netid.TCP, Port: 8080, Flags: registry.Exclusive | registry.Public},
+		{Name: "App.Example.com", Network: netid.Unix, Path: "/run/app/<sock>&\"x\".sock", Flags: registry.Exclusive | registry.Public},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	root := registry.Process{PID: 812, UID: 0, GID: 0, Start: 99, Exe: "/usr/sbin/secretd"}
 	if _, err := reg.RegisterNamed(internal, root, []registry.Service{
-		{Name: "backup@region.example.com", Network: registry.NetUDP, Port: 5353},
+		{Name: "backup@region.example.com", Network: netid.UDP, Port: 5353},
 	}); err != nil {
 		t.Fatal(err)
 	}

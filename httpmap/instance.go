@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/internal/rpcent"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -35,8 +36,10 @@ type Instance struct {
 	// Prog is the executable, shown only for public registrations.
 	Prog string `json:"prog"`
 	// Port is a decimal port or, for Protocol "unix", an absolute path.
-	Port      string    `json:"port"`
-	Protocol  string    `json:"protocol"`
+	Port string `json:"port"`
+	// Protocol is tcp, udp or unix, or the netid of an RPC registration
+	// on another transport.
+	Protocol  netid.ID  `json:"protocol"`
 	Exclusive bool      `json:"exclusive,omitempty"`
 	Public    bool      `json:"public,omitempty"`
 	Since     time.Time `json:"registered"`
@@ -48,9 +51,9 @@ type Instance struct {
 type RPCInfo struct {
 	Program uint32 `json:"program"`
 	// Name is the program's name in /etc/rpc, if any.
-	Name    string `json:"name,omitempty"`
-	Version uint32 `json:"version"`
-	Netid   string `json:"netid"`
+	Name    string   `json:"name,omitempty"`
+	Version uint32   `json:"version"`
+	Netid   netid.ID `json:"netid"`
 	// Address is the universal address as registered.
 	Address string `json:"address"`
 	// Owner is rpcbind's owner string: "superuser", a uid or "unknown".
@@ -114,18 +117,19 @@ func rpcInstances(e registry.Entry, names *rpcNames) []Instance {
 			in.UID = ptr(uint32(uid))
 		}
 	}
-	netid := strings.ToLower(e.Netid)
-	switch netid {
-	case registry.NetidTCP, registry.NetidTCP6, registry.NetidUDP, registry.NetidUDP6:
-		in.Protocol = netid[:3]
-		if port, ok := registry.UaddrPort(e.Addr); ok {
+	id := e.Netid.Lower()
+	switch {
+	case id.IsIP():
+		nc, _ := netid.Lookup(id)
+		in.Protocol = netid.ID(nc.Proto)
+		if port, ok := netid.UaddrPort(e.Addr); ok {
 			in.Port = strconv.Itoa(int(port))
 		}
-	case registry.NetidLocal, "unix", "ticotsord", "ticots", "ticlts":
-		in.Protocol = registry.NetUnix
+	case id.IsLoopback():
+		in.Protocol = netid.Unix
 		in.Port = e.Addr
 	default:
-		in.Protocol = netid
+		in.Protocol = id
 		in.Port = e.Addr
 	}
 	out := []Instance{in}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -26,7 +27,7 @@ func spoofedRegistry(t *testing.T) *registry.Registry {
 		{registry.Process{PID: 100, UID: 0, GID: 0, Start: 1}, 443},
 	} {
 		if _, err := reg.RegisterNamed(internal, p.proc, []registry.Service{
-			{Name: "root.example.com", Network: registry.NetTCP, Port: p.port, Flags: registry.Exclusive},
+			{Name: "root.example.com", Network: netid.TCP, Port: p.port, Flags: registry.Exclusive},
 		}); err != nil {
 			t.Fatal(err)
 		}

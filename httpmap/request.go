@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -85,7 +86,7 @@ func (s ServiceSpec) toService() (registry.Service, error) {
 	if err != nil {
 		return registry.Service{}, err
 	}
-	out := registry.Service{Name: name, Network: strings.ToLower(s.Protocol)}
+	out := registry.Service{Name: name, Network: netid.ID(s.Protocol).Lower()}
 	if s.Exclusive {
 		out.Flags |= registry.Exclusive
 	}
@@ -95,13 +96,13 @@ func (s ServiceSpec) toService() (registry.Service, error) {
 	port := string(s.Port)
 	if strings.HasPrefix(port, "/") {
 		if out.Network == "" {
-			out.Network = registry.NetUnix
+			out.Network = netid.Unix
 		}
 		out.Path = port
 		return out, nil
 	}
 	if out.Network == "" {
-		out.Network = registry.NetTCP
+		out.Network = netid.TCP
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {

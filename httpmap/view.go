@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -76,7 +77,7 @@ func remoteView(v view) view {
 // reachable reports whether another host could reach in: a TCP or UDP
 // port.
 func reachable(in Instance) bool {
-	if in.Protocol != registry.NetTCP && in.Protocol != registry.NetUDP {
+	if in.Protocol != netid.TCP && in.Protocol != netid.UDP {
 		return false
 	}
 	port, err := strconv.ParseUint(in.Port, 10, 16)
@@ -96,12 +97,12 @@ func removedInstance(ev registry.Event) (in Instance, ok bool) {
 		if len(f) != 5 || f[3] != "pid" {
 			return Instance{}, false
 		}
-		return Instance{Protocol: f[1], Port: f[2]}, true
+		return Instance{Protocol: netid.ID(f[1]), Port: f[2]}, true
 	case "rpc":
 		if len(f) != 6 && (len(f) != 8 || f[6] != "pid") || f[0] != "prog" || f[2] != "vers" {
 			return Instance{}, false
 		}
-		return rpcInstances(registry.Entry{Netid: f[4], Addr: f[5]}, nil)[0], true
+		return rpcInstances(registry.Entry{Netid: netid.ID(f[4]), Addr: f[5]}, nil)[0], true
 	}
 	return Instance{}, false
 }

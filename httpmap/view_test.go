@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -42,10 +43,10 @@ func seedViewRegistry(t *testing.T, withHidden bool) *registry.Registry {
 		}
 	}
 	tcp := func(name string, port uint16) registry.Service {
-		return registry.Service{Name: name, Network: registry.NetTCP, Port: port, Flags: registry.Public}
+		return registry.Service{Name: name, Network: netid.TCP, Port: port, Flags: registry.Public}
 	}
 	unix := func(name, path string) registry.Service {
-		return registry.Service{Name: name, Network: registry.NetUnix, Path: path, Flags: registry.Public | registry.Exclusive}
+		return registry.Service{Name: name, Network: netid.Unix, Path: path, Flags: registry.Public | registry.Exclusive}
 	}
 	set := func(c registry.Caller, e registry.Entry) func(*testing.T, *registry.Registry) {
 		return func(t *testing.T, reg *registry.Registry) {
@@ -68,7 +69,7 @@ func seedViewRegistry(t *testing.T, withHidden bool) *registry.Registry {
 	}
 	user1002 := registry.Caller{Transport: registry.Local, Cred: &registry.Cred{UID: 1002, PID: 6001}}
 	steps := []seedStep{
-		{do: named(alice, tcp("app.example.com", 8080), registry.Service{Name: "udp.example.com", Network: registry.NetUDP, Port: 5353})},
+		{do: named(alice, tcp("app.example.com", 8080), registry.Service{Name: "udp.example.com", Network: netid.UDP, Port: 5353})},
 		{hidden: true, do: named(alice, unix("app.example.com", "/run/secret/app.sock"), unix("sock-only.example.com", "/run/secret/only.sock"))},
 		{hidden: true, do: named(hider, unix("secret.example.com", "/run/secret/s.sock"))},
 		{do: set(internal, registry.Entry{Prog: 100000, Vers: 2, Netid: "tcp", Addr: "0.0.0.0.0.111"})},

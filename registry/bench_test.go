@@ -3,6 +3,9 @@ package registry
 import (
 	"fmt"
 	"testing"
+
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // The benchmarks run each operation at registry sizes 10 to 100000; the
@@ -15,7 +18,7 @@ func filled(b *testing.B, n int) *Registry {
 	b.Helper()
 	r := New(Options{})
 	for i := range n {
-		if ok, err := r.Set(root, Entry{Prog: 0x40000000 + uint32(i), Vers: 1, Netid: NetidUDP, Addr: "0.0.0.0.4.1"}); !ok || err != nil {
+		if ok, err := r.Set(root, Entry{Prog: 0x40000000 + uint32(i), Vers: 1, Netid: netid.UDP, Addr: "0.0.0.0.4.1"}); !ok || err != nil {
 			b.Fatal("fill")
 		}
 	}
@@ -41,7 +44,7 @@ func BenchmarkSet(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		for i := 0; i < b.N; i++ {
 			prog := uint32(0x50000000 + i%batch)
-			r.Set(root, Entry{Prog: prog, Vers: 1, Netid: NetidTCP, Addr: "0.0.0.0.4.2"})
+			r.Set(root, Entry{Prog: prog, Vers: 1, Netid: netid.TCP, Addr: "0.0.0.0.4.2"})
 			if i%batch == batch-1 {
 				b.StopTimer()
 				for j := range batch {
@@ -56,7 +59,7 @@ func BenchmarkSet(b *testing.B) {
 func BenchmarkSetMappingDuplicate(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		for i := 0; i < b.N; i++ {
-			r.SetMapping(root, Mapping{Prog: 0x40000000 + uint32(i%n), Vers: 1, Prot: ProtoUDP, Port: 0x401})
+			r.SetMapping(root, xdr.Mapping{Prog: 0x40000000 + uint32(i%n), Vers: 1, Prot: netid.ProtoUDP, Port: 0x401})
 		}
 	})
 }
@@ -65,14 +68,14 @@ func BenchmarkUnset(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		add := func() {
 			for j := range batch {
-				r.Set(root, Entry{Prog: 0x50000000 + uint32(j), Vers: 1, Netid: NetidTCP, Addr: "0.0.0.0.4.2"})
+				r.Set(root, Entry{Prog: 0x50000000 + uint32(j), Vers: 1, Netid: netid.TCP, Addr: "0.0.0.0.4.2"})
 			}
 		}
 		b.StopTimer()
 		add()
 		b.StartTimer()
 		for i := 0; i < b.N; i++ {
-			r.Unset(root, 0x50000000+uint32(i%batch), 1, NetidTCP)
+			r.Unset(root, 0x50000000+uint32(i%batch), 1, netid.TCP)
 			if i%batch == batch-1 {
 				b.StopTimer()
 				add()
@@ -86,8 +89,8 @@ func BenchmarkUnsetAllNetids(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		add := func() {
 			for j := range batch {
-				for _, netid := range []string{NetidTCP, NetidUDP, NetidTCP6} {
-					r.Set(root, Entry{Prog: 0x50000000 + uint32(j), Vers: 1, Netid: netid, Addr: "0.0.0.0.4.2"})
+				for _, id := range []netid.ID{netid.TCP, netid.UDP, netid.TCP6} {
+					r.Set(root, Entry{Prog: 0x50000000 + uint32(j), Vers: 1, Netid: id, Addr: "0.0.0.0.4.2"})
 				}
 			}
 		}
@@ -108,7 +111,7 @@ func BenchmarkUnsetAllNetids(b *testing.B) {
 func BenchmarkGetPort(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		for i := 0; i < b.N; i++ {
-			if r.GetPort(0x40000000+uint32(i%n), 1, ProtoUDP) != 0x401 {
+			if r.GetPort(0x40000000+uint32(i%n), 1, netid.ProtoUDP) != 0x401 {
 				b.Fatal("GetPort")
 			}
 		}
@@ -120,7 +123,7 @@ func BenchmarkGetPort(b *testing.B) {
 func BenchmarkGetPortFallback(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		for i := 0; i < b.N; i++ {
-			if r.GetPort(0x40000000+uint32(i%n), 7, ProtoUDP) != 0x401 {
+			if r.GetPort(0x40000000+uint32(i%n), 7, netid.ProtoUDP) != 0x401 {
 				b.Fatal("GetPort")
 			}
 		}
@@ -130,7 +133,7 @@ func BenchmarkGetPortFallback(b *testing.B) {
 func BenchmarkGetPortMiss(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		for i := 0; i < b.N; i++ {
-			if r.GetPort(0x60000000+uint32(i%n), 1, ProtoUDP) != 0 {
+			if r.GetPort(0x60000000+uint32(i%n), 1, netid.ProtoUDP) != 0 {
 				b.Fatal("GetPort")
 			}
 		}
@@ -140,7 +143,7 @@ func BenchmarkGetPortMiss(b *testing.B) {
 func BenchmarkLookup(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		for i := 0; i < b.N; i++ {
-			if _, ok := r.Lookup(0x40000000+uint32(i%n), 1, NetidUDP); !ok {
+			if _, ok := r.Lookup(0x40000000+uint32(i%n), 1, netid.UDP); !ok {
 				b.Fatal("Lookup")
 			}
 		}
@@ -153,7 +156,7 @@ func BenchmarkRangeMappings(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Registry, n int) {
 		for i := 0; i < b.N; i++ {
 			k := 0
-			r.RangeMappings(func(Mapping) bool { k++; return true })
+			r.RangeMappings(func(xdr.Mapping) bool { k++; return true })
 			if k != n {
 				b.Fatal("RangeMappings")
 			}

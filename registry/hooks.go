@@ -77,7 +77,7 @@ func (r *Registry) Restore(entries []Entry, svcs []Service) (nEntries, nServices
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range entries {
-		k := key{e.Prog, e.Vers, lowerASCII(e.Netid)}
+		k := key{e.Prog, e.Vers, e.Netid.Lower()}
 		if _, ok := r.byKey[k]; ok {
 			continue
 		}
@@ -156,7 +156,7 @@ func (r *Registry) RecentEvents() ([]Event, Removals) {
 // journal and as a recent event, and reports whether it removed anything.
 func (r *Registry) Prune(e Entry, reason string) bool {
 	r.mu.Lock()
-	n, ok := r.byKey[key{e.Prog, e.Vers, lowerASCII(e.Netid)}]
+	n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
 	if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) {
 		r.mu.Unlock()
 		return false
@@ -170,7 +170,7 @@ func (r *Registry) Prune(e Entry, reason string) bool {
 }
 
 func describeEntry(e Entry) string {
-	s := "prog " + itoa(uint64(e.Prog)) + " vers " + itoa(uint64(e.Vers)) + " " + e.Netid + " " + e.Addr
+	s := "prog " + itoa(uint64(e.Prog)) + " vers " + itoa(uint64(e.Vers)) + " " + string(e.Netid) + " " + e.Addr
 	if e.PID != 0 {
 		s += " pid " + itoa(uint64(e.PID))
 	}
@@ -178,7 +178,7 @@ func describeEntry(e Entry) string {
 }
 
 func describeService(s Service) string {
-	return s.Name + " " + s.Network + " " + s.Endpoint() + " pid " + itoa(uint64(s.PID))
+	return s.Name + " " + string(s.Network) + " " + s.Endpoint() + " pid " + itoa(uint64(s.PID))
 }
 
 func itoa(v uint64) string {

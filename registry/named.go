@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/portmapd/portmapd/netid"
 )
 
 // DefaultMaxNamedPerProcess is the number of named services one process may
@@ -64,13 +66,6 @@ func (f NamedFlags) String() string {
 	return b.String()
 }
 
-// Named service networks.
-const (
-	NetTCP  = "tcp"
-	NetUDP  = "udp"
-	NetUnix = "unix"
-)
-
 // A Process identifies the process a named registration lives with. The
 // start time (clock ticks since boot, /proc/PID/stat field 22) and the
 // executable tell a process from a later one that reuses its pid.
@@ -91,11 +86,11 @@ func (p Process) same(q Process) bool {
 type Service struct {
 	// Name as registered; matched case-insensitively.
 	Name string
-	// Network is NetTCP, NetUDP or NetUnix.
-	Network string
-	// Port is the TCP or UDP port; zero for NetUnix.
+	// Network is netid.TCP, netid.UDP or netid.Unix.
+	Network netid.ID
+	// Port is the TCP or UDP port; zero for netid.Unix.
 	Port uint16
-	// Path is the absolute AF_UNIX path for NetUnix.
+	// Path is the absolute AF_UNIX path for netid.Unix.
 	Path  string
 	Flags NamedFlags
 	// Process is whose life the registration shares; set by the registry
@@ -108,7 +103,7 @@ type Service struct {
 // Endpoint returns where the service listens as httportmap's port column
 // shows it: a decimal port or an absolute path.
 func (s Service) Endpoint() string {
-	if s.Network == NetUnix {
+	if s.Network == netid.Unix {
 		return s.Path
 	}
 	return strconv.FormatUint(uint64(s.Port), 10)
@@ -252,6 +247,17 @@ func IsReservedName(name string) bool {
 	return n == ReservedZone || strings.HasSuffix(n, "."+ReservedZone)
 }
 
+// lowerASCII returns a name in lower case without allocating when it
+// already is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
 // namedNode is a service with its place on the registration-ordered list.
 type namedNode struct {
 	Service
@@ -327,11 +333,11 @@ func CheckService(s Service) error {
 		return &NamedError{Name: s.Name, Err: ErrBadEndpoint, Detail: d}
 	}
 	switch s.Network {
-	case NetTCP, NetUDP:
+	case netid.TCP, netid.UDP:
 		if s.Port == 0 || s.Path != "" {
-			return badEndpoint("a " + s.Network + " service needs a port from 1 to 65535 and no path")
+			return badEndpoint("a " + string(s.Network) + " service needs a port from 1 to 65535 and no path")
 		}
-	case NetUnix:
+	case netid.Unix:
 		if s.Port != 0 || !strings.HasPrefix(s.Path, "/") {
 			return badEndpoint("a unix service needs an absolute path and no port")
 		}
@@ -476,7 +482,7 @@ func (r *Registry) DeregisterNamed(c Caller, svcs []Service) ([]Service, error) 
 			}
 		}
 		if !found {
-			return nil, &NamedError{Name: s.Name, Err: ErrNotFound, Detail: s.Network + " " + s.Endpoint()}
+			return nil, &NamedError{Name: s.Name, Err: ErrNotFound, Detail: string(s.Network) + " " + s.Endpoint()}
 		}
 	}
 	out := make([]Service, 0, len(victims))

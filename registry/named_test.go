@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/netid"
 )
 
 func localCaller(uid uint32, pid int32) Caller {
@@ -17,7 +19,7 @@ func proc(uid uint32, pid int32) Process {
 }
 
 func tcp(name string, port uint16, f NamedFlags) Service {
-	return Service{Name: name, Network: NetTCP, Port: port, Flags: f}
+	return Service{Name: name, Network: netid.TCP, Port: port, Flags: f}
 }
 
 func TestValidateName(t *testing.T) {
@@ -186,7 +188,7 @@ func TestNamedAtomicBatch(t *testing.T) {
 		{"reserved name last", []Service{tcp("a.example.com", 1, 0), tcp("nfs.oncrpc.alt", 2, 0)}, ErrReservedName},
 		{"conflict last", []Service{tcp("a.example.com", 1, 0), tcp("held.example.com", 2, 0)}, ErrExclusive},
 		{"bad port", []Service{tcp("a.example.com", 1, 0), tcp("b.example.com", 0, 0)}, ErrBadEndpoint},
-		{"relative path", []Service{tcp("a.example.com", 1, 0), {Name: "b.example.com", Network: NetUnix, Path: "run/b"}}, ErrBadEndpoint},
+		{"relative path", []Service{tcp("a.example.com", 1, 0), {Name: "b.example.com", Network: netid.Unix, Path: "run/b"}}, ErrBadEndpoint},
 		{"unknown network", []Service{{Name: "b.example.com", Network: "sctp", Port: 1}}, ErrBadEndpoint},
 	}
 	for _, tt := range tests {
@@ -265,7 +267,7 @@ func TestNamedWhoMayRegister(t *testing.T) {
 func TestNamedDeregister(t *testing.T) {
 	r := New(Options{Now: func() time.Time { return time.Unix(1, 0) }})
 	mine, theirs := localCaller(1000, 10), localCaller(1001, 20)
-	if _, err := r.RegisterNamed(mine, proc(1000, 10), []Service{tcp("a.example.com", 1, 0), {Name: "a.example.com", Network: NetUnix, Path: "/run/a"}}); err != nil {
+	if _, err := r.RegisterNamed(mine, proc(1000, 10), []Service{tcp("a.example.com", 1, 0), {Name: "a.example.com", Network: netid.Unix, Path: "/run/a"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.RegisterNamed(theirs, proc(1001, 20), []Service{tcp("a.example.com", 1, 0)}); err != nil {

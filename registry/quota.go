@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/portmapd/portmapd/netid"
 )
 
 // Default caps on what one user may hold, used when the Options field is
@@ -52,7 +54,7 @@ var (
 type RefusedError struct {
 	// Owner is who asked, as Caller.Owner says, for ErrOverCap.
 	Owner string
-	Netid string
+	Netid netid.ID
 	// Err is ErrUnknownNetid, ErrBadAddress or ErrOverCap.
 	Err    error
 	Detail string
@@ -75,6 +77,23 @@ func (e *RefusedError) Error() string {
 }
 
 func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
+
+// CheckAddr reports whether addr has the form of a universal address on
+// id, as netid.CheckUaddr says: only the netids a portmapper client can
+// create a transport for, each with an address of its form. Any other
+// netid is ErrUnknownNetid, and an address not of the netid's form
+// ErrBadAddress, wrapped in a *RefusedError.
+func CheckAddr(id netid.ID, addr string) error {
+	var ae *netid.AddrError
+	if !errors.As(netid.CheckUaddr(id, addr), &ae) {
+		return nil
+	}
+	reason := ErrBadAddress
+	if ae.Err == netid.ErrUnknown {
+		reason = ErrUnknownNetid
+	}
+	return &RefusedError{Netid: id, Err: reason, Detail: ae.Detail}
+}
 
 // Refusals count the registrations refused because their owner had reached
 // a cap, since the daemon started.

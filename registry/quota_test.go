@@ -8,13 +8,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/netid"
 )
 
 func TestCheckAddr(t *testing.T) {
 	long := func(n int) string { return "/" + strings.Repeat("s", n-1) }
 	tests := []struct {
-		netid, addr string
-		want        error
+		netid netid.ID
+		addr  string
+		want  error
 	}{
 		{"udp", "0.0.0.0.0.111", nil},
 		{"tcp", "127.0.0.1.156.65", nil},
@@ -27,8 +30,8 @@ func TestCheckAddr(t *testing.T) {
 		{"local", "@/run/rpcbind.sock", nil},
 		{"local", "", nil},
 		{"unix", "/run/x.sock", nil},
-		{"local", long(MaxLocalAddrLen), nil},
-		{"local", long(MaxLocalAddrLen + 1), ErrBadAddress},
+		{"local", long(netid.MaxLocalAddrLen), nil},
+		{"local", long(netid.MaxLocalAddrLen + 1), ErrBadAddress},
 		{"local", "/run/a\x00b", ErrBadAddress},
 		{"udp", "garbage", ErrBadAddress},
 		{"udp", "", ErrBadAddress},
@@ -45,7 +48,7 @@ func TestCheckAddr(t *testing.T) {
 		{"rawip", "", ErrUnknownNetid},
 	}
 	for _, tc := range tests {
-		t.Run(tc.netid+" "+fmt.Sprintf("%.30q", tc.addr), func(t *testing.T) {
+		t.Run(string(tc.netid)+" "+fmt.Sprintf("%.30q", tc.addr), func(t *testing.T) {
 			err := CheckAddr(tc.netid, tc.addr)
 			if tc.want == nil {
 				if err != nil {

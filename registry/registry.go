@@ -11,6 +11,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // ErrNotLocal reports a change asked for by a caller that is not on this
@@ -22,7 +25,7 @@ var ErrNotLocal = errors.New("changes are only accepted from local callers")
 type Entry struct {
 	Prog, Vers uint32
 	// Netid as registered; matched case-insensitively.
-	Netid string
+	Netid netid.ID
 	// Addr is the universal address.
 	Addr string
 	// Owner is derived from the registering caller, never from a request.
@@ -38,11 +41,6 @@ type Entry struct {
 	NetNS uint64
 	// Registered is when the entry was added.
 	Registered time.Time
-}
-
-// A Mapping is the portmap v2 view of a tcp or udp entry.
-type Mapping struct {
-	Prog, Vers, Prot, Port uint32
 }
 
 // Options configure a Registry.
@@ -73,12 +71,12 @@ type Options struct {
 
 type key struct {
 	prog, vers uint32
-	netid      string // lower case
+	netid      netid.ID // lower case
 }
 
 type progNetid struct {
 	prog  uint32
-	netid string // lower case
+	netid netid.ID // lower case
 }
 
 type progVers struct {
@@ -91,9 +89,10 @@ type node struct {
 	Entry
 	key key
 	link[node]
-	// v2 holds the derived mapping of a tcp or udp entry; v2ok is false
-	// for other netids and for addresses without a parsable port.
-	v2   Mapping
+	// v2 holds the derived mapping of a tcp or udp entry, as DUMP
+	// encodes it; v2ok is false for other netids and for addresses
+	// without a parsable port.
+	v2   xdr.Mapping
 	v2ok bool
 }
 
@@ -178,7 +177,7 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	e.Owner = c.Owner()
 	e.PID = c.PID()
 	e.NetNS = c.NetNS()
-	k := key{e.Prog, e.Vers, lowerASCII(e.Netid)}
+	k := key{e.Prog, e.Vers, e.Netid.Lower()}
 	r.mu.Lock()
 	if old, ok := r.byKey[k]; ok {
 		r.mu.Unlock()
@@ -201,33 +200,28 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 // SetMapping registers a v2 mapping, as PMAPPROC_SET does: it becomes a tcp
 // or udp entry with the wildcard address 0.0.0.0.p1.p2. Another protocol is
 // refused with false.
-func (r *Registry) SetMapping(c Caller, m Mapping) (bool, error) {
+func (r *Registry) SetMapping(c Caller, m xdr.Mapping) (bool, error) {
 	if err := r.mayChange(c); err != nil {
 		return false, err
 	}
-	var netid string
-	switch m.Prot {
-	case ProtoUDP:
-		netid = NetidUDP
-	case ProtoTCP:
-		netid = NetidTCP
-	default:
+	id, ok := netid.FromProto(m.Prot)
+	if !ok {
 		return false, nil
 	}
-	return r.Set(c, Entry{Prog: m.Prog, Vers: m.Vers, Netid: netid, Addr: wildcardUaddr4(m.Port)})
+	return r.Set(c, Entry{Prog: m.Prog, Vers: m.Vers, Netid: id, Addr: netid.WildcardUaddr(id, uint16(m.Port))})
 }
 
-// Unset removes the entries of prog and vers on netid, or on every netid
-// when netid is empty, as RPCBPROC_UNSET does. Removing nothing is true. The
+// Unset removes the entries of prog and vers on netid id, or on every netid
+// when id is empty, as RPCBPROC_UNSET does. Removing nothing is true. The
 // first entry owned by somebody other than c (unless c is the superuser)
 // stops the removal with false; entries removed before it stay removed.
-func (r *Registry) Unset(c Caller, prog, vers uint32, netid string) (bool, error) {
+func (r *Registry) Unset(c Caller, prog, vers uint32, id netid.ID) (bool, error) {
 	if err := r.mayChange(c); err != nil {
 		return false, err
 	}
 	owner := c.Owner()
 	r.mu.Lock()
-	ok, removed := r.unset(owner, prog, vers, netid)
+	ok, removed := r.unset(owner, prog, vers, id)
 	var changes []Change
 	for _, e := range removed {
 		changes = append(changes, Change{Op: OpUnset, Entry: e})
@@ -239,9 +233,9 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, netid string) (bool, error
 }
 
 // unset does Unset's work with r.mu held and returns the entries removed.
-func (r *Registry) unset(owner string, prog, vers uint32, netid string) (bool, []Entry) {
-	if netid != "" {
-		n, ok := r.byKey[key{prog, vers, lowerASCII(netid)}]
+func (r *Registry) unset(owner string, prog, vers uint32, id netid.ID) (bool, []Entry) {
+	if id != "" {
+		n, ok := r.byKey[key{prog, vers, id.Lower()}]
 		if !ok {
 			return true, nil
 		}
@@ -267,11 +261,11 @@ func (r *Registry) unset(owner string, prog, vers uint32, netid string) (bool, [
 // PMAPPROC_UNSET does, ignoring the protocol and port it was given; it is
 // true when either removal is.
 func (r *Registry) UnsetMapping(c Caller, prog, vers uint32) (bool, error) {
-	tcp, err := r.Unset(c, prog, vers, NetidTCP)
+	tcp, err := r.Unset(c, prog, vers, netid.TCP)
 	if err != nil {
 		return false, err
 	}
-	udp, err := r.Unset(c, prog, vers, NetidUDP)
+	udp, err := r.Unset(c, prog, vers, netid.UDP)
 	return tcp || udp, err
 }
 
@@ -283,21 +277,21 @@ func mayRemove(owner string, n *node) bool {
 // else the last registered entry of another version, the way rpcbind's
 // GETADDR and GETPORT fall back so that the caller learns of a version
 // mismatch from the service itself.
-func (r *Registry) Lookup(prog, vers uint32, netid string) (Entry, bool) {
+func (r *Registry) Lookup(prog, vers uint32, id netid.ID) (Entry, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	n := r.lookup(prog, vers, lowerASCII(netid))
+	n := r.lookup(prog, vers, id.Lower())
 	if n == nil {
 		return Entry{}, false
 	}
 	return n.Entry, true
 }
 
-func (r *Registry) lookup(prog, vers uint32, netid string) *node {
-	if n, ok := r.byKey[key{prog, vers, netid}]; ok {
+func (r *Registry) lookup(prog, vers uint32, id netid.ID) *node {
+	if n, ok := r.byKey[key{prog, vers, id}]; ok {
 		return n
 	}
-	nodes := r.byProgNetid[progNetid{prog, netid}]
+	nodes := r.byProgNetid[progNetid{prog, id}]
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -306,10 +300,10 @@ func (r *Registry) lookup(prog, vers uint32, netid string) *node {
 
 // LookupExact finds prog, vers on netid with no version fallback, as
 // GETVERSADDR does.
-func (r *Registry) LookupExact(prog, vers uint32, netid string) (Entry, bool) {
+func (r *Registry) LookupExact(prog, vers uint32, id netid.ID) (Entry, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if n, ok := r.byKey[key{prog, vers, lowerASCII(netid)}]; ok {
+	if n, ok := r.byKey[key{prog, vers, id.Lower()}]; ok {
 		return n.Entry, true
 	}
 	return Entry{}, false
@@ -318,18 +312,13 @@ func (r *Registry) LookupExact(prog, vers uint32, netid string) (Entry, bool) {
 // GetPort answers PMAPPROC_GETPORT: the port of prog on the protocol's
 // netid, with Lookup's version fallback, or 0.
 func (r *Registry) GetPort(prog, vers, prot uint32) uint32 {
-	var netid string
-	switch prot {
-	case ProtoUDP:
-		netid = NetidUDP
-	case ProtoTCP:
-		netid = NetidTCP
-	default:
+	id, ok := netid.FromProto(prot)
+	if !ok {
 		return 0
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if n := r.lookup(prog, vers, netid); n != nil && n.v2ok {
+	if n := r.lookup(prog, vers, id); n != nil && n.v2ok {
 		return n.v2.Port
 	}
 	return 0
@@ -361,7 +350,7 @@ func (r *Registry) Range(fn func(Entry) bool) {
 
 // RangeMappings calls fn for the v2 view of every tcp and udp entry, in
 // DUMP order, while fn returns true.
-func (r *Registry) RangeMappings(fn func(Mapping) bool) {
+func (r *Registry) RangeMappings(fn func(xdr.Mapping) bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for n := r.order.head; n != nil; n = n.next {
@@ -396,14 +385,9 @@ func (r *Registry) Len() int {
 
 func (r *Registry) insert(k key, e Entry) {
 	n := &node{Entry: e, key: k}
-	switch k.netid {
-	case NetidTCP, NetidUDP:
-		if port, ok := UaddrPort(e.Addr); ok {
-			prot := uint32(ProtoUDP)
-			if k.netid == NetidTCP {
-				prot = ProtoTCP
-			}
-			n.v2 = Mapping{Prog: e.Prog, Vers: e.Vers, Prot: prot, Port: uint32(port)}
+	if prot, ok := k.netid.Proto(); ok {
+		if port, ok := netid.UaddrPort(e.Addr); ok {
+			n.v2 = xdr.Mapping{Prog: e.Prog, Vers: e.Vers, Prot: prot, Port: uint32(port)}
 			n.v2ok = true
 		}
 	}
@@ -444,10 +428,10 @@ func dropFromIndex[K, N comparable](index map[K][]N, k K, n N) {
 
 // VersionRange returns the lowest and highest version of prog registered on
 // netid, both 0 when there is none: the range PROG_MISMATCH reports.
-func (r *Registry) VersionRange(prog uint32, netid string) (low, high uint32) {
+func (r *Registry) VersionRange(prog uint32, id netid.ID) (low, high uint32) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for i, n := range r.byProgNetid[progNetid{prog, lowerASCII(netid)}] {
+	for i, n := range r.byProgNetid[progNetid{prog, id.Lower()}] {
 		if i == 0 || n.Vers < low {
 			low = n.Vers
 		}

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // The rules tested here are rpcbind's, from
@@ -59,9 +62,9 @@ func keys(r *Registry) []string {
 	return out
 }
 
-func mappings(r *Registry) []Mapping {
-	var out []Mapping
-	r.RangeMappings(func(m Mapping) bool {
+func mappings(r *Registry) []xdr.Mapping {
+	var out []xdr.Mapping
+	r.RangeMappings(func(m xdr.Mapping) bool {
 		out = append(out, m)
 		return true
 	})
@@ -100,7 +103,7 @@ func checkIndexes(t testing.TB, r *Registry) {
 	pos := map[*node]int{}
 	for i, n := range list {
 		pos[n] = i
-		if r.byKey[n.key] != n || n.key.netid != strings.ToLower(n.Netid) {
+		if r.byKey[n.key] != n || string(n.key.netid) != strings.ToLower(string(n.Netid)) {
 			t.Fatalf("byKey does not hold %+v", n.Entry)
 		}
 	}
@@ -179,20 +182,20 @@ func TestSetRecordsCallerAndTime(t *testing.T) {
 func TestSetMapping(t *testing.T) {
 	tests := []struct {
 		name  string
-		m     Mapping
+		m     xdr.Mapping
 		want  bool
 		entry string // the entry it makes, "" for none
 		port  uint32 // what GETPORT then answers
 	}{
-		{"udp", Mapping{Prog: 7, Vers: 1, Prot: ProtoUDP, Port: 40001}, true, "7/1/udp=0.0.0.0.156.65@unknown", 40001},
-		{"tcp", Mapping{Prog: 7, Vers: 1, Prot: ProtoTCP, Port: 111}, true, "7/1/tcp=0.0.0.0.0.111@unknown", 111},
-		{"port 0", Mapping{Prog: 7, Vers: 1, Prot: ProtoUDP, Port: 0}, true, "7/1/udp=0.0.0.0.0.0@unknown", 0},
-		{"port 65535", Mapping{Prog: 7, Vers: 1, Prot: ProtoUDP, Port: 65535}, true, "7/1/udp=0.0.0.0.255.255@unknown", 65535},
+		{"udp", xdr.Mapping{Prog: 7, Vers: 1, Prot: netid.ProtoUDP, Port: 40001}, true, "7/1/udp=0.0.0.0.156.65@unknown", 40001},
+		{"tcp", xdr.Mapping{Prog: 7, Vers: 1, Prot: netid.ProtoTCP, Port: 111}, true, "7/1/tcp=0.0.0.0.0.111@unknown", 111},
+		{"port 0", xdr.Mapping{Prog: 7, Vers: 1, Prot: netid.ProtoUDP, Port: 0}, true, "7/1/udp=0.0.0.0.0.0@unknown", 0},
+		{"port 65535", xdr.Mapping{Prog: 7, Vers: 1, Prot: netid.ProtoUDP, Port: 65535}, true, "7/1/udp=0.0.0.0.255.255@unknown", 65535},
 		// The oracle (set-v2-port-70000): rpcbind keeps only the low 16
 		// bits, in the uaddr, GETPORT and DUMP alike.
-		{"port 70000", Mapping{Prog: 7, Vers: 1, Prot: ProtoUDP, Port: 70000}, true, "7/1/udp=0.0.0.0.17.112@unknown", 4464},
-		{"prot 99", Mapping{Prog: 7, Vers: 1, Prot: 99, Port: 40001}, false, "", 0},
-		{"prot 0", Mapping{Prog: 7, Vers: 1, Prot: 0, Port: 40001}, false, "", 0},
+		{"port 70000", xdr.Mapping{Prog: 7, Vers: 1, Prot: netid.ProtoUDP, Port: 70000}, true, "7/1/udp=0.0.0.0.17.112@unknown", 4464},
+		{"prot 99", xdr.Mapping{Prog: 7, Vers: 1, Prot: 99, Port: 40001}, false, "", 0},
+		{"prot 0", xdr.Mapping{Prog: 7, Vers: 1, Prot: 0, Port: 40001}, false, "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,7 +224,7 @@ func TestSetMapping(t *testing.T) {
 	}
 	t.Run("same port again: TRUE; other port: FALSE", func(t *testing.T) {
 		r := newTestRegistry(Options{})
-		m := Mapping{Prog: 7, Vers: 1, Prot: ProtoUDP, Port: 40001}
+		m := xdr.Mapping{Prog: 7, Vers: 1, Prot: netid.ProtoUDP, Port: 40001}
 		for i, want := range []bool{true, true} {
 			if got, err := r.SetMapping(loUnpriv, m); got != want || err != nil {
 				t.Fatalf("SET #%d = %v, %v", i, got, err)
@@ -240,7 +243,7 @@ func TestSetMapping(t *testing.T) {
 		// not 127.0.0.1.156.65.
 		r := newTestRegistry(Options{})
 		mustSet(t, r, root, Entry{Prog: 7, Vers: 1, Netid: "udp", Addr: "127.0.0.1.156.65"})
-		if got, _ := r.SetMapping(root, Mapping{Prog: 7, Vers: 1, Prot: ProtoUDP, Port: 40001}); got {
+		if got, _ := r.SetMapping(root, xdr.Mapping{Prog: 7, Vers: 1, Prot: netid.ProtoUDP, Port: 40001}); got {
 			t.Error("SET = TRUE")
 		}
 	})
@@ -257,16 +260,16 @@ func TestV2View(t *testing.T) {
 	} {
 		mustSet(t, r, root, e)
 	}
-	want := []Mapping{{9, 3, ProtoUDP, 40001}, {9, 3, ProtoTCP, 40002}}
+	want := []xdr.Mapping{{Prog: 9, Vers: 3, Prot: netid.ProtoUDP, Port: 40001}, {Prog: 9, Vers: 3, Prot: netid.ProtoTCP, Port: 40002}}
 	if got := mappings(r); !reflect.DeepEqual(got, want) {
 		t.Errorf("RangeMappings = %+v, want %+v", got, want)
 	}
 	for _, tc := range []struct {
 		vers, prot, want uint32
 	}{
-		{3, ProtoUDP, 40001}, {3, ProtoTCP, 40002},
+		{3, netid.ProtoUDP, 40001}, {3, netid.ProtoTCP, 40002},
 		// Other versions fall back to vers 3 on the same protocol.
-		{5, ProtoTCP, 40002}, {5, ProtoUDP, 40001},
+		{5, netid.ProtoTCP, 40002}, {5, netid.ProtoUDP, 40001},
 		{3, 99, 0},
 	} {
 		if got := r.GetPort(9, tc.vers, tc.prot); got != tc.want {
@@ -296,7 +299,7 @@ func TestUnset(t *testing.T) {
 		name       string
 		c          Caller
 		prog, vers uint32
-		netid      string
+		netid      netid.ID
 		want       bool
 		left       []string
 	}{
@@ -411,16 +414,16 @@ func TestLookups(t *testing.T) {
 	tests := []struct {
 		name       string
 		vers       uint32
-		netid      string
+		netid      netid.ID
 		lookup     string // Lookup's address, "" for none
 		exact      string // LookupExact's
 		prot, port uint32 // GetPort
 	}{
-		{"exact version wins", 3, "udp", "0.0.0.0.0.3", "0.0.0.0.0.3", ProtoUDP, 3},
-		{"other version: the last registered", 9, "udp", "0.0.0.0.0.2", "", ProtoUDP, 2},
-		{"fallback stays on its netid", 9, "tcp", "0.0.0.0.0.7", "", ProtoTCP, 7},
+		{"exact version wins", 3, "udp", "0.0.0.0.0.3", "0.0.0.0.0.3", netid.ProtoUDP, 3},
+		{"other version: the last registered", 9, "udp", "0.0.0.0.0.2", "", netid.ProtoUDP, 2},
+		{"fallback stays on its netid", 9, "tcp", "0.0.0.0.0.7", "", netid.ProtoTCP, 7},
 		{"udp6 has its own fallback", 1, "udp6", "::.0.5", "", 0, 0},
-		{"netid case-insensitive", 1, "UDP", "0.0.0.0.0.1", "0.0.0.0.0.1", ProtoUDP, 1},
+		{"netid case-insensitive", 1, "UDP", "0.0.0.0.0.1", "0.0.0.0.0.1", netid.ProtoUDP, 1},
 		{"unknown netid", 1, "tcp6", "", "", 99, 0},
 	}
 	for _, tc := range tests {
@@ -452,7 +455,7 @@ func TestLookups(t *testing.T) {
 			if step.unset != 0 {
 				r.Unset(root, 8, step.unset, "udp")
 			}
-			if got := r.GetPort(8, 9, ProtoUDP); got != step.want {
+			if got := r.GetPort(8, 9, netid.ProtoUDP); got != step.want {
 				t.Errorf("after unset of vers %d: GetPort = %d, want %d", step.unset, got, step.want)
 			}
 		}
@@ -461,7 +464,7 @@ func TestLookups(t *testing.T) {
 		if _, ok := r.Lookup(99, 1, "udp"); ok {
 			t.Error("Lookup found prog 99")
 		}
-		if p := r.GetPort(99, 1, ProtoUDP); p != 0 {
+		if p := r.GetPort(99, 1, netid.ProtoUDP); p != 0 {
 			t.Errorf("GetPort = %d", p)
 		}
 	})
@@ -475,9 +478,9 @@ func TestVersionsAndVersionRange(t *testing.T) {
 	} {
 		mustSet(t, r, root, e)
 	}
-	var netids []string
+	var netids []netid.ID
 	r.Versions(4, 2, func(e Entry) bool { netids = append(netids, e.Netid); return true })
-	if want := []string{"tcp", "udp", "local"}; !slices.Equal(netids, want) {
+	if want := []netid.ID{"tcp", "udp", "local"}; !slices.Equal(netids, want) {
 		t.Errorf("Versions(4, 2) = %q, want %q", netids, want)
 	}
 	netids = nil
@@ -486,7 +489,7 @@ func TestVersionsAndVersionRange(t *testing.T) {
 		t.Errorf("Versions did not stop: %q", netids)
 	}
 	for _, tc := range []struct {
-		netid     string
+		netid     netid.ID
 		low, high uint32
 	}{{"udp", 2, 4}, {"UDP", 2, 4}, {"tcp", 2, 2}, {"tcp6", 0, 0}} {
 		if low, high := r.VersionRange(4, tc.netid); low != tc.low || high != tc.high {
@@ -529,7 +532,7 @@ func TestAccessControl(t *testing.T) {
 				want = ErrNotLocal
 			}
 			_, err1 := r.Set(tc.c, Entry{Prog: 3, Vers: 2, Netid: "udp", Addr: "0.0.0.0.0.2"})
-			_, err2 := r.SetMapping(tc.c, Mapping{Prog: 3, Vers: 3, Prot: ProtoTCP, Port: 3})
+			_, err2 := r.SetMapping(tc.c, xdr.Mapping{Prog: 3, Vers: 3, Prot: netid.ProtoTCP, Port: 3})
 			_, err3 := r.Unset(tc.c, 3, 9, "")
 			_, err4 := r.UnsetMapping(tc.c, 3, 9)
 			for i, err := range []error{err1, err2, err3, err4} {
@@ -555,9 +558,9 @@ func TestRangeOrder(t *testing.T) {
 	r := newTestRegistry(Options{})
 	var want []string
 	for i := range 10 {
-		netid := []string{"udp", "tcp"}[i%2]
-		mustSet(t, r, root, Entry{Prog: uint32(100 + i), Vers: 1, Netid: netid, Addr: "0.0.0.0.0.1"})
-		want = append(want, fmt.Sprintf("%d/1/%s=0.0.0.0.0.1@superuser", 100+i, netid))
+		id := []netid.ID{"udp", "tcp"}[i%2]
+		mustSet(t, r, root, Entry{Prog: uint32(100 + i), Vers: 1, Netid: id, Addr: "0.0.0.0.0.1"})
+		want = append(want, fmt.Sprintf("%d/1/%s=0.0.0.0.0.1@superuser", 100+i, id))
 	}
 	drop := func(prog int) {
 		r.Unset(root, uint32(prog), 1, "")
@@ -581,14 +584,14 @@ func TestRangeOrder(t *testing.T) {
 		t.Errorf("Entries differs from Range: %q", fromEntries)
 	}
 	var progs []uint32
-	r.RangeMappings(func(m Mapping) bool { progs = append(progs, m.Prog); return true })
+	r.RangeMappings(func(m xdr.Mapping) bool { progs = append(progs, m.Prog); return true })
 	if wantProgs := []uint32{101, 102, 103, 105, 106, 107, 108, 104}; !slices.Equal(progs, wantProgs) {
 		t.Errorf("RangeMappings order %v, want %v", progs, wantProgs)
 	}
 	n := 0
 	r.Range(func(Entry) bool { n++; return n < 3 })
 	m := 0
-	r.RangeMappings(func(Mapping) bool { m++; return false })
+	r.RangeMappings(func(xdr.Mapping) bool { m++; return false })
 	if n != 3 || m != 1 {
 		t.Errorf("Range did not stop: %d, %d calls", n, m)
 	}
@@ -600,9 +603,9 @@ type model struct {
 	list []Entry
 }
 
-func (m *model) find(prog, vers uint32, netid string) int {
+func (m *model) find(prog, vers uint32, id netid.ID) int {
 	return slices.IndexFunc(m.list, func(e Entry) bool {
-		return e.Prog == prog && e.Vers == vers && strings.EqualFold(e.Netid, netid)
+		return e.Prog == prog && e.Vers == vers && strings.EqualFold(string(e.Netid), string(id))
 	})
 }
 
@@ -615,10 +618,10 @@ func (m *model) set(c Caller, e Entry) bool {
 	return true
 }
 
-func (m *model) unset(c Caller, prog, vers uint32, netid string) bool {
+func (m *model) unset(c Caller, prog, vers uint32, id netid.ID) bool {
 	for i := 0; i < len(m.list); {
 		e := m.list[i]
-		if e.Prog != prog || e.Vers != vers || (netid != "" && !strings.EqualFold(e.Netid, netid)) {
+		if e.Prog != prog || e.Vers != vers || (id != "" && !strings.EqualFold(string(e.Netid), string(id))) {
 			i++
 			continue
 		}
@@ -630,10 +633,10 @@ func (m *model) unset(c Caller, prog, vers uint32, netid string) bool {
 	return true
 }
 
-func (m *model) lookup(prog, vers uint32, netid string) (Entry, bool) {
+func (m *model) lookup(prog, vers uint32, id netid.ID) (Entry, bool) {
 	var hit *Entry
 	for i, e := range m.list {
-		if e.Prog == prog && strings.EqualFold(e.Netid, netid) {
+		if e.Prog == prog && strings.EqualFold(string(e.Netid), string(id)) {
 			hit = &m.list[i]
 			if e.Vers == vers {
 				break
@@ -647,14 +650,14 @@ func (m *model) lookup(prog, vers uint32, netid string) (Entry, bool) {
 }
 
 // uaddrOn returns a wildcard address of port in netid's form.
-func uaddrOn(netid string, port int) string {
-	switch lowerASCII(netid) {
-	case NetidUDP6, NetidTCP6:
+func uaddrOn(id netid.ID, port int) string {
+	switch id.Lower() {
+	case netid.UDP6, netid.TCP6:
 		return fmt.Sprintf("::.%d.%d", port>>8, port&0xff)
-	case NetidLocal:
+	case netid.Local:
 		return fmt.Sprintf("/run/%d.sock", port)
 	}
-	return wildcardUaddr4(uint32(port))
+	return netid.WildcardUaddr(netid.UDP, uint16(port))
 }
 
 // TestAgainstModel runs random operations on the indexed Registry and on a
@@ -663,41 +666,41 @@ func uaddrOn(netid string, port int) string {
 func TestAgainstModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	callers := []Caller{root, loUnpriv, uid1000, uid2000}
-	netids := []string{"udp", "tcp", "udp6", "UDP", "Tcp", "local"}
+	netids := []netid.ID{"udp", "tcp", "udp6", "UDP", "Tcp", "local"}
 	for round := range 20 {
 		r := newTestRegistry(Options{})
 		var m model
 		for step := range 500 {
 			c := callers[rng.IntN(len(callers))]
 			prog, vers := uint32(1+rng.IntN(3)), uint32(1+rng.IntN(3))
-			netid := netids[rng.IntN(len(netids))]
-			addr := uaddrOn(netid, rng.IntN(3))
+			id := netids[rng.IntN(len(netids))]
+			addr := uaddrOn(id, rng.IntN(3))
 			var got, want any
 			switch op := rng.IntN(6); op {
 			case 0, 1:
-				e := Entry{Prog: prog, Vers: vers, Netid: netid, Addr: addr}
+				e := Entry{Prog: prog, Vers: vers, Netid: id, Addr: addr}
 				ok, _ := r.Set(c, e)
 				got, want = ok, m.set(c, e)
 			case 2:
 				if rng.IntN(3) == 0 {
-					netid = ""
+					id = ""
 				}
-				ok, _ := r.Unset(c, prog, vers, netid)
-				got, want = ok, m.unset(c, prog, vers, netid)
+				ok, _ := r.Unset(c, prog, vers, id)
+				got, want = ok, m.unset(c, prog, vers, id)
 			case 3:
 				ok, _ := r.UnsetMapping(c, prog, vers)
 				a, b := m.unset(c, prog, vers, "tcp"), m.unset(c, prog, vers, "udp")
 				got, want = ok, a || b
 			case 4:
-				e, ok := r.Lookup(prog, vers, netid)
-				we, wok := m.lookup(prog, vers, netid)
+				e, ok := r.Lookup(prog, vers, id)
+				we, wok := m.lookup(prog, vers, id)
 				got, want = fmt.Sprint(e, ok), fmt.Sprint(we, wok)
 			case 5:
-				prot := []uint32{ProtoTCP, ProtoUDP}[rng.IntN(2)]
-				netid := map[uint32]string{ProtoTCP: "tcp", ProtoUDP: "udp"}[prot]
+				prot := []uint32{netid.ProtoTCP, netid.ProtoUDP}[rng.IntN(2)]
+				id := map[uint32]netid.ID{netid.ProtoTCP: "tcp", netid.ProtoUDP: "udp"}[prot]
 				var wantPort uint32
-				if e, ok := m.lookup(prog, vers, netid); ok {
-					p, _ := UaddrPort(e.Addr)
+				if e, ok := m.lookup(prog, vers, id); ok {
+					p, _ := netid.UaddrPort(e.Addr)
 					wantPort = uint32(p)
 				}
 				got, want = r.GetPort(prog, vers, prot), wantPort
@@ -725,7 +728,7 @@ func TestConcurrentUse(t *testing.T) {
 			prog := uint32(1000 + w)
 			for i := range rounds {
 				vers := uint32(i%5 + 1)
-				e := Entry{Prog: prog, Vers: vers, Netid: []string{"udp", "tcp", "udp6"}[i%3], Addr: uaddrOn([]string{"udp", "tcp", "udp6"}[i%3], w<<8|i%256)}
+				e := Entry{Prog: prog, Vers: vers, Netid: []netid.ID{"udp", "tcp", "udp6"}[i%3], Addr: uaddrOn([]netid.ID{"udp", "tcp", "udp6"}[i%3], w<<8|i%256)}
 				if ok, err := r.Set(root, e); !ok || err != nil {
 					// The same key may still be there from 15 rounds ago
 					// with another address.
@@ -750,12 +753,12 @@ func TestConcurrentUse(t *testing.T) {
 	for range readers {
 		wg.Go(func() {
 			for i := range rounds {
-				r.GetPort(uint32(1000+i%writers), uint32(i%5+1), ProtoUDP)
+				r.GetPort(uint32(1000+i%writers), uint32(i%5+1), netid.ProtoUDP)
 				r.Lookup(uint32(1000+i%writers), 9, "tcp")
 				r.LookupExact(uint32(1000+i%writers), 1, "udp6")
 				n := 0
 				r.Range(func(Entry) bool { n++; return true })
-				r.RangeMappings(func(Mapping) bool { return true })
+				r.RangeMappings(func(xdr.Mapping) bool { return true })
 				r.Versions(uint32(1000+i%writers), 1, func(Entry) bool { return true })
 				r.VersionRange(uint32(1000+i%writers), "udp")
 				_ = r.Entries()

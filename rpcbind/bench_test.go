@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -18,7 +19,7 @@ func BenchmarkDump(b *testing.B) {
 		b.Run("size="+strconv.Itoa(size), func(b *testing.B) {
 			s := startServer(b)
 			for i := range size {
-				m := registry.Mapping{Prog: 0x40000000 + uint32(i), Vers: 1, Prot: registry.ProtoUDP, Port: uint32(1024 + i%60000)}
+				m := xdr.Mapping{Prog: 0x40000000 + uint32(i), Vers: 1, Prot: netid.ProtoUDP, Port: uint32(1024 + i%60000)}
 				if _, err := s.reg.SetMapping(registry.Caller{Transport: registry.Internal}, m); err != nil {
 					b.Fatal(err)
 				}

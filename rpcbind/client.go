@@ -246,8 +246,8 @@ func (c *Client) callBool(ctx context.Context, proc uint32, args func(*xdr.Encod
 	return ok, err
 }
 
-// GetPort asks for the port of prog, vers over protocol prot (xdr.ProtoTCP
-// or xdr.ProtoUDP); 0 means not registered.
+// GetPort asks for the port of prog, vers over protocol prot (netid.ProtoTCP
+// or netid.ProtoUDP); 0 means not registered.
 func (c *Client) GetPort(ctx context.Context, prog, vers, prot uint32) (uint32, error) {
 	m := xdr.Mapping{Prog: prog, Vers: vers, Prot: prot}
 	var port uint32

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -75,7 +76,7 @@ func TestDumpAllocations(t *testing.T) {
 		{name: "v3 short entries", n: 300000, item: rpcb(13), held: rpcbSize + 16 + stringSlack, call: rpcbDump},
 		{name: "v2 mappings", n: 1000000, held: int(unsafe.Sizeof(xdr.Mapping{})),
 			item: func(e *xdr.Encoder, i int) {
-				m := xdr.Mapping{Prog: uint32(100000 + i), Vers: 1, Prot: xdr.ProtoTCP, Port: 111}
+				m := xdr.Mapping{Prog: uint32(100000 + i), Vers: 1, Prot: netid.ProtoTCP, Port: 111}
 				m.Encode(e)
 			},
 			call: func(ctx context.Context, c *Client) (int, error) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -31,7 +32,7 @@ func TestClientOverUnixStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if ok, err := c.PmapSet(ctxT(t), xdr.Mapping{Prog: 0x2fff0001, Vers: 1, Prot: xdr.ProtoTCP, Port: 1}); err != nil || !ok {
+	if ok, err := c.PmapSet(ctxT(t), xdr.Mapping{Prog: 0x2fff0001, Vers: 1, Prot: netid.ProtoTCP, Port: 1}); err != nil || !ok {
 		t.Fatalf("SET over the local socket: %v %v", ok, err)
 	}
 }

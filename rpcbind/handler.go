@@ -6,6 +6,7 @@ package rpcbind
 import (
 	"net/netip"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -41,7 +42,7 @@ type Call struct {
 	Args []byte
 	// Netid names the transport the call arrived on: udp, tcp, udp6,
 	// tcp6 or local.
-	Netid string
+	Netid netid.ID
 	// Remote is the sender's address for IP transports.
 	Remote netip.AddrPort
 	// Local is the address the call arrived at, for IP transports.
@@ -54,7 +55,7 @@ type Call struct {
 
 // Caller describes the sender for the registry's access rules.
 func (c *Call) Caller() registry.Caller {
-	if c.Netid == registry.NetidLocal {
+	if c.Netid == netid.Local {
 		return registry.Caller{Transport: registry.Local, Cred: c.PeerCred}
 	}
 	return registry.Caller{Transport: registry.Network, Addr: c.Remote}

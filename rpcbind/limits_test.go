@@ -19,6 +19,7 @@ import (
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/internal/netns"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -200,7 +201,7 @@ func TestDescriptorBudget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- (&Server{Handler: s.mux, Logger: slog.New(slog.DiscardHandler), Budget: b}).ServeStream(ctx, ln, registry.NetidLocal)
+		done <- (&Server{Handler: s.mux, Logger: slog.New(slog.DiscardHandler), Budget: b}).ServeStream(ctx, ln, netid.Local)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
@@ -482,7 +483,7 @@ func TestUnreadRepliesCutAfterRecordTimeout(t *testing.T) {
 	// buffers.
 	for i := range 600 {
 		if _, err := s.reg.SetMapping(registry.Caller{Transport: registry.Internal},
-			registry.Mapping{Prog: 0x2fff2000 + uint32(i), Vers: 1, Prot: registry.ProtoUDP, Port: 1000}); err != nil {
+			xdr.Mapping{Prog: 0x2fff2000 + uint32(i), Vers: 1, Prot: netid.ProtoUDP, Port: 1000}); err != nil {
 			t.Fatal(err)
 		}
 	}

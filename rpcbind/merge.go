@@ -3,7 +3,8 @@ package rpcbind
 import (
 	"net/netip"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 )
 
 // mergeAddr rewrites a registered universal address into one the caller
@@ -23,18 +24,18 @@ import (
 // caller whose r_addr names another address than the one it reached,
 // which libtirpc and rpcinfo never send: they send the server address
 // they used.
-func (p *Portmapper) mergeAddr(c *Call, netid, servUaddr, hint string) (string, bool) {
-	if !p.serves(netid) {
+func (p *Portmapper) mergeAddr(c *Call, id netid.ID, servUaddr, hint string) (string, bool) {
+	if !p.serves(id) {
 		return "", false
 	}
-	nc, _ := lookupNetconfig(netid)
-	if c.Netid == "local" || nc.family == afLocal {
+	nc, _ := transport(id)
+	if c.Netid == netid.Local || nc.Family == netid.FamilyLocal {
 		return servUaddr, true
 	}
 	caller := c.Remote.Addr()
 	target := caller
 	if hint != "" {
-		h, ok := parseUaddr(nc.family, hint)
+		h, ok := netid.ParseUaddrLenient(nc.Family, hint)
 		if !ok {
 			return "", false
 		}
@@ -57,11 +58,11 @@ func (p *Portmapper) mergeAddr(c *Call, netid, servUaddr, hint string) (string, 
 	if !ok {
 		return "", false
 	}
-	serv, ok := parseUaddr(nc.family, servUaddr)
+	serv, ok := netid.ParseUaddrLenient(nc.Family, servUaddr)
 	if !ok || serv.Addr().Is4() != best.Is4() {
 		return "", false
 	}
-	return formatUaddr(netip.AddrPortFrom(best, serv.Port())), true
+	return netid.FormatUaddr(netip.AddrPortFrom(best, serv.Port())), true
 }
 
 func (p *Portmapper) interfaces(dst netip.Addr) ([]ifaddrs.Addr, error) {

@@ -1,16 +1,13 @@
 package rpcbind
 
 import (
-	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-func decodeMapping(c *Call) (registry.Mapping, bool) {
+func decodeMapping(c *Call) (xdr.Mapping, bool) {
 	var m xdr.Mapping
-	if !c.DecodeArgs(m.Decode) {
-		return registry.Mapping{}, false
-	}
-	return registry.Mapping(m), true
+	return m, c.DecodeArgs(m.Decode)
 }
 
 func (p *Portmapper) pmapSet(w ReplyWriter, c *Call) {
@@ -47,29 +44,21 @@ func (p *Portmapper) pmapGetport(w ReplyWriter, c *Call) {
 	}
 	port := p.Registry.GetPort(m.Prog, m.Vers, m.Prot)
 	_ = ReplyUint32(w, c, port)
-	var netid string
-	switch m.Prot {
-	case xdr.ProtoUDP:
-		netid = registry.NetidUDP
-	case xdr.ProtoTCP:
-		netid = registry.NetidTCP
-	}
-	if p.serves(netid) {
+	if id, ok := netid.FromProto(m.Prot); ok && p.serves(id) {
 		answer := ""
 		if port != 0 {
 			answer = "found"
 		}
-		p.Stats.Addr(xdr.PmapVers, m.Prog, m.Vers, netid, answer)
+		p.Stats.Addr(xdr.PmapVers, m.Prog, m.Vers, id, answer)
 	}
 }
 
 func (p *Portmapper) pmapDump(w ReplyWriter, c *Call) {
 	// A list too long for a datagram gets no answer, as from rpcbind.
 	_ = Reply(w, c, func(e *xdr.Encoder) {
-		p.Registry.RangeMappings(func(m registry.Mapping) bool {
+		p.Registry.RangeMappings(func(m xdr.Mapping) bool {
 			e.Bool(true)
-			xm := xdr.Mapping(m)
-			xm.Encode(e)
+			m.Encode(e)
 			return true
 		})
 		e.Bool(false)

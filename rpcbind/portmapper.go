@@ -5,7 +5,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -20,7 +21,7 @@ type Portmapper struct {
 	Stats *Stats
 	// Netids are the transports served; GETADDR answers and statistics
 	// only concern them. All known netids when empty.
-	Netids []string
+	Netids []netid.ID
 	// Insecure lets CALLIT reach the portmapper itself, like rpcbind -i.
 	Insecure bool
 	// Interfaces lists the host's addresses for address merging, given
@@ -67,11 +68,20 @@ func (p *Portmapper) Register(mux *ServeMux) {
 	handle(xdr.RpcbVers4, xdr.RpcbProcGetstat, p.rpcbGetstat)
 }
 
-func (p *Portmapper) serves(netid string) bool {
-	if _, ok := lookupNetconfig(netid); !ok {
+func (p *Portmapper) serves(id netid.ID) bool {
+	if _, ok := transport(id); !ok {
 		return false
 	}
-	return len(p.Netids) == 0 || slices.Contains(p.Netids, netid)
+	return len(p.Netids) == 0 || slices.Contains(p.Netids, id)
+}
+
+// transport returns the netconfig entry of id when it is a transport
+// rpcbind can serve: local, and each visible entry, as rpcbind's main sets
+// them up (unix and rawip are neither). The match is exact, as
+// getnetconfigent's: a registration on "TCP" has no transport.
+func transport(id netid.ID) (netid.Netconfig, bool) {
+	nc, ok := netid.Lookup(id)
+	return nc, ok && (nc.Visible || id == netid.Local)
 }
 
 func (p *Portmapper) now() time.Time {
@@ -102,7 +112,7 @@ func answerChange(w ReplyWriter, c *Call, ok bool, err error) {
 
 // isDatagram reports whether c arrived on a connectionless transport.
 func isDatagram(c *Call) bool {
-	return c.Netid == registry.NetidUDP || c.Netid == registry.NetidUDP6
+	return c.Netid == netid.UDP || c.Netid == netid.UDP6
 }
 
 // remoteCall answers CALLIT (v2, v3), BCAST (v4) and INDIRECT (v4) the way

@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -50,7 +51,7 @@ func newHarness(t testing.TB) *harness {
 	reg := registry.New(registry.Options{})
 	pm := &Portmapper{
 		Registry:   reg,
-		Netids:     []string{"tcp6", "udp6", "tcp", "udp", "local"},
+		Netids:     []netid.ID{"tcp6", "udp6", "tcp", "udp", "local"},
 		Interfaces: func(netip.Addr) ([]ifaddrs.Addr, error) { return loopbackIfaces, nil },
 		Now:        func() time.Time { return time.Unix(1_800_000_000, 0) },
 	}
@@ -71,7 +72,7 @@ func newHarness(t testing.TB) *harness {
 
 // from describes where a call comes from.
 type from struct {
-	netid  string
+	netid  netid.ID
 	remote string // addr:port for IP netids
 	local  string // address called, for IP netids; "" when unknown
 	uid    int    // for local: -1 means no credentials

@@ -3,6 +3,7 @@ package rpcbind
 import (
 	"errors"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -19,7 +20,7 @@ func (p *Portmapper) rpcbSet(vers uint32) HandlerFunc {
 			_ = ReplyError(w, c, xdr.GarbageArgs)
 			return
 		}
-		done, err := p.Registry.Set(c.Caller(), registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: r.Netid, Addr: r.Addr})
+		done, err := p.Registry.Set(c.Caller(), registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: netid.ID(r.Netid), Addr: r.Addr})
 		answerChange(w, c, done, err)
 		if done {
 			p.Stats.Set(vers)
@@ -34,7 +35,7 @@ func (p *Portmapper) rpcbUnset(vers uint32) HandlerFunc {
 			_ = ReplyError(w, c, xdr.GarbageArgs)
 			return
 		}
-		done, err := p.Registry.Unset(c.Caller(), r.Prog, r.Vers, r.Netid)
+		done, err := p.Registry.Unset(c.Caller(), r.Prog, r.Vers, netid.ID(r.Netid))
 		answerChange(w, c, done, err)
 		if done {
 			p.Stats.Unset(vers)
@@ -71,7 +72,7 @@ func (p *Portmapper) rpcbDump(w ReplyWriter, c *Call) {
 	err := Reply(w, c, func(e *xdr.Encoder) {
 		p.Registry.Range(func(en registry.Entry) bool {
 			e.Bool(true)
-			r := xdr.RPCB{Prog: en.Prog, Vers: en.Vers, Netid: en.Netid, Addr: en.Addr, Owner: en.Owner}
+			r := xdr.RPCB{Prog: en.Prog, Vers: en.Vers, Netid: string(en.Netid), Addr: en.Addr, Owner: en.Owner}
 			r.Encode(e)
 			return true
 		})
@@ -95,9 +96,9 @@ func (p *Portmapper) rpcbUaddr2taddr(w ReplyWriter, c *Call) {
 		return
 	}
 	var nb xdr.Netbuf
-	if nc, ok := lookupNetconfig(c.Netid); ok {
-		if t, ok := uaddrToTaddr(nc.family, uaddr); ok {
-			nb = t
+	if nc, ok := transport(c.Netid); ok {
+		if sa, ok := netid.Uaddr2Taddr(nc.Family, uaddr); ok {
+			nb = xdr.Netbuf{MaxLen: nc.Family.SockaddrLen(), Buf: sa}
 		}
 	}
 	_ = Reply(w, c, nb.Encode)
@@ -112,8 +113,8 @@ func (p *Portmapper) rpcbTaddr2uaddr(w ReplyWriter, c *Call) {
 		return
 	}
 	uaddr := ""
-	if nc, ok := lookupNetconfig(c.Netid); ok {
-		if u, ok := taddrToUaddr(nc.family, nb.Buf); ok {
+	if nc, ok := transport(c.Netid); ok {
+		if u, ok := netid.Taddr2Uaddr(nc.Family, nb.Buf); ok {
 			uaddr = u
 		}
 	}
@@ -128,7 +129,7 @@ func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
 		_ = ReplyError(w, c, xdr.GarbageArgs)
 		return
 	}
-	arrival, ok := lookupNetconfig(c.Netid)
+	arrival, ok := transport(c.Netid)
 	if !ok {
 		_ = ReplyError(w, c, xdr.SystemErr)
 		return
@@ -137,12 +138,12 @@ func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
 	failed := false
 	last := ""
 	p.Registry.Versions(r.Prog, r.Vers, func(en registry.Entry) bool {
-		nc, ok := lookupNetconfig(en.Netid)
+		nc, ok := transport(en.Netid)
 		if !ok || !p.serves(en.Netid) {
 			failed = true // rpcbind abandons the whole list
 			return false
 		}
-		if nc.protoFmly != arrival.protoFmly {
+		if nc.ProtoFmly != arrival.ProtoFmly {
 			return true
 		}
 		merged, ok := p.mergeAddr(c, en.Netid, en.Addr, r.Addr)
@@ -150,7 +151,7 @@ func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
 			return true
 		}
 		last = merged
-		list = append(list, xdr.RPCBEntry{MAddr: merged, Netid: nc.netid, Semantics: nc.semantics, ProtoFmly: nc.protoFmly, Proto: nc.proto})
+		list = append(list, xdr.RPCBEntry{MAddr: merged, Netid: string(nc.ID), Semantics: nc.Semantics, ProtoFmly: nc.ProtoFmly, Proto: nc.Proto})
 		return true
 	})
 	if failed {

@@ -6,7 +6,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -96,7 +97,7 @@ func TestOneListBehindAllVersions(t *testing.T) {
 	h := newHarness(t)
 	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "udp", "127.0.0.1.156.65")).boolean(t)
 	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "udp6", "::1.156.66")).boolean(t)
-	m := xdr.Mapping{Prog: progT, Vers: 2, Prot: xdr.ProtoTCP, Port: 40002}
+	m := xdr.Mapping{Prog: progT, Vers: 2, Prot: netid.ProtoTCP, Port: 40002}
 	if !h.call(loopbackUDP, 2, xdr.PmapProcSet, m.Encode).boolean(t) {
 		t.Fatal("v2 set refused")
 	}
@@ -177,8 +178,8 @@ func TestGetaddrlist(t *testing.T) {
 		list = xdr.DecodeList(d, (*xdr.RPCBEntry).Decode)
 	})
 	want := []xdr.RPCBEntry{
-		{MAddr: "127.0.0.1.0.111", Netid: "tcp", Semantics: xdr.NCTpiCotsOrd, ProtoFmly: "inet", Proto: "tcp"},
-		{MAddr: "127.0.0.1.0.111", Netid: "udp", Semantics: xdr.NCTpiClts, ProtoFmly: "inet", Proto: "udp"},
+		{MAddr: "127.0.0.1.0.111", Netid: "tcp", Semantics: netid.TpiCotsOrd, ProtoFmly: "inet", Proto: "tcp"},
+		{MAddr: "127.0.0.1.0.111", Netid: "udp", Semantics: netid.TpiClts, ProtoFmly: "inet", Proto: "udp"},
 	}
 	if len(list) != len(want) {
 		t.Fatalf("got %+v, want %+v", list, want)
@@ -326,10 +327,10 @@ func TestProcedureRouting(t *testing.T) {
 
 func TestGetstatCounts(t *testing.T) {
 	h := newHarness(t)
-	m := xdr.Mapping{Prog: progT, Vers: 1, Prot: xdr.ProtoUDP, Port: 7}
+	m := xdr.Mapping{Prog: progT, Vers: 1, Prot: netid.ProtoUDP, Port: 7}
 	h.call(loopbackUDP, 2, xdr.PmapProcSet, m.Encode).boolean(t)
 	h.call(loopbackUDP, 2, xdr.PmapProcGetport, m.Encode)
-	miss := xdr.Mapping{Prog: progT + 1, Vers: 1, Prot: xdr.ProtoUDP}
+	miss := xdr.Mapping{Prog: progT + 1, Vers: 1, Prot: netid.ProtoUDP}
 	h.call(loopbackUDP, 2, xdr.PmapProcGetport, miss.Encode)
 	h.call(loopbackUDP, 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", "")).str(t)
 	h.call(remoteUDP, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "udp", "x"))

@@ -2,28 +2,18 @@ package rpcbind
 
 import (
 	"slices"
-	"strconv"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
 
 // An Endpoint is one transport the portmapper serves: its netid and the
-// universal address it registers itself under.
+// universal address it registers itself under (netid.WildcardUaddr for an
+// IP transport bound to every address).
 type Endpoint struct {
-	Netid string
+	Netid netid.ID
 	Addr  string
-}
-
-// WildcardUaddr returns the universal address of port on every address of
-// an IP netid's family, as rpcbind registers itself: 0.0.0.0.0.111 or
-// ::.0.111.
-func WildcardUaddr(netid string, port uint16) string {
-	host := "0.0.0.0"
-	if netid == registry.NetidTCP6 || netid == registry.NetidUDP6 {
-		host = "::"
-	}
-	return host + "." + strconv.Itoa(int(port>>8)) + "." + strconv.Itoa(int(port&0xff))
 }
 
 // servedVersions are the portmapper versions this package answers, highest
@@ -40,7 +30,7 @@ func (p *Portmapper) SelfEntries(eps []Endpoint) []registry.Entry {
 	var out []registry.Entry
 	for _, ep := range eps {
 		for _, v := range servedVersions() {
-			if v == xdr.PmapVers && ep.Netid != registry.NetidTCP && ep.Netid != registry.NetidUDP {
+			if v == xdr.PmapVers && ep.Netid != netid.TCP && ep.Netid != netid.UDP {
 				continue
 			}
 			out = append(out, registry.Entry{Prog: xdr.PmapProg, Vers: v, Netid: ep.Netid, Addr: ep.Addr})
@@ -50,17 +40,17 @@ func (p *Portmapper) SelfEntries(eps []Endpoint) []registry.Entry {
 }
 
 // rank orders the portmapper's own entries as rpcbind's list has them.
-func rank(netid string) int {
-	switch netid {
-	case registry.NetidTCP6:
+func rank(id netid.ID) int {
+	switch id {
+	case netid.TCP6:
 		return 0
-	case registry.NetidUDP6:
+	case netid.UDP6:
 		return 1
-	case registry.NetidTCP:
+	case netid.TCP:
 		return 2
-	case registry.NetidUDP:
+	case netid.UDP:
 		return 3
-	case registry.NetidLocal:
+	case netid.Local:
 		return 4
 	}
 	return 5

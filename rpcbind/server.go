@@ -16,7 +16,7 @@ import (
 
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/peercred"
-	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -246,28 +246,28 @@ func (s *Server) handle(w replyWriter, c *Call) {
 }
 
 func callerString(c *Call) string {
-	if c.Netid == registry.NetidLocal {
+	if c.Netid == netid.Local {
 		if c.PeerCred != nil {
 			return fmt.Sprintf("pid %d uid %d", c.PeerCred.PID, c.PeerCred.UID)
 		}
-		return "local"
+		return string(netid.Local)
 	}
 	return c.Remote.String()
 }
 
-// ServeUDP answers calls arriving on conn until ctx is done. netid names
+// ServeUDP answers calls arriving on conn until ctx is done. id names
 // the transport (udp or udp6). Replies leave from the address each call
 // arrived at, even when conn is bound to a wildcard address.
-func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) error {
+func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, id netid.ID) error {
 	pktinfo := enablePacketInfo(conn)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
 	defer stop()
-	withheld := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "UDP replies withheld: reply-byte rate limit", 0, "netid", netid)
+	withheld := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "UDP replies withheld: reply-byte rate limit", 0, "netid", id)
 	defer withheld.Flush()
 	workers := min(runtime.GOMAXPROCS(0), 4)
 	errs := make(chan error, workers)
 	for range workers {
-		go func() { errs <- s.udpLoop(ctx, conn, netid, pktinfo, withheld) }()
+		go func() { errs <- s.udpLoop(ctx, conn, id, pktinfo, withheld) }()
 	}
 	var first error
 	for range workers {
@@ -278,7 +278,7 @@ func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) 
 	return first
 }
 
-func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, pktinfo bool, withheld *netlimit.LogThrottle) error {
+func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, id netid.ID, pktinfo bool, withheld *netlimit.LogThrottle) error {
 	max := s.maxMessage()
 	// One byte more than the limit tells an oversized datagram from one
 	// that fits exactly.
@@ -295,13 +295,13 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 			if netlimit.IsTemporary(err) {
 				continue
 			}
-			return fmt.Errorf("rpcbind: %s read: %w", netid, err)
+			return fmt.Errorf("rpcbind: %s read: %w", id, err)
 		}
 		if n > max {
-			s.logger().Debug("dropped oversized datagram", "netid", netid, "from", from, "limit", max)
+			s.logger().Debug("dropped oversized datagram", "netid", id, "from", from, "limit", max)
 			continue
 		}
-		c := Call{Netid: netid, Remote: unmap(from), Local: local}
+		c := Call{Netid: id, Remote: unmap(from), Local: local}
 		w.oob = w.oob[:0]
 		if pktinfo {
 			if dst, ok := packetDestination(oob[:oobn]); ok {
@@ -315,13 +315,13 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 }
 
 // ServeStream answers calls on connections accepted from ln until ctx is
-// done. netid is tcp, tcp6 or local; local connections carry the peer's
+// done. id is tcp, tcp6 or local; local connections carry the peer's
 // kernel credentials. Connections are admitted within MaxConns,
 // MaxConnsPerSource and the Budget (see netlimit).
-func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string) error {
-	local := netid == registry.NetidLocal
+func (s *Server) ServeStream(ctx context.Context, ln net.Listener, id netid.ID) error {
+	local := id == netid.Local
 	lim := netlimit.New(netlimit.Config{
-		Name:         netid,
+		Name:         string(id),
 		MaxConns:     s.maxConns(),
 		MaxPerSource: s.maxConnsPerSource(),
 		Local:        local,
@@ -331,7 +331,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 	defer lim.Close()
 	// A peer may announce a record over the limit on every connection it
 	// opens: the log counts those it resets rather than lines for each.
-	resets := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "connections reset: record too large", 0, "netid", netid)
+	resets := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "connections reset: record too large", 0, "netid", id)
 	defer resets.Flush()
 	lln := netlimit.NewListener(ln, lim)
 	var (
@@ -357,7 +357,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("rpcbind: %s accept: %w", netid, err)
+			return fmt.Errorf("rpcbind: %s accept: %w", id, err)
 		}
 		mu.Lock()
 		conns[c] = struct{}{}
@@ -365,7 +365,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			diverted := s.serveConn(ctx, c, slot, netid, resets)
+			diverted := s.serveConn(ctx, c, slot, id, resets)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
@@ -381,9 +381,9 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 // it reads or answers a call and idle between calls, and notes in resets
 // a reset for a record over the limit. It reports whether the connection
 // was handed to Divert, which then owns it.
-func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, netid string, resets *netlimit.LogThrottle) (diverted bool) {
-	c := Call{Netid: netid}
-	if netid == registry.NetidLocal {
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, id netid.ID, resets *netlimit.LogThrottle) (diverted bool) {
+	c := Call{Netid: id}
+	if id == netid.Local {
 		cred, err := peercred.Get(conn)
 		if err != nil {
 			s.logger().Warn("local connection without peer credentials", "err", err)
@@ -420,7 +420,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 			// Evicted to make room just as a call arrived.
 			return false
 		}
-		if first && s.Divert != nil && netid != registry.NetidLocal && startsHTTPMethod(next[0]) {
+		if first && s.Divert != nil && id != netid.Local && startsHTTPMethod(next[0]) {
 			// The HTTP server admits it within its own limits.
 			slot.Release()
 			s.Divert(&peekedConn{Conn: conn, r: br})
@@ -441,7 +441,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 			return false
 		}
 		if w.failed != nil {
-			s.logger().Debug("closing connection: reply not sent", "netid", netid, "from", callerString(&c), "err", w.failed)
+			s.logger().Debug("closing connection: reply not sent", "netid", id, "from", callerString(&c), "err", w.failed)
 			return false
 		}
 	}

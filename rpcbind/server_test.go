@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -50,7 +51,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 			t.Fatal(err)
 		}
 	}
-	for _, e := range pm.SelfEntries([]Endpoint{{Netid: "tcp", Addr: WildcardUaddr("tcp", 111)}, {Netid: "udp", Addr: WildcardUaddr("udp", 111)}}) {
+	for _, e := range pm.SelfEntries([]Endpoint{{Netid: "tcp", Addr: netid.WildcardUaddr("tcp", 111)}, {Netid: "udp", Addr: netid.WildcardUaddr("udp", 111)}}) {
 		if _, err := reg.Set(registry.Caller{Transport: registry.Internal}, e); err != nil {
 			t.Fatal(err)
 		}
@@ -143,28 +144,28 @@ func TestPortmapV2(t *testing.T) {
 		return func(ctx context.Context, c *Client) (uint32, error) { return c.GetPort(ctx, p, vers, prot) }
 	}
 	steps := []step{
-		{"portmapper on udp", getport(xdr.PmapProg, 2, xdr.ProtoUDP), 111},
-		{"portmapper on tcp", getport(xdr.PmapProg, 2, xdr.ProtoTCP), 111},
-		{"set udp", set(1, xdr.ProtoUDP, 40001), 1},
-		{"set udp again, same port", set(1, xdr.ProtoUDP, 40001), 1},
-		{"set udp again, other port", set(1, xdr.ProtoUDP, 40009), 0},
-		{"set tcp", set(1, xdr.ProtoTCP, 40002), 1},
+		{"portmapper on udp", getport(xdr.PmapProg, 2, netid.ProtoUDP), 111},
+		{"portmapper on tcp", getport(xdr.PmapProg, 2, netid.ProtoTCP), 111},
+		{"set udp", set(1, netid.ProtoUDP, 40001), 1},
+		{"set udp again, same port", set(1, netid.ProtoUDP, 40001), 1},
+		{"set udp again, other port", set(1, netid.ProtoUDP, 40009), 0},
+		{"set tcp", set(1, netid.ProtoTCP, 40002), 1},
 		{"set protocol 99", set(1, 99, 40003), 0},
-		{"set version 3", set(3, xdr.ProtoUDP, 40003), 1},
-		{"getport exact udp", getport(prog, 1, xdr.ProtoUDP), 40001},
-		{"getport exact tcp", getport(prog, 1, xdr.ProtoTCP), 40002},
-		{"getport other version falls back to the last registered", getport(prog, 7, xdr.ProtoUDP), 40003},
-		{"getport other version on tcp", getport(prog, 7, xdr.ProtoTCP), 40002},
+		{"set version 3", set(3, netid.ProtoUDP, 40003), 1},
+		{"getport exact udp", getport(prog, 1, netid.ProtoUDP), 40001},
+		{"getport exact tcp", getport(prog, 1, netid.ProtoTCP), 40002},
+		{"getport other version falls back to the last registered", getport(prog, 7, netid.ProtoUDP), 40003},
+		{"getport other version on tcp", getport(prog, 7, netid.ProtoTCP), 40002},
 		{"getport protocol 99", getport(prog, 1, 99), 0},
-		{"getport unknown program", getport(prog+100, 1, xdr.ProtoUDP), 0},
+		{"getport unknown program", getport(prog+100, 1, netid.ProtoUDP), 0},
 		{"unset removes tcp and udp", unset(1), 1},
-		{"udp gone", getport(prog, 1, xdr.ProtoUDP), 40003},
-		{"tcp gone", getport(prog, 1, xdr.ProtoTCP), 0},
+		{"udp gone", getport(prog, 1, netid.ProtoUDP), 40003},
+		{"tcp gone", getport(prog, 1, netid.ProtoTCP), 0},
 		{"unset version 3", unset(3), 1},
 		{"unset of nothing", unset(3), 1},
-		{"all gone", getport(prog, 3, xdr.ProtoUDP), 0},
-		{"port is taken modulo 65536", set(5, xdr.ProtoUDP, 70000), 1},
-		{"port 70000 reads back as 4464", getport(prog, 5, xdr.ProtoUDP), 4464},
+		{"all gone", getport(prog, 3, netid.ProtoUDP), 0},
+		{"port is taken modulo 65536", set(5, netid.ProtoUDP, 70000), 1},
+		{"port 70000 reads back as 4464", getport(prog, 5, netid.ProtoUDP), 4464},
 		{"cleanup", unset(5), 1},
 	}
 	for _, network := range []string{"udp", "tcp"} {
@@ -197,7 +198,7 @@ func TestDumpV2(t *testing.T) {
 	s := startServer(t)
 	c := s.client(t, "tcp", "")
 	ctx := ctxT(t)
-	if ok, err := c.PmapSet(ctx, xdr.Mapping{Prog: 0x2fff0001, Vers: 1, Prot: xdr.ProtoUDP, Port: 40001}); !ok || err != nil {
+	if ok, err := c.PmapSet(ctx, xdr.Mapping{Prog: 0x2fff0001, Vers: 1, Prot: netid.ProtoUDP, Port: 40001}); !ok || err != nil {
 		t.Fatalf("set: %v %v", ok, err)
 	}
 	got, err := c.Dump(ctx)
@@ -232,11 +233,11 @@ func TestChangesOnlyFromLoopback(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			c := s.client(t, network, "127.0.0.2")
 			ctx := ctxT(t)
-			_, err := c.PmapSet(ctx, xdr.Mapping{Prog: 0x2fff0002, Vers: 1, Prot: xdr.ProtoUDP, Port: 40001})
+			_, err := c.PmapSet(ctx, xdr.Mapping{Prog: 0x2fff0002, Vers: 1, Prot: netid.ProtoUDP, Port: 40001})
 			wantDenied(t, err, xdr.AuthTooWeak)
 			_, err = c.PmapUnset(ctx, xdr.PmapProg, 2)
 			wantDenied(t, err, xdr.AuthTooWeak)
-			if port, err := c.GetPort(ctx, xdr.PmapProg, 2, xdr.ProtoUDP); err != nil || port != 111 {
+			if port, err := c.GetPort(ctx, xdr.PmapProg, 2, netid.ProtoUDP); err != nil || port != 111 {
 				t.Errorf("getport from 127.0.0.2 = %d, %v; want 111", port, err)
 			}
 		})
@@ -467,7 +468,7 @@ func TestLargeDump(t *testing.T) {
 	s := startServer(t)
 	for i := range 600 {
 		if _, err := s.reg.SetMapping(registry.Caller{Transport: registry.Internal},
-			registry.Mapping{Prog: 0x2fff1000 + uint32(i), Vers: 1, Prot: registry.ProtoUDP, Port: 1000}); err != nil {
+			xdr.Mapping{Prog: 0x2fff1000 + uint32(i), Vers: 1, Prot: netid.ProtoUDP, Port: 1000}); err != nil {
 			t.Fatal(err)
 		}
 	}

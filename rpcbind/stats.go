@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -91,19 +92,19 @@ func (s *Stats) Unset(vers uint32) {
 
 // Addr counts an address lookup of prog, vers on a served netid; an
 // empty answer is a failure.
-func (s *Stats) Addr(statVers, prog, vers uint32, netid, answer string) {
+func (s *Stats) Addr(statVers, prog, vers uint32, id netid.ID, answer string) {
 	v := s.version(statVers)
 	if v == nil {
 		return
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	i := slices.IndexFunc(v.addr, func(a xdr.AddrStat) bool { return a.Prog == prog && a.Vers == vers && a.Netid == netid })
+	i := slices.IndexFunc(v.addr, func(a xdr.AddrStat) bool { return a.Prog == prog && a.Vers == vers && a.Netid == string(id) })
 	if i < 0 {
 		if len(v.addr) >= s.maxEntries() {
 			return
 		}
-		v.addr = append(v.addr, xdr.AddrStat{Prog: prog, Vers: vers, Netid: netid})
+		v.addr = append(v.addr, xdr.AddrStat{Prog: prog, Vers: vers, Netid: string(id)})
 		i = len(v.addr) - 1
 	}
 	if answer == "" {
@@ -115,7 +116,7 @@ func (s *Stats) Addr(statVers, prog, vers uint32, netid, answer string) {
 
 // RmtCall counts a remote call to prog, vers, proc on a served netid; ok
 // says the exact version was registered.
-func (s *Stats) RmtCall(statVers uint32, indirect bool, prog, vers, proc uint32, netid string, ok bool) {
+func (s *Stats) RmtCall(statVers uint32, indirect bool, prog, vers, proc uint32, id netid.ID, ok bool) {
 	v := s.version(statVers)
 	if v == nil {
 		return
@@ -123,13 +124,13 @@ func (s *Stats) RmtCall(statVers uint32, indirect bool, prog, vers, proc uint32,
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	i := slices.IndexFunc(v.rmt, func(r xdr.RmtCallStat) bool {
-		return r.Prog == prog && r.Vers == vers && r.Proc == proc && r.Netid == netid
+		return r.Prog == prog && r.Vers == vers && r.Proc == proc && r.Netid == string(id)
 	})
 	if i < 0 {
 		if len(v.rmt) >= s.maxEntries() {
 			return
 		}
-		v.rmt = append(v.rmt, xdr.RmtCallStat{Prog: prog, Vers: vers, Proc: proc, Netid: netid})
+		v.rmt = append(v.rmt, xdr.RmtCallStat{Prog: prog, Vers: vers, Proc: proc, Netid: string(id)})
 		i = len(v.rmt) - 1
 	}
 	if ok {

@@ -3,6 +3,7 @@ package xdr_test
 import (
 	"testing"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -46,7 +47,7 @@ func BenchmarkDecodeGetport(b *testing.B) {
 func BenchmarkEncodeDump(b *testing.B) {
 	list := make([]xdr.Mapping, 1000)
 	for i := range list {
-		list[i] = xdr.Mapping{Prog: 0x40000000 + uint32(i), Vers: 1, Prot: xdr.ProtoUDP, Port: uint32(1024 + i)}
+		list[i] = xdr.Mapping{Prog: 0x40000000 + uint32(i), Vers: 1, Prot: netid.ProtoUDP, Port: uint32(1024 + i)}
 	}
 	h := xdr.Accepted(1, xdr.Success)
 	e := xdr.NewEncoder(nil)

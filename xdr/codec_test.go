@@ -9,6 +9,7 @@ import (
 
 	xdr2 "github.com/davecgh/go-xdr/xdr2"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -71,7 +72,7 @@ func TestEncoderMatchesGoXDR(t *testing.T) {
 
 	// Structs: the wire types have the same layout as their go-xdr
 	// reflection equivalents.
-	for _, m := range []xdr.Mapping{{}, {xdr.PmapProg, 2, xdr.ProtoTCP, 111}, {math.MaxUint32, 1, 99, 70000}} {
+	for _, m := range []xdr.Mapping{{}, {xdr.PmapProg, 2, netid.ProtoTCP, 111}, {math.MaxUint32, 1, 99, 70000}} {
 		if got, want := encode(m.Encode), marshal(t, m); !bytes.Equal(got, want) {
 			t.Errorf("Mapping %+v = %x, go-xdr %x", m, got, want)
 		}
@@ -128,7 +129,7 @@ func TestDecoderMatchesGoXDR(t *testing.T) {
 			t.Errorf("len %d: String %q, Opaque %q, %v", n, gotS, gotB, err)
 		}
 	}
-	for _, m := range []xdr.Mapping{{}, {xdr.PmapProg, 2, xdr.ProtoTCP, 111}, {math.MaxUint32, 1, 99, 70000}} {
+	for _, m := range []xdr.Mapping{{}, {xdr.PmapProg, 2, netid.ProtoTCP, 111}, {math.MaxUint32, 1, 99, 70000}} {
 		var got xdr.Mapping
 		d := xdr.NewDecoder(marshal(t, m))
 		got.Decode(d)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -164,12 +165,12 @@ func callCases() []callCase {
 	rpcvers3 := pmapCall(xdr.PmapProcNull)
 	rpcvers3.RPCVers = 3
 	gss := []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 4, 'a', 'b', 'c', 'd'}
-	getport := xdr.Mapping{Prog: xdr.PmapProg, Vers: xdr.PmapVers, Prot: xdr.ProtoUDP}
+	getport := xdr.Mapping{Prog: xdr.PmapProg, Vers: xdr.PmapVers, Prot: netid.ProtoUDP}
 	getportArgs := []byte{0, 1, 0x86, 0xa0, 0, 0, 0, 2, 0, 0, 0, 17, 0, 0, 0, 0}
 	return []callCase{
 		{file: "call-null-v2.hex", hdr: pmapCall(xdr.PmapProcNull), args: void{}},
-		{file: "call-set-v2.hex", hdr: pmapCall(xdr.PmapProcSet), args: mappingArg{Prog: 0x2fff0001, Vers: 1, Prot: xdr.ProtoUDP, Port: 40001}},
-		{file: "call-unset-v2.hex", hdr: pmapCall(xdr.PmapProcUnset), args: mappingArg{Prog: 0x2fff0001, Vers: 1, Prot: xdr.ProtoUDP, Port: 40001}},
+		{file: "call-set-v2.hex", hdr: pmapCall(xdr.PmapProcSet), args: mappingArg{Prog: 0x2fff0001, Vers: 1, Prot: netid.ProtoUDP, Port: 40001}},
+		{file: "call-unset-v2.hex", hdr: pmapCall(xdr.PmapProcUnset), args: mappingArg{Prog: 0x2fff0001, Vers: 1, Prot: netid.ProtoUDP, Port: 40001}},
 		{file: "call-getport-v2.hex", hdr: pmapCall(xdr.PmapProcGetport), args: mappingArg(getport)},
 		{file: "call-dump-v2.hex", hdr: pmapCall(xdr.PmapProcDump), args: void{}},
 		{file: "call-callit-v2.hex", hdr: pmapCall(xdr.PmapProcCallit), args: callArgs{Prog: xdr.PmapProg, Vers: xdr.PmapVers, Proc: xdr.PmapProcGetport, Args: getportArgs}},
@@ -254,8 +255,8 @@ type replyCase struct {
 
 func replyCases() []replyCase {
 	fresh := pmaplist{
-		{xdr.PmapProg, 4, xdr.ProtoTCP, 111}, {xdr.PmapProg, 3, xdr.ProtoTCP, 111}, {xdr.PmapProg, 2, xdr.ProtoTCP, 111},
-		{xdr.PmapProg, 4, xdr.ProtoUDP, 111}, {xdr.PmapProg, 3, xdr.ProtoUDP, 111}, {xdr.PmapProg, 2, xdr.ProtoUDP, 111},
+		{xdr.PmapProg, 4, netid.ProtoTCP, 111}, {xdr.PmapProg, 3, netid.ProtoTCP, 111}, {xdr.PmapProg, 2, netid.ProtoTCP, 111},
+		{xdr.PmapProg, 4, netid.ProtoUDP, 111}, {xdr.PmapProg, 3, netid.ProtoUDP, 111}, {xdr.PmapProg, 2, netid.ProtoUDP, 111},
 	}
 	progMismatch := accepted(xdr.ProgMismatch)
 	progMismatch.Mismatch = xdr.Mismatch{Low: 2, High: 4}
@@ -432,7 +433,7 @@ func TestGoldenRecords(t *testing.T) {
 func TestGoldenDumpOverTCP(t *testing.T) {
 	want := golden(t, "record-reply-dump-fresh.hex")
 	var list []xdr.Mapping
-	for _, prot := range []uint32{xdr.ProtoTCP, xdr.ProtoUDP} {
+	for _, prot := range []uint32{netid.ProtoTCP, netid.ProtoUDP} {
 		for vers := uint32(4); vers >= 2; vers-- {
 			list = append(list, xdr.Mapping{Prog: xdr.PmapProg, Vers: vers, Prot: prot, Port: xdr.PmapPort})
 		}

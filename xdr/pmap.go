@@ -19,14 +19,9 @@ const (
 	PmapProcCallit  = 5
 )
 
-// IP protocol numbers used in a v2 mapping.
-const (
-	ProtoTCP = 6
-	ProtoUDP = 17
-)
-
 // A Mapping is portmap v2's registration: program, version, IP protocol
-// and port.
+// number (netid.ProtoTCP or netid.ProtoUDP, whose meaning the netid package
+// owns) and port.
 type Mapping struct {
 	Prog, Vers, Prot, Port uint32
 }

@@ -57,18 +57,13 @@ func (r *RPCB) Encode(e *Encoder) {
 	e.String(r.Owner)
 }
 
-// Transport semantics of a netconfig entry.
-const (
-	NCTpiClts    = 1
-	NCTpiCots    = 2
-	NCTpiCotsOrd = 3
-)
-
 // An RPCBEntry is one element of GETADDRLIST's result: an address and the
 // netconfig facts of its transport.
 type RPCBEntry struct {
-	MAddr     string
-	Netid     string
+	MAddr string
+	Netid string
+	// Semantics is the transport's netconfig nc_semantics (netid.TpiClts,
+	// netid.TpiCotsOrd, ...).
 	Semantics uint32
 	ProtoFmly string
 	Proto     string

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -63,18 +64,18 @@ func workloads() map[string]workload {
 	return map[string]workload{
 		"getport-udp": {"udp", func(ctx context.Context, c *rpcbind.Client, rng *rand.Rand, n, _ int) error {
 			prog := benchProg + uint32(rng.IntN(max(n, 1)))
-			_, err := c.GetPort(ctx, prog, 1, xdr.ProtoUDP)
+			_, err := c.GetPort(ctx, prog, 1, netid.ProtoUDP)
 			return err
 		}},
 		"getaddr-udp": {"udp", func(ctx context.Context, c *rpcbind.Client, rng *rand.Rand, n, _ int) error {
-			r := xdr.RPCB{Prog: benchProg + uint32(rng.IntN(max(n, 1))), Vers: 1, Netid: "udp"}
+			r := xdr.RPCB{Prog: benchProg + uint32(rng.IntN(max(n, 1))), Vers: 1, Netid: string(netid.UDP)}
 			return c.Call(ctx, xdr.PmapProg, xdr.RpcbVers, xdr.RpcbProcGetaddr, r.Encode, func(d *xdr.Decoder) {
 				d.String("addr", xdr.MaxRPCBString)
 			})
 		}},
 		"set-unset-udp": {"udp", func(ctx context.Context, c *rpcbind.Client, rng *rand.Rand, n, worker int) error {
 			prog := benchProg + 0x1000000 + uint32(worker)
-			if _, err := c.PmapSet(ctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: xdr.ProtoUDP, Port: 999}); err != nil {
+			if _, err := c.PmapSet(ctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: netid.ProtoUDP, Port: 999}); err != nil {
 				return err
 			}
 			_, err := c.PmapUnset(ctx, prog, 1)
@@ -134,7 +135,7 @@ func prefill(ctx context.Context, server string, n int, set bool) error {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		prog := benchProg + uint32(i)
 		if set {
-			_, err = c.PmapSet(cctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: xdr.ProtoUDP, Port: uint32(1024 + i%60000)})
+			_, err = c.PmapSet(cctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: netid.ProtoUDP, Port: uint32(1024 + i%60000)})
 		} else {
 			_, err = c.PmapUnset(cctx, prog, 1)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portmapd/portmapd/xdr"
+	"github.com/portmapd/portmapd/netid"
 )
 
 // An argError is a bad argument, reported with rpcinfo's wording.
@@ -123,24 +123,18 @@ func parsePort(arg string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// parseProto reads the protocol of a v2 mapping.
+// parseProto reads the protocol of a v2 mapping, its netid in any case.
 func parseProto(arg string) (uint32, error) {
-	switch strings.ToLower(arg) {
-	case "tcp":
-		return xdr.ProtoTCP, nil
-	case "udp":
-		return xdr.ProtoUDP, nil
+	if prot, ok := netid.ID(arg).Proto(); ok {
+		return prot, nil
 	}
 	return 0, &argError{fmt.Sprintf("%s is not a protocol (tcp or udp)", arg)}
 }
 
-// protoName is the netid of a v2 protocol.
+// protoName is the netid of a v2 protocol, or its number.
 func protoName(prot uint32) string {
-	switch prot {
-	case xdr.ProtoTCP:
-		return "tcp"
-	case xdr.ProtoUDP:
-		return "udp"
+	if id, ok := netid.FromProto(prot); ok {
+		return string(id)
 	}
 	return strconv.FormatUint(uint64(prot), 10)
 }

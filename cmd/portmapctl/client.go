@@ -9,20 +9,19 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
-	"github.com/portmapd/portmapd/xdr"
 )
 
 // netidNetwork checks a netid that ping can use.
-func netidNetwork(netid string) (string, error) {
-	switch netid {
-	case "udp", "tcp", "udp6", "tcp6", "local":
-		return netid, nil
+func netidNetwork(name string) (string, error) {
+	if id := netid.ID(name); id.IsIP() || id == netid.Local {
+		return name, nil
 	}
-	if !isKnownNetid(netid) {
-		return "", &notFoundError{netid}
+	if !isKnownNetid(name) {
+		return "", &notFoundError{name}
 	}
-	return "", &argError{fmt.Sprintf("netid %s not supported (use udp, tcp, udp6, tcp6 or local)", netid)}
+	return "", &argError{fmt.Sprintf("netid %s not supported (use udp, tcp, udp6, tcp6 or local)", name)}
 }
 
 // A notFoundError is a netid that /etc/netconfig does not have, reported
@@ -31,12 +30,13 @@ type notFoundError struct{ netid string }
 
 func (e *notFoundError) Error() string { return "Could not find " + e.netid }
 
-// netidProto is the v2 protocol of a netid.
-func netidProto(netid string) uint32 {
-	if netid == "tcp" {
-		return xdr.ProtoTCP
+// netidProto is the v2 protocol of a netid, which the callers have
+// checked is tcp or udp.
+func netidProto(name string) uint32 {
+	if name == string(netid.TCP) {
+		return netid.ProtoTCP
 	}
-	return xdr.ProtoUDP
+	return netid.ProtoUDP
 }
 
 // dial connects to address over network, within --timeout.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -35,7 +36,7 @@ defaults to 127.0.0.1 (rpcinfo -p without a host uses the local socket).`,
 func (g *globals) dump(cmd *cobra.Command, host string) error {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
-	pm, err := g.dialPortmapper(ctx, host, "tcp")
+	pm, err := g.dialPortmapper(ctx, host, string(netid.TCP))
 	if err != nil {
 		if e := interrupted(ctx); e != nil {
 			return e
@@ -44,7 +45,7 @@ func (g *globals) dump(cmd *cobra.Command, host string) error {
 		return failed
 	}
 	defer pm.Close()
-	if _, st := g.getport(ctx, pm, xdr.PmapProg, xdr.PmapVers, "tcp"); st.Stat != rpcSuccess {
+	if _, st := g.getport(ctx, pm, xdr.PmapProg, xdr.PmapVers, string(netid.TCP)); st.Stat != rpcSuccess {
 		if e := interrupted(ctx); e != nil {
 			return e
 		}

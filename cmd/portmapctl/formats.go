@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -51,15 +52,15 @@ func writePmapDump(w io.Writer, list []xdr.Mapping, name nameFunc) error {
 func pmapRows(list []xdr.Mapping) []xdr.RPCB {
 	rows := make([]xdr.RPCB, 0, len(list))
 	for _, m := range list {
-		netid := protoName(m.Prot)
-		if m.Prot != xdr.ProtoTCP && m.Prot != xdr.ProtoUDP {
-			netid = fmt.Sprintf("%6d", m.Prot)
+		id, ok := netid.FromProto(m.Prot)
+		if !ok {
+			id = netid.ID(fmt.Sprintf("%6d", m.Prot))
 		}
 		rows = append(rows, xdr.RPCB{
 			Prog:  m.Prog,
 			Vers:  m.Vers,
-			Netid: netid,
-			Addr:  fmt.Sprintf("0.0.0.0.%d.%d", (m.Port>>8)&0xff, m.Port&0xff),
+			Netid: string(id),
+			Addr:  netid.WildcardUaddr(netid.UDP, uint16(m.Port)),
 			Owner: "unknown",
 		})
 	}
@@ -185,9 +186,9 @@ func writeAddrList(w io.Writer, prog, vers uint32, list []xdr.RPCBEntry, name na
 		for _, e := range list {
 			class := "cots_ord"
 			switch e.Semantics {
-			case xdr.NCTpiClts:
+			case netid.TpiClts:
 				class = "clts"
-			case xdr.NCTpiCots:
+			case netid.TpiCots:
 				class = "cots"
 			}
 			fmt.Fprintf(b, "%10d%3d    %-24s%-24s %-13s\n", prog, vers, e.ProtoFmly+"/"+e.Proto+"/"+class+" ", e.MAddr, n)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -171,7 +172,7 @@ func setState(t *testing.T, s *testServer, state string, live bool) {
 		}
 		return
 	}
-	const tcp, udp = xdr.ProtoTCP, xdr.ProtoUDP
+	const tcp, udp = netid.ProtoTCP, netid.ProtoUDP
 	for _, m := range []xdr.Mapping{
 		{Prog: 100003, Vers: 3, Prot: tcp, Port: 2049},
 		{Prog: 100003, Vers: 3, Prot: udp, Port: 2049},

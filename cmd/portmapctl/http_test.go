@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
 )
@@ -104,7 +105,7 @@ func TestRemovals(t *testing.T) {
 	e, _ := reg.LookupExact(400000, 1, "tcp")
 	reg.Prune(e, "registering process 1 has exited and nothing is bound to tcp port 1025")
 	p := registry.Process{PID: 77, UID: 1000, Start: 5}
-	reg.RegisterNamed(registry.Caller{Transport: registry.Internal}, p, []registry.Service{{Name: "gone.example.com", Network: registry.NetTCP, Port: 9000}})
+	reg.RegisterNamed(registry.Caller{Transport: registry.Internal}, p, []registry.Service{{Name: "gone.example.com", Network: netid.TCP, Port: 9000}})
 	reg.DropProcess(p.PID, p.Start)
 	reg.Set(root, registry.Entry{Prog: 400001, Vers: 1, Netid: "udp", Addr: "0.0.0.0.4.2"})
 	reg.Unset(root, 400001, 1, "")
@@ -135,8 +136,8 @@ func TestListShowsBothFormsOfAName(t *testing.T) {
 	sock, reg := startHTTP(t)
 	p := registry.Process{PID: 77, UID: 1000, Start: 5}
 	if _, err := reg.RegisterNamed(registry.Caller{Transport: registry.Internal}, p, []registry.Service{
-		{Name: "xn--caf-dma.example.com", Network: registry.NetTCP, Port: 9000},
-		{Name: "plain.example.com", Network: registry.NetTCP, Port: 9001},
+		{Name: "xn--caf-dma.example.com", Network: netid.TCP, Port: 9000},
+		{Name: "plain.example.com", Network: netid.TCP, Port: 9001},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestLookupOwner(t *testing.T) {
 	sock, reg := startHTTP(t)
 	internal := registry.Caller{Transport: registry.Internal}
 	for _, p := range []registry.Process{{PID: 900, UID: 65534, Start: 1}, {PID: 100, UID: 0, Start: 1}} {
-		if _, err := reg.RegisterNamed(internal, p, []registry.Service{{Name: "root.example.com", Network: registry.NetTCP, Port: uint16(p.PID)}}); err != nil {
+		if _, err := reg.RegisterNamed(internal, p, []registry.Service{{Name: "root.example.com", Network: netid.TCP, Port: uint16(p.PID)}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -12,30 +12,24 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// knownNetids are the netids of Linux's /etc/netconfig: what
-// getnetconfigent finds.
-var knownNetids = []string{"udp", "tcp", "udp6", "tcp6", "rawip", "local", "unix"}
-
-func isKnownNetid(netid string) bool {
-	for _, n := range knownNetids {
-		if n == netid {
-			return true
-		}
-	}
-	return false
+// isKnownNetid reports whether Linux's /etc/netconfig has the netid
+// name: what getnetconfigent finds.
+func isKnownNetid(name string) bool {
+	_, ok := netid.Lookup(netid.ID(name))
+	return ok
 }
 
-// ipNetwork is the Go network of an IP netid, or "".
-func ipNetwork(netid string) string {
-	switch netid {
-	case "udp", "tcp", "udp6", "tcp6":
-		return netid
+// ipNetwork is the Go network of an IP netid, which Go spells the same,
+// or "".
+func ipNetwork(name string) string {
+	if netid.ID(name).IsIP() {
+		return name
 	}
 	return ""
 }
@@ -45,12 +39,12 @@ func ipNetwork(netid string) string {
 func (g *globals) dialLocal(ctx context.Context) (*rpcbind.Client, string, error) {
 	if g.server != "" {
 		c, err := g.dial(ctx, "tcp", g.server)
-		return c, "tcp", err
+		return c, string(netid.TCP), err
 	}
 	ctx, cancel := g.callContext(ctx)
 	defer cancel()
 	c, err := rpcbind.DialLocal(ctx, g.socket)
-	return c, "local", err
+	return c, string(netid.Local), err
 }
 
 // dialLocalRpcb is libtirpc's local_rpcb, which rpcb_set and rpcb_unset
@@ -68,29 +62,28 @@ func (g *globals) dialLocalRpcb(ctx context.Context) (*rpcbind.Client, error) {
 
 // dialNetid connects to host's portmapper over netid (udp, tcp, udp6,
 // tcp6; local ignores host), and returns the netid actually used.
-func (g *globals) dialNetid(ctx context.Context, host, netid string) (*rpcbind.Client, string, error) {
-	if netid == "local" {
+func (g *globals) dialNetid(ctx context.Context, host, name string) (*rpcbind.Client, string, error) {
+	if name == string(netid.Local) {
 		return g.dialLocal(ctx)
 	}
-	network := ipNetwork(netid)
+	network := ipNetwork(name)
 	if network == "" {
-		return nil, "", fmt.Errorf("netid %s not supported", netid)
+		return nil, "", fmt.Errorf("netid %s not supported", name)
 	}
 	c, err := g.dial(ctx, network, g.portmapper(host))
 	if err != nil {
 		return nil, "", err
 	}
-	return c, clientNetid(c, netid), nil
+	return c, clientNetid(c, name), nil
 }
 
-// clientNetid is the netid of a connected IP client: its transport and
-// the family of the address it reached.
-func clientNetid(c *rpcbind.Client, netid string) string {
-	base := strings.TrimSuffix(netid, "6")
-	if ap, ok := addrPort(c.RemoteAddr()); ok && !ap.Addr().Unmap().Is4() {
-		return base + "6"
-	}
-	return base
+// clientNetid is the netid of a client connected over the IP netid name:
+// its protocol, on the family of the address it reached.
+func clientNetid(c *rpcbind.Client, name string) string {
+	nc, _ := netid.Lookup(netid.ID(name))
+	ap, ok := addrPort(c.RemoteAddr())
+	id, _ := netid.IP(nc.Proto, ok && !ap.Addr().Unmap().Is4())
+	return string(id)
 }
 
 func addrPort(a net.Addr) (netip.AddrPort, bool) {
@@ -107,22 +100,22 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 // -T, host's portmapper over that netid; without, over TCP and, when TCP
 // cannot connect, over UDP (which always "connects"). A failure is
 // reported with rpcinfo's "can't contact rpcbind" message.
-func (g *globals) dialRpcbind(ctx context.Context, host, netid string) (*rpcbind.Client, string, rpcStatus) {
-	if netid != "" {
-		c, used, err := g.dialNetid(ctx, host, netid)
+func (g *globals) dialRpcbind(ctx context.Context, host, name string) (*rpcbind.Client, string, rpcStatus) {
+	if name != "" {
+		c, used, err := g.dialNetid(ctx, host, name)
 		if err != nil {
 			return nil, "", statusOf(err)
 		}
 		return c, used, rpcStatus{}
 	}
-	c, used, err := g.dialNetid(ctx, host, "tcp")
+	c, used, err := g.dialNetid(ctx, host, string(netid.TCP))
 	if err == nil {
 		return c, used, rpcStatus{}
 	}
 	if e := interrupted(ctx); e != nil {
 		return nil, "", statusOf(e)
 	}
-	c, used, err = g.dialNetid(ctx, host, "udp")
+	c, used, err = g.dialNetid(ctx, host, string(netid.UDP))
 	if err != nil {
 		return nil, "", statusOf(err)
 	}
@@ -140,49 +133,28 @@ func serverUaddr(c *rpcbind.Client) string {
 	return formatUaddr(ap)
 }
 
-// formatUaddr is taddr2uaddr for IP: h1.h2.h3.h4.p1.p2, or IPv6 text
-// followed by .p1.p2.
+// formatUaddr is taddr2uaddr for IP, of an IPv4 address in its IPv4 form
+// even when Go reports it mapped into IPv6.
 func formatUaddr(ap netip.AddrPort) string {
-	a := ap.Addr().Unmap().WithZone("")
-	return fmt.Sprintf("%s.%d.%d", a, ap.Port()>>8, ap.Port()&0xff)
+	return netid.FormatUaddr(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 }
 
 // parseUaddr is uaddr2taddr for IP netids: the host and port of a
 // universal address.
 func parseUaddr(uaddr string) (netip.AddrPort, error) {
-	bad := fmt.Errorf("%q is not a universal address", uaddr)
-	i := strings.LastIndexByte(uaddr, '.')
-	if i < 0 {
-		return netip.AddrPort{}, bad
+	ap, ok := netid.ParseUaddr(uaddr)
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("%q is not a universal address", uaddr)
 	}
-	j := strings.LastIndexByte(uaddr[:i], '.')
-	if j < 0 {
-		return netip.AddrPort{}, bad
-	}
-	hi, err1 := strconv.ParseUint(uaddr[j+1:i], 10, 8)
-	lo, err2 := strconv.ParseUint(uaddr[i+1:], 10, 8)
-	a, err3 := netip.ParseAddr(uaddr[:j])
-	if err1 != nil || err2 != nil || err3 != nil {
-		return netip.AddrPort{}, bad
-	}
-	return netip.AddrPortFrom(a, uint16(hi<<8|lo)), nil
-}
-
-// wildcardUaddr is the universal address of port on every address of an
-// IP netid's family, as a service bound to the wildcard registers.
-func wildcardUaddr(netid string, port uint16) string {
-	if strings.HasSuffix(netid, "6") {
-		return formatUaddr(netip.AddrPortFrom(netip.IPv6Unspecified(), port))
-	}
-	return formatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), port))
+	return ap, nil
 }
 
 // rpcbGetaddr is libtirpc's rpcb_getaddr: ask the portmapper pm (reached
 // over netid) for prog, vers with version 4's GETADDR, then version 3's,
 // and, for the IPv4 netids, version 2's GETPORT when the portmapper
 // speaks neither. It returns the universal address found.
-func (g *globals) rpcbGetaddr(ctx context.Context, pm *rpcbind.Client, prog, vers uint32, netid string) (string, rpcStatus) {
-	args := xdr.RPCB{Prog: prog, Vers: vers, Netid: netid, Addr: serverUaddr(pm)}
+func (g *globals) rpcbGetaddr(ctx context.Context, pm *rpcbind.Client, prog, vers uint32, name string) (string, rpcStatus) {
+	args := xdr.RPCB{Prog: prog, Vers: vers, Netid: name, Addr: serverUaddr(pm)}
 	for _, v := range []uint32{xdr.RpcbVers4, xdr.RpcbVers} {
 		callCtx, cancel := g.callContext(ctx)
 		ua, err := pm.GetAddr(callCtx, v, args)
@@ -201,10 +173,10 @@ func (g *globals) rpcbGetaddr(ctx context.Context, pm *rpcbind.Client, prog, ver
 			return "", lookupStatus(err)
 		}
 	}
-	if netid != "udp" && netid != "tcp" {
+	if name != string(netid.UDP) && name != string(netid.TCP) {
 		return "", rpcStatus{Stat: rpcProgNotRegistered}
 	}
-	port, st := g.getport(ctx, pm, prog, vers, netid)
+	port, st := g.getport(ctx, pm, prog, vers, name)
 	if st.Stat != rpcSuccess {
 		return "", st
 	}
@@ -213,8 +185,8 @@ func (g *globals) rpcbGetaddr(ctx context.Context, pm *rpcbind.Client, prog, ver
 }
 
 // dialUaddr connects over netid to a universal address.
-func (g *globals) dialUaddr(ctx context.Context, netid, uaddr string) (*rpcbind.Client, rpcStatus) {
-	if netid == "local" {
+func (g *globals) dialUaddr(ctx context.Context, name, uaddr string) (*rpcbind.Client, rpcStatus) {
+	if name == string(netid.Local) {
 		ctx, cancel := g.callContext(ctx)
 		defer cancel()
 		var d net.Dialer
@@ -229,7 +201,7 @@ func (g *globals) dialUaddr(ctx context.Context, netid, uaddr string) (*rpcbind.
 		// libtirpc: RPC_N2AXLATEFAILURE.
 		return nil, rpcStatus{Stat: rpcFailed, Detail: err}
 	}
-	c, err := g.dial(ctx, ipNetwork(netid), ap.String())
+	c, err := g.dial(ctx, ipNetwork(name), ap.String())
 	if err != nil {
 		return nil, statusOf(err)
 	}

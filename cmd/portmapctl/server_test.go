@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
@@ -194,8 +195,8 @@ func (s *testServer) addSelf(t *testing.T, port uint16, socket string) {
 	t.Helper()
 	p := &rpcbind.Portmapper{Registry: s.Registry}
 	var eps []rpcbind.Endpoint
-	for _, netid := range []string{"tcp", "udp", "tcp6", "udp6"} {
-		eps = append(eps, rpcbind.Endpoint{Netid: netid, Addr: rpcbind.WildcardUaddr(netid, port)})
+	for _, id := range []netid.ID{"tcp", "udp", "tcp6", "udp6"} {
+		eps = append(eps, rpcbind.Endpoint{Netid: id, Addr: netid.WildcardUaddr(id, port)})
 	}
 	eps = append(eps, rpcbind.Endpoint{Netid: "local", Addr: socket})
 	for _, e := range p.SelfEntries(eps) {
@@ -208,7 +209,7 @@ func (s *testServer) addSelf(t *testing.T, port uint16, socket string) {
 // addMapping registers a v2 mapping as a superuser would.
 func (s *testServer) addMapping(t *testing.T, m xdr.Mapping) {
 	t.Helper()
-	if ok, err := s.Registry.SetMapping(internal, registry.Mapping(m)); !ok || err != nil {
+	if ok, err := s.Registry.SetMapping(internal, m); !ok || err != nil {
 		t.Fatalf("registering %+v: %v %v", m, ok, err)
 	}
 }
@@ -230,10 +231,10 @@ func runCtl(t *testing.T, args ...string) result {
 }
 
 // unset removes prog, vers on netid (every netid when "") as the superuser.
-func (s *testServer) unset(t *testing.T, prog, vers uint32, netid string) {
+func (s *testServer) unset(t *testing.T, prog, vers uint32, id netid.ID) {
 	t.Helper()
-	if ok, err := s.Registry.Unset(internal, prog, vers, netid); !ok || err != nil {
-		t.Fatalf("unset %d %d %q: %v %v", prog, vers, netid, ok, err)
+	if ok, err := s.Registry.Unset(internal, prog, vers, id); !ok || err != nil {
+		t.Fatalf("unset %d %d %q: %v %v", prog, vers, id, ok, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -51,10 +52,10 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 			if err != nil {
 				return err
 			}
-			netid := strings.ToLower(args[2])
+			name := strings.ToLower(args[2])
 			if version == 0 {
 				version = xdr.PmapVers
-				if netid != "tcp" && netid != "udp" {
+				if name != string(netid.TCP) && name != string(netid.UDP) {
 					version = xdr.RpcbVers
 				}
 			}
@@ -75,11 +76,11 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 					return c.PmapSet(ctx, m)
 				})
 			}
-			uaddr, err := parseAddr(netid, args[3])
+			uaddr, err := parseAddr(name, args[3])
 			if err != nil {
 				return err
 			}
-			r := xdr.RPCB{Prog: prog, Vers: vers, Netid: netid, Addr: uaddr, Owner: euidOwner()}
+			r := xdr.RPCB{Prog: prog, Vers: vers, Netid: name, Addr: uaddr, Owner: euidOwner()}
 			return g.change(cmd, g.rpcbTarget(), func(ctx context.Context, c *rpcbind.Client) (bool, error) {
 				return c.RpcbSet(ctx, version, r)
 			})
@@ -151,13 +152,14 @@ func checkVersion(v uint32) error {
 
 // parseAddr reads the ADDR of a v3/v4 set: a port (the wildcard address
 // of an IP netid), a universal address, or a local socket's path.
-func parseAddr(netid, arg string) (string, error) {
-	if !isKnownNetid(netid) {
-		return "", &argError{fmt.Sprintf("netid %s not supported", netid)}
+func parseAddr(name, arg string) (string, error) {
+	if !isKnownNetid(name) {
+		return "", &argError{fmt.Sprintf("netid %s not supported", name)}
 	}
-	if ipNetwork(netid) == "" {
+	id := netid.ID(name)
+	if !id.IsIP() {
 		if isDigits(arg) {
-			return "", &argError{fmt.Sprintf("%s is not an address of netid %s (give a socket path)", arg, netid)}
+			return "", &argError{fmt.Sprintf("%s is not an address of netid %s (give a socket path)", arg, name)}
 		}
 		return arg, nil
 	}
@@ -166,14 +168,14 @@ func parseAddr(netid, arg string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return wildcardUaddr(netid, uint16(port)), nil
+		return netid.WildcardUaddr(id, uint16(port)), nil
 	}
 	ap, err := parseUaddr(arg)
 	if err != nil {
 		return "", &argError{err.Error()}
 	}
-	if ap.Addr().Is4() == strings.HasSuffix(netid, "6") {
-		return "", &argError{fmt.Sprintf("%s is not an address of netid %s", arg, netid)}
+	if ap.Addr().Is4() == id.Is6() {
+		return "", &argError{fmt.Sprintf("%s is not an address of netid %s", arg, name)}
 	}
 	return arg, nil
 }

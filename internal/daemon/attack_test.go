@@ -17,7 +17,7 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/netns"
-	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -161,7 +161,7 @@ func TestFloodOfIdleConnections(t *testing.T) {
 				t.Fatal(err)
 			}
 			cl := rpcbind.NewClient(c)
-			if _, err := cl.GetPort(ctx, xdr.PmapProg, xdr.PmapVers, xdr.ProtoTCP); err != nil {
+			if _, err := cl.GetPort(ctx, xdr.PmapProg, xdr.PmapVers, netid.ProtoTCP); err != nil {
 				t.Fatalf("call %d: %v", i, err)
 			}
 			cl.Close()
@@ -184,7 +184,7 @@ func TestFloodOfIdleConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cl.Close()
-		ok, err := cl.RpcbSet(ctx, xdr.RpcbVers, xdr.RPCB{Prog: 0x31000077, Vers: 1, Netid: registry.NetidTCP, Addr: "0.0.0.0.35.40"})
+		ok, err := cl.RpcbSet(ctx, xdr.RpcbVers, xdr.RPCB{Prog: 0x31000077, Vers: 1, Netid: string(netid.TCP), Addr: "0.0.0.0.35.40"})
 		if err != nil || !ok {
 			t.Fatalf("v3 SET over the local socket: %v %v", ok, err)
 		}
@@ -315,8 +315,8 @@ func TestRemoteRpcinfoWithinReplyLimit(t *testing.T) {
 	// A busy NFS server's table: a score of programs on tcp and udp.
 	const programs = 20
 	for i := range programs {
-		for _, netid := range []string{registry.NetidTCP, registry.NetidUDP} {
-			r := xdr.RPCB{Prog: 0x31000100 + uint32(i), Vers: 1, Netid: netid, Addr: fmt.Sprintf("0.0.0.0.%d.%d", 100+i, i)}
+		for _, id := range []netid.ID{netid.TCP, netid.UDP} {
+			r := xdr.RPCB{Prog: 0x31000100 + uint32(i), Vers: 1, Netid: string(id), Addr: fmt.Sprintf("0.0.0.0.%d.%d", 100+i, i)}
 			if ok, err := local.RpcbSet(ctx, xdr.RpcbVers, r); err != nil || !ok {
 				t.Fatalf("SET %+v: %v %v", r, ok, err)
 			}

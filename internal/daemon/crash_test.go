@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -81,7 +82,7 @@ func (c *crashClient) run(d *daemon) {
 				delete(c.rpc, p)
 			} else {
 				port := uint32(1024 + c.rng.IntN(60000))
-				done, err := rc.PmapSet(ctx, xdr.Mapping{Prog: p, Vers: 1, Prot: xdr.ProtoTCP, Port: port})
+				done, err := rc.PmapSet(ctx, xdr.Mapping{Prog: p, Vers: 1, Prot: netid.ProtoTCP, Port: port})
 				if err != nil {
 					return
 				}
@@ -116,7 +117,7 @@ func (c *crashClient) check(t *testing.T, rpc map[[2]uint32]uint32, named map[st
 	t.Helper()
 	for i := range crashProgs {
 		p := c.prog(i)
-		got, gotOK := rpc[[2]uint32{p, xdr.ProtoTCP}]
+		got, gotOK := rpc[[2]uint32{p, netid.ProtoTCP}]
 		want, wantOK := c.rpc[p]
 		if p == c.inflightProg {
 			// Either outcome, but whole.

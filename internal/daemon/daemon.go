@@ -17,9 +17,10 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
-	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
@@ -447,10 +448,10 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	}
 	serve("lifetime", func() error { return d.life.Run(ctx) })
 	for _, u := range d.ls.udp {
-		serve(u.netid, func() error { return d.srv.ServeUDP(ctx, u.conn, u.netid) })
+		serve(string(u.netid), func() error { return d.srv.ServeUDP(ctx, u.conn, u.netid) })
 	}
 	for _, t := range d.ls.stream {
-		serve(t.netid, func() error { return d.srv.ServeStream(ctx, t.ln, t.netid) })
+		serve(string(t.netid), func() error { return d.srv.ServeStream(ctx, t.ln, t.netid) })
 	}
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
 	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())
@@ -496,7 +497,7 @@ func logHTTPServing(log *slog.Logger, webLs []net.Listener, ls *listeners) {
 		}
 	}
 	for _, t := range ls.stream {
-		if t.netid == registry.NetidTCP || t.netid == registry.NetidTCP6 {
+		if t.netid == netid.TCP || t.netid == netid.TCP6 {
 			attrs = append(attrs, "rpc_tcp_port", ls.port)
 			break
 		}
@@ -534,12 +535,12 @@ func descriptorBudget(reserve, maxPidfds int, log *slog.Logger) (*netlimit.Budge
 }
 
 type udpSocket struct {
-	netid string
+	netid netid.ID
 	conn  *net.UDPConn
 }
 
 type streamSocket struct {
-	netid string
+	netid netid.ID
 	ln    net.Listener
 }
 
@@ -565,10 +566,10 @@ func (ls *listeners) close() {
 func (ls *listeners) describe() []string {
 	var out []string
 	for _, t := range ls.stream {
-		out = append(out, t.netid+" "+t.ln.Addr().String())
+		out = append(out, string(t.netid)+" "+t.ln.Addr().String())
 	}
 	for _, u := range ls.udp {
-		out = append(out, u.netid+" "+u.conn.LocalAddr().String())
+		out = append(out, string(u.netid)+" "+u.conn.LocalAddr().String())
 	}
 	return out
 }
@@ -576,18 +577,18 @@ func (ls *listeners) describe() []string {
 // endpoints lists each served netid once with the universal address the
 // portmapper registers itself under.
 func (ls *listeners) endpoints() []rpcbind.Endpoint {
-	seen := map[string]bool{}
+	seen := map[netid.ID]bool{}
 	var eps []rpcbind.Endpoint
-	add := func(netid string) {
-		if seen[netid] {
+	add := func(id netid.ID) {
+		if seen[id] {
 			return
 		}
-		seen[netid] = true
+		seen[id] = true
 		addr := ls.socket
-		if netid != registry.NetidLocal {
-			addr = rpcbind.WildcardUaddr(netid, uint16(ls.port))
+		if id != netid.Local {
+			addr = netid.WildcardUaddr(id, uint16(ls.port))
 		}
-		eps = append(eps, rpcbind.Endpoint{Netid: netid, Addr: addr})
+		eps = append(eps, rpcbind.Endpoint{Netid: id, Addr: addr})
 	}
 	for _, t := range ls.stream {
 		add(t.netid)
@@ -622,13 +623,16 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 	noIPv6 := probeIPv6(cfg.ProcRoot)
 	// Go's "tcp" and "udp" would open dual-stack sockets on a wildcard
 	// address; name the family.
-	for _, fam := range []struct{ tcp, udp, goTCP, goUDP, any, loopback string }{
-		{registry.NetidTCP, registry.NetidUDP, "tcp4", "udp4", "0.0.0.0", "127.0.0.1"},
-		{registry.NetidTCP6, registry.NetidUDP6, "tcp6", "udp6", "::", "::1"},
+	for _, fam := range []struct {
+		tcp, udp                    netid.ID
+		goTCP, goUDP, any, loopback string
+	}{
+		{netid.TCP, netid.UDP, "tcp4", "udp4", "0.0.0.0", "127.0.0.1"},
+		{netid.TCP6, netid.UDP6, "tcp6", "udp6", "::", "::1"},
 	} {
-		v6 := fam.tcp == registry.NetidTCP6
+		v6 := fam.tcp == netid.TCP6
 		if v6 && noIPv6.absent {
-			ls.skipped = append(ls.skipped, fam.tcp, fam.udp)
+			ls.skipped = append(ls.skipped, string(fam.tcp), string(fam.udp))
 			continue
 		}
 		ln, err := net.Listen(fam.goTCP, net.JoinHostPort(fam.any, port))
@@ -645,7 +649,7 @@ func listen(cfg Config, log *slog.Logger) (*listeners, error) {
 			conn, err := net.ListenPacket(fam.goUDP, net.JoinHostPort(host, port))
 			if err != nil {
 				if v6 && noIPv6.reason != "" {
-					ls.skipped = append(ls.skipped, fam.udp+" "+host)
+					ls.skipped = append(ls.skipped, string(fam.udp)+" "+host)
 					continue
 				}
 				ls.close()
@@ -691,7 +695,7 @@ func inherit(socks []systemd.Socket) (*listeners, error) {
 			if ls.port == 0 {
 				ls.port = s.PacketConn.LocalAddr().(*net.UDPAddr).Port
 			}
-		case s.Netid == registry.NetidLocal:
+		case s.Netid == netid.Local:
 			name := s.Listener.Addr().String()
 			if ls.socket == "" && !strings.HasPrefix(name, "@") {
 				ls.socket = name

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -68,7 +69,7 @@ func (d *daemon) set(prog uint32, port uint32) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ok, err := c.PmapSet(ctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: xdr.ProtoTCP, Port: port})
+	ok, err := c.PmapSet(ctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: netid.ProtoTCP, Port: port})
 	if err != nil || !ok {
 		d.t.Fatalf("SET %d: %v %v", prog, ok, err)
 	}
@@ -184,13 +185,13 @@ func TestStateLeftInEveryState(t *testing.T) {
 			if n := strings.Count(logged(), "\n"); n > 12 {
 				t.Errorf("%d log lines at start:\n%s", n, logged())
 			}
-			if got := d.has(saved, xdr.ProtoTCP); got != tc.restored {
+			if got := d.has(saved, netid.ProtoTCP); got != tc.restored {
 				t.Errorf("registration of the root run restored: %v, want %v", got, tc.restored)
 			}
 			d.set(added, 1002)
 			d.stop()
 			d.start()
-			if got := d.has(added, xdr.ProtoTCP); got != tc.saves {
+			if got := d.has(added, netid.ProtoTCP); got != tc.saves {
 				t.Errorf("registration survived a restart: %v, want %v", got, tc.saves)
 			}
 			d.stop()
@@ -294,7 +295,7 @@ func TestStopWhileRestoringAHugeJournal(t *testing.T) {
 	logged := d.log.String()[from:]
 	t.Logf("stopped before serving: %v", strings.Contains(logged, "portmapd stopped before serving"))
 	d.start()
-	if !d.has(prog+1, xdr.ProtoTCP) || d.has(prog, xdr.ProtoTCP) {
+	if !d.has(prog+1, netid.ProtoTCP) || d.has(prog, netid.ProtoTCP) {
 		t.Errorf("after the interrupted start, the state is not as saved:\n%s", d.log.String())
 	}
 }
@@ -436,13 +437,13 @@ func TestSecondInstanceLeavesTheFirstAlone(t *testing.T) {
 	if _, err := os.Lstat(first.rpc); err != nil {
 		t.Fatalf("the first one's local socket is gone: %v", err)
 	}
-	if !first.has(prog, xdr.ProtoTCP) || !first.httpUp() {
+	if !first.has(prog, netid.ProtoTCP) || !first.httpUp() {
 		t.Fatalf("the first one no longer answers as before:\n%s", first.log.String())
 	}
 	first.set(prog+1, 1005)
 	first.kill()
 	first.start()
-	if !first.has(prog, xdr.ProtoTCP) || !first.has(prog+1, xdr.ProtoTCP) {
+	if !first.has(prog, netid.ProtoTCP) || !first.has(prog+1, netid.ProtoTCP) {
 		t.Errorf("the first one's saved state lost registrations:\n%s", first.log.String())
 	}
 }

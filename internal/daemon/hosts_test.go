@@ -28,6 +28,7 @@ import (
 	"github.com/portmapd/portmapd/httpmap"
 	pmd "github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/netns"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
@@ -354,14 +355,14 @@ func TestAdminRunsWithDashS(t *testing.T) {
 
 	t.Run("pruning another user's dead service", func(t *testing.T) {
 		waitFor(t, "prog 300200 is pruned", func() bool {
-			_, ok := mappingsAt(t, rpcSock)[[2]uint32{300200, xdr.ProtoTCP}]
+			_, ok := mappingsAt(t, rpcSock)[[2]uint32{300200, netid.ProtoTCP}]
 			return !ok
 		})
 		lines := linesWith(p.Output(), "prog=300200")
 		if len(lines) != 1 || !strings.Contains(lines[0], "pruned registration") || !strings.Contains(lines[0], "owner=65534") || !strings.Contains(lines[0], "has exited") {
 			t.Errorf("pruning logged %q", lines)
 		}
-		if _, ok := mappingsAt(t, rpcSock)[[2]uint32{300100, xdr.ProtoTCP}]; !ok {
+		if _, ok := mappingsAt(t, rpcSock)[[2]uint32{300100, netid.ProtoTCP}]; !ok {
 			t.Error("prog 300100, whose port is bound, was pruned too")
 		}
 	})
@@ -409,7 +410,7 @@ func TestAdminRunsWithDashS(t *testing.T) {
 	t.Run("restored after a restart", func(t *testing.T) {
 		p := h.Start(h.Command(args...))
 		waitRPC(t, h, p, "127.0.0.1:111")
-		if _, ok := mappingsAt(t, rpcSock)[[2]uint32{300100, xdr.ProtoTCP}]; !ok {
+		if _, ok := mappingsAt(t, rpcSock)[[2]uint32{300100, netid.ProtoTCP}]; !ok {
 			t.Error("prog 300100 not restored")
 		}
 		named := namedAt(t, httpSock)
@@ -425,7 +426,7 @@ func TestAdminRunsWithDashS(t *testing.T) {
 	t.Run("restored by a run as root, without -s", func(t *testing.T) {
 		p := h.Start(h.Command(bin, "-f", "--http", "127.0.0.1:8111"))
 		waitRPC(t, h, p, "127.0.0.1:111")
-		if _, ok := mappingsAt(t, rpcSock)[[2]uint32{300100, xdr.ProtoTCP}]; !ok {
+		if _, ok := mappingsAt(t, rpcSock)[[2]uint32{300100, netid.ProtoTCP}]; !ok {
 			t.Errorf("prog 300100 not restored:\n%s", p.Output())
 		}
 		if got := ownerOf(t, filepath.Join(h.Run, "portmapd")); got != 0 {

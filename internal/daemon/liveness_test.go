@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -45,7 +46,7 @@ func TestHelperService(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	ok, err := c.PmapSet(context.Background(), xdr.Mapping{Prog: uint32(prog), Vers: 1, Prot: xdr.ProtoTCP, Port: uint32(port)})
+	ok, err := c.PmapSet(context.Background(), xdr.Mapping{Prog: uint32(prog), Vers: 1, Prot: netid.ProtoTCP, Port: uint32(port)})
 	if err != nil || !ok {
 		fmt.Println("error", ok, err)
 		os.Exit(1)
@@ -110,7 +111,7 @@ func (d *daemon) has(prog uint32, prot uint32) bool {
 
 // udpPort is the daemon's RPC port, from its own registration.
 func (d *daemon) udpPort() uint32 {
-	return d.mappings()[[2]uint32{xdr.PmapProg, xdr.ProtoUDP}]
+	return d.mappings()[[2]uint32{xdr.PmapProg, netid.ProtoUDP}]
 }
 
 // loopbackSet makes a v2 SET over UDP from 127.0.0.1: no process known.
@@ -157,12 +158,12 @@ func TestLiveness(t *testing.T) {
 		d.start()
 		const prog = 0x31000001
 		svc, _, _ := startService(t, d, "serve", prog)
-		if !d.has(prog, xdr.ProtoTCP) {
+		if !d.has(prog, netid.ProtoTCP) {
 			t.Fatal("not registered")
 		}
 		svc.Process.Signal(syscall.SIGKILL)
 		svc.Wait()
-		if !eventually(5*time.Second, func() bool { return !d.has(prog, xdr.ProtoTCP) }) {
+		if !eventually(5*time.Second, func() bool { return !d.has(prog, netid.ProtoTCP) }) {
 			t.Fatal("registration of a killed service was not pruned")
 		}
 		if j := d.jsonListing(); !strings.Contains(j, "recent_removals") || !strings.Contains(j, "has exited and nothing is bound to tcp port") {
@@ -183,11 +184,11 @@ func TestLiveness(t *testing.T) {
 		}
 		t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
 		time.Sleep(800 * time.Millisecond) // past the grace, several checks
-		if !d.has(prog, xdr.ProtoTCP) {
+		if !d.has(prog, netid.ProtoTCP) {
 			t.Fatal("registration pruned although the forked child holds the port")
 		}
 		syscall.Kill(child, syscall.SIGKILL)
-		if !eventually(5*time.Second, func() bool { return !d.has(prog, xdr.ProtoTCP) }) {
+		if !eventually(5*time.Second, func() bool { return !d.has(prog, netid.ProtoTCP) }) {
 			t.Fatal("not pruned once the child holding the port died")
 		}
 	})
@@ -199,13 +200,13 @@ func TestLiveness(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer bound.Close()
-		d.loopbackSet(0x31000003, xdr.ProtoUDP, bound.LocalAddr().(*net.UDPAddr).Port)
+		d.loopbackSet(0x31000003, netid.ProtoUDP, bound.LocalAddr().(*net.UDPAddr).Port)
 		for attempt := uint32(0); ; attempt++ {
 			prog := 0x31000004 + attempt<<8
 			hold, port := holdUDPPort(t)
-			d.loopbackSet(prog, xdr.ProtoUDP, port)
+			d.loopbackSet(prog, netid.ProtoUDP, port)
 			hold.Close() // nothing is bound to the port from here on
-			if eventually(5*time.Second, func() bool { return !d.has(prog, xdr.ProtoUDP) }) {
+			if eventually(5*time.Second, func() bool { return !d.has(prog, netid.ProtoUDP) }) {
 				break
 			}
 			// Only another socket binding the port explains it.
@@ -214,7 +215,7 @@ func TestLiveness(t *testing.T) {
 			}
 			t.Logf("another socket bound port %d after the test let it go; again with another port", port)
 		}
-		if !d.has(0x31000003, xdr.ProtoUDP) {
+		if !d.has(0x31000003, netid.ProtoUDP) {
 			t.Fatal("loopback registration of a bound port pruned")
 		}
 		if !eventually(5*time.Second, func() bool { return strings.Contains(d.log.String(), "for 2 checks") }) {
@@ -229,10 +230,10 @@ func TestLiveness(t *testing.T) {
 		svc.Process.Signal(syscall.SIGKILL)
 		svc.Wait()
 		hold, port := holdUDPPort(t)
-		d.loopbackSet(0x31000006, xdr.ProtoUDP, port)
+		d.loopbackSet(0x31000006, netid.ProtoUDP, port)
 		hold.Close()
 		time.Sleep(900 * time.Millisecond)
-		if !d.has(prog, xdr.ProtoTCP) || !d.has(0x31000006, xdr.ProtoUDP) {
+		if !d.has(prog, netid.ProtoTCP) || !d.has(0x31000006, netid.ProtoUDP) {
 			t.Fatal("--no-prune pruned")
 		}
 	})

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/portmapd/portmapd/internal/safefile"
-	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/netid"
 )
 
 // listenLocal opens the local socket at path, mode 0666 so that every
@@ -28,14 +28,14 @@ func (ls *listeners) listenLocal(path string, abstract bool, log *slog.Logger) e
 		return fmt.Errorf("daemon: local socket: %w", err)
 	}
 	ls.socket = path
-	ls.stream = append(ls.stream, streamSocket{netid: registry.NetidLocal, ln: ln})
+	ls.stream = append(ls.stream, streamSocket{netid: netid.Local, ln: ln})
 	if abstract {
 		aln, err := net.Listen("unix", "@"+path)
 		if err != nil {
 			log.Warn("abstract local socket unavailable", "name", "@"+path, "err", err)
 			return nil
 		}
-		ls.stream = append(ls.stream, streamSocket{netid: registry.NetidLocal, ln: aln})
+		ls.stream = append(ls.stream, streamSocket{netid: netid.Local, ln: aln})
 	}
 	return nil
 }

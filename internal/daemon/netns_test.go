@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portmapd/portmapd/xdr"
+	"github.com/portmapd/portmapd/netid"
 )
 
 // TestForeignNamespace registers a service from another network namespace
@@ -44,7 +44,7 @@ func TestForeignNamespace(t *testing.T) {
 	if line, _ := bufio.NewReader(out).ReadString('\n'); !strings.HasPrefix(line, "ready") {
 		t.Fatalf("service in another namespace: %q", line)
 	}
-	if !d.has(prog, xdr.ProtoTCP) {
+	if !d.has(prog, netid.ProtoTCP) {
 		t.Fatal("not registered")
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
@@ -52,13 +52,13 @@ func TestForeignNamespace(t *testing.T) {
 
 	// Past the grace period and many checks, before and after a crash.
 	time.Sleep(800 * time.Millisecond)
-	if !d.has(prog, xdr.ProtoTCP) {
+	if !d.has(prog, netid.ProtoTCP) {
 		t.Fatalf("registration from another namespace pruned by a port check that cannot see it:\n%s", d.log.String())
 	}
 	d.kill()
 	d.start()
 	time.Sleep(800 * time.Millisecond)
-	if !d.has(prog, xdr.ProtoTCP) {
+	if !d.has(prog, netid.ProtoTCP) {
 		t.Fatalf("after a restart, registration from another namespace pruned:\n%s", d.log.String())
 	}
 	if strings.Contains(d.log.String(), "pruned registration") {

@@ -234,7 +234,7 @@ func (d *daemon) named() map[string][]string {
 		if in.RPC != nil {
 			continue
 		}
-		out[in.Service] = append(out[in.Service], in.Protocol+":"+in.Port)
+		out[in.Service] = append(out[in.Service], string(in.Protocol)+":"+in.Port)
 	}
 	return out
 }

@@ -26,7 +26,7 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/netns"
-	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -299,17 +299,17 @@ func soakRegister(t *testing.T, rpcSock, httpSock string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	set := func(prog uint32, netid string, port int) {
-		r := xdr.RPCB{Prog: prog, Vers: 1, Netid: netid, Addr: fmt.Sprintf("0.0.0.0.%d.%d", port>>8, port&0xff)}
+	set := func(prog uint32, id netid.ID, port int) {
+		r := xdr.RPCB{Prog: prog, Vers: 1, Netid: string(id), Addr: fmt.Sprintf("0.0.0.0.%d.%d", port>>8, port&0xff)}
 		if ok, err := c.RpcbSet(ctx, xdr.RpcbVers, r); err != nil || !ok {
 			t.Fatalf("SET %+v: %v %v", r, ok, err)
 		}
 	}
-	set(soakProg, registry.NetidTCP, soakTCPPort)
-	set(soakProg, registry.NetidUDP, soakUDPPort)
+	set(soakProg, netid.TCP, soakTCPPort)
+	set(soakProg, netid.UDP, soakUDPPort)
 	for i := range soakFiller {
-		set(soakProg+0x100+uint32(i), registry.NetidTCP, 30000+i)
-		set(soakProg+0x100+uint32(i), registry.NetidUDP, 30000+i)
+		set(soakProg+0x100+uint32(i), netid.TCP, 30000+i)
+		set(soakProg+0x100+uint32(i), netid.UDP, 30000+i)
 	}
 	hc := httpmap.NewLocalClient(httpSock)
 	if _, err := hc.Register(ctx, httpmap.Registration{Services: []httpmap.ServiceSpec{{Service: soakNamed, Port: httpmap.Port(strconv.Itoa(soakNamedPort))}}}); err != nil {
@@ -354,7 +354,7 @@ func validCalls(t *testing.T, server, client *netns.Host, rpcSock, httpSock stri
 			if err != nil {
 				return err
 			}
-			return getport(ctx, rpcbind.NewClient(conn), xdr.ProtoTCP, soakTCPPort)
+			return getport(ctx, rpcbind.NewClient(conn), netid.ProtoTCP, soakTCPPort)
 		}
 	}
 	httpLookup := func(port string) func(context.Context) error {
@@ -375,7 +375,7 @@ func validCalls(t *testing.T, server, client *netns.Host, rpcSock, httpSock stri
 	}
 	return []validCall{
 		{"remote UDP GETPORT", func(ctx context.Context) error {
-			port, err := udp.GetPort(ctx, soakProg, 1, xdr.ProtoUDP)
+			port, err := udp.GetPort(ctx, soakProg, 1, netid.ProtoUDP)
 			if err == nil && port != soakUDPPort {
 				err = fmt.Errorf("GETPORT answered port %d, want %d", port, soakUDPPort)
 			}
@@ -395,7 +395,7 @@ func validCalls(t *testing.T, server, client *netns.Host, rpcSock, httpSock stri
 				return err
 			}
 			defer c.Close()
-			r := xdr.RPCB{Prog: soakLocalProg, Vers: 1, Netid: registry.NetidTCP, Addr: "0.0.0.0.78.84"}
+			r := xdr.RPCB{Prog: soakLocalProg, Vers: 1, Netid: string(netid.TCP), Addr: "0.0.0.0.78.84"}
 			if ok, err := c.RpcbSet(ctx, xdr.RpcbVers, r); err != nil || !ok {
 				return fmt.Errorf("SET: %v %v", ok, err)
 			}
@@ -746,7 +746,7 @@ func hostileDatagrams() [][]byte {
 		call(xdr.RPCVersion, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcGetport, xdr.OpaqueAuth{}, soakProg),
 		call(xdr.RPCVersion, xdr.PmapProg, xdr.RpcbVers, xdr.RpcbProcGetaddr, xdr.OpaqueAuth{}, soakProg, 1, 0x7ffffff0),
 		call(xdr.RPCVersion, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcCallit, xdr.OpaqueAuth{}, soakProg, 1, 0, 0xfffffff0),
-		call(xdr.RPCVersion, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcSet, xdr.OpaqueAuth{}, soakProg, 1, xdr.ProtoTCP, 1),
+		call(xdr.RPCVersion, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcSet, xdr.OpaqueAuth{}, soakProg, 1, netid.ProtoTCP, 1),
 		call(xdr.RPCVersion, xdr.PmapProg, xdr.RpcbVers4, 99, xdr.OpaqueAuth{}),
 		append(slices.Clone(null), make([]byte, 20000)...), // beyond --max-message
 	}
@@ -1176,7 +1176,7 @@ func TestHelperSoakUser(t *testing.T) {
 			// round of UNSETs of those held.
 			k := n / 2
 			i := k % len(progs)
-			r := xdr.RPCB{Prog: soakUserProg + uint32(i), Vers: 1, Netid: registry.NetidTCP, Addr: "127.0.0.1.78.90"}
+			r := xdr.RPCB{Prog: soakUserProg + uint32(i), Vers: 1, Netid: string(netid.TCP), Addr: "127.0.0.1.78.90"}
 			if (k/len(progs))%3 == 2 {
 				if !progs[i] {
 					continue

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
@@ -101,7 +100,7 @@ func rpcEntries(st journal.State, warm warmstart.Saved, log *slog.Logger) []regi
 
 // bare is e as a warm-start file keeps it.
 func bare(e registry.Entry) registry.Entry {
-	return registry.Entry{Prog: e.Prog, Vers: e.Vers, Netid: strings.ToLower(e.Netid), Addr: e.Addr, Owner: e.Owner}
+	return registry.Entry{Prog: e.Prog, Vers: e.Vers, Netid: e.Netid.Lower(), Addr: e.Addr, Owner: e.Owner}
 }
 
 // readWarmStart reads rpcbind's warm-start files; what cannot be read is

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry/warmstart"
-	"github.com/portmapd/portmapd/xdr"
 )
 
 // TestWarmStart starts portmapd -w on the warm-start files Debian's
@@ -30,7 +30,7 @@ func TestWarmStart(t *testing.T) {
 	d.start()
 	ms := d.mappings()
 	for _, want := range []struct{ prog, prot, port uint32 }{
-		{100003, xdr.ProtoTCP, 2049}, {300019, xdr.ProtoTCP, 10000}, {100021, xdr.ProtoUDP, 4045}, {100021, xdr.ProtoTCP, 4045},
+		{100003, netid.ProtoTCP, 2049}, {300019, netid.ProtoTCP, 10000}, {100021, netid.ProtoUDP, 4045}, {100021, netid.ProtoTCP, 4045},
 	} {
 		if got := ms[[2]uint32{want.prog, want.prot}]; got != want.port {
 			t.Errorf("prog %d prot %d: port %d, want %d", want.prog, want.prot, got, want.port)
@@ -42,7 +42,7 @@ func TestWarmStart(t *testing.T) {
 	// They are in portmapd's own state now: a crash does not lose them.
 	d.kill()
 	d.start()
-	if got := d.mappings()[[2]uint32{100003, xdr.ProtoTCP}]; got != 2049 {
+	if got := d.mappings()[[2]uint32{100003, netid.ProtoTCP}]; got != 2049 {
 		t.Errorf("after SIGKILL and restart, nfs tcp port %d, want 2049", got)
 	}
 	d.stop()
@@ -52,7 +52,7 @@ func TestWarmStart(t *testing.T) {
 	}
 	got := map[string]bool{}
 	for _, e := range sv.Entries {
-		got[e.Netid+" "+e.Addr+" "+e.Owner] = true
+		got[string(e.Netid)+" "+e.Addr+" "+e.Owner] = true
 	}
 	for _, want := range []string{"tcp 0.0.0.0.8.1 superuser", "tcp6 ::.8.1 superuser", "udp6 ::.78.80 superuser", "local /run/nfsacl.sock superuser", "tcp 0.0.0.0.39.16 65534", "udp 0.0.0.0.15.205 superuser"} {
 		if !got[want] {

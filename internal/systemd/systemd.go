@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portmapd/portmapd/netid"
 )
 
 // listenFDsStart is SD_LISTEN_FDS_START: the first inherited descriptor.
@@ -54,7 +56,7 @@ func Files() []*os.File {
 
 // A Socket is an inherited socket, classified by the netid it serves.
 type Socket struct {
-	Netid string
+	Netid netid.ID
 	// Listener is set for stream sockets, PacketConn for datagram ones.
 	Listener   net.Listener
 	PacketConn *net.UDPConn
@@ -75,27 +77,27 @@ func Classify(f *os.File) (Socket, error) {
 	if err != nil {
 		return Socket{}, fmt.Errorf("systemd: %s: %w", f.Name(), err)
 	}
-	var netid string
+	var id netid.ID
 	switch {
 	case domain == unix.AF_INET && typ == unix.SOCK_STREAM:
-		netid = "tcp"
+		id = netid.TCP
 	case domain == unix.AF_INET && typ == unix.SOCK_DGRAM:
-		netid = "udp"
+		id = netid.UDP
 	case domain == unix.AF_INET6 && (typ == unix.SOCK_STREAM || typ == unix.SOCK_DGRAM):
 		v6only, err := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
 		if err != nil || v6only != 1 {
 			return Socket{}, fmt.Errorf("%w (%s)", ErrDualStack, f.Name())
 		}
-		netid = "tcp6"
+		id = netid.TCP6
 		if typ == unix.SOCK_DGRAM {
-			netid = "udp6"
+			id = netid.UDP6
 		}
 	case domain == unix.AF_UNIX && typ == unix.SOCK_STREAM:
-		netid = "local"
+		id = netid.Local
 	default:
 		return Socket{}, fmt.Errorf("systemd: %s: unsupported socket (family %d, type %d)", f.Name(), domain, typ)
 	}
-	s := Socket{Netid: netid}
+	s := Socket{Netid: id}
 	if typ == unix.SOCK_STREAM {
 		s.Listener, err = net.FileListener(f)
 	} else {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portmapd/portmapd/netid"
 )
 
 // socketFile opens a socket the way a .socket unit would and returns it as
@@ -42,7 +44,7 @@ func TestClassify(t *testing.T) {
 	tests := []struct {
 		name   string
 		open   func(t *testing.T) *os.File
-		netid  string
+		netid  netid.ID
 		errIs  error
 		stream bool
 	}{

@@ -45,6 +45,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -182,7 +183,7 @@ func encodeChange(b []byte, c registry.Change) []byte {
 		e := c.Entry
 		b = binary.BigEndian.AppendUint32(b, e.Prog)
 		b = binary.BigEndian.AppendUint32(b, e.Vers)
-		b = appendString(b, e.Netid)
+		b = appendString(b, string(e.Netid))
 		if c.Op == registry.OpSet {
 			b = appendString(b, e.Addr)
 			b = appendString(b, e.Owner)
@@ -193,7 +194,7 @@ func encodeChange(b []byte, c registry.Change) []byte {
 	case registry.OpRegister, registry.OpDeregister:
 		s := c.Service
 		b = appendString(b, s.Name)
-		b = appendString(b, s.Network)
+		b = appendString(b, string(s.Network))
 		b = binary.BigEndian.AppendUint16(b, s.Port)
 		b = appendString(b, s.Path)
 		if c.Op == registry.OpRegister {
@@ -270,7 +271,7 @@ func decodeRecord(p []byte, version uint16) ([]change, error) {
 		case opSet, opUnset:
 			c.Entry.Prog = d.u32()
 			c.Entry.Vers = d.u32()
-			c.Entry.Netid = d.str()
+			c.Entry.Netid = netid.ID(d.str())
 			if op == opSet {
 				c.Entry.Addr = d.str()
 				c.Entry.Owner = d.str()
@@ -283,7 +284,7 @@ func decodeRecord(p []byte, version uint16) ([]change, error) {
 		case opRegister, opDeregister:
 			s := &c.Service
 			s.Name = d.str()
-			s.Network = d.str()
+			s.Network = netid.ID(d.str())
 			s.Port = d.u16()
 			s.Path = d.str()
 			if op == opRegister {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -29,10 +30,10 @@ var fuzzChanges = []registry.Change{
 	{Op: registry.OpSet, Entry: registry.Entry{Prog: 100003, Vers: 3, Netid: "tcp", Addr: "0.0.0.0.8.1", Owner: "superuser", PID: 812, NetNS: 4026531840, Registered: time.Unix(1700000000, 123456789)}},
 	{Op: registry.OpSet, Entry: registry.Entry{Prog: 100005, Vers: 1, Netid: "UDP", Addr: "::.3.2", Owner: "unknown"}},
 	{Op: registry.OpUnset, Entry: registry.Entry{Prog: 100005, Vers: 1, Netid: "udp"}},
-	{Op: registry.OpRegister, Service: registry.Service{Name: "web", Network: registry.NetTCP, Port: 8080, Flags: registry.Exclusive | registry.Public,
+	{Op: registry.OpRegister, Service: registry.Service{Name: "web", Network: netid.TCP, Port: 8080, Flags: registry.Exclusive | registry.Public,
 		Process: registry.Process{PID: 4242, UID: 1000, GID: 1000, Start: 987654, Exe: "/usr/bin/web"}, Registered: time.Unix(1700000001, 0)}},
-	{Op: registry.OpRegister, Service: registry.Service{Name: "sock", Network: registry.NetUnix, Path: "/run/sock", Process: registry.Process{PID: 1, Start: 2}}},
-	{Op: registry.OpDeregister, Service: registry.Service{Name: "sock", Network: registry.NetUnix, Path: "/run/sock", Process: registry.Process{PID: 1, Start: 2}}},
+	{Op: registry.OpRegister, Service: registry.Service{Name: "sock", Network: netid.Unix, Path: "/run/sock", Process: registry.Process{PID: 1, Start: 2}}},
+	{Op: registry.OpDeregister, Service: registry.Service{Name: "sock", Network: netid.Unix, Path: "/run/sock", Process: registry.Process{PID: 1, Start: 2}}},
 }
 
 // payloadOf returns the payload of a record built by appendRecord.

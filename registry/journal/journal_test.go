@@ -19,7 +19,9 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 var (
@@ -102,7 +104,7 @@ func TestRoundTrip(t *testing.T) {
 			reg, j, _ := start(t, dir, Options{CompactBytes: tc.compact})
 			mustSet(t, reg, root, registry.Entry{Prog: 100003, Vers: 3, Netid: "tcp", Addr: "0.0.0.0.8.1"})
 			mustSet(t, reg, user, registry.Entry{Prog: 100005, Vers: 1, Netid: "udp6", Addr: "::.3.4"})
-			if ok, _ := reg.SetMapping(loop, registry.Mapping{Prog: 200000, Vers: 1, Prot: registry.ProtoUDP, Port: 999}); !ok {
+			if ok, _ := reg.SetMapping(loop, xdr.Mapping{Prog: 200000, Vers: 1, Prot: netid.ProtoUDP, Port: 999}); !ok {
 				t.Fatal("SetMapping")
 			}
 			for i := range 50 {

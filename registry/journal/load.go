@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/portmapd/portmapd/internal/safefile"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -53,19 +54,20 @@ type State struct {
 
 type entryKey struct {
 	prog, vers uint32
-	netid      string
+	netid      netid.ID
 }
 
 type serviceKey struct {
-	name, network string
-	port          uint16
-	path          string
-	pid           int32
-	start         uint64
+	name    string
+	network netid.ID
+	port    uint16
+	path    string
+	pid     int32
+	start   uint64
 }
 
 func keyOfEntry(e registry.Entry) entryKey {
-	return entryKey{e.Prog, e.Vers, strings.ToLower(e.Netid)}
+	return entryKey{e.Prog, e.Vers, e.Netid.Lower()}
 }
 
 func keyOfService(s registry.Service) serviceKey {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 )
 

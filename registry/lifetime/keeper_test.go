@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -54,7 +55,7 @@ func eventually(cond func() bool) bool {
 }
 
 func svc(name string, port uint16) registry.Service {
-	return registry.Service{Name: name, Network: registry.NetTCP, Port: port}
+	return registry.Service{Name: name, Network: netid.TCP, Port: port}
 }
 
 // TestKeeperStartStop starts and stops Keepers a hundred times each way,

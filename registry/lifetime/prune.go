@@ -10,8 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/ifaddrs"
 	"github.com/portmapd/portmapd/internal/peercred"
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -80,7 +81,7 @@ type pruner struct {
 
 type missKey struct {
 	prog, vers uint32
-	netid      string
+	netid      netid.ID
 	pid        int32
 	registered int64
 }
@@ -141,7 +142,7 @@ func (p *pruner) check() []registry.Entry {
 	seen := make(map[missKey]bool)
 	var removed []registry.Entry
 	for _, e := range p.reg.Entries() {
-		k := missKey{e.Prog, e.Vers, strings.ToLower(e.Netid), e.PID, e.Registered.UnixNano()}
+		k := missKey{e.Prog, e.Vers, e.Netid.Lower(), e.PID, e.Registered.UnixNano()}
 		seen[k] = true
 		if e.Prog == 100000 {
 			continue
@@ -214,24 +215,21 @@ func (p *pruner) logPruned(e registry.Entry, reason string) {
 // check cannot judge it (another host's address, an unknown netid, an
 // unparsable address). where describes the endpoint for the log.
 func (p *pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bool) (bound, ok bool, where string) {
-	var proto Proto
-	switch strings.ToLower(e.Netid) {
-	case registry.NetidTCP, registry.NetidTCP6:
-		proto = TCP
-	case registry.NetidUDP, registry.NetidUDP6:
-		proto = UDP
-	case registry.NetidLocal, "unix":
+	id := e.Netid.Lower()
+	if id.IsLocal() {
 		if !strings.HasPrefix(e.Addr, "/") {
 			return false, false, ""
 		}
 		return t.BoundPath(e.Addr), true, "local socket " + e.Addr
-	default:
+	}
+	if !id.IsIP() {
 		return false, false, ""
 	}
-	host, port, ok := splitUaddr(e.Addr)
+	ap, ok := netid.ParseUaddr(e.Addr)
 	if !ok {
 		return false, false, ""
 	}
+	host, port := ap.Addr(), ap.Port()
 	if !host.IsUnspecified() && !host.IsLoopback() {
 		if *local == nil {
 			*local = map[netip.Addr]bool{}
@@ -250,24 +248,10 @@ func (p *pruner) boundCheck(t *Table, e registry.Entry, local *map[netip.Addr]bo
 			return false, false, ""
 		}
 	}
-	name := "tcp"
-	if proto == UDP {
-		name = "udp"
+	nc, _ := netid.Lookup(id)
+	proto := UDP
+	if nc.Proto == "tcp" {
+		proto = TCP
 	}
-	return t.Bound(proto, port), true, name + " port " + strconv.Itoa(int(port))
-}
-
-// splitUaddr parses an IPv4 or IPv6 universal address.
-func splitUaddr(uaddr string) (netip.Addr, uint16, bool) {
-	port, ok := registry.UaddrPort(uaddr)
-	if !ok {
-		return netip.Addr{}, 0, false
-	}
-	i := strings.LastIndexByte(uaddr, '.')
-	i = strings.LastIndexByte(uaddr[:i], '.')
-	a, err := netip.ParseAddr(uaddr[:i])
-	if err != nil {
-		return netip.Addr{}, 0, false
-	}
-	return a, port, true
+	return t.Bound(proto, port), true, nc.Proto + " port " + strconv.Itoa(int(port))
 }

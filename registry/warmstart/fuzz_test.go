@@ -36,7 +36,7 @@ func checkRead(t *testing.T, rpcbindXDR, portmapXDR []byte) ([]registry.Entry, e
 	sv, err := Read(writeWarmFiles(t, rpcbindXDR, portmapXDR))
 	es := sv.Entries
 	for _, e := range es {
-		for _, s := range []string{e.Netid, e.Addr, e.Owner} {
+		for _, s := range []string{string(e.Netid), e.Addr, e.Owner} {
 			// The portmap list's entries are made up here, never longer
 			// than "0.0.0.0.255.255"; the rpcbind list's are from the file.
 			if len(s) > maxString || len(s) > max(len(rpcbindXDR), len("0.0.0.0.255.255")) {

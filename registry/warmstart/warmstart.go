@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/internal/safefile"
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -98,11 +99,12 @@ func Read(dir string) (Saved, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(dir, RpcbindFile), err))
 		}
 		for _, r := range rs {
-			seen[[3]string{strconv.FormatUint(uint64(r.Prog), 10), strconv.FormatUint(uint64(r.Vers), 10), lower(r.Netid)}] = true
+			id := netid.ID(r.Netid)
+			seen[[3]string{strconv.FormatUint(uint64(r.Prog), 10), strconv.FormatUint(uint64(r.Vers), 10), string(id.Lower())}] = true
 			if r.Prog == xdr.PmapProg {
 				continue
 			}
-			sv.Entries = append(sv.Entries, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: r.Netid, Addr: r.Addr, Owner: r.Owner})
+			sv.Entries = append(sv.Entries, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: id, Addr: r.Addr, Owner: r.Owner})
 		}
 	}
 	if b := read(PortmapFile); b != nil {
@@ -111,22 +113,17 @@ func Read(dir string) (Saved, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(dir, PortmapFile), err))
 		}
 		for _, m := range ms {
-			var netid string
-			switch m.Prot {
-			case xdr.ProtoTCP:
-				netid = registry.NetidTCP
-			case xdr.ProtoUDP:
-				netid = registry.NetidUDP
-			default:
+			id, ok := netid.FromProto(m.Prot)
+			if !ok {
 				continue
 			}
-			k := [3]string{strconv.FormatUint(uint64(m.Prog), 10), strconv.FormatUint(uint64(m.Vers), 10), netid}
+			k := [3]string{strconv.FormatUint(uint64(m.Prog), 10), strconv.FormatUint(uint64(m.Vers), 10), string(id)}
 			if m.Prog == xdr.PmapProg || seen[k] || m.Port > 0xffff {
 				continue
 			}
 			seen[k] = true
-			addr := "0.0.0.0." + strconv.Itoa(int(m.Port>>8)) + "." + strconv.Itoa(int(m.Port&0xff))
-			sv.Entries = append(sv.Entries, registry.Entry{Prog: m.Prog, Vers: m.Vers, Netid: netid, Addr: addr, Owner: registry.OwnerUnknown})
+			addr := netid.WildcardUaddr(id, uint16(m.Port))
+			sv.Entries = append(sv.Entries, registry.Entry{Prog: m.Prog, Vers: m.Vers, Netid: id, Addr: addr, Owner: registry.OwnerUnknown})
 		}
 	}
 	return sv, errors.Join(errs...)
@@ -207,7 +204,7 @@ func Write(dir string, entries []registry.Entry) error {
 	var e xdr.Encoder
 	for _, en := range entries {
 		e.Bool(true)
-		r := xdr.RPCB{Prog: en.Prog, Vers: en.Vers, Netid: en.Netid, Addr: en.Addr, Owner: en.Owner}
+		r := xdr.RPCB{Prog: en.Prog, Vers: en.Vers, Netid: string(en.Netid), Addr: en.Addr, Owner: en.Owner}
 		r.Encode(&e)
 	}
 	e.Bool(false)
@@ -256,16 +253,11 @@ func rpcUser() (uid, gid int, ok bool) {
 
 // mapping is the v2 view of a tcp or udp entry.
 func mapping(e registry.Entry) (xdr.Mapping, bool) {
-	var prot uint32
-	switch lower(e.Netid) {
-	case registry.NetidTCP:
-		prot = xdr.ProtoTCP
-	case registry.NetidUDP:
-		prot = xdr.ProtoUDP
-	default:
+	prot, ok := e.Netid.Proto()
+	if !ok {
 		return xdr.Mapping{}, false
 	}
-	port, ok := registry.UaddrPort(e.Addr)
+	port, ok := netid.UaddrPort(e.Addr)
 	if !ok {
 		return xdr.Mapping{}, false
 	}
@@ -312,14 +304,4 @@ func decodePmapList(b []byte) ([]xdr.Mapping, error) {
 		return out, fmt.Errorf("damaged after %d mappings: %w", len(out), err)
 	}
 	return out, nil
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -98,7 +99,7 @@ func TestWriteAsRpcbind(t *testing.T) {
 	}
 	var es []registry.Entry
 	for _, r := range rs {
-		es = append(es, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: r.Netid, Addr: r.Addr, Owner: r.Owner})
+		es = append(es, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: netid.ID(r.Netid), Addr: r.Addr, Owner: r.Owner})
 	}
 	dir := filepath.Join(t.TempDir(), "rpcbind")
 	if err := Write(dir, es); err != nil {

@@ -1,0 +1,55 @@
+//go:build !linux
+
+package ifaddrs
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+// Read lists the addresses of the host's interfaces from the standard
+// library's account of them, IPv4 before IPv6 as on Linux, by interface.
+func Read() ([]Addr, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("ifaddrs: %w", err)
+	}
+	var out []Addr
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("ifaddrs: %s: %w", ifc.Name, err)
+		}
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok {
+				continue
+			}
+			ones, _ := n.Mask.Size()
+			out = append(out, Addr{
+				Prefix:       netip.PrefixFrom(ip.Unmap(), ones),
+				Index:        ifc.Index,
+				Name:         ifc.Name,
+				Up:           ifc.Flags&net.FlagUp != 0,
+				Loopback:     ifc.Flags&net.FlagLoopback != 0,
+				PointToPoint: ifc.Flags&net.FlagPointToPoint != 0,
+			})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Addr) int {
+		switch {
+		case a.Prefix.Addr().Is4() == b.Prefix.Addr().Is4():
+			return 0
+		case a.Prefix.Addr().Is4():
+			return -1
+		}
+		return 1
+	})
+	return out, nil
+}
