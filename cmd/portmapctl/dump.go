@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -35,40 +34,26 @@ defaults to 127.0.0.1 (rpcinfo -p without a host uses the local socket).`,
 
 func (g *globals) dump(cmd *cobra.Command, host string) error {
 	ctx := cmd.Context()
-	stderr := cmd.ErrOrStderr()
 	pm, err := g.dialPortmapper(ctx, host, string(netid.TCP))
 	if err != nil {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
-		fmt.Fprintln(stderr, statusOf(err).createError(host))
-		return failed
+		return reportFailure(cmd, statusOf(err).createError(host))
 	}
 	defer pm.Close()
 	if _, st := g.getport(ctx, pm, xdr.PmapProg, xdr.PmapVers, string(netid.TCP)); st.Stat != rpcSuccess {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
-		fmt.Fprintln(stderr, st.createError(host))
-		return failed
+		return reportFailure(cmd, st.createError(host))
 	}
-	callCtx, cancel := g.callContext(ctx)
-	defer cancel()
-	list, err := pm.Dump(callCtx)
+	list, err := timed(ctx, g, pm.Dump)
 	if err != nil {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
-		var re *xdr.ReplyError
-		if errors.As(err, &re) && re.Header.Stat == xdr.MsgAccepted &&
-			(re.Header.Accept == xdr.ProgMismatch || re.Header.Accept == xdr.ProgUnavail) {
-			if re.Header.Mismatch.Low > xdr.PmapVers {
-				fmt.Fprintf(stderr, "%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
+		msg := statusOf(err).callError("portmapctl: can't contact portmapper")
+		if m, notSpoken := versionNotSpoken(err); notSpoken {
+			// A portmapper past version 2 gets rpcinfo's advice; one
+			// that speaks no version at all, nothing.
+			msg = ""
+			if m.Low > xdr.PmapVers {
+				msg = fmt.Sprintf("%s does not support portmapper.  Try rpcinfo %s instead", host, host)
 			}
-			return failed
 		}
-		fmt.Fprintln(stderr, statusOf(err).callError("portmapctl: can't contact portmapper"))
-		return failed
+		return reportFailure(cmd, msg)
 	}
 	return writePmapDump(cmd.OutOrStdout(), list, g.programName)
 }

@@ -31,17 +31,12 @@ both $(portmapctl getport ...) and the exit status tell.`,
 			netid := protoName(prot)
 			ctx := cmd.Context()
 			where, flags := netid+" "+g.portmapper(args[0]), "--server HOST:PORT or --port PORT asks another"
+			failure := func(st rpcStatus) error {
+				return reportFailure(cmd, st.createError("portmapctl"), st.notReached(where, flags))
+			}
 			pm, err := g.dialPortmapper(ctx, args[0], netid)
 			if err != nil {
-				if e := interrupted(ctx); e != nil {
-					return e
-				}
-				st := statusOf(err)
-				fmt.Fprintln(cmd.ErrOrStderr(), st.createError("portmapctl"))
-				if hint := st.notReached(where, flags); hint != "" {
-					fmt.Fprintln(cmd.ErrOrStderr(), hint)
-				}
-				return failed
+				return failure(statusOf(err))
 			}
 			defer pm.Close()
 			port, st := g.getport(ctx, pm, prog, vers, netid)
@@ -52,14 +47,7 @@ both $(portmapctl getport ...) and the exit status tell.`,
 			case rpcProgNotRegistered:
 				fmt.Fprintln(cmd.OutOrStdout(), 0)
 			}
-			if e := interrupted(ctx); e != nil {
-				return e
-			}
-			fmt.Fprintln(cmd.ErrOrStderr(), st.createError("portmapctl"))
-			if hint := st.notReached(where, flags); hint != "" {
-				fmt.Fprintln(cmd.ErrOrStderr(), hint)
-			}
-			return failed
+			return failure(st)
 		},
 	}
 }

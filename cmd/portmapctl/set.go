@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -193,6 +197,37 @@ func (g *globals) pmapTarget() changeTarget {
 	return changeTarget{g.dialLocalPortmapper, "udp " + g.portmapper(defaultHost), "--server HOST:PORT asks another"}
 }
 
+// dialLocalPortmapper connects over UDP to the portmapper that SET and
+// UNSET go to: --server, or 127.0.0.1 port 111. As root it binds a
+// reserved source port, as bindresvport does, so that the portmapper
+// records the superuser as owner and lets it remove the superuser's
+// registrations.
+func (g *globals) dialLocalPortmapper(ctx context.Context) (*rpcbind.Client, error) {
+	addr := g.portmapper(defaultHost)
+	if os.Geteuid() != 0 {
+		return g.dial(ctx, "udp", addr)
+	}
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	local := netip.IPv4Unspecified()
+	if raddr.IP.To4() == nil {
+		local = netip.IPv6Unspecified()
+	}
+	for port := 1023; port >= 600; port-- {
+		conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(port))), raddr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return rpcbind.NewClient(conn), nil
+	}
+	return g.dial(ctx, "udp", addr)
+}
+
 // rpcbTarget is where version 3 and 4 SET and UNSET go.
 func (g *globals) rpcbTarget() changeTarget {
 	if g.server != "" {
@@ -205,38 +240,19 @@ func (g *globals) rpcbTarget() changeTarget {
 // change makes a SET or UNSET call and reports its result.
 func (g *globals) change(cmd *cobra.Command, to changeTarget, call func(context.Context, *rpcbind.Client) (bool, error)) error {
 	ctx := cmd.Context()
-	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	stdout := cmd.OutOrStdout()
 	c, err := to.dial(ctx)
 	if err != nil {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
 		st := statusOf(err)
-		fmt.Fprintln(stderr, st.createError("portmapctl"))
-		if hint := st.notReached(to.where, to.flags); hint != "" {
-			fmt.Fprintln(stderr, hint)
-		}
-		return failed
+		return reportFailure(cmd, st.createError("portmapctl"), st.notReached(to.where, to.flags))
 	}
 	defer c.Close()
 	callCtx, cancel := g.callContext(ctx)
 	ok, err := call(callCtx, c)
 	cancel()
 	if err != nil {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
 		st := statusOf(err)
-		fmt.Fprintln(stderr, st.callError("portmapctl"))
-		if hint := st.notReached(to.where, to.flags); hint != "" {
-			fmt.Fprintln(stderr, hint)
-		}
-		var re *xdr.ReplyError
-		if errors.As(err, &re) && re.Header.Stat == xdr.MsgDenied &&
-			re.Header.Reject == xdr.AuthError && re.Header.Auth == xdr.AuthTooWeak {
-			fmt.Fprintln(stderr, "portmapctl: the portmapper refused the change: it accepts SET and UNSET only from 127.0.0.1, ::1 or its local socket (unless it runs with -i)")
-		}
-		return failed
+		return reportFailure(cmd, st.callError("portmapctl"), st.notReached(to.where, to.flags), refusedChange(err))
 	}
 	if !ok {
 		io.WriteString(stdout, "false\n")
@@ -244,4 +260,15 @@ func (g *globals) change(cmd *cobra.Command, to changeTarget, call func(context.
 	}
 	io.WriteString(stdout, "true\n")
 	return nil
+}
+
+// refusedChange explains a change the portmapper refused because of where
+// it came from (AUTH_TOOWEAK), or is "".
+func refusedChange(err error) string {
+	var re *xdr.ReplyError
+	if errors.As(err, &re) && re.Header.Stat == xdr.MsgDenied &&
+		re.Header.Reject == xdr.AuthError && re.Header.Auth == xdr.AuthTooWeak {
+		return "portmapctl: the portmapper refused the change: it accepts SET and UNSET only from 127.0.0.1, ::1 or its local socket (unless it runs with -i)"
+	}
+	return ""
 }
