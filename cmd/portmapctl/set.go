@@ -34,7 +34,7 @@ accepted from 127.0.0.1, ::1 or the local socket unless it runs with -i)
 is reported as such.`
 
 func newSetCmd(g *globals) *cobra.Command {
-	var version uint32
+	var askedVersion uint32
 	cmd := &cobra.Command{
 		Use:   "set [--version 2|3|4] PROG VERS NETID ADDR",
 		Short: "Register a program (v2, or v3/v4 on any netid)",
@@ -52,18 +52,9 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 		Args:         positional("PROG", "VERS", "NETID", "ADDR"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog, vers, err := g.parseProgVers(args[0], args[1])
-			if err != nil {
-				return err
-			}
 			name := strings.ToLower(args[2])
-			if version == 0 {
-				version = xdr.PmapVers
-				if name != string(netid.TCP) && name != string(netid.UDP) {
-					version = xdr.RpcbVers
-				}
-			}
-			if err := checkVersion(version); err != nil {
+			prog, vers, version, err := g.changeArgs(args[0], args[1], askedVersion, name != string(netid.TCP) && name != string(netid.UDP))
+			if err != nil {
 				return err
 			}
 			if version == xdr.PmapVers {
@@ -90,12 +81,12 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 			})
 		},
 	}
-	cmd.Flags().Uint32Var(&version, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2 for tcp and udp, else 3)")
+	cmd.Flags().Uint32Var(&askedVersion, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2 for tcp and udp, else 3)")
 	return cmd
 }
 
 func newUnsetCmd(g *globals) *cobra.Command {
-	var version uint32
+	var askedVersion uint32
 	var netid string
 	cmd := &cobra.Command{
 		Use:   "unset [--version 2|3|4] [-T NETID] PROG VERS",
@@ -112,17 +103,8 @@ given with -T goes, or, without -T, its registrations on every netid.
 		Args:         positional("PROG", "VERS"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog, vers, err := g.parseProgVers(args[0], args[1])
+			prog, vers, version, err := g.changeArgs(args[0], args[1], askedVersion, cmd.Flags().Changed("netid"))
 			if err != nil {
-				return err
-			}
-			if version == 0 {
-				version = xdr.PmapVers
-				if cmd.Flags().Changed("netid") {
-					version = xdr.RpcbVers
-				}
-			}
-			if err := checkVersion(version); err != nil {
 				return err
 			}
 			if version == xdr.PmapVers {
@@ -142,16 +124,29 @@ given with -T goes, or, without -T, its registrations on every netid.
 			})
 		},
 	}
-	cmd.Flags().Uint32Var(&version, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2, or 3 with -T)")
+	cmd.Flags().Uint32Var(&askedVersion, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2, or 3 with -T)")
 	cmd.Flags().StringVarP(&netid, "netid", "T", "", "netid to remove the registration from (versions 3 and 4; default: every netid)")
 	return cmd
 }
 
-func checkVersion(v uint32) error {
-	if v < xdr.PmapVers || v > xdr.RpcbVers4 {
-		return &argError{fmt.Sprintf("version %d is not a portmapper version (2, 3 or 4)", v)}
+// changeArgs reads the PROG and VERS of a set or unset, then the
+// portmapper version to call: asked (--version), or by default 2, or 3
+// when the change needs rpcbind's (a netid other than tcp and udp, or -T).
+func (g *globals) changeArgs(progArg, versArg string, asked uint32, needsRpcbind bool) (prog, vers, version uint32, err error) {
+	if prog, vers, err = g.parseProgVers(progArg, versArg); err != nil {
+		return 0, 0, 0, err
 	}
-	return nil
+	version = asked
+	if version == 0 {
+		version = xdr.PmapVers
+		if needsRpcbind {
+			version = xdr.RpcbVers
+		}
+	}
+	if version < xdr.PmapVers || version > xdr.RpcbVers4 {
+		return 0, 0, 0, &argError{fmt.Sprintf("version %d is not a portmapper version (2, 3 or 4)", version)}
+	}
+	return prog, vers, version, nil
 }
 
 // parseAddr reads the ADDR of a v3/v4 set: a port (the wildcard address
