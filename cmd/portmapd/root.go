@@ -223,29 +223,25 @@ func notNegative[T int | int64 | time.Duration](flag string, v T) flagCheck {
 }
 
 func (o options) validate() error {
-	// The first rule broken, in this order, is the one reported.
+	// The first rule broken, in this order, is the one reported. Limits
+	// that go together share a line.
 	for _, c := range []flagCheck{
 		{"--port", o.port, o.port < 0 || o.port > 65535, "not a port number"},
 		{"--max-message", o.maxMessage, o.maxMessage < 64, "too small to hold a call"},
 		atLeastOne("--max-conns", o.maxConns),
-		positive("--idle-timeout", o.idle),
-		positive("--record-timeout", o.recordTimeout),
+		positive("--idle-timeout", o.idle), positive("--record-timeout", o.recordTimeout),
 		atLeastOne("--max-conns-per-source", o.maxPerSource),
 		notNegative("--udp-reply-rate", o.replyRate),
 		{"--udp-reply-burst", o.replyBurst, o.replyRate > 0 && o.replyBurst < o.maxMessage,
 			fmt.Sprintf("must be at least --max-message (%d), or no reply that large could be sent", o.maxMessage)},
 		atLeastOne("--fd-reserve", o.fdReserve),
-		atLeastOne("--http-max-conns", o.httpMaxConns),
-		atLeastOne("--http-max-conns-per-source", o.httpPerSource),
+		atLeastOne("--http-max-conns", o.httpMaxConns), atLeastOne("--http-max-conns-per-source", o.httpPerSource),
 		positive("--http-idle-timeout", o.httpIdle),
 		atLeastOne("--max-per-process", o.maxPerProcess),
-		atLeastOne("--max-rpc-per-uid", o.maxRPCPerUID),
-		atLeastOne("--max-rpc-bytes-per-uid", o.maxRPCBytes),
+		atLeastOne("--max-rpc-per-uid", o.maxRPCPerUID), atLeastOne("--max-rpc-bytes-per-uid", o.maxRPCBytes),
 		atLeastOne("--max-processes-per-uid", o.maxProcsPerUID),
-		notNegative("--max-pidfds", o.maxPidfds),
-		positive("--proc-poll-interval", o.procPoll),
-		notNegative("--prune-grace", o.pruneGrace),
-		positive("--prune-interval", o.pruneInterval),
+		notNegative("--max-pidfds", o.maxPidfds), positive("--proc-poll-interval", o.procPoll),
+		notNegative("--prune-grace", o.pruneGrace), positive("--prune-interval", o.pruneInterval),
 		notNegative("--state-compact-bytes", o.compactBytes),
 	} {
 		if c.bad {
