@@ -139,7 +139,10 @@ type Server struct {
 // It starts nothing: Serve or ServeListeners serves it, Close stops it.
 func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	page, err := template.ParseFS(assets, "assets/page.html")
+	// columns lists a table's column names for the page's "sortable"
+	// header.
+	columns := func(names ...string) []string { return names }
+	page, err := template.New("page.html").Funcs(template.FuncMap{"columns": columns}).ParseFS(assets, "assets/page.html")
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: page template: %w", err)
 	}

@@ -2,12 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"os"
-	"syscall"
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
@@ -94,44 +89,4 @@ func (g *globals) null(ctx context.Context, c *rpcbind.Client, prog, vers uint32
 	ctx, cancel := g.callContext(ctx)
 	defer cancel()
 	return c.Null(ctx, prog, vers)
-}
-
-// dialLocalPortmapper connects over UDP to the portmapper that SET and
-// UNSET go to: --server, or 127.0.0.1 port 111. As root it binds a
-// reserved source port, as bindresvport does, so that the portmapper
-// records the superuser as owner and lets it remove the superuser's
-// registrations.
-func (g *globals) dialLocalPortmapper(ctx context.Context) (*rpcbind.Client, error) {
-	addr := g.portmapper(defaultHost)
-	if os.Geteuid() != 0 {
-		return g.dial(ctx, "udp", addr)
-	}
-	raddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, err
-	}
-	local := netip.IPv4Unspecified()
-	if raddr.IP.To4() == nil {
-		local = netip.IPv6Unspecified()
-	}
-	for port := 1023; port >= 600; port-- {
-		conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(port))), raddr)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return rpcbind.NewClient(conn), nil
-	}
-	return g.dial(ctx, "udp", addr)
-}
-
-// interrupted returns the context's error when the command was cancelled
-// (by a signal), so that it is not reported as an RPC failure.
-func interrupted(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return ctx.Err()
-	}
-	return nil
 }

@@ -21,29 +21,46 @@ import (
 // A nameFunc returns the /etc/rpc name of a program, or "".
 type nameFunc func(prog uint32) string
 
+// orDash is the name of prog, or "-" when it has none, as rpcinfo's
+// tables print it.
+func (name nameFunc) orDash(prog uint32) string {
+	if n := name(prog); n != "" {
+		return n
+	}
+	return "-"
+}
+
 // noRegistrations is what rpcinfo prints for an empty list.
 const noRegistrations = "No remote programs registered.\n"
 
-// writePmapDump prints a v2 DUMP as `rpcinfo -p` does.
-func writePmapDump(w io.Writer, list []xdr.Mapping, name nameFunc) error {
+// writeList prints one of rpcinfo's lists: header and a line per row,
+// written by line, or noRegistrations when there are no rows.
+func writeList[T any](w io.Writer, header string, rows []T, line func(*bufio.Writer, T)) error {
 	b := bufio.NewWriter(w)
-	if len(list) == 0 {
+	if len(rows) == 0 {
 		b.WriteString(noRegistrations)
 	} else {
-		b.WriteString("   program vers proto   port  service\n")
-		for _, m := range list {
-			// Fields run together when a number is wider than its
-			// column, exactly as rpcinfo's printf does.
-			fmt.Fprintf(b, "%10d%5d", m.Prog, m.Vers)
-			fmt.Fprintf(b, "%6s", protoName(m.Prot))
-			fmt.Fprintf(b, "%7d", m.Port)
-			if n := name(m.Prog); n != "" {
-				fmt.Fprintf(b, "  %s", n)
-			}
-			b.WriteByte('\n')
+		b.WriteString(header)
+		for _, r := range rows {
+			line(b, r)
 		}
 	}
 	return b.Flush()
+}
+
+// writePmapDump prints a v2 DUMP as `rpcinfo -p` does.
+func writePmapDump(w io.Writer, list []xdr.Mapping, name nameFunc) error {
+	return writeList(w, "   program vers proto   port  service\n", list, func(b *bufio.Writer, m xdr.Mapping) {
+		// Fields run together when a number is wider than its
+		// column, exactly as rpcinfo's printf does.
+		fmt.Fprintf(b, "%10d%5d", m.Prog, m.Vers)
+		fmt.Fprintf(b, "%6s", protoName(m.Prot))
+		fmt.Fprintf(b, "%7d", m.Port)
+		if n := name(m.Prog); n != "" {
+			fmt.Fprintf(b, "  %s", n)
+		}
+		b.WriteByte('\n')
+	})
 }
 
 // pmapRows converts a v2 DUMP as rpcinfo does when the server speaks only
@@ -69,20 +86,9 @@ func pmapRows(list []xdr.Mapping) []xdr.RPCB {
 
 // writeRpcbDump prints a v3/v4 DUMP as plain `rpcinfo [host]` does.
 func writeRpcbDump(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
-	b := bufio.NewWriter(w)
-	if len(rows) == 0 {
-		b.WriteString(noRegistrations)
-	} else {
-		b.WriteString("   program version netid     address                service    owner\n")
-		for _, r := range rows {
-			n := name(r.Prog)
-			if n == "" {
-				n = "-"
-			}
-			fmt.Fprintf(b, "%10d%5d    %-9s %-22s %-10s %s\n", r.Prog, r.Vers, r.Netid, r.Addr, n, r.Owner)
-		}
-	}
-	return b.Flush()
+	return writeList(w, "   program version netid     address                service    owner\n", rows, func(b *bufio.Writer, r xdr.RPCB) {
+		fmt.Fprintf(b, "%10d%5d    %-9s %-22s %-10s %s\n", r.Prog, r.Vers, r.Netid, r.Addr, name.orDash(r.Prog), r.Owner)
+	})
 }
 
 // writeRpcbSummary prints a v3/v4 DUMP grouped by program, as
@@ -111,33 +117,22 @@ func writeRpcbSummary(w io.Writer, rows []xdr.RPCB, name nameFunc) error {
 			s.netids = append([]string{r.Netid}, s.netids...)
 		}
 	}
-	b := bufio.NewWriter(w)
-	if len(rows) == 0 {
-		b.WriteString(noRegistrations)
-	} else {
-		b.WriteString("   program version(s) netid(s)                         service     owner\n")
-		for _, s := range order {
-			fmt.Fprintf(b, "%10d  ", s.prog)
-			vs := make([]string, len(s.vers))
-			for i, v := range s.vers {
-				// rpcinfo keeps versions in an int.
-				vs[i] = fmt.Sprint(int32(v))
-			}
-			v := strings.Join(vs, ",")
-			b.WriteString(v)
-			if len(v) < 10 {
-				b.WriteString(strings.Repeat(" ", 10-len(v)))
-			} else {
-				b.WriteByte(' ')
-			}
-			n := name(s.prog)
-			if n == "" {
-				n = "-"
-			}
-			fmt.Fprintf(b, "%-32s %-11s %s\n", joinNetids(s.netids), n, s.owner)
+	return writeList(w, "   program version(s) netid(s)                         service     owner\n", order, func(b *bufio.Writer, s *summary) {
+		fmt.Fprintf(b, "%10d  ", s.prog)
+		vs := make([]string, len(s.vers))
+		for i, v := range s.vers {
+			// rpcinfo keeps versions in an int.
+			vs[i] = fmt.Sprint(int32(v))
 		}
-	}
-	return b.Flush()
+		v := strings.Join(vs, ",")
+		b.WriteString(v)
+		if len(v) < 10 {
+			b.WriteString(strings.Repeat(" ", 10-len(v)))
+		} else {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(b, "%-32s %-11s %s\n", joinNetids(s.netids), name.orDash(s.prog), s.owner)
+	})
 }
 
 // joinNetids joins netids with commas into rpcinfo's 255-byte buffer.
@@ -174,27 +169,17 @@ func pingLine(prog, vers uint32, ok bool) string {
 
 // writeAddrList prints a v4 GETADDRLIST answer as `rpcinfo -l` does.
 func writeAddrList(w io.Writer, prog, vers uint32, list []xdr.RPCBEntry, name nameFunc) error {
-	b := bufio.NewWriter(w)
-	if len(list) == 0 {
-		b.WriteString(noRegistrations)
-	} else {
-		b.WriteString("   program vers  tp_family/name/class    address\t\t  service\n")
-		n := name(prog)
-		if n == "" {
-			n = "-"
+	n := name.orDash(prog)
+	return writeList(w, "   program vers  tp_family/name/class    address\t\t  service\n", list, func(b *bufio.Writer, e xdr.RPCBEntry) {
+		class := "cots_ord"
+		switch e.Semantics {
+		case netid.TpiClts:
+			class = "clts"
+		case netid.TpiCots:
+			class = "cots"
 		}
-		for _, e := range list {
-			class := "cots_ord"
-			switch e.Semantics {
-			case netid.TpiClts:
-				class = "clts"
-			case netid.TpiCots:
-				class = "cots"
-			}
-			fmt.Fprintf(b, "%10d%3d    %-24s%-24s %-13s\n", prog, vers, e.ProtoFmly+"/"+e.Proto+"/"+class+" ", e.MAddr, n)
-		}
-	}
-	return b.Flush()
+		fmt.Fprintf(b, "%10d%3d    %-24s%-24s %-13s\n", prog, vers, e.ProtoFmly+"/"+e.Proto+"/"+class+" ", e.MAddr, n)
+	})
 }
 
 // Column headers of rpcinfo -m, per version.
@@ -253,6 +238,15 @@ func statRow(hdr, vals *strings.Builder, names []string, s *xdr.VersionStat, v4 
 	}
 }
 
+// statColumn is the first column of rpcinfo -m's per-program lists: the
+// name of prog, else its number as rpcinfo's int.
+func (name nameFunc) statColumn(prog uint32) string {
+	if n := name(prog); n != "" {
+		return fmt.Sprintf("%-16s", n)
+	}
+	return fmt.Sprintf("%-16d", int32(prog))
+}
+
 // writeRmtCallStat is rpcinfo's print_rmtcallstat.
 func writeRmtCallStat(b *strings.Builder, list []xdr.RmtCallStat, v4 bool, name nameFunc) {
 	if v4 {
@@ -261,11 +255,7 @@ func writeRmtCallStat(b *strings.Builder, list []xdr.RmtCallStat, v4 bool, name 
 		b.WriteString("prog\t\tvers\tproc\tnetid\tsuccess\tfailure\n")
 	}
 	for _, r := range list {
-		if n := name(r.Prog); n != "" {
-			fmt.Fprintf(b, "%-16s", n)
-		} else {
-			fmt.Fprintf(b, "%-16d", int32(r.Prog))
-		}
+		b.WriteString(name.statColumn(r.Prog))
 		fmt.Fprintf(b, "%d\t%d\t%s\t", int32(r.Vers), int32(r.Proc), r.Netid)
 		if v4 {
 			fmt.Fprintf(b, "%d\t ", r.Indirect)
@@ -278,11 +268,7 @@ func writeRmtCallStat(b *strings.Builder, list []xdr.RmtCallStat, v4 bool, name 
 func writeAddrStat(b *strings.Builder, list []xdr.AddrStat, name nameFunc) {
 	b.WriteString("prog\t\tvers\tnetid\t  success\tfailure\n")
 	for _, a := range list {
-		if n := name(a.Prog); n != "" {
-			fmt.Fprintf(b, "%-16s", n)
-		} else {
-			fmt.Fprintf(b, "%-16d", int32(a.Prog))
-		}
+		b.WriteString(name.statColumn(a.Prog))
 		fmt.Fprintf(b, "%d\t%s\t  %-12d\t%d\n", int32(a.Vers), a.Netid, a.Success, a.Failure)
 	}
 }

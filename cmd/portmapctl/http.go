@@ -70,6 +70,17 @@ func reportHTTP(cmd *cobra.Command, err error) error {
 	return failed
 }
 
+// askHTTP makes one call to portmapd's HTTP face within --timeout, and
+// prints its answer with show or reports its failure.
+func askHTTP[T any](cmd *cobra.Command, g *globals, call func(context.Context) (T, error), show func(io.Writer, T)) error {
+	answer, err := timed(cmd.Context(), g, call)
+	if err != nil {
+		return reportHTTP(cmd, err)
+	}
+	show(cmd.OutOrStdout(), answer)
+	return nil
+}
+
 func printInstances(w io.Writer, ins []httpmap.Instance) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tUSER\tPID\tPROTO\tPORT\tPROGRAM")
@@ -106,14 +117,9 @@ func newListCmd(g *globals) *cobra.Command {
 		Short: "List the services portmapd knows by name, RPC programs included",
 		Args:  positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.callContext(cmd.Context())
-			defer cancel()
-			ins, err := hf.client().List(ctx, f)
-			if err != nil {
-				return reportHTTP(cmd, err)
-			}
-			printInstances(cmd.OutOrStdout(), ins)
-			return nil
+			return askHTTP(cmd, g, func(ctx context.Context) ([]httpmap.Instance, error) {
+				return hf.client().List(ctx, f)
+			}, printInstances)
 		},
 	}
 	hf.add(cmd, true)
@@ -131,30 +137,33 @@ func newRemovalsCmd(g *globals) *cobra.Command {
 		Short: "Show the registrations portmapd removed because their service was gone, and how many",
 		Args:  positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.callContext(cmd.Context())
-			defer cancel()
-			events, n, err := hf.client().Removals(ctx)
-			if err != nil {
-				return reportHTTP(cmd, err)
-			}
-			printRemovals(cmd.OutOrStdout(), events, n)
-			return nil
+			return askHTTP(cmd, g, func(ctx context.Context) (removals, error) {
+				events, n, err := hf.client().Removals(ctx)
+				return removals{events, n}, err
+			}, printRemovals)
 		},
 	}
 	hf.add(cmd, true)
 	return cmd
 }
 
-func printRemovals(w io.Writer, events []registry.Event, n registry.Removals) {
-	if len(events) > 0 {
+// removals is portmapd's answer to the removals command: the recent
+// removals, and how many of each kind since it started.
+type removals struct {
+	events []registry.Event
+	counts registry.Removals
+}
+
+func printRemovals(w io.Writer, r removals) {
+	if len(r.events) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "TIME\tKIND\tREGISTRATION\tREASON")
-		for _, ev := range events {
+		for _, ev := range r.events {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ev.Time.Local().Format(time.DateTime), ev.Kind, ev.What, ev.Reason)
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(w, "removed since portmapd started: %d rpc, %d named\n", n.RPC, n.Named)
+	fmt.Fprintf(w, "removed since portmapd started: %d rpc, %d named\n", r.counts.RPC, r.counts.Named)
 }
 
 func newLookupCmd(g *globals) *cobra.Command {
@@ -170,14 +179,9 @@ instances of one user (a uid, or a user name as the daemon's host knows
 it), such as --owner root for a system service.`,
 		Args: positional("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.callContext(cmd.Context())
-			defer cancel()
-			ins, err := hf.client().WithOwner(owner).Lookup(ctx, args[0])
-			if err != nil {
-				return reportHTTP(cmd, err)
-			}
-			printInstances(cmd.OutOrStdout(), ins)
-			return nil
+			return askHTTP(cmd, g, func(ctx context.Context) ([]httpmap.Instance, error) {
+				return hf.client().WithOwner(owner).Lookup(ctx, args[0])
+			}, printInstances)
 		},
 	}
 	hf.add(cmd, true)

@@ -274,6 +274,25 @@ func TestRegisterCommandOverFirst(t *testing.T) {
 	}
 }
 
+// A failure is a command line that must exit 1 with exactly stderr.
+type failure struct {
+	name   string
+	args   []string
+	stderr string
+}
+
+func runFailures(t *testing.T, tests []failure) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCtl(t, tt.args...)
+			if r.Exit != 1 || r.Stderr != tt.stderr {
+				t.Fatalf("exit %d, stderr %q; want 1, %q", r.Exit, r.Stderr, tt.stderr)
+			}
+		})
+	}
+}
+
 // TestNotRunning: when portmapd is not there, the HTTP commands say so,
 // where they looked and which flag looks elsewhere, and register does not
 // start its command.
@@ -289,11 +308,7 @@ func TestNotRunning(t *testing.T) {
 	ln.Close()
 	marker := filepath.Join(dir, "started")
 	hint := "; --http-socket PATH looks at another socket, --http HOST asks over TCP\n"
-	tests := []struct {
-		name   string
-		args   []string
-		stderr string
-	}{
+	tests := []failure{
 		{"list", []string{"list", "--http-socket", missing}, "portmapctl: portmapd is not running: there is no socket " + missing + hint},
 		{"lookup", []string{"lookup", "--http-socket", refused, "x.example.com"}, "portmapctl: portmapd is not running: nothing listens on its HTTP socket " + refused + hint},
 		{"removals", []string{"removals", "--http-socket", missing}, "portmapctl: portmapd is not running: there is no socket " + missing + hint},
@@ -301,14 +316,7 @@ func TestNotRunning(t *testing.T) {
 		{"register", []string{"register", "--http-socket", missing, "x.example.com", "1", "--", "touch", marker},
 			"portmapctl: portmapd is not running: there is no socket " + missing + "; --http-socket PATH looks at another socket\n"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := runCtl(t, tt.args...)
-			if r.Exit != 1 || r.Stderr != tt.stderr {
-				t.Fatalf("exit %d, stderr %q; want 1, %q", r.Exit, r.Stderr, tt.stderr)
-			}
-		})
-	}
+	runFailures(t, tests)
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("register started its command with portmapd not running")
 	}
@@ -324,11 +332,7 @@ func TestNoPortmapper(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
-	tests := []struct {
-		name   string
-		args   []string
-		stderr string
-	}{
+	tests := []failure{
 		{"getport tcp", []string{"getport", "--server", closed, "127.0.0.1", "100000", "2", "tcp"},
 			"portmapctl: RPC: Remote system error - Connection refused\nportmapctl: no portmapper (portmapd or rpcbind) is running at tcp " + closed + "; --server HOST:PORT or --port PORT asks another\n"},
 		{"set v2", []string{"set", "--server", closed, "300000", "1", "tcp", "4000"},
@@ -336,12 +340,5 @@ func TestNoPortmapper(t *testing.T) {
 		{"unset v3", []string{"unset", "--server", closed, "--version", "3", "300000", "1"},
 			"portmapctl: RPC: Remote system error - Connection refused\nportmapctl: no portmapper (portmapd or rpcbind) is running at tcp " + closed + "; --server HOST:PORT asks another\n"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := runCtl(t, tt.args...)
-			if r.Exit != 1 || r.Stderr != tt.stderr {
-				t.Fatalf("exit %d, stderr %q; want 1, %q", r.Exit, r.Stderr, tt.stderr)
-			}
-		})
-	}
+	runFailures(t, tests)
 }

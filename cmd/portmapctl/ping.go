@@ -58,11 +58,7 @@ func (g *globals) ping(cmd *cobra.Command, netid, host string, prog, vers uint32
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	c, st := g.findService(ctx, host, prog, vers, netid)
 	if st.Stat != rpcSuccess {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
-		fmt.Fprintln(stderr, st.createError("portmapctl"))
-		return failed
+		return reportFailure(cmd, st.createError("portmapctl"))
 	}
 	defer c.Close()
 	first := g.null(ctx, c, prog, vers)

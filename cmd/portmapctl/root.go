@@ -74,6 +74,13 @@ func (g *globals) callContext(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(ctx, g.timeout)
 }
 
+// timed makes one call bounded by --timeout.
+func timed[T any](ctx context.Context, g *globals, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := g.callContext(ctx)
+	defer cancel()
+	return call(ctx)
+}
+
 // newRootCmd builds the command tree. Each subcommand comes from its own
 // constructor; adding a command family is one AddCommand line here.
 func newRootCmd() *cobra.Command {

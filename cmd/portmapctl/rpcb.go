@@ -215,9 +215,9 @@ type streamOnly struct{ net.Conn }
 // euidOwner is what libtirpc sends as r_owner: the effective uid.
 func euidOwner() string { return strconv.Itoa(os.Geteuid()) }
 
-// rpcbindNotSpoken reports whether a DUMP failed because the portmapper
-// does not speak the version asked for.
-func rpcbindNotSpoken(err error) (xdr.Mismatch, bool) {
+// versionNotSpoken reports whether a call failed because the portmapper
+// does not speak the version asked for, and which versions it speaks.
+func versionNotSpoken(err error) (xdr.Mismatch, bool) {
 	var re *xdr.ReplyError
 	if errors.As(err, &re) && re.Header.Stat == xdr.MsgAccepted &&
 		(re.Header.Accept == xdr.ProgMismatch || re.Header.Accept == xdr.ProgUnavail) {

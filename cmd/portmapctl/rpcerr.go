@@ -8,6 +8,8 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -248,4 +250,29 @@ func (st rpcStatus) notReached(where, flags string) string {
 		return fmt.Sprintf("portmapctl: permission denied at %s; %s", where, flags)
 	}
 	return ""
+}
+
+// interrupted returns the context's error when the command was cancelled
+// (by a signal), so that it is not reported as an RPC failure.
+func interrupted(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// reportFailure ends a command whose call failed: with the interruption
+// when a signal ended it (not the portmapper), else by printing on
+// standard error each of lines that is not empty, as rpcinfo does, and
+// failing.
+func reportFailure(cmd *cobra.Command, lines ...string) error {
+	if e := interrupted(cmd.Context()); e != nil {
+		return e
+	}
+	for _, l := range lines {
+		if l != "" {
+			fmt.Fprintln(cmd.ErrOrStderr(), l)
+		}
+	}
+	return failed
 }

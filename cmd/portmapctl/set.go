@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -30,7 +34,7 @@ accepted from 127.0.0.1, ::1 or the local socket unless it runs with -i)
 is reported as such.`
 
 func newSetCmd(g *globals) *cobra.Command {
-	var version uint32
+	var askedVersion uint32
 	cmd := &cobra.Command{
 		Use:   "set [--version 2|3|4] PROG VERS NETID ADDR",
 		Short: "Register a program (v2, or v3/v4 on any netid)",
@@ -48,18 +52,9 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 		Args:         positional("PROG", "VERS", "NETID", "ADDR"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog, vers, err := g.parseProgVers(args[0], args[1])
-			if err != nil {
-				return err
-			}
 			name := strings.ToLower(args[2])
-			if version == 0 {
-				version = xdr.PmapVers
-				if name != string(netid.TCP) && name != string(netid.UDP) {
-					version = xdr.RpcbVers
-				}
-			}
-			if err := checkVersion(version); err != nil {
+			prog, vers, version, err := g.changeArgs(args[0], args[1], askedVersion, name != string(netid.TCP) && name != string(netid.UDP))
+			if err != nil {
 				return err
 			}
 			if version == xdr.PmapVers {
@@ -86,12 +81,12 @@ service bound to every address is), a universal address (127.0.0.1.15.160,
 			})
 		},
 	}
-	cmd.Flags().Uint32Var(&version, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2 for tcp and udp, else 3)")
+	cmd.Flags().Uint32Var(&askedVersion, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2 for tcp and udp, else 3)")
 	return cmd
 }
 
 func newUnsetCmd(g *globals) *cobra.Command {
-	var version uint32
+	var askedVersion uint32
 	var netid string
 	cmd := &cobra.Command{
 		Use:   "unset [--version 2|3|4] [-T NETID] PROG VERS",
@@ -108,17 +103,8 @@ given with -T goes, or, without -T, its registrations on every netid.
 		Args:         positional("PROG", "VERS"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog, vers, err := g.parseProgVers(args[0], args[1])
+			prog, vers, version, err := g.changeArgs(args[0], args[1], askedVersion, cmd.Flags().Changed("netid"))
 			if err != nil {
-				return err
-			}
-			if version == 0 {
-				version = xdr.PmapVers
-				if cmd.Flags().Changed("netid") {
-					version = xdr.RpcbVers
-				}
-			}
-			if err := checkVersion(version); err != nil {
 				return err
 			}
 			if version == xdr.PmapVers {
@@ -138,16 +124,29 @@ given with -T goes, or, without -T, its registrations on every netid.
 			})
 		},
 	}
-	cmd.Flags().Uint32Var(&version, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2, or 3 with -T)")
+	cmd.Flags().Uint32Var(&askedVersion, "version", 0, "portmapper version to call: 2, 3 or 4 (default 2, or 3 with -T)")
 	cmd.Flags().StringVarP(&netid, "netid", "T", "", "netid to remove the registration from (versions 3 and 4; default: every netid)")
 	return cmd
 }
 
-func checkVersion(v uint32) error {
-	if v < xdr.PmapVers || v > xdr.RpcbVers4 {
-		return &argError{fmt.Sprintf("version %d is not a portmapper version (2, 3 or 4)", v)}
+// changeArgs reads the PROG and VERS of a set or unset, then the
+// portmapper version to call: asked (--version), or by default 2, or 3
+// when the change needs rpcbind's (a netid other than tcp and udp, or -T).
+func (g *globals) changeArgs(progArg, versArg string, asked uint32, needsRpcbind bool) (prog, vers, version uint32, err error) {
+	if prog, vers, err = g.parseProgVers(progArg, versArg); err != nil {
+		return 0, 0, 0, err
 	}
-	return nil
+	version = asked
+	if version == 0 {
+		version = xdr.PmapVers
+		if needsRpcbind {
+			version = xdr.RpcbVers
+		}
+	}
+	if version < xdr.PmapVers || version > xdr.RpcbVers4 {
+		return 0, 0, 0, &argError{fmt.Sprintf("version %d is not a portmapper version (2, 3 or 4)", version)}
+	}
+	return prog, vers, version, nil
 }
 
 // parseAddr reads the ADDR of a v3/v4 set: a port (the wildcard address
@@ -193,6 +192,37 @@ func (g *globals) pmapTarget() changeTarget {
 	return changeTarget{g.dialLocalPortmapper, "udp " + g.portmapper(defaultHost), "--server HOST:PORT asks another"}
 }
 
+// dialLocalPortmapper connects over UDP to the portmapper that SET and
+// UNSET go to: --server, or 127.0.0.1 port 111. As root it binds a
+// reserved source port, as bindresvport does, so that the portmapper
+// records the superuser as owner and lets it remove the superuser's
+// registrations.
+func (g *globals) dialLocalPortmapper(ctx context.Context) (*rpcbind.Client, error) {
+	addr := g.portmapper(defaultHost)
+	if os.Geteuid() != 0 {
+		return g.dial(ctx, "udp", addr)
+	}
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	local := netip.IPv4Unspecified()
+	if raddr.IP.To4() == nil {
+		local = netip.IPv6Unspecified()
+	}
+	for port := 1023; port >= 600; port-- {
+		conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(port))), raddr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return rpcbind.NewClient(conn), nil
+	}
+	return g.dial(ctx, "udp", addr)
+}
+
 // rpcbTarget is where version 3 and 4 SET and UNSET go.
 func (g *globals) rpcbTarget() changeTarget {
 	if g.server != "" {
@@ -205,38 +235,19 @@ func (g *globals) rpcbTarget() changeTarget {
 // change makes a SET or UNSET call and reports its result.
 func (g *globals) change(cmd *cobra.Command, to changeTarget, call func(context.Context, *rpcbind.Client) (bool, error)) error {
 	ctx := cmd.Context()
-	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	stdout := cmd.OutOrStdout()
 	c, err := to.dial(ctx)
 	if err != nil {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
 		st := statusOf(err)
-		fmt.Fprintln(stderr, st.createError("portmapctl"))
-		if hint := st.notReached(to.where, to.flags); hint != "" {
-			fmt.Fprintln(stderr, hint)
-		}
-		return failed
+		return reportFailure(cmd, st.createError("portmapctl"), st.notReached(to.where, to.flags))
 	}
 	defer c.Close()
 	callCtx, cancel := g.callContext(ctx)
 	ok, err := call(callCtx, c)
 	cancel()
 	if err != nil {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
 		st := statusOf(err)
-		fmt.Fprintln(stderr, st.callError("portmapctl"))
-		if hint := st.notReached(to.where, to.flags); hint != "" {
-			fmt.Fprintln(stderr, hint)
-		}
-		var re *xdr.ReplyError
-		if errors.As(err, &re) && re.Header.Stat == xdr.MsgDenied &&
-			re.Header.Reject == xdr.AuthError && re.Header.Auth == xdr.AuthTooWeak {
-			fmt.Fprintln(stderr, "portmapctl: the portmapper refused the change: it accepts SET and UNSET only from 127.0.0.1, ::1 or its local socket (unless it runs with -i)")
-		}
-		return failed
+		return reportFailure(cmd, st.callError("portmapctl"), st.notReached(to.where, to.flags), refusedChange(err))
 	}
 	if !ok {
 		io.WriteString(stdout, "false\n")
@@ -244,4 +255,15 @@ func (g *globals) change(cmd *cobra.Command, to changeTarget, call func(context.
 	}
 	io.WriteString(stdout, "true\n")
 	return nil
+}
+
+// refusedChange explains a change the portmapper refused because of where
+// it came from (AUTH_TOOWEAK), or is "".
+func refusedChange(err error) string {
+	var re *xdr.ReplyError
+	if errors.As(err, &re) && re.Header.Stat == xdr.MsgDenied &&
+		re.Header.Reject == xdr.AuthError && re.Header.Auth == xdr.AuthTooWeak {
+		return "portmapctl: the portmapper refused the change: it accepts SET and UNSET only from 127.0.0.1, ::1 or its local socket (unless it runs with -i)"
+	}
+	return ""
 }

@@ -21,9 +21,21 @@ const viewHostHelp = `Without HOST it asks the portmapper on this machine over i
 name), as rpcinfo does. With HOST it uses the netid given with -T (udp,
 tcp, udp6 or tcp6), or else TCP and, when TCP cannot connect, UDP.`
 
-func newTableCmd(g *globals) *cobra.Command {
+// newDumpViewCmd completes cmd, given its Use, Short and Long, as one of
+// rpcinfo's views of a version 3 DUMP, printed by write.
+func newDumpViewCmd(g *globals, cmd *cobra.Command, write func(io.Writer, []xdr.RPCB, nameFunc) error) *cobra.Command {
 	var netid string
-	cmd := &cobra.Command{
+	cmd.Args = positional("[HOST]")
+	cmd.SilenceUsage = true
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return g.rpcbDumpView(cmd, netid, args, write)
+	}
+	cmd.Flags().StringVarP(&netid, "netid", "T", "", "transport to HOST: udp, tcp, udp6 or tcp6")
+	return cmd
+}
+
+func newTableCmd(g *globals) *cobra.Command {
+	return newDumpViewCmd(g, &cobra.Command{
 		Use:   "table [-T NETID] [HOST]",
 		Short: "List the portmapper's registrations with a v3 DUMP, as plain rpcinfo",
 		Long: `table prints every registration of the portmapper, with its netid,
@@ -32,33 +44,18 @@ rpcbind version 3's DUMP, and falls back to version 4 or to version 2's
 DUMP as rpcinfo does for a portmapper that speaks only those.
 
 ` + viewHostHelp,
-		Args:         positional("[HOST]"),
-		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.rpcbDumpView(cmd, netid, args, writeRpcbDump)
-		},
-	}
-	cmd.Flags().StringVarP(&netid, "netid", "T", "", "transport to HOST: udp, tcp, udp6 or tcp6")
-	return cmd
+	}, writeRpcbDump)
 }
 
 func newSummaryCmd(g *globals) *cobra.Command {
-	var netid string
-	cmd := &cobra.Command{
+	return newDumpViewCmd(g, &cobra.Command{
 		Use:   "summary [-T NETID] [HOST]",
 		Short: "Summarise the registrations by program, as rpcinfo -s",
 		Long: `summary prints one line per registered program, with its versions, netids
 and owner, as rpcinfo -s does, from the same DUMP as table.
 
 ` + viewHostHelp,
-		Args:         positional("[HOST]"),
-		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.rpcbDumpView(cmd, netid, args, writeRpcbSummary)
-		},
-	}
-	cmd.Flags().StringVarP(&netid, "netid", "T", "", "transport to HOST: udp, tcp, udp6 or tcp6")
-	return cmd
+	}, writeRpcbSummary)
 }
 
 // connectView connects as rpcinfo's views do: the local socket without a
@@ -81,13 +78,14 @@ func (g *globals) connectView(cmd *cobra.Command, netid string, args []string) (
 		c, used, st = g.dialRpcbind(ctx, args[0], netid)
 	}
 	if st.Stat != rpcSuccess {
-		if e := interrupted(ctx); e != nil {
-			return nil, "", e
-		}
-		fmt.Fprintln(cmd.ErrOrStderr(), st.createError(contactPrefix))
-		return nil, "", failed
+		return nil, "", reportFailure(cmd, st.createError(contactPrefix))
 	}
 	return c, used, nil
+}
+
+// viewCallError is how rpcinfo's views report a call that failed.
+func viewCallError(err error) string {
+	return statusOf(err).callError(contactPrefix + ": ")
 }
 
 // rpcbDumpView is rpcinfo's rpcbdump.
@@ -98,20 +96,17 @@ func (g *globals) rpcbDumpView(cmd *cobra.Command, netid string, args []string, 
 		return err
 	}
 	defer c.Close()
-	call := func(f func(context.Context) error) error {
-		callCtx, cancel := g.callContext(ctx)
-		defer cancel()
-		return f(callCtx)
+	rpcbDump := func(v uint32) func(context.Context) ([]xdr.RPCB, error) {
+		return func(ctx context.Context) ([]xdr.RPCB, error) { return c.RpcbDump(ctx, v) }
 	}
-	var rows []xdr.RPCB
-	err = call(func(ctx context.Context) (err error) { rows, err = c.RpcbDump(ctx, xdr.RpcbVers); return })
-	if m, notSpoken := rpcbindNotSpoken(err); notSpoken {
+	rows, err := timed(ctx, g, rpcbDump(xdr.RpcbVers))
+	if m, notSpoken := versionNotSpoken(err); notSpoken {
 		switch {
 		case m.Low == xdr.RpcbVers4:
-			err = call(func(ctx context.Context) (err error) { rows, err = c.RpcbDump(ctx, xdr.RpcbVers4); return })
+			rows, err = timed(ctx, g, rpcbDump(xdr.RpcbVers4))
 		case m.High == xdr.PmapVers:
 			var list []xdr.Mapping
-			err = call(func(ctx context.Context) (err error) { list, err = c.Dump(ctx); return })
+			list, err = timed(ctx, g, c.Dump)
 			rows = pmapRows(list)
 		default:
 			// rpcinfo tries nothing else and lists nothing.
@@ -119,11 +114,7 @@ func (g *globals) rpcbDumpView(cmd *cobra.Command, netid string, args []string, 
 		}
 	}
 	if err != nil {
-		if e := interrupted(ctx); e != nil {
-			return e
-		}
-		fmt.Fprintln(cmd.ErrOrStderr(), statusOf(err).callError(contactPrefix+": "))
-		return failed
+		return reportFailure(cmd, viewCallError(err))
 	}
 	return write(cmd.OutOrStdout(), rows, g.programName)
 }
@@ -141,21 +132,14 @@ connect, UDP.`,
 		Args:         positional("[HOST]"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			c, _, err := g.connectView(cmd, "", args)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			callCtx, cancel := g.callContext(ctx)
-			defer cancel()
-			st, err := c.GetStat(callCtx)
+			st, err := timed(cmd.Context(), g, c.GetStat)
 			if err != nil {
-				if e := interrupted(ctx); e != nil {
-					return e
-				}
-				fmt.Fprintln(cmd.ErrOrStderr(), statusOf(err).callError(contactPrefix+": "))
-				return failed
+				return reportFailure(cmd, viewCallError(err))
 			}
 			return writeStats(cmd.OutOrStdout(), &st, g.programName)
 		},
@@ -179,7 +163,6 @@ answer with addresses this side can reach.`,
 		Args:         positional("HOST", "PROG", "VERS"),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			c, used, err := g.connectView(cmd, netid, args[:1])
 			if err != nil {
 				return err
@@ -189,15 +172,10 @@ answer with addresses this side can reach.`,
 			if err != nil {
 				return err
 			}
-			callCtx, cancel := g.callContext(ctx)
-			defer cancel()
-			list, err := c.GetAddrList(callCtx, xdr.RPCB{Prog: prog, Vers: vers, Netid: used, Addr: serverUaddr(c)})
+			query := xdr.RPCB{Prog: prog, Vers: vers, Netid: used, Addr: serverUaddr(c)}
+			list, err := timed(cmd.Context(), g, func(ctx context.Context) ([]xdr.RPCBEntry, error) { return c.GetAddrList(ctx, query) })
 			if err != nil {
-				if e := interrupted(ctx); e != nil {
-					return e
-				}
-				fmt.Fprintln(cmd.ErrOrStderr(), statusOf(err).callError(contactPrefix+": "))
-				return failed
+				return reportFailure(cmd, viewCallError(err))
 			}
 			return writeAddrList(cmd.OutOrStdout(), prog, vers, list, g.programName)
 		},

@@ -198,50 +198,55 @@ func printConfig(w io.Writer, prog string, o options) {
 	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: %s, systemd: yes, user: %s, warm start: yes\n", o.stateDir, user)
 }
 
+// A flagCheck is a rule the value of one flag must keep: bad when it
+// does not, and then reported as "flag value: rule".
+type flagCheck struct {
+	flag  string
+	value any
+	bad   bool
+	rule  string
+}
+
+// atLeastOne is the rule of a count that cannot be zero.
+func atLeastOne(flag string, v int) flagCheck {
+	return flagCheck{flag, v, v < 1, "must be at least 1"}
+}
+
+// positive is the rule of a duration that cannot be zero.
+func positive(flag string, d time.Duration) flagCheck {
+	return flagCheck{flag, d, d <= 0, "must be positive"}
+}
+
+// notNegative is the rule of a value for which zero means none.
+func notNegative[T int | int64 | time.Duration](flag string, v T) flagCheck {
+	return flagCheck{flag, v, v < 0, "must not be negative"}
+}
+
 func (o options) validate() error {
-	switch {
-	case o.port < 0 || o.port > 65535:
-		return fmt.Errorf("--port %d: not a port number", o.port)
-	case o.maxMessage < 64:
-		return fmt.Errorf("--max-message %d: too small to hold a call", o.maxMessage)
-	case o.maxConns < 1:
-		return fmt.Errorf("--max-conns %d: must be at least 1", o.maxConns)
-	case o.idle <= 0:
-		return fmt.Errorf("--idle-timeout %v: must be positive", o.idle)
-	case o.recordTimeout <= 0:
-		return fmt.Errorf("--record-timeout %v: must be positive", o.recordTimeout)
-	case o.maxPerSource < 1:
-		return fmt.Errorf("--max-conns-per-source %d: must be at least 1", o.maxPerSource)
-	case o.replyRate < 0:
-		return fmt.Errorf("--udp-reply-rate %d: must not be negative", o.replyRate)
-	case o.replyRate > 0 && o.replyBurst < o.maxMessage:
-		return fmt.Errorf("--udp-reply-burst %d: must be at least --max-message (%d), or no reply that large could be sent", o.replyBurst, o.maxMessage)
-	case o.fdReserve < 1:
-		return fmt.Errorf("--fd-reserve %d: must be at least 1", o.fdReserve)
-	case o.httpMaxConns < 1:
-		return fmt.Errorf("--http-max-conns %d: must be at least 1", o.httpMaxConns)
-	case o.httpPerSource < 1:
-		return fmt.Errorf("--http-max-conns-per-source %d: must be at least 1", o.httpPerSource)
-	case o.httpIdle <= 0:
-		return fmt.Errorf("--http-idle-timeout %v: must be positive", o.httpIdle)
-	case o.maxPerProcess < 1:
-		return fmt.Errorf("--max-per-process %d: must be at least 1", o.maxPerProcess)
-	case o.maxRPCPerUID < 1:
-		return fmt.Errorf("--max-rpc-per-uid %d: must be at least 1", o.maxRPCPerUID)
-	case o.maxRPCBytes < 1:
-		return fmt.Errorf("--max-rpc-bytes-per-uid %d: must be at least 1", o.maxRPCBytes)
-	case o.maxProcsPerUID < 1:
-		return fmt.Errorf("--max-processes-per-uid %d: must be at least 1", o.maxProcsPerUID)
-	case o.maxPidfds < 0:
-		return fmt.Errorf("--max-pidfds %d: must not be negative", o.maxPidfds)
-	case o.procPoll <= 0:
-		return fmt.Errorf("--proc-poll-interval %v: must be positive", o.procPoll)
-	case o.pruneGrace < 0:
-		return fmt.Errorf("--prune-grace %v: must not be negative", o.pruneGrace)
-	case o.pruneInterval <= 0:
-		return fmt.Errorf("--prune-interval %v: must be positive", o.pruneInterval)
-	case o.compactBytes < 0:
-		return fmt.Errorf("--state-compact-bytes %d: must not be negative", o.compactBytes)
+	// The first rule broken, in this order, is the one reported. Limits
+	// that go together share a line.
+	for _, c := range []flagCheck{
+		{"--port", o.port, o.port < 0 || o.port > 65535, "not a port number"},
+		{"--max-message", o.maxMessage, o.maxMessage < 64, "too small to hold a call"},
+		atLeastOne("--max-conns", o.maxConns),
+		positive("--idle-timeout", o.idle), positive("--record-timeout", o.recordTimeout),
+		atLeastOne("--max-conns-per-source", o.maxPerSource),
+		notNegative("--udp-reply-rate", o.replyRate),
+		{"--udp-reply-burst", o.replyBurst, o.replyRate > 0 && o.replyBurst < o.maxMessage,
+			fmt.Sprintf("must be at least --max-message (%d), or no reply that large could be sent", o.maxMessage)},
+		atLeastOne("--fd-reserve", o.fdReserve),
+		atLeastOne("--http-max-conns", o.httpMaxConns), atLeastOne("--http-max-conns-per-source", o.httpPerSource),
+		positive("--http-idle-timeout", o.httpIdle),
+		atLeastOne("--max-per-process", o.maxPerProcess),
+		atLeastOne("--max-rpc-per-uid", o.maxRPCPerUID), atLeastOne("--max-rpc-bytes-per-uid", o.maxRPCBytes),
+		atLeastOne("--max-processes-per-uid", o.maxProcsPerUID),
+		notNegative("--max-pidfds", o.maxPidfds), positive("--proc-poll-interval", o.procPoll),
+		notNegative("--prune-grace", o.pruneGrace), positive("--prune-interval", o.pruneInterval),
+		notNegative("--state-compact-bytes", o.compactBytes),
+	} {
+		if c.bad {
+			return fmt.Errorf("%s %v: %s", c.flag, c.value, c.rule)
+		}
 	}
 	// An empty value is more likely a variable that was not set than a
 	// wish to do without: "off" says that. --socket and --lock-file took

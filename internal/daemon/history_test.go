@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -52,13 +53,6 @@ func copyExecutable(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: to leave state as root and run portmapd as another user")
 	}
 }
 
@@ -111,7 +105,7 @@ func journalFile(t *testing.T, state string) string {
 // daemon that serves, stops on SIGTERM with status 0, and saves
 // registrations exactly when it can.
 func TestStateLeftInEveryState(t *testing.T) {
-	needRoot(t)
+	needRoot(t, "to leave state as root and run portmapd as another user")
 	const saved, added = 0x31000001, 0x31000002
 	for _, tc := range []struct {
 		name   string
@@ -340,7 +334,7 @@ func waitLocked(t *testing.T, pid int, dir string) {
 // exit status and the output.
 func runOnce(t *testing.T, stopWhen string, args ...string) (int, string) {
 	t.Helper()
-	var out syncBuffer
+	var out netns.Output
 	cmd := exec.Command(portmapdBin(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	must(t, cmd.Start())
@@ -472,7 +466,7 @@ func TestLocalSocketInADirectoryEveryoneWrites(t *testing.T) {
 // must keep its contents and owner, and the warm-start files must be
 // written in place of the links.
 func TestRpcUserLinksTheWarmStartFiles(t *testing.T) {
-	needRoot(t)
+	needRoot(t, "to leave state as root and run portmapd as another user")
 	rpc, err := user.Lookup("_rpc")
 	if err != nil {
 		t.Skip("no _rpc user: apt-get install rpcbind")

@@ -116,14 +116,7 @@ func TestHelperFlood(t *testing.T) {
 // registration of the user's processes, watched through a pidfd or
 // polled, ends when they do.
 func TestUserCannotExhaust(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as nobody")
-	}
-	for _, tool := range []string{"unshare", "prlimit"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (util-linux)", tool)
-		}
-	}
+	needRoot(t, "to act as nobody", "unshare", "prlimit")
 	// Pruning is off: nobody's entries name the flood's pid, which exits.
 	d := newDaemon(t, "--no-prune", "--max-rpc-per-uid", strconv.Itoa(floodRPCCap),
 		"--max-processes-per-uid", strconv.Itoa(floodProcCap), "--proc-poll-interval", "100ms")

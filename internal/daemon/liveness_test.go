@@ -72,7 +72,14 @@ func TestHelperService(t *testing.T) {
 // it and the first word and number of what it printed.
 func startService(t *testing.T, d *daemon, mode string, prog uint32) (*exec.Cmd, string, int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperService$")
+	return startHelper(t, exec.Command(os.Args[0], "-test.run=^TestHelperService$"), d, mode, prog)
+}
+
+// startHelper starts cmd, which runs TestHelperService (itself or through
+// a wrapper such as unshare) registering prog with d, and returns it and
+// the first word and number of what it printed.
+func startHelper(t *testing.T, cmd *exec.Cmd, d *daemon, mode string, prog uint32) (*exec.Cmd, string, int) {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "PORTMAPD_HELPER="+mode, "PORTMAPD_HELPER_SOCKET="+d.rpc, fmt.Sprintf("PORTMAPD_HELPER_PROG=%d", prog))
 	out, err := cmd.StdoutPipe()
 	if err != nil {

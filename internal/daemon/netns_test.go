@@ -1,8 +1,6 @@
 package daemon_test
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,29 +18,14 @@ import (
 // is killed and restarted, when only the saved namespace cookie tells
 // where the service was.
 func TestForeignNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make a network namespace")
-	}
-	for _, tool := range []string{"unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	needRoot(t, "to make a network namespace", "unshare", "ip")
 	d := newDaemon(t, pruneFlags...)
 	d.start()
 	const prog = 0x31000010
-	cmd := exec.Command("unshare", "-n", "sh", "-c", `ip link set lo up && exec "$0" -test.run='^TestHelperService$'`, os.Args[0])
-	cmd.Env = append(os.Environ(), "PORTMAPD_HELPER=serve", "PORTMAPD_HELPER_SOCKET="+d.rpc, fmt.Sprintf("PORTMAPD_HELPER_PROG=%d", prog))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if line, _ := bufio.NewReader(out).ReadString('\n'); !strings.HasPrefix(line, "ready") {
-		t.Fatalf("service in another namespace: %q", line)
+	inNamespace := exec.Command("unshare", "-n", "sh", "-c", `ip link set lo up && exec "$0" -test.run='^TestHelperService$'`, os.Args[0])
+	cmd, state, _ := startHelper(t, inNamespace, d, "serve", prog)
+	if state != "ready" {
+		t.Fatalf("service in another namespace: %s", state)
 	}
 	if !d.has(prog, netid.ProtoTCP) {
 		t.Fatal("not registered")

@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -74,7 +74,7 @@ type daemon struct {
 	dir   string
 	args  []string
 	cmd   *exec.Cmd
-	log   *syncBuffer
+	log   *netns.Output
 	rpc   string // local RPC socket
 	http  string // local HTTP socket
 	state string
@@ -84,21 +84,18 @@ type daemon struct {
 	cred *syscall.Credential
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// needRoot skips t unless it runs as root, which it needs for why, and
+// every one of tools is installed.
+func needRoot(t *testing.T, why string, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root " + why)
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
 }
 
 func newDaemon(t *testing.T, extra ...string) *daemon {
@@ -109,7 +106,7 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 		rpc:   filepath.Join(dir, "rpcbind.sock"),
 		http:  filepath.Join(dir, "portmapd.sock"),
 		state: filepath.Join(dir, "state"),
-		log:   &syncBuffer{},
+		log:   &netns.Output{},
 	}
 	d.args = append([]string{"-f", "--port", "0", "--abstract-socket=false",
 		"--socket", d.rpc, "--http", "off", "--http-socket", d.http,

@@ -268,37 +268,31 @@ func (h *Host) Do(fn func() error) error {
 	return ferr
 }
 
-// Dial connects from inside the host.
-func (h *Host) Dial(network, addr string) (net.Conn, error) {
-	var c net.Conn
+// openIn runs open inside h and returns what it opened: a socket
+// belongs to the namespace it was made in.
+func openIn[T any](h *Host, open func() (T, error)) (T, error) {
+	var v T
 	err := h.Do(func() error {
 		var err error
-		c, err = net.DialTimeout(network, addr, 5*time.Second)
+		v, err = open()
 		return err
 	})
-	return c, err
+	return v, err
+}
+
+// Dial connects from inside the host.
+func (h *Host) Dial(network, addr string) (net.Conn, error) {
+	return openIn(h, func() (net.Conn, error) { return net.DialTimeout(network, addr, 5*time.Second) })
 }
 
 // Listen listens inside the host.
 func (h *Host) Listen(network, addr string) (net.Listener, error) {
-	var l net.Listener
-	err := h.Do(func() error {
-		var err error
-		l, err = net.Listen(network, addr)
-		return err
-	})
-	return l, err
+	return openIn(h, func() (net.Listener, error) { return net.Listen(network, addr) })
 }
 
 // ListenPacket opens a datagram socket inside the host.
 func (h *Host) ListenPacket(network, addr string) (net.PacketConn, error) {
-	var c net.PacketConn
-	err := h.Do(func() error {
-		var err error
-		c, err = net.ListenPacket(network, addr)
-		return err
-	})
-	return c, err
+	return openIn(h, func() (net.PacketConn, error) { return net.ListenPacket(network, addr) })
 }
 
 // A Proc is a process started in a host, with its output kept.

@@ -155,11 +155,7 @@ func (t *Table) ByNumber(n uint32) (Entry, bool) {
 	if t == nil {
 		return Entry{}, false
 	}
-	i, ok := t.byNumber[n]
-	if !ok {
-		return Entry{}, false
-	}
-	return t.entries[i], true
+	return lookup(t.entries, t.byNumber, n)
 }
 
 // ByName returns the first entry whose name or one of whose aliases is
@@ -168,11 +164,16 @@ func (t *Table) ByName(name string) (Entry, bool) {
 	if t == nil {
 		return Entry{}, false
 	}
-	i, ok := t.byName[name]
+	return lookup(t.entries, t.byName, name)
+}
+
+// lookup returns the entry that index points to for key.
+func lookup[K comparable](entries []Entry, index map[K]int, key K) (Entry, bool) {
+	i, ok := index[key]
 	if !ok {
 		return Entry{}, false
 	}
-	return t.entries[i], true
+	return entries[i], true
 }
 
 // Name returns the official name of program n, or "" when it has none.
