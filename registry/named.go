@@ -291,6 +291,16 @@ func newNamedTable() namedTable {
 	}
 }
 
+// find returns the node holding s (same name, endpoint and process).
+func (t *namedTable) find(s Service) *namedNode {
+	for _, n := range t.byName[lowerASCII(s.Name)] {
+		if n.sameEndpoint(s) && n.Process.same(s.Process) {
+			return n
+		}
+	}
+	return nil
+}
+
 func (r *Registry) maxNamed() int {
 	if r.opts.MaxNamedPerProcess > 0 {
 		return r.opts.MaxNamedPerProcess

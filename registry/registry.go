@@ -53,7 +53,7 @@ type Options struct {
 	// DefaultMaxNamedPerProcess when zero.
 	MaxNamedPerProcess int
 	// Journal, when set, records every change before it is answered
-	// (see hooks.go). SetJournal can attach one later.
+	// (see journal.go). SetJournal can attach one later.
 	Journal Journal
 	// MaxRPCPerUID and MaxRPCBytesPerUID cap the RPC entries one owner
 	// (a uid; "unknown" for every unprivileged network caller together)
@@ -111,8 +111,8 @@ type Registry struct {
 	byProgVers  map[progVers][]*node
 	// named holds the services registered by name (named.go).
 	named namedTable
-	// journal records changes (hooks.go); events and removed are the
-	// removals the daemon made on its own.
+	// journal records changes (journal.go); events and removed are the
+	// removals the daemon made on its own (events.go).
 	journal   Journal
 	events    []Event
 	eventNext int
