@@ -57,18 +57,19 @@ func (r *Registry) RecentEvents() ([]Event, Removals) {
 // re-registered meanwhile is left alone. It records the removal in the
 // journal and as a recent event, and reports whether it removed anything.
 func (r *Registry) Prune(e Entry, reason string) bool {
-	r.mu.Lock()
-	n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
-	if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) {
-		r.mu.Unlock()
-		return false
-	}
-	r.remove(n)
-	wait := r.record([]Change{{Op: OpUnset, Entry: n.Entry}})
-	r.addEvent(Event{Time: r.opts.Now(), Kind: "rpc", What: describeEntry(n.Entry), Reason: reason})
-	r.mu.Unlock()
-	wait()
-	return true
+	pruned := false
+	r.commit(func() (cs changeSet) {
+		n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
+		if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) {
+			return cs
+		}
+		r.remove(n)
+		cs.add(OpUnset, n.Entry)
+		r.addEvent(Event{Time: r.opts.Now(), Kind: "rpc", What: describeEntry(n.Entry), Reason: reason})
+		pruned = true
+		return cs
+	})
+	return pruned
 }
 
 func describeEntry(e Entry) string {

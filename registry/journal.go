@@ -34,13 +34,49 @@ type Journal interface {
 	Record(changes []Change) (wait func())
 }
 
-// record passes changes to the journal; r.mu must be held. The returned
-// function waits for them to be durable and is never nil.
-func (r *Registry) record(changes []Change) func() {
-	if r.journal == nil || len(changes) == 0 {
-		return noWait
+// A changeSet is what one request did while it held the registry's lock:
+// the changes, in the order made, for the journal, and a log line to
+// write once the lock is released.
+type changeSet struct {
+	changes []Change
+	// logLater, when set, writes a log line; commit calls it after
+	// unlocking, so that a slow log never holds up the registry.
+	logLater func()
+}
+
+func (cs *changeSet) add(op ChangeOp, e Entry) {
+	cs.changes = append(cs.changes, Change{Op: op, Entry: e})
+}
+
+func (cs *changeSet) addService(op ChangeOp, s Service) {
+	cs.changes = append(cs.changes, Change{Op: op, Service: s})
+}
+
+// commit is how every request changes the registry: it runs mutate with
+// r.mu held, hands the changes mutate reports to the journal as one
+// record while still holding the lock (so that the journal's order is
+// the registry's), releases the lock, and returns once the journal has
+// the changes on disk. So no request is answered before its change is
+// durable, and none waits for the disk with the lock held. mutate's
+// results travel in the variables it captures.
+func (r *Registry) commit(mutate func() changeSet) {
+	cs, wait := r.apply(mutate)
+	wait()
+	if cs.logLater != nil {
+		cs.logLater()
 	}
-	return r.journal.Record(changes)
+}
+
+// apply is commit's locked part. The deferred unlock keeps the registry
+// usable after a panic in mutate, which the RPC server recovers from.
+func (r *Registry) apply(mutate func() changeSet) (changeSet, func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := mutate()
+	if r.journal == nil || len(cs.changes) == 0 {
+		return cs, noWait
+	}
+	return cs, r.journal.Record(cs.changes)
 }
 
 func noWait() {}

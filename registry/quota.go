@@ -257,8 +257,8 @@ const (
 )
 
 // refusedCap counts a cap refusal of kind ("rpc" or "named") for key and
-// returns a function that logs it when the key's rate allows, to be called
-// once r.mu is released; r.mu must be held.
+// returns a function that logs it, for changeSet.logLater, or nil when the
+// key's rate allows no line now; r.mu must be held.
 func (r *Registry) refusedCap(kind, key string, err error) func() {
 	l := &r.rpcLog
 	if kind == "named" {
@@ -269,7 +269,7 @@ func (r *Registry) refusedCap(kind, key string, err error) func() {
 	}
 	ok, suppressed := l.allow(key, r.opts.Now())
 	if !ok {
-		return noWait
+		return nil
 	}
 	return func() {
 		r.log.Warn("registration refused: cap reached", "kind", kind, "owner", key, "err", err, "not_logged_since_last", suppressed)

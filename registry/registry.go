@@ -178,23 +178,24 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	e.PID = c.PID()
 	e.NetNS = c.NetNS()
 	k := key{e.Prog, e.Vers, e.Netid.Lower()}
-	r.mu.Lock()
-	if old, ok := r.byKey[k]; ok {
-		r.mu.Unlock()
-		return old.Addr == e.Addr, nil
-	}
-	if err := r.checkCap(e); err != nil {
-		logIt := r.refusedCap("rpc", e.Owner, err)
-		r.mu.Unlock()
-		logIt()
-		return false, err
-	}
-	e.Registered = r.opts.Now()
-	r.insert(k, e)
-	wait := r.record([]Change{{Op: OpSet, Entry: e}})
-	r.mu.Unlock()
-	wait()
-	return true, nil
+	var ok bool
+	var err error
+	r.commit(func() (cs changeSet) {
+		if old, found := r.byKey[k]; found {
+			ok = old.Addr == e.Addr
+			return cs
+		}
+		if err = r.checkCap(e); err != nil {
+			cs.logLater = r.refusedCap("rpc", e.Owner, err)
+			return cs
+		}
+		e.Registered = r.opts.Now()
+		r.insert(k, e)
+		ok = true
+		cs.add(OpSet, e)
+		return cs
+	})
+	return ok, err
 }
 
 // SetMapping registers a v2 mapping, as PMAPPROC_SET does: it becomes a tcp
@@ -220,41 +221,38 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, id netid.ID) (bool, error)
 		return false, err
 	}
 	owner := c.Owner()
-	r.mu.Lock()
-	ok, removed := r.unset(owner, prog, vers, id)
-	var changes []Change
-	for _, e := range removed {
-		changes = append(changes, Change{Op: OpUnset, Entry: e})
-	}
-	wait := r.record(changes)
-	r.mu.Unlock()
-	wait()
+	var ok bool
+	r.commit(func() (cs changeSet) {
+		ok = r.unset(&cs, owner, prog, vers, id)
+		return cs
+	})
 	return ok, nil
 }
 
-// unset does Unset's work with r.mu held and returns the entries removed.
-func (r *Registry) unset(owner string, prog, vers uint32, id netid.ID) (bool, []Entry) {
+// unset does Unset's work with r.mu held, adding the entries it removes
+// to cs.
+func (r *Registry) unset(cs *changeSet, owner string, prog, vers uint32, id netid.ID) bool {
 	if id != "" {
 		n, ok := r.byKey[key{prog, vers, id.Lower()}]
 		if !ok {
-			return true, nil
+			return true
 		}
 		if !mayRemove(owner, n) {
-			return false, nil
+			return false
 		}
 		r.remove(n)
-		return true, []Entry{n.Entry}
+		cs.add(OpUnset, n.Entry)
+		return true
 	}
-	var removed []Entry
 	// Copy: remove edits the index slice being walked.
 	for _, n := range slices.Clone(r.byProgVers[progVers{prog, vers}]) {
 		if !mayRemove(owner, n) {
-			return false, removed
+			return false
 		}
 		r.remove(n)
-		removed = append(removed, n.Entry)
+		cs.add(OpUnset, n.Entry)
 	}
-	return true, removed
+	return true
 }
 
 // UnsetMapping removes prog and vers from tcp and then udp, as
