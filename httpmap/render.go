@@ -93,7 +93,7 @@ func (s *Server) write(q *request, v view, status int) {
 				all[i].UserName = q.users.name(*all[i].UID)
 			}
 		}
-		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: v.removals, Removed: v.removed, Refused: s.reg.Refusals()}); err != nil {
+		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: v.removals, Removed: v.removed, Refused: KindCounts(s.reg.Refusals())}); err != nil {
 			s.writeError(w, TypeCSV, err)
 			return
 		}

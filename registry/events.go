@@ -5,20 +5,20 @@ import "time"
 // An Event is a registration that the daemon removed on its own, because
 // its service was found gone.
 type Event struct {
-	Time time.Time `json:"time"`
+	Time time.Time
 	// Kind is "rpc" for an RPC entry or "named" for a named service.
-	Kind string `json:"kind"`
+	Kind string
 	// What describes the registration: "prog 100003 vers 3 tcp
 	// 0.0.0.0.8.1 pid 42" or "name tcp 8080 pid 42".
-	What   string `json:"what"`
-	Reason string `json:"reason"`
+	What   string
+	Reason string
 }
 
 // Removals count the registrations the daemon removed on its own since
 // it started.
 type Removals struct {
-	RPC   uint64 `json:"rpc"`
-	Named uint64 `json:"named"`
+	RPC   uint64
+	Named uint64
 }
 
 // maxEvents is how many recent events the registry keeps.

@@ -99,10 +99,10 @@ func CheckAddr(id netid.ID, addr string) error {
 // a cap, since the daemon started.
 type Refusals struct {
 	// RPC counts SETs refused at the per-uid entry or byte cap.
-	RPC uint64 `json:"rpc"`
+	RPC uint64
 	// Named counts named registrations refused at the per-process or
 	// per-uid process cap.
-	Named uint64 `json:"named"`
+	Named uint64
 }
 
 // Refusals returns how many registrations the caps refused, by kind.
