@@ -7,6 +7,7 @@ package registry
 
 import (
 	"errors"
+	"iter"
 	"log/slog"
 	"slices"
 	"sync"
@@ -322,38 +323,51 @@ func (r *Registry) GetPort(prog, vers, prot uint32) uint32 {
 	return 0
 }
 
-// Versions calls fn for each entry of exactly prog and vers, on any netid,
-// in registration order, while fn returns true.
-func (r *Registry) Versions(prog, vers uint32, fn func(Entry) bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, n := range r.byProgVers[progVers{prog, vers}] {
-		if !fn(n.Entry) {
-			return
+// Versions yields each entry of exactly prog and vers, on any netid, in
+// registration order. The registry is read-locked while the loop runs:
+// its body must not change the registry.
+func (r *Registry) Versions(prog, vers uint32) iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for _, n := range r.byProgVers[progVers{prog, vers}] {
+			if !yield(n.Entry) {
+				return
+			}
 		}
 	}
 }
 
-// Range calls fn for every entry in the stable order DUMP shows, while fn
-// returns true. The registry is read-locked meanwhile: fn must not change it.
-func (r *Registry) Range(fn func(Entry) bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for n := r.order.head; n != nil; n = n.next {
-		if !fn(n.Entry) {
-			return
+// All yields every entry in the stable order DUMP shows. The registry is
+// read-locked while the loop runs: its body must not change the registry.
+//
+// The walks are iter.Seq because that costs nothing per entry: against a
+// callback, BenchmarkMappings measured some 5 ns more per walk and the
+// same time at 100,000 entries, and rpcbind's BenchmarkDump no difference.
+// Inside, they follow next in code that knows the node type (see chain).
+func (r *Registry) All() iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for n := r.order.head; n != nil; n = n.next {
+			if !yield(n.Entry) {
+				return
+			}
 		}
 	}
 }
 
-// RangeMappings calls fn for the v2 view of every tcp and udp entry, in
-// DUMP order, while fn returns true.
-func (r *Registry) RangeMappings(fn func(xdr.Mapping) bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for n := r.order.head; n != nil; n = n.next {
-		if n.v2ok && !fn(n.v2) {
-			return
+// Mappings yields the v2 view of every tcp and udp entry, in DUMP order.
+// The registry is read-locked while the loop runs: its body must not
+// change the registry.
+func (r *Registry) Mappings() iter.Seq[xdr.Mapping] {
+	return func(yield func(xdr.Mapping) bool) {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for n := r.order.head; n != nil; n = n.next {
+			if n.v2ok && !yield(n.v2) {
+				return
+			}
 		}
 	}
 }
