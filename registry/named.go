@@ -23,9 +23,9 @@ const DefaultMaxNamedPerProcess = 64
 // nobody may register a name under it.
 const ReservedZone = "oncrpc.alt"
 
-// MaxNameLen is the longest service name, the longest DNS name in its
+// maxNameLen is the longest service name, the longest DNS name in its
 // dotted text form (RFC 1035 §2.3.4).
-const MaxNameLen = 253
+const maxNameLen = 253
 
 // Errors of named registration. They are wrapped in a *NamedError that
 // tells which service and why. Like every error of the registry's rules,
@@ -155,7 +155,7 @@ func ValidateName(name string) error {
 	if name == "" {
 		return bad("empty")
 	}
-	if len(name) > MaxNameLen {
+	if len(name) > maxNameLen {
 		return bad("longer than 253 characters")
 	}
 	domain := name
@@ -622,11 +622,4 @@ func (t *namedTable) remove(n *namedNode) {
 			delete(t.procsByUID, n.UID)
 		}
 	}
-}
-
-// Processes returns how many processes of uid hold named services.
-func (r *Registry) Processes(uid uint32) int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.named.procsByUID[uid]
 }

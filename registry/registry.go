@@ -53,9 +53,6 @@ type Options struct {
 	// MaxNamedPerProcess caps the named services one process may hold;
 	// DefaultMaxNamedPerProcess when zero.
 	MaxNamedPerProcess int
-	// Journal, when set, records every change before it is answered
-	// (see journal.go). SetJournal can attach one later.
-	Journal Journal
 	// MaxRPCPerUID and MaxRPCBytesPerUID cap the RPC entries one owner
 	// (a uid; "unknown" for every unprivileged network caller together)
 	// may hold, in number and in bytes of netid and address; the
@@ -143,7 +140,6 @@ func New(opts Options) *Registry {
 		byProgNetid: make(map[progNetid][]*node),
 		byProgVers:  make(map[progVers][]*node),
 		named:       newNamedTable(),
-		journal:     opts.Journal,
 		usage:       make(map[string]usage),
 		rpcLog:      newRateLog(quotaLogEvery),
 		namedLog:    newRateLog(quotaLogEvery),
@@ -162,16 +158,16 @@ func (r *Registry) mayChange(c Caller) error {
 // come from c. An existing entry with the same program, version and netid
 // makes the result true when its address is the same and false otherwise;
 // nothing is added in either case. Unlike rpcbind, it refuses (false, with
-// a *RefusedError) an entry whose netid no client can reach or whose
-// address is not of its netid's form (CheckAddr), unless c is Internal,
-// and a new entry that would take its owner past a cap (quota.go); a
-// refusal at a cap is counted and logged.
+// an error matching ErrRefused) an entry whose netid no client can reach
+// or whose address is not of its netid's form (checkAddr), unless c is
+// Internal, and a new entry that would take its owner past a cap
+// (quota.go); a refusal at a cap is counted and logged.
 func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	if err := r.mayChange(c); err != nil {
 		return false, err
 	}
 	if c.Transport != Internal {
-		if err := CheckAddr(e.Netid, e.Addr); err != nil {
+		if err := checkAddr(e.Netid, e.Addr); err != nil {
 			return false, err
 		}
 	}
