@@ -3,6 +3,14 @@
 // lookup and change independent of the table's size, and the rules that say
 // who may change what. It knows no transport: a front end passes the Caller
 // it saw.
+//
+// Every change a request makes takes one path, commit (journal.go): made
+// under the lock, handed to the Journal, answered once durable. The files:
+// registry.go holds the RPC entries, named.go the named services, chain.go
+// the list that keeps both in registration order, quota.go the per-user
+// caps, caller.go who asks, events.go the removals the daemon makes on its
+// own, and checkpoint.go the whole state, copied out for a new journal
+// file or put back at a restart.
 package registry
 
 import (
