@@ -16,7 +16,6 @@ import (
 	"syscall"
 
 	"github.com/portmapd/portmapd/netid"
-	"github.com/portmapd/portmapd/registry"
 )
 
 // An Error is a refusal from the server: its status and the one-line
@@ -249,11 +248,11 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // Removals returns the latest registrations the daemon removed on its own,
 // oldest first, and how many of each kind it has removed since it started.
-func (c *Client) Removals(ctx context.Context) ([]registry.Event, registry.Removals, error) {
+func (c *Client) Removals(ctx context.Context) ([]Removal, KindCounts, error) {
 	// The filter matches no instance: only the removals are wanted.
 	l, err := c.listing(ctx, http.MethodGet, listPath+"?service=.", nil)
 	if err != nil {
-		return nil, registry.Removals{}, err
+		return nil, KindCounts{}, err
 	}
 	return l.RecentRemovals, l.Removed, nil
 }

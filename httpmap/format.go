@@ -6,8 +6,6 @@ import (
 	"encoding/xml"
 	"strings"
 	"time"
-
-	"github.com/portmapd/portmapd/registry"
 )
 
 // csvField appends s as one CSV field, quoted as RFC 4180 requires: in
@@ -82,11 +80,33 @@ type Listing struct {
 	// RecentRemovals are the latest registrations the daemon removed on
 	// its own (process exited, service gone), oldest first, and Removed
 	// counts all of them, by kind, since it started.
-	RecentRemovals []registry.Event  `json:"recent_removals,omitempty"`
-	Removed        registry.Removals `json:"removed"`
+	RecentRemovals []Removal  `json:"recent_removals,omitempty"`
+	Removed        KindCounts `json:"removed"`
 	// Refused counts the registrations refused at a per-uid or
 	// per-process cap since the daemon started, by kind.
-	Refused registry.Refusals `json:"refused"`
+	Refused KindCounts `json:"refused"`
+}
+
+// A Removal is a registration that the daemon removed on its own, because
+// its service was found gone: a registry.Event as the listing shows it.
+// It has Event's fields, so that Removal(ev) converts one; the JSON names
+// are this face's, and the registry's type knows nothing of them.
+type Removal struct {
+	Time time.Time `json:"time"`
+	// Kind is "rpc" for an RPC entry or "named" for a named service.
+	Kind string `json:"kind"`
+	// What describes the registration: "prog 100003 vers 3 tcp
+	// 0.0.0.0.8.1 pid 42" or "name tcp 8080 pid 42".
+	What   string `json:"what"`
+	Reason string `json:"reason"`
+}
+
+// KindCounts count registrations of each kind: RPC entries and named
+// services. The listing shows registry.Removals and registry.Refusals,
+// converted, so.
+type KindCounts struct {
+	RPC   uint64 `json:"rpc"`
+	Named uint64 `json:"named"`
 }
 
 func writeJSON(b *bytes.Buffer, l Listing) error {

@@ -27,7 +27,7 @@ func (s *Server) render(q *request, f filter) {
 			}
 		}
 		if registry.IsReservedName(name) {
-			s.reg.Range(func(e registry.Entry) bool {
+			for e := range s.reg.All() {
 				var row rpcRow
 				for _, in := range rpcInstances(e, s.names) {
 					if strings.EqualFold(in.Service, name) && f.match(in, users) {
@@ -37,8 +37,7 @@ func (s *Server) render(q *request, f filter) {
 				if len(row.ins) > 0 {
 					rpc = append(rpc, row)
 				}
-				return true
-			})
+			}
 		}
 	} else {
 		entries, svcs := s.reg.Snapshot()
@@ -93,7 +92,7 @@ func (s *Server) write(q *request, v view, status int) {
 				all[i].UserName = q.users.name(*all[i].UID)
 			}
 		}
-		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: v.removals, Removed: v.removed, Refused: s.reg.Refusals()}); err != nil {
+		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: v.removals, Removed: v.removed, Refused: KindCounts(s.reg.Refusals())}); err != nil {
 			s.writeError(w, TypeCSV, err)
 			return
 		}

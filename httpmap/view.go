@@ -15,8 +15,8 @@ import (
 type view struct {
 	named    []Instance
 	rpc      []rpcRow
-	removals []registry.Event
-	removed  registry.Removals
+	removals []Removal
+	removed  KindCounts
 	// remote is set when the rule for viewers on other hosts was applied.
 	remote bool
 }
@@ -33,7 +33,12 @@ func (row *rpcRow) add(in Instance) { row.ins = append(row.ins, in) }
 // gets remoteView.
 func (s *Server) viewFor(q *request, named []Instance, rpc []rpcRow) view {
 	v := view{named: named, rpc: rpc}
-	v.removals, v.removed = s.reg.RecentEvents()
+	events, removed := s.reg.RecentEvents()
+	v.removed = KindCounts(removed)
+	v.removals = make([]Removal, len(events))
+	for i, ev := range events {
+		v.removals[i] = Removal(ev)
+	}
 	if s.external(q.peer, q.r) {
 		return remoteView(v)
 	}
@@ -90,7 +95,7 @@ func reachable(in Instance) bool {
 // would have shown them. ok is false for text of any other form, which
 // remoteView then hides: a netid or address with a space in it cannot
 // pass for a port.
-func removedInstance(ev registry.Event) (in Instance, ok bool) {
+func removedInstance(ev Removal) (in Instance, ok bool) {
 	f := strings.Split(ev.What, " ")
 	switch ev.Kind {
 	case "named":

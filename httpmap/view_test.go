@@ -221,7 +221,7 @@ func TestRemovedInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind+" "+tt.what, func(t *testing.T) {
-			in, ok := removedInstance(registry.Event{Kind: tt.kind, What: tt.what})
+			in, ok := removedInstance(Removal{Kind: tt.kind, What: tt.what})
 			if got := ok && reachable(in); got != tt.visible {
 				t.Fatalf("visible = %v (%+v), want %v", got, in, tt.visible)
 			}

@@ -93,7 +93,8 @@ func TestParseUaddr(t *testing.T) {
 	}
 }
 
-// TestCheckUaddr holds the forms registry.CheckAddr accepted and refused.
+// TestCheckUaddr holds the forms the registry's address check accepted and
+// refused.
 func TestCheckUaddr(t *testing.T) {
 	long := func(n int) string { return "/" + strings.Repeat("s", n-1) }
 	tests := []struct {

@@ -16,7 +16,9 @@ type chained[N any] interface {
 // Its zero value is empty and ready to use. Walk it from head along the
 // nodes' next fields in code that knows the node type: a method called
 // through the type parameter is not inlined, which would make every step
-// of a walk an indirect call.
+// of a walk an indirect call. So a chain has no iterator of its own: an
+// iter.Seq over it, stepping through chainLink, made DUMP's walk several
+// times slower at 100,000 entries.
 type chain[N any, P chained[N]] struct {
 	head, tail P
 	n          int

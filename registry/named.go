@@ -23,9 +23,9 @@ const DefaultMaxNamedPerProcess = 64
 // nobody may register a name under it.
 const ReservedZone = "oncrpc.alt"
 
-// MaxNameLen is the longest service name, the longest DNS name in its
+// maxNameLen is the longest service name, the longest DNS name in its
 // dotted text form (RFC 1035 §2.3.4).
-const MaxNameLen = 253
+const maxNameLen = 253
 
 // Errors of named registration. They are wrapped in a *NamedError that
 // tells which service and why. Like every error of the registry's rules,
@@ -155,7 +155,7 @@ func ValidateName(name string) error {
 	if name == "" {
 		return bad("empty")
 	}
-	if len(name) > MaxNameLen {
+	if len(name) > maxNameLen {
 		return bad("longer than 253 characters")
 	}
 	domain := name
@@ -291,6 +291,16 @@ func newNamedTable() namedTable {
 	}
 }
 
+// find returns the node holding s (same name, endpoint and process).
+func (t *namedTable) find(s Service) *namedNode {
+	for _, n := range t.byName[lowerASCII(s.Name)] {
+		if n.sameEndpoint(s) && n.Process.same(s.Process) {
+			return n
+		}
+	}
+	return nil
+}
+
 func (r *Registry) maxNamed() int {
 	if r.opts.MaxNamedPerProcess > 0 {
 		return r.opts.MaxNamedPerProcess
@@ -375,14 +385,18 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 			return nil, err
 		}
 	}
-	pk := procKey{p.PID, p.Start}
-	r.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			r.mu.Unlock()
-		}
-	}()
+	var added []Service
+	var err error
+	r.commit(func() (cs changeSet) {
+		added, err = r.registerNamed(&cs, p, svcs)
+		return cs
+	})
+	return added, err
+}
+
+// registerNamed does RegisterNamed's work with r.mu held, adding the
+// services it registers to cs, or its log line when a cap refuses them.
+func (r *Registry) registerNamed(cs *changeSet, p Process, svcs []Service) ([]Service, error) {
 	t := &r.named
 	now := r.opts.Now()
 	add := make([]Service, 0, len(svcs))
@@ -416,7 +430,7 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 		s.Registered = now
 		add = append(add, s)
 	}
-	held := len(t.byProc[pk])
+	held := len(t.byProc[procKey{p.PID, p.Start}])
 	var capErr error
 	switch {
 	case held+len(add) > r.maxNamed():
@@ -425,34 +439,27 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 		capErr = &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("uid %d has services in %d processes, per-uid cap is %d", p.UID, t.procsByUID[p.UID], r.maxProcesses())}
 	}
 	if capErr != nil {
-		logIt := r.refusedCap("named", strconv.FormatUint(uint64(p.UID), 10), capErr)
-		locked = false
-		r.mu.Unlock()
-		logIt()
+		cs.logLater = r.refusedCap("named", strconv.FormatUint(uint64(p.UID), 10), capErr)
 		return nil, capErr
 	}
-	changes := make([]Change, 0, len(add))
 	for _, s := range add {
 		t.insert(s)
-		changes = append(changes, Change{Op: OpRegister, Service: s})
+		cs.addService(OpRegister, s)
 	}
-	wait := r.record(changes)
-	locked = false
-	r.mu.Unlock()
-	wait()
 	return add, nil
 }
 
-// removeScope says whose services c may remove: uid's, or everybody's
-// when all is true.
-func removeScope(c Caller) (uid uint32, all bool, err error) {
+// removable returns which services c may remove: its own uid's, or
+// everybody's for root and the daemon itself.
+func removable(c Caller) (func(*namedNode) bool, error) {
 	switch {
 	case c.Transport == Internal:
-		return 0, true, nil
+		return func(*namedNode) bool { return true }, nil
 	case c.Transport == Local && c.Cred != nil:
-		return c.Cred.UID, c.Cred.UID == 0, nil
+		uid := c.Cred.UID
+		return func(n *namedNode) bool { return uid == 0 || n.UID == uid }, nil
 	}
-	return 0, false, ErrNotLocal
+	return nil, ErrNotLocal
 }
 
 // DeregisterNamed removes svcs, all or none. Each is matched by name (in
@@ -461,104 +468,93 @@ func removeScope(c Caller) (uid uint32, all bool, err error) {
 // services match. Every match is removed; a service with no match fails
 // the request with ErrNotFound.
 func (r *Registry) DeregisterNamed(c Caller, svcs []Service) ([]Service, error) {
-	uid, all, err := removeScope(c)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t := &r.named
-	var victims []*namedNode
-	seen := make(map[*namedNode]bool)
-	for _, s := range svcs {
-		found := false
-		for _, n := range t.byName[lowerASCII(s.Name)] {
-			if (all || n.UID == uid) && (s.PID == 0 || s.PID == n.PID) && n.sameEndpoint(s) {
-				found = true
-				if !seen[n] {
-					seen[n] = true
-					victims = append(victims, n)
+	return r.deregister(c, func(mine func(*namedNode) bool) ([]*namedNode, error) {
+		var victims []*namedNode
+		seen := make(map[*namedNode]bool)
+		for _, s := range svcs {
+			found := false
+			for _, n := range r.named.byName[lowerASCII(s.Name)] {
+				if mine(n) && (s.PID == 0 || s.PID == n.PID) && n.sameEndpoint(s) {
+					found = true
+					if !seen[n] {
+						seen[n] = true
+						victims = append(victims, n)
+					}
 				}
 			}
+			if !found {
+				return nil, &NamedError{Name: s.Name, Err: ErrNotFound, Detail: string(s.Network) + " " + s.Endpoint()}
+			}
 		}
-		if !found {
-			return nil, &NamedError{Name: s.Name, Err: ErrNotFound, Detail: string(s.Network) + " " + s.Endpoint()}
-		}
-	}
-	out := make([]Service, 0, len(victims))
-	for _, n := range victims {
-		out = append(out, n.Service)
-		t.remove(n)
-	}
-	r.recordRemovals(out, "")
-	return out, nil
+		return victims, nil
+	})
 }
 
 // DeregisterName removes every service named name (in any case) that c may
 // remove: its own uid's, or any uid's for root. It reports ErrNotFound when
 // there was none.
 func (r *Registry) DeregisterName(c Caller, name string) ([]Service, error) {
-	uid, all, err := removeScope(c)
+	return r.deregister(c, func(mine func(*namedNode) bool) ([]*namedNode, error) {
+		var victims []*namedNode
+		for _, n := range r.named.byName[lowerASCII(name)] {
+			if mine(n) {
+				victims = append(victims, n)
+			}
+		}
+		if len(victims) == 0 {
+			return nil, &NamedError{Name: name, Err: ErrNotFound}
+		}
+		return victims, nil
+	})
+}
+
+// deregister removes, on behalf of c, the services that pick chooses with
+// r.mu held, given which of them c may remove; when pick fails, nothing is
+// removed.
+func (r *Registry) deregister(c Caller, pick func(mine func(*namedNode) bool) ([]*namedNode, error)) ([]Service, error) {
+	mine, err := removable(c)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t := &r.named
-	var out []Service
-	// Copy: remove edits the index slice being walked.
-	for _, n := range slices.Clone(t.byName[lowerASCII(name)]) {
-		if all || n.UID == uid {
-			out = append(out, n.Service)
-			t.remove(n)
+	var removed []Service
+	r.commit(func() (cs changeSet) {
+		var victims []*namedNode
+		if victims, err = pick(mine); err == nil {
+			removed = r.removeServices(&cs, victims, "")
 		}
-	}
-	if len(out) == 0 {
-		return nil, &NamedError{Name: name, Err: ErrNotFound}
-	}
-	r.recordRemovals(out, "")
-	return out, nil
+		return cs
+	})
+	return removed, err
 }
 
 // DropProcess removes every service of the process with pid and start
 // time, as when it has exited, and returns them.
 func (r *Registry) DropProcess(pid int32, start uint64) []Service {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t := &r.named
-	nodes := t.byProc[procKey{pid, start}]
-	out := make([]Service, 0, len(nodes))
-	for len(nodes) > 0 {
-		n := nodes[len(nodes)-1]
-		out = append(out, n.Service)
-		t.remove(n)
-		nodes = t.byProc[procKey{pid, start}]
-	}
-	r.recordRemovals(out, "process exited")
-	return out
+	var removed []Service
+	r.commit(func() (cs changeSet) {
+		// Latest first, and a copy: remove edits the index slice.
+		victims := slices.Clone(r.named.byProc[procKey{pid, start}])
+		slices.Reverse(victims)
+		removed = r.removeServices(&cs, victims, "process exited")
+		return cs
+	})
+	return removed
 }
 
-// recordRemovals journals the removal of svcs and, when the daemon removed
-// them on its own for reason, keeps them as recent events. r.mu is held on
-// entry and released before waiting for the journal; the caller's deferred
-// unlock is turned into a no-op by relocking.
-func (r *Registry) recordRemovals(svcs []Service, reason string) {
-	changes := make([]Change, 0, len(svcs))
-	for _, s := range svcs {
-		changes = append(changes, Change{Op: OpDeregister, Service: s})
+// removeServices removes nodes, adds their removal to cs and returns their
+// services. A reason says the daemon removed them on its own, and keeps
+// each as a recent event. r.mu must be held.
+func (r *Registry) removeServices(cs *changeSet, nodes []*namedNode, reason string) []Service {
+	out := make([]Service, 0, len(nodes))
+	for _, n := range nodes {
+		r.named.remove(n)
+		out = append(out, n.Service)
+		cs.addService(OpDeregister, n.Service)
 		if reason != "" {
-			r.addEvent(Event{Time: r.opts.Now(), Kind: "named", What: describeService(s), Reason: reason})
+			r.addEvent(Event{Time: r.opts.Now(), Kind: "named", What: describeService(n.Service), Reason: reason})
 		}
 	}
-	wait := r.record(changes)
-	if r.journal == nil {
-		return
-	}
-	// Wait outside the lock, then take it back for the caller's
-	// deferred unlock.
-	r.mu.Unlock()
-	wait()
-	r.mu.Lock()
+	return out
 }
 
 // ProcessServices returns how many services the process with pid and start
@@ -626,11 +622,4 @@ func (t *namedTable) remove(n *namedNode) {
 			delete(t.procsByUID, n.UID)
 		}
 	}
-}
-
-// Processes returns how many processes of uid hold named services.
-func (r *Registry) Processes(uid uint32) int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.named.procsByUID[uid]
 }

@@ -16,7 +16,7 @@ import (
 // service registers each version on the four visible netids. So 1000
 // entries is some 250 program versions for one user, far above any real
 // host, and still bounds what a user can make the daemon hold: with
-// addresses bounded by CheckAddr an entry carries at most 113 bytes of
+// addresses bounded by checkAddr an entry carries at most 113 bytes of
 // netid and address, so the byte cap only binds when the entry cap is
 // raised.
 const (
@@ -34,33 +34,36 @@ const (
 // logged.
 const quotaLogEvery = time.Minute
 
-// Reasons Set refuses a registration, wrapped in a *RefusedError.
+// ErrRefused is matched by every error with which Set refuses an entry,
+// for its form or at a cap: rpcbind answers a refused SET with FALSE. The
+// error's text says why.
+var ErrRefused = errors.New("registration refused")
+
+// Reasons Set refuses a registration, wrapped in a *refusedError. Only the
+// package's tests tell them apart; a face shows the error's text.
 var (
-	// ErrRefused is matched by every *RefusedError: rpcbind answers a
-	// refused SET with FALSE.
-	ErrRefused = errors.New("registration refused")
-	// ErrUnknownNetid reports a netid outside /etc/netconfig's udp,
+	// errUnknownNetid reports a netid outside /etc/netconfig's udp,
 	// tcp, udp6, tcp6, local and unix.
-	ErrUnknownNetid = errors.New("netid is not one a client can reach")
-	// ErrBadAddress reports an address not of its netid's form.
-	ErrBadAddress = errors.New("address is not of the netid's form")
-	// ErrOverCap reports an owner already holding as many entries or
+	errUnknownNetid = errors.New("netid is not one a client can reach")
+	// errBadAddress reports an address not of its netid's form.
+	errBadAddress = errors.New("address is not of the netid's form")
+	// errOverCap reports an owner already holding as many entries or
 	// bytes as it may.
-	ErrOverCap = errors.New("the owner's registration cap is reached")
+	errOverCap = errors.New("the owner's registration cap is reached")
 )
 
-// A RefusedError says why Set refused an entry. errors.Is matches both its
+// A refusedError says why Set refused an entry. errors.Is matches both its
 // reason and ErrRefused.
-type RefusedError struct {
-	// Owner is who asked, as Caller.Owner says, for ErrOverCap.
+type refusedError struct {
+	// Owner is who asked, as Caller.Owner says, for errOverCap.
 	Owner string
 	Netid netid.ID
-	// Err is ErrUnknownNetid, ErrBadAddress or ErrOverCap.
+	// Err is errUnknownNetid, errBadAddress or errOverCap.
 	Err    error
 	Detail string
 }
 
-func (e *RefusedError) Error() string {
+func (e *refusedError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Err.Error())
 	if e.Netid != "" {
@@ -76,33 +79,33 @@ func (e *RefusedError) Error() string {
 	return b.String()
 }
 
-func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
+func (e *refusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
 
-// CheckAddr reports whether addr has the form of a universal address on
+// checkAddr reports whether addr has the form of a universal address on
 // id, as netid.CheckUaddr says: only the netids a portmapper client can
 // create a transport for, each with an address of its form. Any other
-// netid is ErrUnknownNetid, and an address not of the netid's form
-// ErrBadAddress, wrapped in a *RefusedError.
-func CheckAddr(id netid.ID, addr string) error {
+// netid is errUnknownNetid, and an address not of the netid's form
+// errBadAddress, wrapped in a *refusedError.
+func checkAddr(id netid.ID, addr string) error {
 	var ae *netid.AddrError
 	if !errors.As(netid.CheckUaddr(id, addr), &ae) {
 		return nil
 	}
-	reason := ErrBadAddress
+	reason := errBadAddress
 	if ae.Err == netid.ErrUnknown {
-		reason = ErrUnknownNetid
+		reason = errUnknownNetid
 	}
-	return &RefusedError{Netid: id, Err: reason, Detail: ae.Detail}
+	return &refusedError{Netid: id, Err: reason, Detail: ae.Detail}
 }
 
 // Refusals count the registrations refused because their owner had reached
 // a cap, since the daemon started.
 type Refusals struct {
 	// RPC counts SETs refused at the per-uid entry or byte cap.
-	RPC uint64 `json:"rpc"`
+	RPC uint64
 	// Named counts named registrations refused at the per-process or
 	// per-uid process cap.
-	Named uint64 `json:"named"`
+	Named uint64
 }
 
 // Refusals returns how many registrations the caps refused, by kind.
@@ -120,15 +123,6 @@ type usage struct {
 // entryBytes is what an entry costs against its owner's byte cap: the
 // strings its caller chose.
 func entryBytes(e Entry) int { return len(e.Netid) + len(e.Addr) }
-
-// Usage returns how many RPC entries owner (an Entry.Owner string) holds,
-// and their bytes as the byte cap counts them.
-func (r *Registry) Usage(owner string) (entries, bytes int) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	u := r.usage[owner]
-	return u.entries, u.bytes
-}
 
 func (r *Registry) maxRPC() int {
 	return orDefault(r.opts.MaxRPCPerUID, DefaultMaxRPCPerUID)
@@ -176,7 +170,7 @@ func (r *Registry) checkCap(e Entry) error {
 	if u.entries+1 <= r.maxRPC() && u.bytes+entryBytes(e) <= r.maxRPCBytes() {
 		return nil
 	}
-	return &RefusedError{Owner: e.Owner, Err: ErrOverCap, Detail: fmt.Sprintf("holds %d entries of %d bytes, cap is %d entries or %d bytes", u.entries, u.bytes, r.maxRPC(), r.maxRPCBytes())}
+	return &refusedError{Owner: e.Owner, Err: errOverCap, Detail: fmt.Sprintf("holds %d entries of %d bytes, cap is %d entries or %d bytes", u.entries, u.bytes, r.maxRPC(), r.maxRPCBytes())}
 }
 
 // A rateLog says when a refusal for a key may be logged: the first at once,
@@ -257,8 +251,8 @@ const (
 )
 
 // refusedCap counts a cap refusal of kind ("rpc" or "named") for key and
-// returns a function that logs it when the key's rate allows, to be called
-// once r.mu is released; r.mu must be held.
+// returns a function that logs it, for changeSet.logLater, or nil when the
+// key's rate allows no line now; r.mu must be held.
 func (r *Registry) refusedCap(kind, key string, err error) func() {
 	l := &r.rpcLog
 	if kind == "named" {
@@ -269,7 +263,7 @@ func (r *Registry) refusedCap(kind, key string, err error) func() {
 	}
 	ok, suppressed := l.allow(key, r.opts.Now())
 	if !ok {
-		return noWait
+		return nil
 	}
 	return func() {
 		r.log.Warn("registration refused: cap reached", "kind", kind, "owner", key, "err", err, "not_logged_since_last", suppressed)

@@ -12,6 +12,22 @@ import (
 	"github.com/portmapd/portmapd/netid"
 )
 
+// usageOf returns how many RPC entries owner (an Entry.Owner string)
+// holds, and their bytes as the byte cap counts them.
+func (r *Registry) usageOf(owner string) (entries, bytes int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	u := r.usage[owner]
+	return u.entries, u.bytes
+}
+
+// processesOf returns how many processes of uid hold named services.
+func (r *Registry) processesOf(uid uint32) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.named.procsByUID[uid]
+}
+
 func TestCheckAddr(t *testing.T) {
 	long := func(n int) string { return "/" + strings.Repeat("s", n-1) }
 	tests := []struct {
@@ -31,40 +47,40 @@ func TestCheckAddr(t *testing.T) {
 		{"local", "", nil},
 		{"unix", "/run/x.sock", nil},
 		{"local", long(netid.MaxLocalAddrLen), nil},
-		{"local", long(netid.MaxLocalAddrLen + 1), ErrBadAddress},
-		{"local", "/run/a\x00b", ErrBadAddress},
-		{"udp", "garbage", ErrBadAddress},
-		{"udp", "", ErrBadAddress},
-		{"udp", "127.0.0.1", ErrBadAddress},
-		{"udp", "127.0.0.1.256.1", ErrBadAddress},
-		{"udp", "::1.8.1", ErrBadAddress},
-		{"udp6", "127.0.0.1.8.1", ErrBadAddress},
-		{"udp6", "fe80::1%eth0.8.1", ErrBadAddress},
-		{"tcp", "0.0.0.0.0.111" + strings.Repeat(" ", 4096), ErrBadAddress},
-		{"tcp", "/run/x.sock", ErrBadAddress},
-		{"x", strings.Repeat("a", 4096), ErrUnknownNetid},
-		{"bogus", "whatever", ErrUnknownNetid},
-		{"", "127.0.0.1.1.1", ErrUnknownNetid},
-		{"rawip", "", ErrUnknownNetid},
+		{"local", long(netid.MaxLocalAddrLen + 1), errBadAddress},
+		{"local", "/run/a\x00b", errBadAddress},
+		{"udp", "garbage", errBadAddress},
+		{"udp", "", errBadAddress},
+		{"udp", "127.0.0.1", errBadAddress},
+		{"udp", "127.0.0.1.256.1", errBadAddress},
+		{"udp", "::1.8.1", errBadAddress},
+		{"udp6", "127.0.0.1.8.1", errBadAddress},
+		{"udp6", "fe80::1%eth0.8.1", errBadAddress},
+		{"tcp", "0.0.0.0.0.111" + strings.Repeat(" ", 4096), errBadAddress},
+		{"tcp", "/run/x.sock", errBadAddress},
+		{"x", strings.Repeat("a", 4096), errUnknownNetid},
+		{"bogus", "whatever", errUnknownNetid},
+		{"", "127.0.0.1.1.1", errUnknownNetid},
+		{"rawip", "", errUnknownNetid},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.netid)+" "+fmt.Sprintf("%.30q", tc.addr), func(t *testing.T) {
-			err := CheckAddr(tc.netid, tc.addr)
+			err := checkAddr(tc.netid, tc.addr)
 			if tc.want == nil {
 				if err != nil {
-					t.Fatalf("CheckAddr = %v, want nil", err)
+					t.Fatalf("checkAddr = %v, want nil", err)
 				}
 				return
 			}
 			if !errors.Is(err, tc.want) || !errors.Is(err, ErrRefused) {
-				t.Fatalf("CheckAddr = %v, want %v and ErrRefused", err, tc.want)
+				t.Fatalf("checkAddr = %v, want %v and ErrRefused", err, tc.want)
 			}
 		})
 	}
 }
 
-// TestSetRefusesForms: a SET whose netid or address CheckAddr refuses is
-// FALSE with a *RefusedError from every caller but the daemon itself, and
+// TestSetRefusesForms: a SET whose netid or address checkAddr refuses is
+// FALSE with a *refusedError from every caller but the daemon itself, and
 // adds nothing.
 func TestSetRefusesForms(t *testing.T) {
 	tests := []struct {
@@ -73,17 +89,17 @@ func TestSetRefusesForms(t *testing.T) {
 		e    Entry
 		want error
 	}{
-		{"the reported flood: netid x, 4 KB address", localCaller(65534, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: strings.Repeat("a", 4096)}, ErrUnknownNetid},
-		{"root too", localCaller(0, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: "a"}, ErrUnknownNetid},
-		{"empty netid", loUnpriv, Entry{Prog: 1, Vers: 1, Addr: "127.0.0.1.1.1"}, ErrUnknownNetid},
-		{"garbage on udp", loUnpriv, Entry{Prog: 1, Vers: 1, Netid: "udp", Addr: "garbage"}, ErrBadAddress},
-		{"long local path", uid1000, Entry{Prog: 1, Vers: 1, Netid: "local", Addr: "/" + strings.Repeat("p", 4096)}, ErrBadAddress},
+		{"the reported flood: netid x, 4 KB address", localCaller(65534, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: strings.Repeat("a", 4096)}, errUnknownNetid},
+		{"root too", localCaller(0, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: "a"}, errUnknownNetid},
+		{"empty netid", loUnpriv, Entry{Prog: 1, Vers: 1, Addr: "127.0.0.1.1.1"}, errUnknownNetid},
+		{"garbage on udp", loUnpriv, Entry{Prog: 1, Vers: 1, Netid: "udp", Addr: "garbage"}, errBadAddress},
+		{"long local path", uid1000, Entry{Prog: 1, Vers: 1, Netid: "local", Addr: "/" + strings.Repeat("p", 4096)}, errBadAddress},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRegistry(Options{})
 			ok, err := r.Set(tc.c, tc.e)
-			var re *RefusedError
+			var re *refusedError
 			if ok || !errors.Is(err, tc.want) || !errors.As(err, &re) {
 				t.Fatalf("Set = %v, %v; want false, %v", ok, err, tc.want)
 			}
@@ -138,8 +154,8 @@ func TestRPCCaps(t *testing.T) {
 			}
 			ok, err := r.Set(tc.fill, entry(prog, addr))
 			wantFull := tc.fill.Owner() != OwnerSuperuser
-			if wantFull && (ok || !errors.Is(err, ErrOverCap) || !errors.Is(err, ErrRefused)) {
-				t.Fatalf("SET past the cap = %v, %v; want false, ErrOverCap", ok, err)
+			if wantFull && (ok || !errors.Is(err, errOverCap) || !errors.Is(err, ErrRefused)) {
+				t.Fatalf("SET past the cap = %v, %v; want false, errOverCap", ok, err)
 			}
 			if !wantFull && (!ok || err != nil) {
 				t.Fatalf("uncapped SET = %v, %v", ok, err)
@@ -152,7 +168,7 @@ func TestRPCCaps(t *testing.T) {
 			if got := r.Refusals(); got.RPC != tc.refusals || got.Named != 0 {
 				t.Errorf("Refusals = %+v, want RPC %d", got, tc.refusals)
 			}
-			if n, b := r.Usage(tc.fill.Owner()); wantFull && (n != tc.accepted || b != 16*tc.accepted) {
+			if n, b := r.usageOf(tc.fill.Owner()); wantFull && (n != tc.accepted || b != 16*tc.accepted) {
 				t.Errorf("Usage(%s) = %d, %d; want %d, %d", tc.fill.Owner(), n, b, tc.accepted, 16*tc.accepted)
 			}
 		})
@@ -187,7 +203,7 @@ func TestRPCCapFreed(t *testing.T) {
 			if !tc.free(r) {
 				t.Fatal("nothing removed")
 			}
-			if n, b := r.Usage("1000"); n != 1 || b != len("udp127.0.0.1.4.1") {
+			if n, b := r.usageOf("1000"); n != 1 || b != len("udp127.0.0.1.4.1") {
 				t.Errorf("Usage = %d, %d after a removal", n, b)
 			}
 			mustSet(t, r, uid1000, e(3))
@@ -319,7 +335,7 @@ func TestProcessesPerUID(t *testing.T) {
 			if got := r.Refusals(); got.Named != 1 {
 				t.Errorf("Refusals = %+v, want Named 1", got)
 			}
-			if n := r.Processes(tc.uid); n != tc.accepted {
+			if n := r.processesOf(tc.uid); n != tc.accepted {
 				t.Errorf("Processes = %d, want %d", n, tc.accepted)
 			}
 			// A process already counted may add services.

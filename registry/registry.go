@@ -3,10 +3,19 @@
 // lookup and change independent of the table's size, and the rules that say
 // who may change what. It knows no transport: a front end passes the Caller
 // it saw.
+//
+// Every change a request makes takes one path, commit (journal.go): made
+// under the lock, handed to the Journal, answered once durable. The files:
+// registry.go holds the RPC entries, named.go the named services, chain.go
+// the list that keeps both in registration order, quota.go the per-user
+// caps, caller.go who asks, events.go the removals the daemon makes on its
+// own, and checkpoint.go the whole state, copied out for a new journal
+// file or put back at a restart.
 package registry
 
 import (
 	"errors"
+	"iter"
 	"log/slog"
 	"slices"
 	"sync"
@@ -52,9 +61,6 @@ type Options struct {
 	// MaxNamedPerProcess caps the named services one process may hold;
 	// DefaultMaxNamedPerProcess when zero.
 	MaxNamedPerProcess int
-	// Journal, when set, records every change before it is answered
-	// (see hooks.go). SetJournal can attach one later.
-	Journal Journal
 	// MaxRPCPerUID and MaxRPCBytesPerUID cap the RPC entries one owner
 	// (a uid; "unknown" for every unprivileged network caller together)
 	// may hold, in number and in bytes of netid and address; the
@@ -111,8 +117,8 @@ type Registry struct {
 	byProgVers  map[progVers][]*node
 	// named holds the services registered by name (named.go).
 	named namedTable
-	// journal records changes (hooks.go); events and removed are the
-	// removals the daemon made on its own.
+	// journal records changes (journal.go); events and removed are the
+	// removals the daemon made on its own (events.go).
 	journal   Journal
 	events    []Event
 	eventNext int
@@ -142,7 +148,6 @@ func New(opts Options) *Registry {
 		byProgNetid: make(map[progNetid][]*node),
 		byProgVers:  make(map[progVers][]*node),
 		named:       newNamedTable(),
-		journal:     opts.Journal,
 		usage:       make(map[string]usage),
 		rpcLog:      newRateLog(quotaLogEvery),
 		namedLog:    newRateLog(quotaLogEvery),
@@ -161,16 +166,16 @@ func (r *Registry) mayChange(c Caller) error {
 // come from c. An existing entry with the same program, version and netid
 // makes the result true when its address is the same and false otherwise;
 // nothing is added in either case. Unlike rpcbind, it refuses (false, with
-// a *RefusedError) an entry whose netid no client can reach or whose
-// address is not of its netid's form (CheckAddr), unless c is Internal,
-// and a new entry that would take its owner past a cap (quota.go); a
-// refusal at a cap is counted and logged.
+// an error matching ErrRefused) an entry whose netid no client can reach
+// or whose address is not of its netid's form (checkAddr), unless c is
+// Internal, and a new entry that would take its owner past a cap
+// (quota.go); a refusal at a cap is counted and logged.
 func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	if err := r.mayChange(c); err != nil {
 		return false, err
 	}
 	if c.Transport != Internal {
-		if err := CheckAddr(e.Netid, e.Addr); err != nil {
+		if err := checkAddr(e.Netid, e.Addr); err != nil {
 			return false, err
 		}
 	}
@@ -178,23 +183,24 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	e.PID = c.PID()
 	e.NetNS = c.NetNS()
 	k := key{e.Prog, e.Vers, e.Netid.Lower()}
-	r.mu.Lock()
-	if old, ok := r.byKey[k]; ok {
-		r.mu.Unlock()
-		return old.Addr == e.Addr, nil
-	}
-	if err := r.checkCap(e); err != nil {
-		logIt := r.refusedCap("rpc", e.Owner, err)
-		r.mu.Unlock()
-		logIt()
-		return false, err
-	}
-	e.Registered = r.opts.Now()
-	r.insert(k, e)
-	wait := r.record([]Change{{Op: OpSet, Entry: e}})
-	r.mu.Unlock()
-	wait()
-	return true, nil
+	var ok bool
+	var err error
+	r.commit(func() (cs changeSet) {
+		if old, found := r.byKey[k]; found {
+			ok = old.Addr == e.Addr
+			return cs
+		}
+		if err = r.checkCap(e); err != nil {
+			cs.logLater = r.refusedCap("rpc", e.Owner, err)
+			return cs
+		}
+		e.Registered = r.opts.Now()
+		r.insert(k, e)
+		ok = true
+		cs.add(OpSet, e)
+		return cs
+	})
+	return ok, err
 }
 
 // SetMapping registers a v2 mapping, as PMAPPROC_SET does: it becomes a tcp
@@ -220,41 +226,38 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, id netid.ID) (bool, error)
 		return false, err
 	}
 	owner := c.Owner()
-	r.mu.Lock()
-	ok, removed := r.unset(owner, prog, vers, id)
-	var changes []Change
-	for _, e := range removed {
-		changes = append(changes, Change{Op: OpUnset, Entry: e})
-	}
-	wait := r.record(changes)
-	r.mu.Unlock()
-	wait()
+	var ok bool
+	r.commit(func() (cs changeSet) {
+		ok = r.unset(&cs, owner, prog, vers, id)
+		return cs
+	})
 	return ok, nil
 }
 
-// unset does Unset's work with r.mu held and returns the entries removed.
-func (r *Registry) unset(owner string, prog, vers uint32, id netid.ID) (bool, []Entry) {
+// unset does Unset's work with r.mu held, adding the entries it removes
+// to cs.
+func (r *Registry) unset(cs *changeSet, owner string, prog, vers uint32, id netid.ID) bool {
 	if id != "" {
 		n, ok := r.byKey[key{prog, vers, id.Lower()}]
 		if !ok {
-			return true, nil
+			return true
 		}
 		if !mayRemove(owner, n) {
-			return false, nil
+			return false
 		}
 		r.remove(n)
-		return true, []Entry{n.Entry}
+		cs.add(OpUnset, n.Entry)
+		return true
 	}
-	var removed []Entry
 	// Copy: remove edits the index slice being walked.
 	for _, n := range slices.Clone(r.byProgVers[progVers{prog, vers}]) {
 		if !mayRemove(owner, n) {
-			return false, removed
+			return false
 		}
 		r.remove(n)
-		removed = append(removed, n.Entry)
+		cs.add(OpUnset, n.Entry)
 	}
-	return true, removed
+	return true
 }
 
 // UnsetMapping removes prog and vers from tcp and then udp, as
@@ -324,38 +327,51 @@ func (r *Registry) GetPort(prog, vers, prot uint32) uint32 {
 	return 0
 }
 
-// Versions calls fn for each entry of exactly prog and vers, on any netid,
-// in registration order, while fn returns true.
-func (r *Registry) Versions(prog, vers uint32, fn func(Entry) bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, n := range r.byProgVers[progVers{prog, vers}] {
-		if !fn(n.Entry) {
-			return
+// Versions yields each entry of exactly prog and vers, on any netid, in
+// registration order. The registry is read-locked while the loop runs:
+// its body must not change the registry.
+func (r *Registry) Versions(prog, vers uint32) iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for _, n := range r.byProgVers[progVers{prog, vers}] {
+			if !yield(n.Entry) {
+				return
+			}
 		}
 	}
 }
 
-// Range calls fn for every entry in the stable order DUMP shows, while fn
-// returns true. The registry is read-locked meanwhile: fn must not change it.
-func (r *Registry) Range(fn func(Entry) bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for n := r.order.head; n != nil; n = n.next {
-		if !fn(n.Entry) {
-			return
+// All yields every entry in the stable order DUMP shows. The registry is
+// read-locked while the loop runs: its body must not change the registry.
+//
+// The walks are iter.Seq because that costs nothing per entry: against a
+// callback, BenchmarkMappings measured some 5 ns more per walk and the
+// same time at 100,000 entries, and rpcbind's BenchmarkDump no difference.
+// Inside, they follow next in code that knows the node type (see chain).
+func (r *Registry) All() iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for n := r.order.head; n != nil; n = n.next {
+			if !yield(n.Entry) {
+				return
+			}
 		}
 	}
 }
 
-// RangeMappings calls fn for the v2 view of every tcp and udp entry, in
-// DUMP order, while fn returns true.
-func (r *Registry) RangeMappings(fn func(xdr.Mapping) bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for n := r.order.head; n != nil; n = n.next {
-		if n.v2ok && !fn(n.v2) {
-			return
+// Mappings yields the v2 view of every tcp and udp entry, in DUMP order.
+// The registry is read-locked while the loop runs: its body must not
+// change the registry.
+func (r *Registry) Mappings() iter.Seq[xdr.Mapping] {
+	return func(yield func(xdr.Mapping) bool) {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for n := r.order.head; n != nil; n = n.next {
+			if n.v2ok && !yield(n.v2) {
+				return
+			}
 		}
 	}
 }

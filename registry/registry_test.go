@@ -55,20 +55,14 @@ func mustSet(t *testing.T, r *Registry, c Caller, e Entry) {
 // keys returns "prog/vers/netid=addr@owner" for every entry, in DUMP order.
 func keys(r *Registry) []string {
 	var out []string
-	r.Range(func(e Entry) bool {
+	for e := range r.All() {
 		out = append(out, fmt.Sprintf("%d/%d/%s=%s@%s", e.Prog, e.Vers, e.Netid, e.Addr, e.Owner))
-		return true
-	})
+	}
 	return out
 }
 
 func mappings(r *Registry) []xdr.Mapping {
-	var out []xdr.Mapping
-	r.RangeMappings(func(m xdr.Mapping) bool {
-		out = append(out, m)
-		return true
-	})
-	return out
+	return slices.Collect(r.Mappings())
 }
 
 // checkIndexes verifies that the list, the count and the three indexes
@@ -217,7 +211,7 @@ func TestSetMapping(t *testing.T) {
 				}
 				m := mappings(r)
 				if len(m) != 1 || m[0].Port != tc.port || m[0].Prot != tc.m.Prot {
-					t.Errorf("RangeMappings = %+v", m)
+					t.Errorf("Mappings = %+v", m)
 				}
 			}
 		})
@@ -262,7 +256,7 @@ func TestV2View(t *testing.T) {
 	}
 	want := []xdr.Mapping{{Prog: 9, Vers: 3, Prot: netid.ProtoUDP, Port: 40001}, {Prog: 9, Vers: 3, Prot: netid.ProtoTCP, Port: 40002}}
 	if got := mappings(r); !reflect.DeepEqual(got, want) {
-		t.Errorf("RangeMappings = %+v, want %+v", got, want)
+		t.Errorf("Mappings = %+v, want %+v", got, want)
 	}
 	for _, tc := range []struct {
 		vers, prot, want uint32
@@ -479,12 +473,17 @@ func TestVersionsAndVersionRange(t *testing.T) {
 		mustSet(t, r, root, e)
 	}
 	var netids []netid.ID
-	r.Versions(4, 2, func(e Entry) bool { netids = append(netids, e.Netid); return true })
+	for e := range r.Versions(4, 2) {
+		netids = append(netids, e.Netid)
+	}
 	if want := []netid.ID{"tcp", "udp", "local"}; !slices.Equal(netids, want) {
 		t.Errorf("Versions(4, 2) = %q, want %q", netids, want)
 	}
 	netids = nil
-	r.Versions(4, 2, func(e Entry) bool { netids = append(netids, e.Netid); return false })
+	for e := range r.Versions(4, 2) {
+		netids = append(netids, e.Netid)
+		break
+	}
 	if len(netids) != 1 {
 		t.Errorf("Versions did not stop: %q", netids)
 	}
@@ -573,7 +572,7 @@ func TestRangeOrder(t *testing.T) {
 	want = append(want, "104/1/udp=0.0.0.0.0.1@superuser") // back at the end
 	for i := range 3 {
 		if got := keys(r); !slices.Equal(got, want) {
-			t.Fatalf("Range #%d\n got  %q\n want %q", i, got, want)
+			t.Fatalf("All #%d\n got  %q\n want %q", i, got, want)
 		}
 	}
 	var fromEntries []string
@@ -581,19 +580,28 @@ func TestRangeOrder(t *testing.T) {
 		fromEntries = append(fromEntries, fmt.Sprintf("%d/%d/%s=%s@%s", e.Prog, e.Vers, e.Netid, e.Addr, e.Owner))
 	}
 	if !slices.Equal(fromEntries, want) {
-		t.Errorf("Entries differs from Range: %q", fromEntries)
+		t.Errorf("Entries differs from All: %q", fromEntries)
 	}
 	var progs []uint32
-	r.RangeMappings(func(m xdr.Mapping) bool { progs = append(progs, m.Prog); return true })
+	for m := range r.Mappings() {
+		progs = append(progs, m.Prog)
+	}
 	if wantProgs := []uint32{101, 102, 103, 105, 106, 107, 108, 104}; !slices.Equal(progs, wantProgs) {
-		t.Errorf("RangeMappings order %v, want %v", progs, wantProgs)
+		t.Errorf("Mappings order %v, want %v", progs, wantProgs)
 	}
 	n := 0
-	r.Range(func(Entry) bool { n++; return n < 3 })
+	for range r.All() {
+		if n++; n == 3 {
+			break
+		}
+	}
 	m := 0
-	r.RangeMappings(func(xdr.Mapping) bool { m++; return false })
+	for range r.Mappings() {
+		m++
+		break
+	}
 	if n != 3 || m != 1 {
-		t.Errorf("Range did not stop: %d, %d calls", n, m)
+		t.Errorf("the walk did not stop: %d, %d entries", n, m)
 	}
 	checkIndexes(t, r)
 }
@@ -756,10 +764,12 @@ func TestConcurrentUse(t *testing.T) {
 				r.GetPort(uint32(1000+i%writers), uint32(i%5+1), netid.ProtoUDP)
 				r.Lookup(uint32(1000+i%writers), 9, "tcp")
 				r.LookupExact(uint32(1000+i%writers), 1, "udp6")
-				n := 0
-				r.Range(func(Entry) bool { n++; return true })
-				r.RangeMappings(func(xdr.Mapping) bool { return true })
-				r.Versions(uint32(1000+i%writers), 1, func(Entry) bool { return true })
+				for range r.All() {
+				}
+				for range r.Mappings() {
+				}
+				for range r.Versions(uint32(1000+i%writers), 1) {
+				}
 				r.VersionRange(uint32(1000+i%writers), "udp")
 				_ = r.Entries()
 				_ = r.Len()

@@ -56,11 +56,10 @@ func (p *Portmapper) pmapGetport(w ReplyWriter, c *Call) {
 func (p *Portmapper) pmapDump(w ReplyWriter, c *Call) {
 	// A list too long for a datagram gets no answer, as from rpcbind.
 	_ = Reply(w, c, func(e *xdr.Encoder) {
-		p.Registry.RangeMappings(func(m xdr.Mapping) bool {
+		for m := range p.Registry.Mappings() {
 			e.Bool(true)
 			m.Encode(e)
-			return true
-		})
+		}
 		e.Bool(false)
 	})
 }

@@ -70,12 +70,11 @@ func (p *Portmapper) rpcbGetaddr(vers uint32, exact bool) HandlerFunc {
 
 func (p *Portmapper) rpcbDump(w ReplyWriter, c *Call) {
 	err := Reply(w, c, func(e *xdr.Encoder) {
-		p.Registry.Range(func(en registry.Entry) bool {
+		for en := range p.Registry.All() {
 			e.Bool(true)
 			r := xdr.RPCB{Prog: en.Prog, Vers: en.Vers, Netid: string(en.Netid), Addr: en.Addr, Owner: en.Owner}
 			r.Encode(e)
-			return true
-		})
+		}
 		e.Bool(false)
 	})
 	if errors.Is(err, ErrReplyTooLarge) {
@@ -137,23 +136,22 @@ func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
 	var list []xdr.RPCBEntry
 	failed := false
 	last := ""
-	p.Registry.Versions(r.Prog, r.Vers, func(en registry.Entry) bool {
+	for en := range p.Registry.Versions(r.Prog, r.Vers) {
 		nc, ok := transport(en.Netid)
 		if !ok || !p.serves(en.Netid) {
 			failed = true // rpcbind abandons the whole list
-			return false
+			break
 		}
 		if nc.ProtoFmly != arrival.ProtoFmly {
-			return true
+			continue
 		}
 		merged, ok := p.mergeAddr(c, en.Netid, en.Addr, r.Addr)
 		if !ok {
-			return true
+			continue
 		}
 		last = merged
 		list = append(list, xdr.RPCBEntry{MAddr: merged, Netid: string(nc.ID), Semantics: nc.Semantics, ProtoFmly: nc.ProtoFmly, Proto: nc.Proto})
-		return true
-	})
+	}
 	if failed {
 		// rpcbind's getaddrlist returns no result for a list holding a
 		// netid it does not serve, and so sends no reply at all.

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/portmapd/portmapd/httpmap"
-	"github.com/portmapd/portmapd/registry"
 )
 
 // httpFlags choose how the HTTP face is reached: the local socket (which
@@ -150,8 +149,8 @@ func newRemovalsCmd(g *globals) *cobra.Command {
 // removals is portmapd's answer to the removals command: the recent
 // removals, and how many of each kind since it started.
 type removals struct {
-	events []registry.Event
-	counts registry.Removals
+	events []httpmap.Removal
+	counts httpmap.KindCounts
 }
 
 func printRemovals(w io.Writer, r removals) {

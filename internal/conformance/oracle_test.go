@@ -138,7 +138,7 @@ var oracleAllowed = map[string]string{
 	// rpcbind stores a SET on any netid with any address; portmapd
 	// refuses (FALSE) a netid no client can create a transport for and an
 	// address not of its netid's form, so that a local user cannot fill
-	// memory and the journal with junk (registry.CheckAddr). Libtirpc and
+	// memory and the journal with junk (registry's checkAddr). Libtirpc and
 	// the kernel only send udp, tcp, udp6, tcp6 and local addresses they
 	// wrote themselves. The other cases follow: the junk entries are not
 	// in the DUMP, GETADDRLIST finds no unserved netid to give up on, and

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -74,66 +75,61 @@ func keyOfService(s registry.Service) serviceKey {
 	return serviceKey{strings.ToLower(s.Name), s.Network, s.Port, s.Path, s.PID, s.Start}
 }
 
-type seqEntry struct {
-	registry.Entry
+// A replay holds, for each key still registered, the value first added
+// and its place in the replay, so that what survives is listed in the
+// order it was added, as the registry lists it.
+type replay[K comparable, V any] map[K]placed[V]
+
+type placed[V any] struct {
+	v   V
 	seq int
 }
 
-type seqService struct {
-	registry.Service
-	seq int
+// add keeps v under k at seq unless k is already there: the registry
+// ignores a SET or a registration of what it holds.
+func (m replay[K, V]) add(k K, v V, seq int) {
+	if _, ok := m[k]; !ok {
+		m[k] = placed[V]{v, seq}
+	}
+}
+
+// inOrder returns the values in the order they were added; nil when
+// there are none.
+func (m replay[K, V]) inOrder() []V {
+	var out []V
+	for _, p := range slices.SortedFunc(maps.Values(m), func(x, y placed[V]) int { return cmp.Compare(x.seq, y.seq) }) {
+		out = append(out, p.v)
+	}
+	return out
 }
 
 // builder replays changes into a state.
 type builder struct {
 	seq      int
-	entries  map[entryKey]*seqEntry
-	services map[serviceKey]*seqService
+	entries  replay[entryKey, registry.Entry]
+	services replay[serviceKey, registry.Service]
 }
 
 func newBuilder() *builder {
-	return &builder{entries: map[entryKey]*seqEntry{}, services: map[serviceKey]*seqService{}}
+	return &builder{entries: replay[entryKey, registry.Entry]{}, services: replay[serviceKey, registry.Service]{}}
 }
 
 func (b *builder) apply(c registry.Change) {
 	b.seq++
 	switch c.Op {
 	case registry.OpSet:
-		k := keyOfEntry(c.Entry)
-		if _, ok := b.entries[k]; !ok {
-			b.entries[k] = &seqEntry{c.Entry, b.seq}
-		}
+		b.entries.add(keyOfEntry(c.Entry), c.Entry, b.seq)
 	case registry.OpUnset:
 		delete(b.entries, keyOfEntry(c.Entry))
 	case registry.OpRegister:
-		k := keyOfService(c.Service)
-		if _, ok := b.services[k]; !ok {
-			b.services[k] = &seqService{c.Service, b.seq}
-		}
+		b.services.add(keyOfService(c.Service), c.Service, b.seq)
 	case registry.OpDeregister:
 		delete(b.services, keyOfService(c.Service))
 	}
 }
 
 func (b *builder) state() State {
-	var st State
-	es := make([]*seqEntry, 0, len(b.entries))
-	for _, e := range b.entries {
-		es = append(es, e)
-	}
-	slices.SortFunc(es, func(x, y *seqEntry) int { return cmp.Compare(x.seq, y.seq) })
-	for _, e := range es {
-		st.Entries = append(st.Entries, e.Entry)
-	}
-	ss := make([]*seqService, 0, len(b.services))
-	for _, s := range b.services {
-		ss = append(ss, s)
-	}
-	slices.SortFunc(ss, func(x, y *seqService) int { return cmp.Compare(x.seq, y.seq) })
-	for _, s := range ss {
-		st.Services = append(st.Services, s.Service)
-	}
-	return st
+	return State{Entries: b.entries.inOrder(), Services: b.services.inOrder()}
 }
 
 // A Store is an open state directory. It holds an exclusive lock on the

@@ -67,9 +67,9 @@ func TestPrunePolicy(t *testing.T) {
 			if e.Prog == 0 {
 				e.Prog, e.Vers = 400000, 1
 			}
-			if _, err := reg.Set(tc.caller, e); errors.Is(err, registry.ErrUnknownNetid) {
-				// SET refuses one now; rpcbind's warm-start files can
-				// still bring it back.
+			if _, err := reg.Set(tc.caller, e); errors.Is(err, registry.ErrRefused) {
+				// SET refuses an unknown netid now; rpcbind's
+				// warm-start files can still bring one back.
 				e.Owner, e.PID, e.NetNS, e.Registered = tc.caller.Owner(), tc.caller.PID(), tc.caller.NetNS(), now
 				reg.Restore([]registry.Entry{e}, nil)
 			} else if err != nil {

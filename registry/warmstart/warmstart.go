@@ -267,41 +267,37 @@ func mapping(e registry.Entry) (xdr.Mapping, bool) {
 // decodeRpcbList decodes an rpcblist_ptr, keeping the entries before any
 // damage.
 func decodeRpcbList(b []byte) ([]xdr.RPCB, error) {
-	d := xdr.NewDecoder(b)
-	var out []xdr.RPCB
-	for d.Bool() {
-		var r xdr.RPCB
+	return decodeList(b, "entries", func(r *xdr.RPCB, d *xdr.Decoder) {
 		r.Prog = d.Uint32()
 		r.Vers = d.Uint32()
 		r.Netid = d.String("netid", maxString)
 		r.Addr = d.String("addr", maxString)
 		r.Owner = d.String("owner", maxString)
-		if d.Err() != nil {
-			break
-		}
-		out = append(out, r)
-	}
-	if err := d.Err(); err != nil {
-		return out, fmt.Errorf("damaged after %d entries: %w", len(out), err)
-	}
-	return out, nil
+	})
 }
 
 // decodePmapList decodes a pmaplist_ptr, keeping the mappings before any
 // damage.
 func decodePmapList(b []byte) ([]xdr.Mapping, error) {
+	return decodeList(b, "mappings", (*xdr.Mapping).Decode)
+}
+
+// decodeList decodes an XDR optional-data list of what, keeping the items
+// before any damage, where xdr.DecodeList, for messages, keeps none: a
+// file rpcbind left half written still says most of what it held.
+func decodeList[T any](b []byte, what string, decode func(*T, *xdr.Decoder)) ([]T, error) {
 	d := xdr.NewDecoder(b)
-	var out []xdr.Mapping
+	var out []T
 	for d.Bool() {
-		var m xdr.Mapping
-		m.Decode(d)
+		var item T
+		decode(&item, d)
 		if d.Err() != nil {
 			break
 		}
-		out = append(out, m)
+		out = append(out, item)
 	}
 	if err := d.Err(); err != nil {
-		return out, fmt.Errorf("damaged after %d mappings: %w", len(out), err)
+		return out, fmt.Errorf("damaged after %d %s: %w", len(out), what, err)
 	}
 	return out, nil
 }

@@ -1,0 +1,43 @@
+package registry
+
+// Checkpoint calls fn with a copy of the whole state, entries in DUMP order
+// and named services in registration order, while no change can happen, so
+// that a journal can start a new file exactly at this state. fn must not
+// call the registry.
+func (r *Registry) Checkpoint(fn func(entries []Entry, svcs []Service)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn(r.entries(), r.named.services())
+}
+
+// Restore puts back saved registrations with the owners, pids and times
+// they were saved with, without recording them in the journal. Entries
+// whose key is already registered (the portmapper's own, registered
+// afresh) and named services already present are skipped. It returns how
+// many of each it added.
+func (r *Registry) Restore(entries []Entry, svcs []Service) (nEntries, nServices int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range entries {
+		k := key{e.Prog, e.Vers, e.Netid.Lower()}
+		if _, ok := r.byKey[k]; ok {
+			continue
+		}
+		if e.Registered.IsZero() {
+			e.Registered = r.opts.Now()
+		}
+		r.insert(k, e)
+		nEntries++
+	}
+	for _, s := range svcs {
+		if r.named.find(s) != nil {
+			continue
+		}
+		if s.Registered.IsZero() {
+			s.Registered = r.opts.Now()
+		}
+		r.named.insert(s)
+		nServices++
+	}
+	return nEntries, nServices
+}
