@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/rpcent"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime"
 )

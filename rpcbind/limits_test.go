@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
-	"github.com/portmapd/portmapd/internal/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/xdr"
 )
 

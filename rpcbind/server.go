@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/xdr"
 )
 

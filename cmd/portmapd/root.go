@@ -15,8 +15,8 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/daemon"
-	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
