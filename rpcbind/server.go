@@ -14,9 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/peer"
+	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -384,11 +385,12 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, id netid.ID) 
 func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, id netid.ID, resets *netlimit.LogThrottle) (diverted bool) {
 	c := Call{Netid: id}
 	if id == netid.Local {
-		cred, err := peercred.Get(conn)
+		cred, err := peer.Credentials(conn)
 		if err != nil {
 			s.logger().Warn("local connection without peer credentials", "err", err)
 		} else {
-			c.PeerCred = &cred
+			rc := registry.Cred(cred)
+			c.PeerCred = &rc
 		}
 	} else {
 		c.Remote = unmap(addrPortOf(conn.RemoteAddr()))
