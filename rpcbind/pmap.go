@@ -3,6 +3,7 @@ package rpcbind
 import (
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/oncrpc"
+	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -11,30 +12,15 @@ func decodeMapping(c *oncrpc.Call) (xdr.Mapping, bool) {
 	return m, c.DecodeArgs(m.Decode)
 }
 
-func (p *Portmapper) pmapSet(w oncrpc.ReplyWriter, c *oncrpc.Call) {
-	m, ok := decodeMapping(c)
-	if !ok {
-		_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
-		return
-	}
-	done, err := p.Registry.SetMapping(callerOf(c), m)
-	answerChange(w, c, done, err)
-	if done {
-		p.Stats.Set(xdr.PmapVers)
-	}
+// pmapSet is v2 SET's change: the mapping as given.
+func (p *Portmapper) pmapSet(c registry.Caller, m xdr.Mapping) (bool, error) {
+	return p.Registry.SetMapping(c, m)
 }
 
-func (p *Portmapper) pmapUnset(w oncrpc.ReplyWriter, c *oncrpc.Call) {
-	m, ok := decodeMapping(c)
-	if !ok {
-		_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
-		return
-	}
-	done, err := p.Registry.UnsetMapping(callerOf(c), m.Prog, m.Vers)
-	answerChange(w, c, done, err)
-	if done {
-		p.Stats.Unset(xdr.PmapVers)
-	}
+// pmapUnset is v2 UNSET's change: every mapping of the program and
+// version, whatever its protocol and port.
+func (p *Portmapper) pmapUnset(c registry.Caller, m xdr.Mapping) (bool, error) {
+	return p.Registry.UnsetMapping(c, m.Prog, m.Vers)
 }
 
 func (p *Portmapper) pmapGetport(w oncrpc.ReplyWriter, c *oncrpc.Call) {

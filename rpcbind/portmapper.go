@@ -52,15 +52,15 @@ func (p *Portmapper) Register(mux *oncrpc.ServeMux) {
 		}))
 	}
 	handle(xdr.PmapVers, xdr.PmapProcNull, p.null)
-	handle(xdr.PmapVers, xdr.PmapProcSet, p.pmapSet)
-	handle(xdr.PmapVers, xdr.PmapProcUnset, p.pmapUnset)
+	handle(xdr.PmapVers, xdr.PmapProcSet, change(xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapSet, p.Stats.Set))
+	handle(xdr.PmapVers, xdr.PmapProcUnset, change(xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapUnset, p.Stats.Unset))
 	handle(xdr.PmapVers, xdr.PmapProcGetport, p.pmapGetport)
 	handle(xdr.PmapVers, xdr.PmapProcDump, p.pmapDump)
 	handle(xdr.PmapVers, xdr.PmapProcCallit, p.remoteCall(xdr.PmapVers, false))
 	for _, vers := range []uint32{xdr.RpcbVers, xdr.RpcbVers4} {
 		handle(vers, xdr.RpcbProcNull, p.null)
-		handle(vers, xdr.RpcbProcSet, p.rpcbSet(vers))
-		handle(vers, xdr.RpcbProcUnset, p.rpcbUnset(vers))
+		handle(vers, xdr.RpcbProcSet, change(vers, (*xdr.RPCB).Decode, p.rpcbSet, p.Stats.Set))
+		handle(vers, xdr.RpcbProcUnset, change(vers, (*xdr.RPCB).Decode, p.rpcbUnset, p.Stats.Unset))
 		handle(vers, xdr.RpcbProcGetaddr, p.rpcbGetaddr(vers, false))
 		handle(vers, xdr.RpcbProcDump, p.rpcbDump)
 		handle(vers, xdr.RpcbProcCallit, p.remoteCall(vers, false))
@@ -99,20 +99,33 @@ func (p *Portmapper) now() time.Time {
 
 func (p *Portmapper) null(w oncrpc.ReplyWriter, c *oncrpc.Call) { _ = oncrpc.Reply(w, c, nil) }
 
-// answerChange replies to SET or UNSET: the registry's verdict, or
-// AUTH_TOOWEAK for a caller it does not accept changes from.
-func answerChange(w oncrpc.ReplyWriter, c *oncrpc.Call, ok bool, err error) {
-	switch {
-	case errors.Is(err, registry.ErrNotLocal):
-		_ = oncrpc.Deny(w, c, xdr.AuthTooWeak)
-	case errors.Is(err, registry.ErrRefused):
-		// A netid or address the registry will not hold, or a cap:
-		// FALSE, as rpcbind answers a SET it refuses.
-		_ = oncrpc.ReplyBool(w, c, false)
-	case err != nil:
-		_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
-	default:
-		_ = oncrpc.ReplyBool(w, c, ok)
+// change returns the handler of a SET or UNSET of version vers, whose
+// arguments decode reads: it asks the registry for the change with apply,
+// answers the registry's verdict, or AUTH_TOOWEAK for a caller it does not
+// accept changes from, and counts a change made with count.
+func change[A any](vers uint32, decode func(*A, *xdr.Decoder), apply func(registry.Caller, A) (bool, error), count func(vers uint32)) oncrpc.HandlerFunc {
+	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
+		var args A
+		if !c.DecodeArgs(func(d *xdr.Decoder) { decode(&args, d) }) {
+			_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
+			return
+		}
+		done, err := apply(callerOf(c), args)
+		switch {
+		case errors.Is(err, registry.ErrNotLocal):
+			_ = oncrpc.Deny(w, c, xdr.AuthTooWeak)
+		case errors.Is(err, registry.ErrRefused):
+			// A netid or address the registry will not hold, or a
+			// cap: FALSE, as rpcbind answers a SET it refuses.
+			_ = oncrpc.ReplyBool(w, c, false)
+		case err != nil:
+			_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
+		default:
+			_ = oncrpc.ReplyBool(w, c, done)
+		}
+		if done {
+			count(vers)
+		}
 	}
 }
 

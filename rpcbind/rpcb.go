@@ -14,34 +14,16 @@ func decodeRPCB(c *oncrpc.Call) (xdr.RPCB, bool) {
 	return r, c.DecodeArgs(r.Decode)
 }
 
-func (p *Portmapper) rpcbSet(vers uint32) oncrpc.HandlerFunc {
-	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
-		r, ok := decodeRPCB(c)
-		if !ok {
-			_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
-			return
-		}
-		done, err := p.Registry.Set(callerOf(c), registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: netid.ID(r.Netid), Addr: r.Addr})
-		answerChange(w, c, done, err)
-		if done {
-			p.Stats.Set(vers)
-		}
-	}
+// rpcbSet is v3 and v4 SET's change: the registration on r's netid,
+// owned as the registry decides, whatever r.Owner claims.
+func (p *Portmapper) rpcbSet(c registry.Caller, r xdr.RPCB) (bool, error) {
+	return p.Registry.Set(c, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: netid.ID(r.Netid), Addr: r.Addr})
 }
 
-func (p *Portmapper) rpcbUnset(vers uint32) oncrpc.HandlerFunc {
-	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
-		r, ok := decodeRPCB(c)
-		if !ok {
-			_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
-			return
-		}
-		done, err := p.Registry.Unset(callerOf(c), r.Prog, r.Vers, netid.ID(r.Netid))
-		answerChange(w, c, done, err)
-		if done {
-			p.Stats.Unset(vers)
-		}
-	}
+// rpcbUnset is v3 and v4 UNSET's change: the registration on r's netid,
+// or on every netid when it is empty.
+func (p *Portmapper) rpcbUnset(c registry.Caller, r xdr.RPCB) (bool, error) {
+	return p.Registry.Unset(c, r.Prog, r.Vers, netid.ID(r.Netid))
 }
 
 // rpcbGetaddr answers GETADDR (any version of the program may answer) and
