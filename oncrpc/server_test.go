@@ -37,8 +37,8 @@ type endpoints struct {
 	unix     string
 }
 
-// serve serves h on loopback UDP and TCP and on a unix socket, under the
-// netids udp, tcp and local, until the test ends.
+// serve serves srv on loopback UDP and TCP and on a unix socket, under
+// the netids udp, tcp and local, until the test ends.
 func serve(t *testing.T, srv *oncrpc.Server) endpoints {
 	t.Helper()
 	if srv.Logger == nil {
@@ -48,34 +48,36 @@ func serve(t *testing.T, srv *oncrpc.Server) endpoints {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { _ = pc.Close() })
+	ep := endpoints{udp: pc.LocalAddr().(*net.UDPAddr).AddrPort(), unix: filepath.Join(t.TempDir(), "rpc.sock")}
+	streams := []struct {
+		netid, network, addr string
+		ln                   net.Listener
+	}{
+		{netid: "tcp", network: "tcp4", addr: "127.0.0.1:0"},
+		{netid: "local", network: "unix", addr: ep.unix},
 	}
-	path := filepath.Join(t.TempDir(), "rpc.sock")
-	unix, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
+	for i := range streams {
+		if streams[i].ln, err = net.Listen(streams[i].network, streams[i].addr); err != nil {
+			t.Fatal(err)
+		}
 	}
+	ep.tcp = streams[0].ln.Addr().(*net.TCPAddr).AddrPort()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 3)
+	done := make(chan error, 1+len(streams))
 	go func() { done <- srv.ServeUDP(ctx, pc, "udp") }()
-	go func() { done <- srv.ServeStream(ctx, tcp, "tcp") }()
-	go func() { done <- srv.ServeStream(ctx, unix, "local") }()
+	for _, st := range streams {
+		go func() { done <- srv.ServeStream(ctx, st.ln, st.netid) }()
+	}
 	t.Cleanup(func() {
 		cancel()
-		for range 3 {
+		for range cap(done) {
 			if err := <-done; err != nil {
 				t.Errorf("serving: %v", err)
 			}
 		}
-		_ = pc.Close()
 	})
-	return endpoints{
-		udp:  pc.LocalAddr().(*net.UDPAddr).AddrPort(),
-		tcp:  tcp.Addr().(*net.TCPAddr).AddrPort(),
-		unix: path,
-	}
+	return ep
 }
 
 // dial connects a client to the endpoint of network (udp, tcp or unix).
@@ -295,10 +297,10 @@ func TestAcceptHook(t *testing.T) {
 		var e xdr.Encoder
 		call := xdr.CallHeader{XID: 9, RPCVers: 3, Prog: testProg, Vers: 1, Cred: authSys(0)}
 		call.Encode(&e)
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := conn.Write(e.Bytes()); err != nil {
 			t.Fatal(err)
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 512)
 		n, err := conn.Read(buf)
 		if err != nil {
