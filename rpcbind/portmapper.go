@@ -6,7 +6,6 @@
 package rpcbind
 
 import (
-	"errors"
 	"slices"
 	"time"
 
@@ -98,36 +97,6 @@ func (p *Portmapper) now() time.Time {
 }
 
 func (p *Portmapper) null(w oncrpc.ReplyWriter, c *oncrpc.Call) { _ = oncrpc.Reply(w, c, nil) }
-
-// change returns the handler of a SET or UNSET of version vers, whose
-// arguments decode reads: it asks the registry for the change with apply,
-// answers the registry's verdict, or AUTH_TOOWEAK for a caller it does not
-// accept changes from, and counts a change made with count.
-func change[A any](vers uint32, decode func(*A, *xdr.Decoder), apply func(registry.Caller, A) (bool, error), count func(vers uint32)) oncrpc.HandlerFunc {
-	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
-		var args A
-		if !c.DecodeArgs(func(d *xdr.Decoder) { decode(&args, d) }) {
-			_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
-			return
-		}
-		done, err := apply(callerOf(c), args)
-		switch {
-		case errors.Is(err, registry.ErrNotLocal):
-			_ = oncrpc.Deny(w, c, xdr.AuthTooWeak)
-		case errors.Is(err, registry.ErrRefused):
-			// A netid or address the registry will not hold, or a
-			// cap: FALSE, as rpcbind answers a SET it refuses.
-			_ = oncrpc.ReplyBool(w, c, false)
-		case err != nil:
-			_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
-		default:
-			_ = oncrpc.ReplyBool(w, c, done)
-		}
-		if done {
-			count(vers)
-		}
-	}
-}
 
 // isDatagram reports whether c arrived on a connectionless transport.
 func isDatagram(c *oncrpc.Call) bool {

@@ -5,25 +5,12 @@ import (
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/oncrpc"
-	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
 
 func decodeRPCB(c *oncrpc.Call) (xdr.RPCB, bool) {
 	var r xdr.RPCB
 	return r, c.DecodeArgs(r.Decode)
-}
-
-// rpcbSet is v3 and v4 SET's change: the registration on r's netid,
-// owned as the registry decides, whatever r.Owner claims.
-func (p *Portmapper) rpcbSet(c registry.Caller, r xdr.RPCB) (bool, error) {
-	return p.Registry.Set(c, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: netid.ID(r.Netid), Addr: r.Addr})
-}
-
-// rpcbUnset is v3 and v4 UNSET's change: the registration on r's netid,
-// or on every netid when it is empty.
-func (p *Portmapper) rpcbUnset(c registry.Caller, r xdr.RPCB) (bool, error) {
-	return p.Registry.Unset(c, r.Prog, r.Vers, netid.ID(r.Netid))
 }
 
 // rpcbGetaddr answers GETADDR (any version of the program may answer) and
