@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/portmapd/portmapd/peer"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -61,8 +62,8 @@ type request struct {
 	w http.ResponseWriter
 	r *http.Request
 	// typ is the response's media type, from format= or Accept.
-	typ  string
-	peer *peer
+	typ    string
+	sender *sender
 	// users names uids in this response, reading the passwd file at most
 	// once.
 	users *userNames
@@ -79,7 +80,7 @@ func (s *Server) listing(h func(*request)) http.Handler {
 			notAcceptable(w)
 			return
 		}
-		h(&request{w: w, r: r, typ: typ, peer: peerFrom(r), users: &userNames{path: s.cfg.Passwd}})
+		h(&request{w: w, r: r, typ: typ, sender: senderFrom(r), users: &userNames{path: s.cfg.Passwd}})
 	})
 }
 
@@ -131,25 +132,25 @@ func methodNotAllowed(w http.ResponseWriter, allow string) {
 	io.WriteString(w, "method not allowed; allowed: "+allow+"\n")
 }
 
-// peerFrom returns the peer the connection recorded, or, for a handler
-// called without one of this package's listeners (httptest), a network
-// peer built from RemoteAddr.
-func peerFrom(r *http.Request) *peer {
-	if p, ok := r.Context().Value(peerKey{}).(*peer); ok {
-		return p
+// senderFrom returns the sender the connection recorded, or, for a
+// handler called without one of this package's listeners (httptest), a
+// network sender built from RemoteAddr.
+func senderFrom(r *http.Request) *sender {
+	if s, ok := r.Context().Value(senderKey{}).(*sender); ok {
+		return s
 	}
-	p := &peer{caller: registry.Caller{Transport: registry.Network}}
+	s := &sender{caller: registry.Caller{Transport: registry.Network}}
 	if a, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		p.caller.Addr = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		s.caller.Addr = peer.Unmap(a)
 	}
-	return p
+	return s
 }
 
 // external reports whether the request comes from another host, which
 // sees a read-only view without AF_UNIX paths. A trusted proxy's
 // X-Forwarded-For is walked from the right, the end the proxy appended,
 // to the first address that is not a trusted proxy.
-func (s *Server) external(p *peer, r *http.Request) bool {
+func (s *Server) external(p *sender, r *http.Request) bool {
 	if p.caller.Transport != registry.Network {
 		return false
 	}
@@ -278,7 +279,7 @@ func (s *Server) serveRegister(q *request, ct string, body []byte) {
 		s.fail(q, err)
 		return
 	}
-	added, err := s.register(q.peer, reg)
+	added, err := s.register(q.sender, reg)
 	if err != nil {
 		s.fail(q, err)
 		return
@@ -312,7 +313,7 @@ func (s *Server) serveDeregister(q *request) {
 	for i := range svcs {
 		svcs[i].PID = reg.PID
 	}
-	removed, err := s.deregister(q.peer.caller, svcs, "")
+	removed, err := s.deregister(q.sender.caller, svcs, "")
 	if err != nil {
 		s.fail(q, err)
 		return
@@ -322,7 +323,7 @@ func (s *Server) serveDeregister(q *request) {
 
 // serveDeregisterName removes the caller's services of the name.
 func (s *Server) serveDeregisterName(q *request) {
-	removed, err := s.deregister(q.peer.caller, nil, q.name)
+	removed, err := s.deregister(q.sender.caller, nil, q.name)
 	if err != nil {
 		s.fail(q, err)
 		return

@@ -210,7 +210,7 @@ func TestExternalView(t *testing.T) {
 			for _, v := range tt.xff {
 				req.Header.Add("X-Forwarded-For", v)
 			}
-			if got := s.external(peerFrom(req), req); got != tt.want {
+			if got := s.external(senderFrom(req), req); got != tt.want {
 				t.Fatalf("external = %v, want %v", got, tt.want)
 			}
 		})

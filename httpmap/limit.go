@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
+	"github.com/portmapd/portmapd/netlimit"
 )
 
 // connLimits admits the HTTP face's connections through netlimit: one

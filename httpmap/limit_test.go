@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
-	"github.com/portmapd/portmapd/internal/netlimit/netlimittest"
+	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/registry"
 )
 

@@ -4,85 +4,55 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"syscall"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/portmapd/portmapd/internal/peercred"
+	"github.com/portmapd/portmapd/peer"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
-type peerKey struct{}
+type senderKey struct{}
 
-// peer is what the connection told about the other end, attached to each
-// request's context by connContext.
-type peer struct {
+// A sender is who sent a request, as its connection told it: the caller
+// the registry judges, and what this face needs besides. connContext
+// attaches one to each request's context.
+type sender struct {
 	caller registry.Caller
 	// local is the address the connection arrived on, for TCP.
 	local netip.Addr
-	// raw is the AF_UNIX connection, for taking the peer's pidfd.
-	raw syscall.RawConn
+	// conn is the AF_UNIX connection, for taking the peer's pidfd.
+	conn net.Conn
 }
 
-// connContext attaches the peer of c to ctx; it is http.Server.ConnContext.
-// The credentials are read once per connection, at accept, which is when
-// the kernel recorded them (SO_PEERCRED describes the connecting process,
-// not whoever holds the socket later).
+// connContext attaches the sender of c to ctx; it is
+// http.Server.ConnContext. The credentials are read once per connection,
+// at accept, which is when the kernel recorded them.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, peerKey{}, peerOf(c))
+	return context.WithValue(ctx, senderKey{}, senderOf(c))
 }
 
-func peerOf(c net.Conn) *peer {
-	if uc, ok := c.(*net.UnixConn); ok {
-		p := &peer{caller: registry.Caller{Transport: registry.Local}}
-		raw, err := uc.SyscallConn()
-		if err != nil {
-			return p
+func senderOf(c net.Conn) *sender {
+	// Without credentials a local caller may still read; the registry
+	// refuses it what needs them.
+	p, _ := peer.FromConn(c)
+	if p.Transport == "unix" {
+		s := &sender{caller: registry.Caller{Transport: registry.Local}, conn: c}
+		if p.Cred != nil {
+			cred := registry.Cred(*p.Cred)
+			s.caller.Cred = &cred
 		}
-		p.raw = raw
-		if cred, err := peercred.Get(uc); err == nil {
-			p.caller.Cred = &cred
-		}
-		return p
+		return s
 	}
-	p := &peer{caller: registry.Caller{Transport: registry.Network}}
-	if a, ok := addrPort(c.RemoteAddr()); ok {
-		p.caller.Addr = a
-	}
-	if a, ok := addrPort(c.LocalAddr()); ok {
-		p.local = a.Addr()
-	}
-	return p
+	return &sender{caller: registry.Caller{Transport: registry.Network, Addr: p.Addr}, local: p.Local.Addr()}
 }
 
-func addrPort(a net.Addr) (netip.AddrPort, bool) {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap := a.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
-	case nil:
-		return netip.AddrPort{}, false
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.AddrPort{}, false
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
-}
-
-// openPeer returns a handle on the connected process. SO_PEERPIDFD (Linux
-// 6.5) names the very process that connected even if it has since exited
-// and its pid been reused; older kernels fall back to opening the pid.
-func (p *peer) openPeer(life *lifetime.Keeper) (*lifetime.Handle, error) {
-	pid := p.caller.Cred.PID
-	if p.raw != nil {
-		fd, err := -1, error(nil)
-		p.raw.Control(func(sfd uintptr) {
-			fd, err = unix.GetsockoptInt(int(sfd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
-		})
-		if err == nil && fd >= 0 {
-			unix.CloseOnExec(fd)
+// openProcess returns a handle on the connected process: through the
+// socket's pidfd where the kernel gives one, which names the very process
+// that connected even if it has since exited and its pid been reused; by
+// its pid otherwise.
+func (s *sender) openProcess(life *lifetime.Keeper) (*lifetime.Handle, error) {
+	pid := s.caller.Cred.PID
+	if s.conn != nil {
+		if fd, err := peer.PidFD(s.conn); err == nil {
 			return life.FromPidfd(fd, pid)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/rpcbind"
@@ -40,9 +41,9 @@ func TestHTTPAndRPCOnOnePort(t *testing.T) {
 	defer hs.Close()
 	go hs.Serve(hs.DivertListener())
 
-	var mux rpcbind.ServeMux
+	var mux oncrpc.ServeMux
 	(&rpcbind.Portmapper{Registry: reg}).Register(&mux)
-	rs := &rpcbind.Server{Handler: &mux, Divert: hs.Divert}
+	rs := &oncrpc.Server{Handler: &mux, Divert: hs.Divert}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/rpcent"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime"
 )
@@ -254,7 +254,7 @@ func (s *Server) Close() error {
 
 // register registers reg's services for the process it names (the caller
 // when none), to end when that process exits.
-func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error) {
+func (s *Server) register(p *sender, reg *Registration) ([]registry.Service, error) {
 	svcs, err := reg.services()
 	if err != nil {
 		return nil, err
@@ -270,7 +270,7 @@ func (s *Server) register(p *peer, reg *Registration) ([]registry.Service, error
 	}
 	var h *lifetime.Handle
 	if reg.PID == 0 || reg.PID == p.caller.Cred.PID {
-		h, err = p.openPeer(s.life)
+		h, err = p.openProcess(s.life)
 	} else {
 		h, err = s.life.Open(reg.PID)
 	}

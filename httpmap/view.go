@@ -39,7 +39,7 @@ func (s *Server) viewFor(q *request, named []Instance, rpc []rpcRow) view {
 	for i, ev := range events {
 		v.removals[i] = Removal(ev)
 	}
-	if s.external(q.peer, q.r) {
+	if s.external(q.sender, q.r) {
 		return remoteView(v)
 	}
 	return v

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -36,9 +37,7 @@ func (c *Client) rpcbBool(ctx context.Context, vers, proc uint32, r xdr.RPCB) (b
 	if err := checkRpcbVers(vers); err != nil {
 		return false, err
 	}
-	var ok bool
-	err := c.Call(ctx, xdr.PmapProg, vers, proc, r.Encode, func(d *xdr.Decoder) { ok = d.Bool() })
-	return ok, err
+	return c.callBool(ctx, vers, proc, r.Encode)
 }
 
 func (c *Client) rpcbString(ctx context.Context, vers, proc uint32, args func(*xdr.Encoder), what string) (string, error) {
@@ -68,7 +67,7 @@ func (c *Client) RpcbDump(ctx context.Context, vers uint32) ([]xdr.RPCB, error) 
 	if err := checkRpcbVers(vers); err != nil {
 		return nil, err
 	}
-	return callList(ctx, c, xdr.PmapProg, vers, xdr.RpcbProcDump, nil, 4+4*2+3*(4+xdr.MaxRPCBString), (*xdr.RPCB).Decode)
+	return oncrpc.CallList(ctx, c.Client, xdr.PmapProg, vers, xdr.RpcbProcDump, nil, 4+4*2+3*(4+xdr.MaxRPCBString), (*xdr.RPCB).Decode)
 }
 
 // GetAddrList is version 4's GETADDRLIST: the addresses of exactly r.Prog,
@@ -76,7 +75,7 @@ func (c *Client) RpcbDump(ctx context.Context, vers uint32) ([]xdr.RPCB, error) 
 // r.Addr name the transport and address the caller used, as rpcinfo -l
 // sends them.
 func (c *Client) GetAddrList(ctx context.Context, r xdr.RPCB) ([]xdr.RPCBEntry, error) {
-	return callList(ctx, c, xdr.PmapProg, xdr.RpcbVers4, xdr.RpcbProcGetaddrlist, r.Encode, 4+4+4*(4+xdr.MaxRPCBString), (*xdr.RPCBEntry).Decode)
+	return oncrpc.CallList(ctx, c.Client, xdr.PmapProg, xdr.RpcbVers4, xdr.RpcbProcGetaddrlist, r.Encode, 4+4+4*(4+xdr.MaxRPCBString), (*xdr.RPCBEntry).Decode)
 }
 
 // GetStat is version 4's GETSTAT: the counters of versions 2, 3 and 4, in
@@ -140,10 +139,5 @@ func DialLocal(ctx context.Context, path string) (*Client, error) {
 			return nil, err
 		}
 	}
-	return NewClient(streamConn{conn}), nil
+	return NewClient(conn), nil
 }
-
-// streamConn hides the datagram methods of a *net.UnixConn, so that
-// NewClient, which takes any net.PacketConn for a datagram socket, frames
-// the calls of this stream socket in records.
-type streamConn struct{ net.Conn }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -20,9 +21,9 @@ import (
 func rpcbTestClient(t *testing.T, network string, now time.Time) *Client {
 	t.Helper()
 	reg := registry.New(registry.Options{})
-	mux := &ServeMux{}
+	mux := &oncrpc.ServeMux{}
 	(&Portmapper{Registry: reg, Now: func() time.Time { return now }}).Register(mux)
-	srv := &Server{Handler: mux, Logger: slog.New(slog.DiscardHandler)}
+	srv := &oncrpc.Server{Handler: mux, Logger: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var addr string

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -20,9 +21,9 @@ func TestClientOverUnixStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := &ServeMux{}
+	mux := &oncrpc.ServeMux{}
 	(&Portmapper{Registry: registry.New(registry.Options{})}).Register(mux)
-	srv := &Server{Handler: mux, Logger: slog.New(slog.DiscardHandler)}
+	srv := &oncrpc.Server{Handler: mux, Logger: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.ServeStream(ctx, ln, "local"); close(done) }()

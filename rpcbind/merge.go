@@ -5,6 +5,7 @@ import (
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
+	"github.com/portmapd/portmapd/oncrpc"
 )
 
 // mergeAddr rewrites a registered universal address into one the caller
@@ -24,15 +25,15 @@ import (
 // caller whose r_addr names another address than the one it reached,
 // which libtirpc and rpcinfo never send: they send the server address
 // they used.
-func (p *Portmapper) mergeAddr(c *Call, id netid.ID, servUaddr, hint string) (string, bool) {
+func (p *Portmapper) mergeAddr(c *oncrpc.Call, id netid.ID, servUaddr, hint string) (string, bool) {
 	if !p.serves(id) {
 		return "", false
 	}
 	nc, _ := transport(id)
-	if c.Netid == netid.Local || nc.Family == netid.FamilyLocal {
+	if callNetid(c) == netid.Local || nc.Family == netid.FamilyLocal {
 		return servUaddr, true
 	}
-	caller := c.Remote.Addr()
+	caller := c.Peer.Addr.Addr()
 	target := caller
 	if hint != "" {
 		h, ok := netid.ParseUaddrLenient(nc.Family, hint)
@@ -47,7 +48,7 @@ func (p *Portmapper) mergeAddr(c *Call, id netid.ID, servUaddr, hint string) (st
 		return servUaddr, true
 	}
 	var dst netip.Addr
-	if l := c.Local.Addr(); l.IsValid() && !l.IsUnspecified() && l.Is4() == caller.Is4() {
+	if l := c.Peer.Local.Addr(); l.IsValid() && !l.IsUnspecified() && l.Is4() == caller.Is4() {
 		dst, target = l, l
 	}
 	ifs, err := p.interfaces(dst)

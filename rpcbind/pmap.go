@@ -2,48 +2,18 @@ package rpcbind
 
 import (
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-func decodeMapping(c *Call) (xdr.Mapping, bool) {
+func (p *Portmapper) pmapGetport(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 	var m xdr.Mapping
-	return m, c.DecodeArgs(m.Decode)
-}
-
-func (p *Portmapper) pmapSet(w ReplyWriter, c *Call) {
-	m, ok := decodeMapping(c)
-	if !ok {
-		_ = ReplyError(w, c, xdr.GarbageArgs)
-		return
-	}
-	done, err := p.Registry.SetMapping(c.Caller(), m)
-	answerChange(w, c, done, err)
-	if done {
-		p.Stats.Set(xdr.PmapVers)
-	}
-}
-
-func (p *Portmapper) pmapUnset(w ReplyWriter, c *Call) {
-	m, ok := decodeMapping(c)
-	if !ok {
-		_ = ReplyError(w, c, xdr.GarbageArgs)
-		return
-	}
-	done, err := p.Registry.UnsetMapping(c.Caller(), m.Prog, m.Vers)
-	answerChange(w, c, done, err)
-	if done {
-		p.Stats.Unset(xdr.PmapVers)
-	}
-}
-
-func (p *Portmapper) pmapGetport(w ReplyWriter, c *Call) {
-	m, ok := decodeMapping(c)
-	if !ok {
-		_ = ReplyError(w, c, xdr.GarbageArgs)
+	if !c.DecodeArgs(m.Decode) {
+		_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
 		return
 	}
 	port := p.Registry.GetPort(m.Prog, m.Vers, m.Prot)
-	_ = ReplyUint32(w, c, port)
+	_ = oncrpc.ReplyUint32(w, c, port)
 	if id, ok := netid.FromProto(m.Prot); ok && p.serves(id) {
 		answer := ""
 		if port != 0 {
@@ -53,9 +23,9 @@ func (p *Portmapper) pmapGetport(w ReplyWriter, c *Call) {
 	}
 }
 
-func (p *Portmapper) pmapDump(w ReplyWriter, c *Call) {
+func (p *Portmapper) pmapDump(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 	// A list too long for a datagram gets no answer, as from rpcbind.
-	_ = Reply(w, c, func(e *xdr.Encoder) {
+	_ = oncrpc.Reply(w, c, func(e *xdr.Encoder) {
 		for m := range p.Registry.Mappings() {
 			e.Bool(true)
 			m.Encode(e)

@@ -1,12 +1,17 @@
+// Package rpcbind is portmapd's ONC RPC face: the portmapper's procedures
+// of versions 2, 3 and 4 (RFC 1833) on the shared registry, with rpcbind's
+// semantics, for package oncrpc to serve, and a client of them. It turns
+// the peer of each call into the registry's caller (callerOf), and keeps
+// GETSTAT's counters.
 package rpcbind
 
 import (
-	"errors"
 	"slices"
 	"time"
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -34,27 +39,27 @@ type Portmapper struct {
 }
 
 // Register installs versions 2, 3 and 4 on mux.
-func (p *Portmapper) Register(mux *ServeMux) {
+func (p *Portmapper) Register(mux *oncrpc.ServeMux) {
 	if p.Stats == nil {
 		p.Stats = &Stats{}
 	}
 	const prog = xdr.PmapProg
-	handle := func(vers, proc uint32, f HandlerFunc) {
-		mux.Handle(prog, vers, proc, HandlerFunc(func(w ReplyWriter, c *Call) {
+	handle := func(vers, proc uint32, f oncrpc.HandlerFunc) {
+		mux.Handle(prog, vers, proc, oncrpc.HandlerFunc(func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 			p.Stats.Call(vers, proc)
 			f(w, c)
 		}))
 	}
 	handle(xdr.PmapVers, xdr.PmapProcNull, p.null)
-	handle(xdr.PmapVers, xdr.PmapProcSet, p.pmapSet)
-	handle(xdr.PmapVers, xdr.PmapProcUnset, p.pmapUnset)
+	handle(xdr.PmapVers, xdr.PmapProcSet, change(xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapSet, p.Stats.Set))
+	handle(xdr.PmapVers, xdr.PmapProcUnset, change(xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapUnset, p.Stats.Unset))
 	handle(xdr.PmapVers, xdr.PmapProcGetport, p.pmapGetport)
 	handle(xdr.PmapVers, xdr.PmapProcDump, p.pmapDump)
 	handle(xdr.PmapVers, xdr.PmapProcCallit, p.remoteCall(xdr.PmapVers, false))
 	for _, vers := range []uint32{xdr.RpcbVers, xdr.RpcbVers4} {
 		handle(vers, xdr.RpcbProcNull, p.null)
-		handle(vers, xdr.RpcbProcSet, p.rpcbSet(vers))
-		handle(vers, xdr.RpcbProcUnset, p.rpcbUnset(vers))
+		handle(vers, xdr.RpcbProcSet, change(vers, (*xdr.RPCB).Decode, p.rpcbSet, p.Stats.Set))
+		handle(vers, xdr.RpcbProcUnset, change(vers, (*xdr.RPCB).Decode, p.rpcbUnset, p.Stats.Unset))
 		handle(vers, xdr.RpcbProcGetaddr, p.rpcbGetaddr(vers, false))
 		handle(vers, xdr.RpcbProcDump, p.rpcbDump)
 		handle(vers, xdr.RpcbProcCallit, p.remoteCall(vers, false))
@@ -91,28 +96,11 @@ func (p *Portmapper) now() time.Time {
 	return time.Now()
 }
 
-func (p *Portmapper) null(w ReplyWriter, c *Call) { _ = Reply(w, c, nil) }
-
-// answerChange replies to SET or UNSET: the registry's verdict, or
-// AUTH_TOOWEAK for a caller it does not accept changes from.
-func answerChange(w ReplyWriter, c *Call, ok bool, err error) {
-	switch {
-	case errors.Is(err, registry.ErrNotLocal):
-		_ = Deny(w, c, xdr.AuthTooWeak)
-	case errors.Is(err, registry.ErrRefused):
-		// A netid or address the registry will not hold, or a cap:
-		// FALSE, as rpcbind answers a SET it refuses.
-		_ = ReplyBool(w, c, false)
-	case err != nil:
-		_ = ReplyError(w, c, xdr.SystemErr)
-	default:
-		_ = ReplyBool(w, c, ok)
-	}
-}
+func (p *Portmapper) null(w oncrpc.ReplyWriter, c *oncrpc.Call) { _ = oncrpc.Reply(w, c, nil) }
 
 // isDatagram reports whether c arrived on a connectionless transport.
-func isDatagram(c *Call) bool {
-	return c.Netid == netid.UDP || c.Netid == netid.UDP6
+func isDatagram(c *oncrpc.Call) bool {
+	return callNetid(c) == netid.UDP || callNetid(c) == netid.UDP6
 }
 
 // remoteCall answers CALLIT (v2, v3), BCAST (v4) and INDIRECT (v4) the way
@@ -121,41 +109,41 @@ func isDatagram(c *Call) bool {
 // INDIRECT the error a forwarder would have met (PROG_UNAVAIL,
 // PROG_MISMATCH, and SYSTEM_ERR for a call it would have forwarded).
 // Silence keeps a spoofed datagram from reflecting off this host.
-func (p *Portmapper) remoteCall(vers uint32, indirect bool) HandlerFunc {
-	return func(w ReplyWriter, c *Call) {
+func (p *Portmapper) remoteCall(vers uint32, indirect bool) oncrpc.HandlerFunc {
+	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 		if !isDatagram(c) {
 			return
 		}
 		var a xdr.CallArgs
 		if !c.DecodeArgs(a.Decode) {
 			if indirect {
-				_ = ReplyError(w, c, xdr.GarbageArgs)
+				_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
 			}
 			return
 		}
 		if !p.mayCallIndirectly(a) {
-			_ = Deny(w, c, xdr.AuthTooWeak)
+			_ = oncrpc.Deny(w, c, xdr.AuthTooWeak)
 			return
 		}
-		e, found := p.Registry.Lookup(a.Prog, a.Vers, c.Netid)
-		p.Stats.RmtCall(vers, indirect, a.Prog, a.Vers, a.Proc, c.Netid, found && e.Vers == a.Vers)
+		e, found := p.Registry.Lookup(a.Prog, a.Vers, callNetid(c))
+		p.Stats.RmtCall(vers, indirect, a.Prog, a.Vers, a.Proc, callNetid(c), found && e.Vers == a.Vers)
 		if !indirect {
 			return
 		}
 		switch {
 		case !found:
-			_ = ReplyError(w, c, xdr.ProgUnavail)
+			_ = oncrpc.ReplyError(w, c, xdr.ProgUnavail)
 		case e.Vers != a.Vers:
-			low, high := p.Registry.VersionRange(a.Prog, c.Netid)
+			low, high := p.Registry.VersionRange(a.Prog, callNetid(c))
 			h := xdr.Accepted(c.XID, xdr.ProgMismatch)
 			h.Mismatch = xdr.Mismatch{Low: low, High: high}
 			_ = w.WriteReply(h, nil)
 		default:
-			if _, ok := p.mergeAddr(c, c.Netid, e.Addr, ""); !ok {
-				_ = ReplyError(w, c, xdr.ProgUnavail)
+			if _, ok := p.mergeAddr(c, callNetid(c), e.Addr, ""); !ok {
+				_ = oncrpc.ReplyError(w, c, xdr.ProgUnavail)
 				return
 			}
-			_ = ReplyError(w, c, xdr.SystemErr)
+			_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
 		}
 	}
 }

@@ -7,11 +7,13 @@ import (
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
+	"github.com/portmapd/portmapd/oncrpc"
+	"github.com/portmapd/portmapd/peer"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// recorder is a ReplyWriter that keeps the reply instead of sending it.
+// recorder is an oncrpc.ReplyWriter that keeps the reply instead of sending it.
 type recorder struct {
 	header  xdr.ReplyHeader
 	results []byte
@@ -20,7 +22,7 @@ type recorder struct {
 
 func (r *recorder) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
 	if r.replied {
-		return ErrReplied
+		return oncrpc.ErrReplied
 	}
 	r.replied = true
 	r.header = h
@@ -36,7 +38,7 @@ func (r *recorder) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error 
 type harness struct {
 	t   testing.TB
 	pm  *Portmapper
-	mux *ServeMux
+	mux *oncrpc.ServeMux
 	reg *registry.Registry
 }
 
@@ -55,7 +57,7 @@ func newHarness(t testing.TB) *harness {
 		Interfaces: func(netip.Addr) ([]ifaddrs.Addr, error) { return loopbackIfaces, nil },
 		Now:        func() time.Time { return time.Unix(1_800_000_000, 0) },
 	}
-	mux := &ServeMux{}
+	mux := &oncrpc.ServeMux{}
 	pm.Register(mux)
 	eps := []Endpoint{
 		{Netid: "tcp", Addr: "0.0.0.0.0.111"}, {Netid: "udp", Addr: "0.0.0.0.0.111"},
@@ -94,19 +96,19 @@ func (h *harness) call(f from, vers, proc uint32, args func(*xdr.Encoder)) *reco
 	if args != nil {
 		args(&e)
 	}
-	c := &Call{
+	c := &oncrpc.Call{
 		CallHeader: xdr.CallHeader{XID: 1, RPCVers: 2, Prog: xdr.PmapProg, Vers: vers, Proc: proc},
 		Args:       e.Bytes(),
-		Netid:      f.netid,
+		Peer:       peer.Peer{Transport: string(f.netid)},
 	}
 	if f.netid == "local" {
 		if f.uid >= 0 {
-			c.PeerCred = &registry.Cred{UID: uint32(f.uid), PID: 4242}
+			c.Peer.Cred = &peer.Cred{UID: uint32(f.uid), PID: 4242}
 		}
 	} else {
-		c.Remote = netip.MustParseAddrPort(f.remote)
+		c.Peer.Addr = netip.MustParseAddrPort(f.remote)
 		if f.local != "" {
-			c.Local = netip.MustParseAddrPort(f.local)
+			c.Peer.Local = netip.MustParseAddrPort(f.local)
 		}
 	}
 	rec := &recorder{}

@@ -4,72 +4,42 @@ import (
 	"errors"
 
 	"github.com/portmapd/portmapd/netid"
-	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-func decodeRPCB(c *Call) (xdr.RPCB, bool) {
+func decodeRPCB(c *oncrpc.Call) (xdr.RPCB, bool) {
 	var r xdr.RPCB
 	return r, c.DecodeArgs(r.Decode)
-}
-
-func (p *Portmapper) rpcbSet(vers uint32) HandlerFunc {
-	return func(w ReplyWriter, c *Call) {
-		r, ok := decodeRPCB(c)
-		if !ok {
-			_ = ReplyError(w, c, xdr.GarbageArgs)
-			return
-		}
-		done, err := p.Registry.Set(c.Caller(), registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: netid.ID(r.Netid), Addr: r.Addr})
-		answerChange(w, c, done, err)
-		if done {
-			p.Stats.Set(vers)
-		}
-	}
-}
-
-func (p *Portmapper) rpcbUnset(vers uint32) HandlerFunc {
-	return func(w ReplyWriter, c *Call) {
-		r, ok := decodeRPCB(c)
-		if !ok {
-			_ = ReplyError(w, c, xdr.GarbageArgs)
-			return
-		}
-		done, err := p.Registry.Unset(c.Caller(), r.Prog, r.Vers, netid.ID(r.Netid))
-		answerChange(w, c, done, err)
-		if done {
-			p.Stats.Unset(vers)
-		}
-	}
 }
 
 // rpcbGetaddr answers GETADDR (any version of the program may answer) and
 // GETVERSADDR (exactly the version asked for). Both look on the netid the
 // call arrived on, whatever r_netid says, and merge the address into one
 // the caller can reach, with r_addr as a hint.
-func (p *Portmapper) rpcbGetaddr(vers uint32, exact bool) HandlerFunc {
-	return func(w ReplyWriter, c *Call) {
+func (p *Portmapper) rpcbGetaddr(vers uint32, exact bool) oncrpc.HandlerFunc {
+	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 		r, ok := decodeRPCB(c)
 		if !ok {
-			_ = ReplyError(w, c, xdr.GarbageArgs)
+			_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
 			return
 		}
 		answer := ""
-		if e, found := p.Registry.Lookup(r.Prog, r.Vers, c.Netid); found && (!exact || e.Vers == r.Vers) {
+		if e, found := p.Registry.Lookup(r.Prog, r.Vers, callNetid(c)); found && (!exact || e.Vers == r.Vers) {
 			answer = e.Addr
-			if merged, ok := p.mergeAddr(c, c.Netid, e.Addr, r.Addr); ok {
+			if merged, ok := p.mergeAddr(c, callNetid(c), e.Addr, r.Addr); ok {
 				answer = merged
 			}
 		}
-		_ = Reply(w, c, func(e *xdr.Encoder) { e.String(answer) })
-		if p.serves(c.Netid) {
-			p.Stats.Addr(vers, r.Prog, r.Vers, c.Netid, answer)
+		_ = oncrpc.Reply(w, c, func(e *xdr.Encoder) { e.String(answer) })
+		if p.serves(callNetid(c)) {
+			p.Stats.Addr(vers, r.Prog, r.Vers, callNetid(c), answer)
 		}
 	}
 }
 
-func (p *Portmapper) rpcbDump(w ReplyWriter, c *Call) {
-	err := Reply(w, c, func(e *xdr.Encoder) {
+func (p *Portmapper) rpcbDump(w oncrpc.ReplyWriter, c *oncrpc.Call) {
+	err := oncrpc.Reply(w, c, func(e *xdr.Encoder) {
 		for en := range p.Registry.All() {
 			e.Bool(true)
 			r := xdr.RPCB{Prog: en.Prog, Vers: en.Vers, Netid: string(en.Netid), Addr: en.Addr, Owner: en.Owner}
@@ -77,60 +47,60 @@ func (p *Portmapper) rpcbDump(w ReplyWriter, c *Call) {
 		}
 		e.Bool(false)
 	})
-	if errors.Is(err, ErrReplyTooLarge) {
-		_ = ReplyError(w, c, xdr.SystemErr)
+	if errors.Is(err, oncrpc.ErrReplyTooLarge) {
+		_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
 	}
 }
 
-func (p *Portmapper) rpcbGettime(w ReplyWriter, c *Call) {
-	_ = ReplyUint32(w, c, uint32(p.now().Unix()))
+func (p *Portmapper) rpcbGettime(w oncrpc.ReplyWriter, c *oncrpc.Call) {
+	_ = oncrpc.ReplyUint32(w, c, uint32(p.now().Unix()))
 }
 
 // rpcbUaddr2taddr converts with the family of the netid the call arrived
 // on; failure is an empty netbuf.
-func (p *Portmapper) rpcbUaddr2taddr(w ReplyWriter, c *Call) {
+func (p *Portmapper) rpcbUaddr2taddr(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 	var uaddr string
 	if !c.DecodeArgs(func(d *xdr.Decoder) { uaddr = d.String("uaddr", xdr.MaxRPCBString) }) {
-		_ = ReplyError(w, c, xdr.GarbageArgs)
+		_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
 		return
 	}
 	var nb xdr.Netbuf
-	if nc, ok := transport(c.Netid); ok {
+	if nc, ok := transport(callNetid(c)); ok {
 		if sa, ok := netid.Uaddr2Taddr(nc.Family, uaddr); ok {
 			nb = xdr.Netbuf{MaxLen: nc.Family.SockaddrLen(), Buf: sa}
 		}
 	}
-	_ = Reply(w, c, nb.Encode)
+	_ = oncrpc.Reply(w, c, nb.Encode)
 }
 
 // rpcbTaddr2uaddr converts with the family of the netid the call arrived
 // on; failure is an empty string.
-func (p *Portmapper) rpcbTaddr2uaddr(w ReplyWriter, c *Call) {
+func (p *Portmapper) rpcbTaddr2uaddr(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 	var nb xdr.Netbuf
 	if !c.DecodeArgs(nb.Decode) {
-		_ = ReplyError(w, c, xdr.GarbageArgs)
+		_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
 		return
 	}
 	uaddr := ""
-	if nc, ok := transport(c.Netid); ok {
+	if nc, ok := transport(callNetid(c)); ok {
 		if u, ok := netid.Taddr2Uaddr(nc.Family, nb.Buf); ok {
 			uaddr = u
 		}
 	}
-	_ = Reply(w, c, func(e *xdr.Encoder) { e.String(uaddr) })
+	_ = oncrpc.Reply(w, c, func(e *xdr.Encoder) { e.String(uaddr) })
 }
 
 // rpcbGetaddrlist answers every registration of exactly the program and
 // version whose transport is of the caller's protocol family, merged.
-func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
+func (p *Portmapper) rpcbGetaddrlist(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 	r, ok := decodeRPCB(c)
 	if !ok {
-		_ = ReplyError(w, c, xdr.GarbageArgs)
+		_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
 		return
 	}
-	arrival, ok := transport(c.Netid)
+	arrival, ok := transport(callNetid(c))
 	if !ok {
-		_ = ReplyError(w, c, xdr.SystemErr)
+		_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
 		return
 	}
 	var list []xdr.RPCBEntry
@@ -157,18 +127,18 @@ func (p *Portmapper) rpcbGetaddrlist(w ReplyWriter, c *Call) {
 		// netid it does not serve, and so sends no reply at all.
 		return
 	}
-	err := Reply(w, c, func(e *xdr.Encoder) { xdr.EncodeList(e, list, (*xdr.RPCBEntry).Encode) })
-	if errors.Is(err, ErrReplyTooLarge) {
-		_ = ReplyError(w, c, xdr.SystemErr)
+	err := oncrpc.Reply(w, c, func(e *xdr.Encoder) { xdr.EncodeList(e, list, (*xdr.RPCBEntry).Encode) })
+	if errors.Is(err, oncrpc.ErrReplyTooLarge) {
+		_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
 	}
-	if p.serves(c.Netid) {
-		p.Stats.Addr(xdr.RpcbVers4, r.Prog, r.Vers, c.Netid, last)
+	if p.serves(callNetid(c)) {
+		p.Stats.Addr(xdr.RpcbVers4, r.Prog, r.Vers, callNetid(c), last)
 	}
 }
 
-func (p *Portmapper) rpcbGetstat(w ReplyWriter, c *Call) {
+func (p *Portmapper) rpcbGetstat(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 	snap := p.Stats.Snapshot()
-	if isDatagram(c) && !c.Remote.Addr().IsLoopback() {
+	if isDatagram(c) && !c.Peer.Addr.Addr().IsLoopback() {
 		// The per-program lists grow with every program anyone looked
 		// up, to kilobytes that a spoofed 40-byte datagram would reflect
 		// at its victim; over UDP only this host sees them (over TCP,
@@ -177,12 +147,12 @@ func (p *Portmapper) rpcbGetstat(w ReplyWriter, c *Call) {
 			snap[i].AddrInfo, snap[i].RmtInfo = nil, nil
 		}
 	}
-	err := Reply(w, c, func(e *xdr.Encoder) {
+	err := oncrpc.Reply(w, c, func(e *xdr.Encoder) {
 		for i := range snap {
 			snap[i].Encode(e)
 		}
 	})
-	if errors.Is(err, ErrReplyTooLarge) {
-		_ = ReplyError(w, c, xdr.SystemErr)
+	if errors.Is(err, oncrpc.ErrReplyTooLarge) {
+		_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
 	}
 }

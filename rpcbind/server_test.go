@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -21,7 +22,7 @@ import (
 // testServer is a portmapper serving on loopback ephemeral ports.
 type testServer struct {
 	reg      *registry.Registry
-	mux      *ServeMux
+	mux      *oncrpc.ServeMux
 	udp, tcp netip.AddrPort
 	port     uint16
 	// stop ends serving and waits for the serving goroutines; it may be
@@ -29,14 +30,14 @@ type testServer struct {
 	stop func()
 }
 
-type serverOption func(*Server)
+type serverOption func(*oncrpc.Server)
 
 // startServer serves the portmapper on UDP (bound to the IPv4 wildcard, so
 // that the reply source matters) and TCP ports chosen by the kernel.
 func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
 	reg := registry.New(registry.Options{})
-	mux := &ServeMux{}
+	mux := &oncrpc.ServeMux{}
 	pm := &Portmapper{Registry: reg}
 	pm.Register(mux)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -56,7 +57,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 			t.Fatal(err)
 		}
 	}
-	srv := &Server{Handler: mux, Logger: slog.New(slog.DiscardHandler)}
+	srv := &oncrpc.Server{Handler: mux, Logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(srv)
 	}
@@ -514,7 +515,7 @@ func TestUDPReplyLeavesFromCalledAddress(t *testing.T) {
 
 func TestPanickingHandlerAnswersSystemErr(t *testing.T) {
 	s := startServer(t)
-	s.mux.HandleFunc(0x2fff0009, 1, 1, func(ReplyWriter, *Call) { panic("boom") })
+	s.mux.HandleFunc(0x2fff0009, 1, 1, func(oncrpc.ReplyWriter, *oncrpc.Call) { panic("boom") })
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
 			c := s.client(t, network, "")
@@ -532,7 +533,7 @@ func TestPanickingHandlerAnswersSystemErr(t *testing.T) {
 
 func TestDivertHandsOverNonRPCConnections(t *testing.T) {
 	got := make(chan string, 1)
-	s := startServer(t, func(srv *Server) {
+	s := startServer(t, func(srv *oncrpc.Server) {
 		srv.Divert = func(c net.Conn) {
 			defer c.Close()
 			line := make([]byte, 14)
@@ -568,7 +569,7 @@ func TestDivertHandsOverNonRPCConnections(t *testing.T) {
 // record timeouts, an hour here).
 func TestStopWithAClientThatReadsNothing(t *testing.T) {
 	reg := registry.New(registry.Options{})
-	mux := &ServeMux{}
+	mux := &oncrpc.ServeMux{}
 	(&Portmapper{Registry: reg}).Register(mux)
 	for prog := uint32(400000); prog < 400100; prog++ {
 		if _, err := reg.Set(registry.Caller{Transport: registry.Internal}, registry.Entry{Prog: prog, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.8.1"}); err != nil {
@@ -579,7 +580,7 @@ func TestStopWithAClientThatReadsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &Server{Handler: mux, Logger: slog.New(slog.DiscardHandler), IdleTimeout: time.Hour, RecordTimeout: time.Hour}
+	srv := &oncrpc.Server{Handler: mux, Logger: slog.New(slog.DiscardHandler), IdleTimeout: time.Hour, RecordTimeout: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

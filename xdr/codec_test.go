@@ -255,6 +255,7 @@ func TestStatusStrings(t *testing.T) {
 		{xdr.Success, "SUCCESS"}, {xdr.SystemErr, "SYSTEM_ERR"}, {xdr.AcceptStat(6), "accept_stat(6)"},
 		{xdr.RPCMismatch, "RPC_MISMATCH"}, {xdr.AuthError, "AUTH_ERROR"}, {xdr.RejectStat(2), "reject_stat(2)"},
 		{xdr.AuthOK, "AUTH_OK"}, {xdr.AuthTooWeak, "AUTH_TOOWEAK"}, {xdr.AuthFailed, "AUTH_FAILED"}, {xdr.AuthStat(13), "auth_stat(13)"},
+		{xdr.AuthStat(1<<32 - 1), "auth_stat(4294967295)"},
 	} {
 		if got := tc.v.String(); got != tc.want {
 			t.Errorf("%#v.String() = %q, want %q", tc.v, got, tc.want)

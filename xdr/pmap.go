@@ -81,21 +81,17 @@ type CallArgs struct {
 	Args             []byte
 }
 
-// Decode reads call_args; the arguments can be no larger than the message
-// that carries them.
-func (c *CallArgs) Decode(d *Decoder) {
-	c.Prog = d.Uint32()
-	c.Vers = d.Uint32()
-	c.Proc = d.Uint32()
-	c.Args = d.Opaque("call_args.args", d.Remaining())
-}
+// Decode reads call_args.
+func (c *CallArgs) Decode(d *Decoder) { c.walk(decoding(d)) }
 
 // Encode appends c.
-func (c *CallArgs) Encode(e *Encoder) {
-	e.Uint32(c.Prog)
-	e.Uint32(c.Vers)
-	e.Uint32(c.Proc)
-	e.Opaque(c.Args)
+func (c *CallArgs) Encode(e *Encoder) { c.walk(encoding(e)) }
+
+// walk is call_args's layout. The arguments can be no larger than the
+// message that carries them.
+func (c *CallArgs) walk(w walker) {
+	w.uint32(&c.Prog, &c.Vers, &c.Proc)
+	w.opaque(&c.Args, "call_args.args", w.remaining())
 }
 
 // CallResult is CALLIT's result: the port of the program called and its
@@ -106,13 +102,13 @@ type CallResult struct {
 }
 
 // Decode reads call_result.
-func (c *CallResult) Decode(d *Decoder) {
-	c.Port = d.Uint32()
-	c.Res = d.Opaque("call_result.res", d.Remaining())
-}
+func (c *CallResult) Decode(d *Decoder) { c.walk(decoding(d)) }
 
 // Encode appends c.
-func (c *CallResult) Encode(e *Encoder) {
-	e.Uint32(c.Port)
-	e.Opaque(c.Res)
+func (c *CallResult) Encode(e *Encoder) { c.walk(encoding(e)) }
+
+// walk is call_result's layout.
+func (c *CallResult) walk(w walker) {
+	w.uint32(&c.Port)
+	w.opaque(&c.Res, "call_result.res", w.remaining())
 }

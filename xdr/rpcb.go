@@ -39,7 +39,8 @@ type RPCB struct {
 	Owner      string
 }
 
-// Decode reads an rpcb.
+// Decode reads an rpcb. Like Mapping's, it and Encode are written out
+// rather than walked, for speed (see walker).
 func (r *RPCB) Decode(d *Decoder) {
 	r.Prog = d.Uint32()
 	r.Vers = d.Uint32()
@@ -70,21 +71,18 @@ type RPCBEntry struct {
 }
 
 // Decode reads an rpcb_entry.
-func (r *RPCBEntry) Decode(d *Decoder) {
-	r.MAddr = d.String("r_maddr", MaxRPCBString)
-	r.Netid = d.String("r_nc_netid", MaxRPCBString)
-	r.Semantics = d.Uint32()
-	r.ProtoFmly = d.String("r_nc_protofmly", MaxRPCBString)
-	r.Proto = d.String("r_nc_proto", MaxRPCBString)
-}
+func (r *RPCBEntry) Decode(d *Decoder) { r.walk(decoding(d)) }
 
 // Encode appends r.
-func (r *RPCBEntry) Encode(e *Encoder) {
-	e.String(r.MAddr)
-	e.String(r.Netid)
-	e.Uint32(r.Semantics)
-	e.String(r.ProtoFmly)
-	e.String(r.Proto)
+func (r *RPCBEntry) Encode(e *Encoder) { r.walk(encoding(e)) }
+
+// walk is rpcb_entry's layout.
+func (r *RPCBEntry) walk(w walker) {
+	w.string(&r.MAddr, "r_maddr", MaxRPCBString)
+	w.string(&r.Netid, "r_nc_netid", MaxRPCBString)
+	w.uint32(&r.Semantics)
+	w.string(&r.ProtoFmly, "r_nc_protofmly", MaxRPCBString)
+	w.string(&r.Proto, "r_nc_proto", MaxRPCBString)
 }
 
 // A Netbuf carries a transport address in its native form (on Linux, a
@@ -94,36 +92,17 @@ type Netbuf struct {
 	Buf    []byte
 }
 
-// Decode reads a netbuf; like libtirpc's xdr_netbuf, a buffer longer than
-// its own maxlen is malformed.
-func (n *Netbuf) Decode(d *Decoder) {
-	n.MaxLen = d.Uint32()
-	n.Buf = d.Opaque("netbuf.buf", int(min(n.MaxLen, MaxRPCBString)))
-}
+// Decode reads a netbuf.
+func (n *Netbuf) Decode(d *Decoder) { n.walk(decoding(d)) }
 
 // Encode appends n.
-func (n *Netbuf) Encode(e *Encoder) {
-	e.Uint32(n.MaxLen)
-	e.Opaque(n.Buf)
-}
+func (n *Netbuf) Encode(e *Encoder) { n.walk(encoding(e)) }
 
-// RmtCallRes is the result of rpcbind's CALLIT, BCAST and INDIRECT: the
-// merged address of the service and its encoded results.
-type RmtCallRes struct {
-	Addr    string
-	Results []byte
-}
-
-// Decode reads rpcb_rmtcallres.
-func (r *RmtCallRes) Decode(d *Decoder) {
-	r.Addr = d.String("rmtcallres.addr", MaxRPCBString)
-	r.Results = d.Opaque("rmtcallres.results", d.Remaining())
-}
-
-// Encode appends r.
-func (r *RmtCallRes) Encode(e *Encoder) {
-	e.String(r.Addr)
-	e.Opaque(r.Results)
+// walk is netbuf's layout; like libtirpc's xdr_netbuf, a buffer longer
+// than its own maxlen is malformed.
+func (n *Netbuf) walk(w walker) {
+	w.uint32(&n.MaxLen)
+	w.opaque(&n.Buf, "netbuf.buf", int(min(n.MaxLen, MaxRPCBString)))
 }
 
 // Layout of rpcbind's statistics (rpcb_prot.x).
@@ -145,21 +124,16 @@ type AddrStat struct {
 }
 
 // Encode appends the rpcbs_addr fields of a.
-func (a *AddrStat) Encode(e *Encoder) {
-	e.Uint32(a.Prog)
-	e.Uint32(a.Vers)
-	e.Int32(a.Success)
-	e.Int32(a.Failure)
-	e.String(a.Netid)
-}
+func (a *AddrStat) Encode(e *Encoder) { a.walk(encoding(e)) }
 
 // Decode reads the rpcbs_addr fields.
-func (a *AddrStat) Decode(d *Decoder) {
-	a.Prog = d.Uint32()
-	a.Vers = d.Uint32()
-	a.Success = d.Int32()
-	a.Failure = d.Int32()
-	a.Netid = d.String("rpcbs_addr.netid", MaxRPCBString)
+func (a *AddrStat) Decode(d *Decoder) { a.walk(decoding(d)) }
+
+// walk is the layout of rpcbs_addr's fields.
+func (a *AddrStat) walk(w walker) {
+	w.uint32(&a.Prog, &a.Vers)
+	w.int32(&a.Success, &a.Failure)
+	w.string(&a.Netid, "rpcbs_addr.netid", MaxRPCBString)
 }
 
 // RmtCallStat counts remote calls for one program, version, procedure and
@@ -171,25 +145,16 @@ type RmtCallStat struct {
 }
 
 // Encode appends the rpcbs_rmtcall fields of r.
-func (r *RmtCallStat) Encode(e *Encoder) {
-	e.Uint32(r.Prog)
-	e.Uint32(r.Vers)
-	e.Uint32(r.Proc)
-	e.Int32(r.Success)
-	e.Int32(r.Failure)
-	e.Int32(r.Indirect)
-	e.String(r.Netid)
-}
+func (r *RmtCallStat) Encode(e *Encoder) { r.walk(encoding(e)) }
 
 // Decode reads the rpcbs_rmtcall fields.
-func (r *RmtCallStat) Decode(d *Decoder) {
-	r.Prog = d.Uint32()
-	r.Vers = d.Uint32()
-	r.Proc = d.Uint32()
-	r.Success = d.Int32()
-	r.Failure = d.Int32()
-	r.Indirect = d.Int32()
-	r.Netid = d.String("rpcbs_rmtcall.netid", MaxRPCBString)
+func (r *RmtCallStat) Decode(d *Decoder) { r.walk(decoding(d)) }
+
+// walk is the layout of rpcbs_rmtcall's fields.
+func (r *RmtCallStat) walk(w walker) {
+	w.uint32(&r.Prog, &r.Vers, &r.Proc)
+	w.int32(&r.Success, &r.Failure, &r.Indirect)
+	w.string(&r.Netid, "rpcbs_rmtcall.netid", MaxRPCBString)
 }
 
 // VersionStat is rpcb_stat: one version's counters.
@@ -202,23 +167,17 @@ type VersionStat struct {
 }
 
 // Encode appends s.
-func (s *VersionStat) Encode(e *Encoder) {
-	for _, n := range s.Info {
-		e.Int32(n)
-	}
-	e.Int32(s.SetInfo)
-	e.Int32(s.UnsetInfo)
-	EncodeList(e, s.AddrInfo, (*AddrStat).Encode)
-	EncodeList(e, s.RmtInfo, (*RmtCallStat).Encode)
-}
+func (s *VersionStat) Encode(e *Encoder) { s.walk(encoding(e)) }
 
 // Decode reads an rpcb_stat.
-func (s *VersionStat) Decode(d *Decoder) {
+func (s *VersionStat) Decode(d *Decoder) { s.walk(decoding(d)) }
+
+// walk is rpcb_stat's layout.
+func (s *VersionStat) walk(w walker) {
 	for i := range s.Info {
-		s.Info[i] = d.Int32()
+		w.int32(&s.Info[i])
 	}
-	s.SetInfo = d.Int32()
-	s.UnsetInfo = d.Int32()
-	s.AddrInfo = DecodeList(d, (*AddrStat).Decode)
-	s.RmtInfo = DecodeList(d, (*RmtCallStat).Decode)
+	w.int32(&s.SetInfo, &s.UnsetInfo)
+	walkList(w, &s.AddrInfo, (*AddrStat).walk)
+	walkList(w, &s.RmtInfo, (*RmtCallStat).walk)
 }

@@ -42,13 +42,8 @@ const (
 	SystemErr    AcceptStat = 5
 )
 
-var acceptStatNames = [...]string{"SUCCESS", "PROG_UNAVAIL", "PROG_MISMATCH", "PROC_UNAVAIL", "GARBAGE_ARGS", "SYSTEM_ERR"}
-
 func (s AcceptStat) String() string {
-	if int(s) < len(acceptStatNames) {
-		return acceptStatNames[s]
-	}
-	return fmt.Sprintf("accept_stat(%d)", uint32(s))
+	return enumString(s, "accept_stat", "SUCCESS", "PROG_UNAVAIL", "PROG_MISMATCH", "PROC_UNAVAIL", "GARBAGE_ARGS", "SYSTEM_ERR")
 }
 
 // RejectStat is the reason a call was denied.
@@ -61,13 +56,7 @@ const (
 )
 
 func (s RejectStat) String() string {
-	switch s {
-	case RPCMismatch:
-		return "RPC_MISMATCH"
-	case AuthError:
-		return "AUTH_ERROR"
-	}
-	return fmt.Sprintf("reject_stat(%d)", uint32(s))
+	return enumString(s, "reject_stat", "RPC_MISMATCH", "AUTH_ERROR")
 }
 
 // AuthStat is the reason authentication failed.
@@ -86,13 +75,17 @@ const (
 	AuthFailed       AuthStat = 7
 )
 
-var authStatNames = [...]string{"AUTH_OK", "AUTH_BADCRED", "AUTH_REJECTEDCRED", "AUTH_BADVERF", "AUTH_REJECTEDVERF", "AUTH_TOOWEAK", "AUTH_INVALIDRESP", "AUTH_FAILED"}
-
 func (s AuthStat) String() string {
-	if int(s) < len(authStatNames) {
-		return authStatNames[s]
+	return enumString(s, "auth_stat", "AUTH_OK", "AUTH_BADCRED", "AUTH_REJECTEDCRED", "AUTH_BADVERF", "AUTH_REJECTEDVERF", "AUTH_TOOWEAK", "AUTH_INVALIDRESP", "AUTH_FAILED")
+}
+
+// enumString names v by its place in names, the names of the values from
+// 0 up; a value past them is written kind(v), as in "auth_stat(13)".
+func enumString[T ~uint32](v T, kind string, names ...string) string {
+	if uint64(v) < uint64(len(names)) {
+		return names[v]
 	}
-	return fmt.Sprintf("auth_stat(%d)", uint32(s))
+	return fmt.Sprintf("%s(%d)", kind, uint32(v))
 }
 
 // AuthFlavor names an authentication scheme.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
@@ -55,19 +56,19 @@ type serverOptions struct {
 func startServer(t *testing.T, opts serverOptions) *testServer {
 	t.Helper()
 	reg := registry.New(registry.Options{})
-	var mux rpcbind.ServeMux
+	var mux oncrpc.ServeMux
 	(&rpcbind.Portmapper{Registry: reg}).Register(&mux)
-	var h rpcbind.Handler = &mux
+	var h oncrpc.Handler = &mux
 	if opts.denyAll || opts.uid != nil {
 		remote := netip.MustParseAddrPort("192.0.2.1:700")
-		h = rpcbind.HandlerFunc(func(w rpcbind.ReplyWriter, c *rpcbind.Call) {
+		h = oncrpc.HandlerFunc(func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 			if opts.denyAll {
-				c.Remote = remote
+				c.Peer.Addr = remote
 			}
-			if opts.uid != nil && c.PeerCred != nil {
-				cred := *c.PeerCred
+			if opts.uid != nil && c.Peer.Cred != nil {
+				cred := *c.Peer.Cred
 				cred.UID = *opts.uid
-				c.PeerCred = &cred
+				c.Peer.Cred = &cred
 			}
 			mux.ServeRPC(w, c)
 		})
@@ -79,10 +80,10 @@ func startServer(t *testing.T, opts serverOptions) *testServer {
 
 // serve answers calls with h on every transport of a testServer until the
 // test ends.
-func serve(t *testing.T, h rpcbind.Handler) *testServer {
+func serve(t *testing.T, h oncrpc.Handler) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := &rpcbind.Server{Handler: h, Logger: slog.New(slog.DiscardHandler)}
+	srv := &oncrpc.Server{Handler: h, Logger: slog.New(slog.DiscardHandler)}
 	ln, udp := listenPair(t)
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	sock := filepath.Join(t.TempDir(), "rpcbind.sock")
@@ -280,9 +281,9 @@ func startStatsReplay(t *testing.T, hexResults string) *testServer {
 		t.Fatalf("recorded GETSTAT results: %v (%d bytes left)", err, d.Remaining())
 	}
 	st[2].Info[xdr.RpcbProcGetstat]++
-	var mux rpcbind.ServeMux
-	mux.HandleFunc(xdr.PmapProg, xdr.RpcbVers4, xdr.RpcbProcGetstat, func(w rpcbind.ReplyWriter, c *rpcbind.Call) {
-		_ = rpcbind.Reply(w, c, func(e *xdr.Encoder) {
+	var mux oncrpc.ServeMux
+	mux.HandleFunc(xdr.PmapProg, xdr.RpcbVers4, xdr.RpcbProcGetstat, func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
+		_ = oncrpc.Reply(w, c, func(e *xdr.Encoder) {
 			for i := range st {
 				st[i].Encode(e)
 			}

@@ -15,8 +15,9 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/daemon"
-	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
+	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
@@ -147,12 +148,12 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.StringVar(&o.socket, "socket", rpcbind.DefaultLocalSocket, `local socket serving versions 2, 3 and 4; "off" disables`)
 	f.BoolVar(&o.abstract, "abstract-socket", true, "also serve the local socket's name in the abstract namespace")
 	f.IntVar(&o.maxMessage, "max-message", xdr.DefaultMaxMessage, "largest call accepted, in bytes")
-	f.DurationVar(&o.idle, "idle-timeout", rpcbind.DefaultIdleTimeout, "close TCP connections idle for this long")
-	f.DurationVar(&o.recordTimeout, "record-timeout", rpcbind.DefaultRecordTimeout, "close TCP connections that have not sent a whole call this long after connecting, or take this long to finish one or to take a reply")
-	f.IntVar(&o.maxConns, "max-conns", rpcbind.DefaultMaxConns, "most open TCP connections per listener; when full, the one idle longest is closed")
-	f.IntVar(&o.maxPerSource, "max-conns-per-source", rpcbind.DefaultMaxConnsPerSource, "most open TCP connections per listener from one address (IPv6: one /64); loopback is not capped")
-	f.IntVar(&o.replyRate, "udp-reply-rate", rpcbind.DefaultUDPReplyRate, "bytes per second by which UDP replies to one remote address may exceed its calls (0: no limit)")
-	f.IntVar(&o.replyBurst, "udp-reply-burst", rpcbind.DefaultUDPReplyBurst, "bytes of such excess one remote address may use at once (at least --max-message)")
+	f.DurationVar(&o.idle, "idle-timeout", oncrpc.DefaultIdleTimeout, "close TCP connections idle for this long")
+	f.DurationVar(&o.recordTimeout, "record-timeout", oncrpc.DefaultRecordTimeout, "close TCP connections that have not sent a whole call this long after connecting, or take this long to finish one or to take a reply")
+	f.IntVar(&o.maxConns, "max-conns", oncrpc.DefaultMaxConns, "most open TCP connections per listener; when full, the one idle longest is closed")
+	f.IntVar(&o.maxPerSource, "max-conns-per-source", oncrpc.DefaultMaxConnsPerSource, "most open TCP connections per listener from one address (IPv6: one /64); loopback is not capped")
+	f.IntVar(&o.replyRate, "udp-reply-rate", oncrpc.DefaultUDPReplyRate, "bytes per second by which UDP replies to one remote address may exceed its calls (0: no limit)")
+	f.IntVar(&o.replyBurst, "udp-reply-burst", oncrpc.DefaultUDPReplyBurst, "bytes of such excess one remote address may use at once (at least --max-message)")
 	f.IntVar(&o.fdReserve, "fd-reserve", netlimit.DefaultReserve, "file descriptors that TCP connections leave for the local sockets and the daemon itself")
 	f.StringVar(&o.httpAddr, "http", httpmap.DefaultHTTPAddr, `HTTP listing address; "off" disables`)
 	f.StringVar(&o.httpSocket, "http-socket", httpmap.DefaultSocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)

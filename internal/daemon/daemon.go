@@ -17,10 +17,11 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
-	"github.com/portmapd/portmapd/internal/netlimit"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
+	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
@@ -237,7 +238,7 @@ type daemon struct {
 	// journal records changes once serving starts; nil without a state
 	// directory.
 	journal *journal.Journal
-	srv     *rpcbind.Server
+	srv     *oncrpc.Server
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
 	addrs ifaddrs.Source
@@ -369,7 +370,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		return nil, err
 	}
 	d.release = append(d.release, func() { _ = d.web.Close() })
-	var mux rpcbind.ServeMux
+	var mux oncrpc.ServeMux
 	eps := d.ls.endpoints()
 	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs}
 	for _, ep := range eps {
@@ -406,7 +407,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			log.Warn("cannot remove rpcbind's warm-start files", "err", err)
 		}
 	}
-	d.srv = &rpcbind.Server{
+	d.srv = &oncrpc.Server{
 		Handler:           &mux,
 		Logger:            log,
 		LogCalls:          cfg.LogCalls,
@@ -448,10 +449,10 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	}
 	serve("lifetime", func() error { return d.life.Run(ctx) })
 	for _, u := range d.ls.udp {
-		serve(string(u.netid), func() error { return d.srv.ServeUDP(ctx, u.conn, u.netid) })
+		serve(string(u.netid), func() error { return d.srv.ServeUDP(ctx, u.conn, string(u.netid)) })
 	}
 	for _, t := range d.ls.stream {
-		serve(string(t.netid), func() error { return d.srv.ServeStream(ctx, t.ln, t.netid) })
+		serve(string(t.netid), func() error { return d.srv.ServeStream(ctx, t.ln, string(t.netid)) })
 	}
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
 	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/peercred"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
+	"github.com/portmapd/portmapd/peer"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -114,7 +114,7 @@ func newPruner(reg *registry.Registry, cfg pruneConfig) *pruner {
 		cfg.Interfaces = ifaddrs.ReadSource
 	}
 	if cfg.NetNS == 0 {
-		cfg.NetNS, _ = peercred.OwnNetNS()
+		cfg.NetNS, _ = peer.OwnNetNS()
 	}
 	p := &pruner{reg: reg, cfg: cfg, log: cfg.Logger, misses: map[missKey]int{}, netns: map[missKey]string{}}
 	p.ownNS = netNS(cfg.ProcRoot, 0)

@@ -1,4 +1,4 @@
-package rpcbind
+package oncrpc
 
 import (
 	"net"

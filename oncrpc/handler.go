@@ -1,13 +1,17 @@
-// Package rpcbind is portmapd's ONC RPC face: a small server framework in
-// the shape of miekg/dns (Handler, ReplyWriter, ServeMux, Server), the
-// portmapper procedures on top of the shared registry, and a client.
-package rpcbind
+// Package oncrpc is an ONC RPC (RFC 5531) server and client in the shape
+// of miekg/dns: a Server that serves UDP, TCP and local stream sockets
+// within limits, a Handler and ReplyWriter, a ServeMux that routes by
+// program, version and procedure, an AcceptFunc that authenticates each
+// call before dispatch, and a Client that calls with encode and decode
+// functions and decodes large replies as they arrive.
+//
+// It knows no program: the portmapper (package rpcbind) is one Handler on
+// it. A Call says who sent it as a neutral peer.Peer, which each program
+// turns into its own idea of a caller.
+package oncrpc
 
 import (
-	"net/netip"
-
-	"github.com/portmapd/portmapd/netid"
-	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/peer"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -40,25 +44,12 @@ type Call struct {
 	xdr.CallHeader
 	// Args are the encoded procedure arguments.
 	Args []byte
-	// Netid names the transport the call arrived on: udp, tcp, udp6,
-	// tcp6 or local.
-	Netid netid.ID
-	// Remote is the sender's address for IP transports.
-	Remote netip.AddrPort
-	// Local is the address the call arrived at, for IP transports.
-	Local netip.AddrPort
-	// PeerCred is the kernel's account of a local-socket sender.
-	PeerCred *registry.Cred
-	// AuthSys holds the parsed credential of an AUTH_SYS call.
+	// Peer is the sender, as the socket the call came through tells it;
+	// its Transport is the name the Server was given for that socket.
+	Peer peer.Peer
+	// AuthSys holds the parsed credential of an AUTH_SYS call, as
+	// DefaultAccept leaves it.
 	AuthSys *xdr.AuthSysParms
-}
-
-// Caller describes the sender for the registry's access rules.
-func (c *Call) Caller() registry.Caller {
-	if c.Netid == netid.Local {
-		return registry.Caller{Transport: registry.Local, Cred: c.PeerCred}
-	}
-	return registry.Caller{Transport: registry.Network, Addr: c.Remote}
 }
 
 // DecodeArgs decodes c.Args with decode and reports whether they were

@@ -1,4 +1,4 @@
-package rpcbind
+package oncrpc
 
 import (
 	"encoding/binary"
@@ -7,20 +7,20 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/xdr"
 )
 
 // ErrReplied reports a second reply to the same call.
-var ErrReplied = errors.New("rpcbind: call already answered")
+var ErrReplied = errors.New("oncrpc: call already answered")
 
 // ErrReplyWithheld reports a datagram reply not sent because its excess
 // over the call is more than the source's reply-byte bucket holds.
-var ErrReplyWithheld = errors.New("rpcbind: reply withheld: the source's reply-byte rate is spent")
+var ErrReplyWithheld = errors.New("oncrpc: reply withheld: the source's reply-byte rate is spent")
 
 // ErrReplyTooLarge reports a datagram reply over the size limit. Nothing
 // was sent; the handler may still answer, for example with SYSTEM_ERR.
-var ErrReplyTooLarge = errors.New("rpcbind: reply exceeds the datagram size limit")
+var ErrReplyTooLarge = errors.New("oncrpc: reply exceeds the datagram size limit")
 
 // replyWriter is a ReplyWriter the server can prepare for the next call.
 type replyWriter interface {

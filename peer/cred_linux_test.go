@@ -1,4 +1,4 @@
-package peercred_test
+package peer_test
 
 import (
 	"net"
@@ -7,12 +7,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/portmapd/portmapd/internal/peercred"
+	"github.com/portmapd/portmapd/peer"
 )
 
 // dialEnv, when set, makes the test binary a client that connects to the
 // socket it names and waits for the server to hang up.
-const dialEnv = "PEERCRED_TEST_DIAL"
+const dialEnv = "PEER_TEST_DIAL"
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(dialEnv); path != "" {
@@ -55,8 +55,8 @@ func acceptFrom(t *testing.T, wrap ...string) (net.Conn, int) {
 	return c, cmd.Process.Pid
 }
 
-func TestGet(t *testing.T) {
-	own, err := peercred.OwnNetNS()
+func TestCredentials(t *testing.T) {
+	own, err := peer.OwnNetNS()
 	if err != nil {
 		t.Skipf("kernel does not give namespace cookies: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestGet(t *testing.T) {
 				}
 			}
 			c, pid := acceptFrom(t, tc.wrap...)
-			cred, err := peercred.Get(c)
+			cred, err := peer.Credentials(c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,11 +100,11 @@ func TestGet(t *testing.T) {
 	}
 }
 
-func TestGetNotUnix(t *testing.T) {
+func TestCredentialsNotUnix(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if _, err := peercred.Get(a); err == nil {
+	if _, err := peer.Credentials(a); err == nil {
 		t.Fatal("credentials of a pipe")
 	}
 }

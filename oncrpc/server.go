@@ -1,4 +1,4 @@
-package rpcbind
+package oncrpc
 
 import (
 	"bufio"
@@ -14,9 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portmapd/portmapd/internal/netlimit"
-	"github.com/portmapd/portmapd/internal/peercred"
-	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/peer"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -43,6 +42,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 type Server struct {
 	// Handler answers calls.
 	Handler Handler
+	// Accept authenticates each call before it is dispatched;
+	// DefaultAccept when nil.
+	Accept AcceptFunc
 	// Logger receives the server's messages; nothing is logged when nil.
 	Logger *slog.Logger
 	// LogCalls logs every call, like rpcbind -l.
@@ -162,71 +164,31 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 	h, args, err := xdr.DecodeCall(msg)
 	var headerErr *xdr.CallError
 	if (err == nil || errors.As(err, &headerErr)) && len(msg) >= rpcversEnd && h.RPCVers != xdr.RPCVersion {
-		s.logger().Debug("answered RPC_MISMATCH", "netid", c.Netid, "from", callerString(c), "rpcvers", h.RPCVers)
+		s.logger().Debug("answered RPC_MISMATCH", "netid", c.Peer.Transport, "from", c.Peer.String(), "rpcvers", h.RPCVers)
 		w.reset(xdr.OpaqueAuth{})
 		_ = w.WriteReply(xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}, nil)
 		return true
 	}
 	if err != nil {
-		s.logger().Debug("dropped undecodable message", "netid", c.Netid, "from", callerString(c), "err", err)
+		s.logger().Debug("dropped undecodable message", "netid", c.Peer.Transport, "from", c.Peer.String(), "err", err)
 		return false
 	}
 	c.CallHeader, c.Args, c.AuthSys = h, args, nil
-	w.reset(xdr.OpaqueAuth{})
-	if why := authenticate(c); why != xdr.AuthOK {
+	accept := s.Accept
+	if accept == nil {
+		accept = DefaultAccept
+	}
+	verf, why := accept(c)
+	w.reset(verf)
+	if why != xdr.AuthOK {
 		_ = Deny(w, c, why)
 		return true
 	}
-	if c.AuthSys != nil && len(h.Verf.Body) > 0 {
-		// libtirpc's AUTH_SYS hands the call's verifier back.
-		w.reset(h.Verf)
-	}
 	if s.LogCalls {
-		s.logger().Info("call", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "netid", c.Netid, "from", callerString(c))
+		s.logger().Info("call", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "netid", c.Peer.Transport, "from", c.Peer.String())
 	}
 	s.handle(w, c)
 	return true
-}
-
-// RPCSEC_GSS answers of a server without GSS contexts: libtirpc's, for a
-// credential that parses.
-const (
-	gssProcInit         = 1
-	gssProcContinueInit = 2
-	gssCredProblem      = xdr.AuthStat(13) // RPCSEC_GSS_CREDPROBLEM
-)
-
-// authenticate checks the call's credential as libtirpc does in a
-// portmapper: AUTH_NONE and AUTH_SYS are accepted, AUTH_SYS must parse, and
-// other flavours get the refusals rpcbind gives.
-func authenticate(c *Call) xdr.AuthStat {
-	switch c.Cred.Flavor {
-	case xdr.AuthNone:
-		return xdr.AuthOK
-	case xdr.AuthSys:
-		p, err := xdr.ParseAuthSys(c.Cred.Body)
-		if err != nil {
-			return xdr.AuthBadCred
-		}
-		c.AuthSys = &p
-		return xdr.AuthOK
-	case xdr.AuthDH:
-		return xdr.AuthFailed
-	case xdr.RPCSecGSS:
-		d := xdr.NewDecoder(c.Cred.Body)
-		version, proc := d.Uint32(), d.Uint32()
-		d.Uint32() // seq_num
-		d.Uint32() // service
-		d.Opaque("gss handle", xdr.MaxAuthBytes)
-		if d.Err() != nil || version != 1 {
-			return xdr.AuthBadCred
-		}
-		if proc == gssProcInit || proc == gssProcContinueInit {
-			return xdr.AuthFailed
-		}
-		return gssCredProblem
-	}
-	return xdr.AuthRejectedCred
 }
 
 // handle runs the handler so that a panic answers SYSTEM_ERR instead of
@@ -245,29 +207,21 @@ func (s *Server) handle(w replyWriter, c *Call) {
 	s.Handler.ServeRPC(w, c)
 }
 
-func callerString(c *Call) string {
-	if c.Netid == netid.Local {
-		if c.PeerCred != nil {
-			return fmt.Sprintf("pid %d uid %d", c.PeerCred.PID, c.PeerCred.UID)
-		}
-		return string(netid.Local)
-	}
-	return c.Remote.String()
-}
-
-// ServeUDP answers calls arriving on conn until ctx is done. id names
-// the transport (udp or udp6). Replies leave from the address each call
-// arrived at, even when conn is bound to a wildcard address.
-func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, id netid.ID) error {
+// ServeUDP answers calls arriving on conn until ctx is done. netid names
+// the transport in TI-RPC's terms (udp or udp6): it is the Transport of
+// each call's Peer, and names the transport in the log. Replies leave
+// from the address each call arrived at, even when conn is bound to a
+// wildcard address.
+func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) error {
 	pktinfo := enablePacketInfo(conn)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
 	defer stop()
-	withheld := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "UDP replies withheld: reply-byte rate limit", 0, "netid", id)
+	withheld := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "UDP replies withheld: reply-byte rate limit", 0, "netid", netid)
 	defer withheld.Flush()
 	workers := min(runtime.GOMAXPROCS(0), 4)
 	errs := make(chan error, workers)
 	for range workers {
-		go func() { errs <- s.udpLoop(ctx, conn, id, pktinfo, withheld) }()
+		go func() { errs <- s.udpLoop(ctx, conn, netid, pktinfo, withheld) }()
 	}
 	var first error
 	for range workers {
@@ -278,14 +232,14 @@ func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, id netid.ID) e
 	return first
 }
 
-func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, id netid.ID, pktinfo bool, withheld *netlimit.LogThrottle) error {
+func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, pktinfo bool, withheld *netlimit.LogThrottle) error {
 	max := s.maxMessage()
 	// One byte more than the limit tells an oversized datagram from one
 	// that fits exactly.
 	buf := make([]byte, max+1)
 	oob := make([]byte, 256)
 	w := &datagramWriter{conn: conn, limit: max, replyLimit: s.ReplyLimit, withheld: withheld}
-	local := addrPortOf(conn.LocalAddr())
+	local := peer.AddrPort(conn.LocalAddr())
 	for {
 		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
@@ -295,17 +249,17 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, id netid.ID, pk
 			if netlimit.IsTemporary(err) {
 				continue
 			}
-			return fmt.Errorf("rpcbind: %s read: %w", id, err)
+			return fmt.Errorf("oncrpc: %s read: %w", netid, err)
 		}
 		if n > max {
-			s.logger().Debug("dropped oversized datagram", "netid", id, "from", from, "limit", max)
+			s.logger().Debug("dropped oversized datagram", "netid", netid, "from", from, "limit", max)
 			continue
 		}
-		c := Call{Netid: id, Remote: unmap(from), Local: local}
+		c := Call{Peer: peer.Peer{Transport: netid, Addr: peer.Unmap(from), Local: local}}
 		w.oob = w.oob[:0]
 		if pktinfo {
 			if dst, ok := packetDestination(oob[:oobn]); ok {
-				c.Local = netip.AddrPortFrom(dst, local.Port())
+				c.Peer.Local = netip.AddrPortFrom(dst, local.Port())
 				w.oob = replySourceOOB(w.oob, dst)
 			}
 		}
@@ -315,13 +269,15 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, id netid.ID, pk
 }
 
 // ServeStream answers calls on connections accepted from ln until ctx is
-// done. id is tcp, tcp6 or local; local connections carry the peer's
-// kernel credentials. Connections are admitted within MaxConns,
+// done. netid names the transport in TI-RPC's terms (tcp, tcp6 or local),
+// as for ServeUDP. The connections of an AF_UNIX listener are local: they
+// carry the peer's kernel credentials, and have no per-source cap and no
+// share of the Budget; the others are admitted within MaxConns,
 // MaxConnsPerSource and the Budget (see netlimit).
-func (s *Server) ServeStream(ctx context.Context, ln net.Listener, id netid.ID) error {
-	local := id == netid.Local
+func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string) error {
+	local := ln.Addr().Network() == "unix"
 	lim := netlimit.New(netlimit.Config{
-		Name:         string(id),
+		Name:         netid,
 		MaxConns:     s.maxConns(),
 		MaxPerSource: s.maxConnsPerSource(),
 		Local:        local,
@@ -331,7 +287,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, id netid.ID) 
 	defer lim.Close()
 	// A peer may announce a record over the limit on every connection it
 	// opens: the log counts those it resets rather than lines for each.
-	resets := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "connections reset: record too large", 0, "netid", id)
+	resets := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "connections reset: record too large", 0, "netid", netid)
 	defer resets.Flush()
 	lln := netlimit.NewListener(ln, lim)
 	var (
@@ -357,7 +313,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, id netid.ID) 
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("rpcbind: %s accept: %w", id, err)
+			return fmt.Errorf("oncrpc: %s accept: %w", netid, err)
 		}
 		mu.Lock()
 		conns[c] = struct{}{}
@@ -365,7 +321,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, id netid.ID) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			diverted := s.serveConn(ctx, c, slot, id, resets)
+			diverted := s.serveConn(ctx, c, slot, netid, local, resets)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
@@ -381,19 +337,13 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, id netid.ID) 
 // it reads or answers a call and idle between calls, and notes in resets
 // a reset for a record over the limit. It reports whether the connection
 // was handed to Divert, which then owns it.
-func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, id netid.ID, resets *netlimit.LogThrottle) (diverted bool) {
-	c := Call{Netid: id}
-	if id == netid.Local {
-		cred, err := peercred.Get(conn)
-		if err != nil {
-			s.logger().Warn("local connection without peer credentials", "err", err)
-		} else {
-			c.PeerCred = &cred
-		}
-	} else {
-		c.Remote = unmap(addrPortOf(conn.RemoteAddr()))
-		c.Local = unmap(addrPortOf(conn.LocalAddr()))
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Slot, netid string, local bool, resets *netlimit.LogThrottle) (diverted bool) {
+	p, err := peer.FromConn(conn)
+	if err != nil {
+		s.logger().Warn("local connection without peer credentials", "err", err)
 	}
+	p.Transport = netid
+	c := Call{Peer: p}
 	idle, record := s.idleTimeout(), s.recordTimeout()
 	br := bufio.NewReaderSize(conn, 4096)
 	rr := xdr.NewRecordReader(br, s.maxMessage())
@@ -420,7 +370,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 			// Evicted to make room just as a call arrived.
 			return false
 		}
-		if first && s.Divert != nil && id != netid.Local && startsHTTPMethod(next[0]) {
+		if first && s.Divert != nil && !local && startsHTTPMethod(next[0]) {
 			// The HTTP server admits it within its own limits.
 			slot.Release()
 			s.Divert(&peekedConn{Conn: conn, r: br})
@@ -441,7 +391,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, slot *netlimit.Sl
 			return false
 		}
 		if w.failed != nil {
-			s.logger().Debug("closing connection: reply not sent", "netid", id, "from", callerString(&c), "err", w.failed)
+			s.logger().Debug("closing connection: reply not sent", "netid", netid, "from", c.Peer.String(), "err", w.failed)
 			return false
 		}
 	}
@@ -453,7 +403,7 @@ func (s *Server) connEnded(ctx context.Context, conn net.Conn, c *Call, err erro
 	var tooLarge *xdr.RecordTooLargeError
 	switch {
 	case errors.As(err, &tooLarge):
-		s.logger().Debug("resetting connection: record too large", "netid", c.Netid, "from", callerString(c), "err", err)
+		s.logger().Debug("resetting connection: record too large", "netid", c.Peer.Transport, "from", c.Peer.String(), "err", err)
 		resets.Note("reset")
 		// Reset rather than close, as rpcbind does: the rest of the
 		// record is never read, and the peer learns at once.
@@ -462,7 +412,7 @@ func (s *Server) connEnded(ctx context.Context, conn net.Conn, c *Call, err erro
 		}
 	case errors.Is(err, io.EOF), ctx.Err() != nil:
 	default:
-		s.logger().Debug("closing connection", "netid", c.Netid, "from", callerString(c), "err", err)
+		s.logger().Debug("closing connection", "netid", c.Peer.Transport, "from", c.Peer.String(), "err", err)
 	}
 }
 
@@ -480,22 +430,3 @@ type peekedConn struct {
 }
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-func addrPortOf(a net.Addr) netip.AddrPort {
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		return a.AddrPort()
-	case *net.TCPAddr:
-		return a.AddrPort()
-	}
-	return netip.AddrPort{}
-}
-
-// unmap turns an IPv4-mapped IPv6 address into plain IPv4: net.TCPAddr
-// keeps IPv4 peers of an AF_INET socket in 16-byte form.
-func unmap(ap netip.AddrPort) netip.AddrPort {
-	if ap.Addr().Is4In6() {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	return ap
-}

@@ -1,0 +1,63 @@
+package rpcbind
+
+import (
+	"errors"
+
+	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/oncrpc"
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// change returns the handler of a SET or UNSET of version vers, whose
+// arguments decode reads: it asks the registry for the change with apply,
+// answers the registry's verdict, or AUTH_TOOWEAK for a caller it does not
+// accept changes from, and counts a change made with count.
+func change[A any](vers uint32, decode func(*A, *xdr.Decoder), apply func(registry.Caller, A) (bool, error), count func(vers uint32)) oncrpc.HandlerFunc {
+	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
+		var args A
+		if !c.DecodeArgs(func(d *xdr.Decoder) { decode(&args, d) }) {
+			_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
+			return
+		}
+		done, err := apply(callerOf(c), args)
+		switch {
+		case errors.Is(err, registry.ErrNotLocal):
+			_ = oncrpc.Deny(w, c, xdr.AuthTooWeak)
+		case errors.Is(err, registry.ErrRefused):
+			// A netid or address the registry will not hold, or a
+			// cap: FALSE, as rpcbind answers a SET it refuses.
+			_ = oncrpc.ReplyBool(w, c, false)
+		case err != nil:
+			_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
+		default:
+			_ = oncrpc.ReplyBool(w, c, done)
+		}
+		if done {
+			count(vers)
+		}
+	}
+}
+
+// pmapSet is v2 SET's change: the mapping as given.
+func (p *Portmapper) pmapSet(c registry.Caller, m xdr.Mapping) (bool, error) {
+	return p.Registry.SetMapping(c, m)
+}
+
+// pmapUnset is v2 UNSET's change: every mapping of the program and
+// version, whatever its protocol and port.
+func (p *Portmapper) pmapUnset(c registry.Caller, m xdr.Mapping) (bool, error) {
+	return p.Registry.UnsetMapping(c, m.Prog, m.Vers)
+}
+
+// rpcbSet is v3 and v4 SET's change: the registration on r's netid,
+// owned as the registry decides, whatever r.Owner claims.
+func (p *Portmapper) rpcbSet(c registry.Caller, r xdr.RPCB) (bool, error) {
+	return p.Registry.Set(c, registry.Entry{Prog: r.Prog, Vers: r.Vers, Netid: netid.ID(r.Netid), Addr: r.Addr})
+}
+
+// rpcbUnset is v3 and v4 UNSET's change: the registration on r's netid,
+// or on every netid when it is empty.
+func (p *Portmapper) rpcbUnset(c registry.Caller, r xdr.RPCB) (bool, error) {
+	return p.Registry.Unset(c, r.Prog, r.Vers, netid.ID(r.Netid))
+}
