@@ -3,7 +3,6 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/portmapd/portmapd/netid"
@@ -39,63 +38,40 @@ const quotaLogEvery = time.Minute
 // error's text says why.
 var ErrRefused = errors.New("registration refused")
 
-// Reasons Set refuses a registration, wrapped in a *refusedError. Only the
-// package's tests tell them apart; a face shows the error's text.
-var (
-	// errUnknownNetid reports a netid outside /etc/netconfig's udp,
-	// tcp, udp6, tcp6, local and unix.
-	errUnknownNetid = errors.New("netid is not one a client can reach")
-	// errBadAddress reports an address not of its netid's form.
-	errBadAddress = errors.New("address is not of the netid's form")
-	// errOverCap reports an owner already holding as many entries or
-	// bytes as it may.
-	errOverCap = errors.New("the owner's registration cap is reached")
-)
+// errOverCap reports an owner already holding as many entries or bytes as
+// it may, wrapped in a *refusedError.
+var errOverCap = errors.New("the owner's registration cap is reached")
 
-// A refusedError says why Set refused an entry. errors.Is matches both its
-// reason and ErrRefused.
+// A refusedError says why Set refused an entry: errOverCap, or the
+// *netid.AddrError of an address no client can use. errors.Is matches both
+// its reason and ErrRefused.
 type refusedError struct {
 	// Owner is who asked, as Caller.Owner says, for errOverCap.
-	Owner string
-	Netid netid.ID
-	// Err is errUnknownNetid, errBadAddress or errOverCap.
+	Owner  string
 	Err    error
 	Detail string
 }
 
 func (e *refusedError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Err.Error())
-	if e.Netid != "" {
-		fmt.Fprintf(&b, ": netid %q", e.Netid)
-	}
+	s := e.Err.Error()
 	if e.Owner != "" {
-		fmt.Fprintf(&b, ": owner %s", e.Owner)
+		s += ": owner " + e.Owner
 	}
 	if e.Detail != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Detail)
+		s += ": " + e.Detail
 	}
-	return b.String()
+	return s
 }
 
 func (e *refusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
 
-// checkAddr reports whether addr has the form of a universal address on
-// id, as netid.CheckUaddr says: only the netids a portmapper client can
-// create a transport for, each with an address of its form. Any other
-// netid is errUnknownNetid, and an address not of the netid's form
-// errBadAddress, wrapped in a *refusedError.
+// checkAddr refuses an address of a netid no portmapper client can create
+// a transport for, or not of its netid's form, as netid.CheckUaddr says.
 func checkAddr(id netid.ID, addr string) error {
-	var ae *netid.AddrError
-	if !errors.As(netid.CheckUaddr(id, addr), &ae) {
-		return nil
+	if err := netid.CheckUaddr(id, addr); err != nil {
+		return &refusedError{Err: err}
 	}
-	reason := errBadAddress
-	if ae.Err == netid.ErrUnknown {
-		reason = errUnknownNetid
-	}
-	return &refusedError{Netid: id, Err: reason, Detail: ae.Detail}
+	return nil
 }
 
 // Refusals count the registrations refused because their owner had reached

@@ -47,21 +47,21 @@ func TestCheckAddr(t *testing.T) {
 		{"local", "", nil},
 		{"unix", "/run/x.sock", nil},
 		{"local", long(netid.MaxLocalAddrLen), nil},
-		{"local", long(netid.MaxLocalAddrLen + 1), errBadAddress},
-		{"local", "/run/a\x00b", errBadAddress},
-		{"udp", "garbage", errBadAddress},
-		{"udp", "", errBadAddress},
-		{"udp", "127.0.0.1", errBadAddress},
-		{"udp", "127.0.0.1.256.1", errBadAddress},
-		{"udp", "::1.8.1", errBadAddress},
-		{"udp6", "127.0.0.1.8.1", errBadAddress},
-		{"udp6", "fe80::1%eth0.8.1", errBadAddress},
-		{"tcp", "0.0.0.0.0.111" + strings.Repeat(" ", 4096), errBadAddress},
-		{"tcp", "/run/x.sock", errBadAddress},
-		{"x", strings.Repeat("a", 4096), errUnknownNetid},
-		{"bogus", "whatever", errUnknownNetid},
-		{"", "127.0.0.1.1.1", errUnknownNetid},
-		{"rawip", "", errUnknownNetid},
+		{"local", long(netid.MaxLocalAddrLen + 1), netid.ErrBadUaddr},
+		{"local", "/run/a\x00b", netid.ErrBadUaddr},
+		{"udp", "garbage", netid.ErrBadUaddr},
+		{"udp", "", netid.ErrBadUaddr},
+		{"udp", "127.0.0.1", netid.ErrBadUaddr},
+		{"udp", "127.0.0.1.256.1", netid.ErrBadUaddr},
+		{"udp", "::1.8.1", netid.ErrBadUaddr},
+		{"udp6", "127.0.0.1.8.1", netid.ErrBadUaddr},
+		{"udp6", "fe80::1%eth0.8.1", netid.ErrBadUaddr},
+		{"tcp", "0.0.0.0.0.111" + strings.Repeat(" ", 4096), netid.ErrBadUaddr},
+		{"tcp", "/run/x.sock", netid.ErrBadUaddr},
+		{"x", strings.Repeat("a", 4096), netid.ErrUnknown},
+		{"bogus", "whatever", netid.ErrUnknown},
+		{"", "127.0.0.1.1.1", netid.ErrUnknown},
+		{"rawip", "", netid.ErrUnknown},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.netid)+" "+fmt.Sprintf("%.30q", tc.addr), func(t *testing.T) {
@@ -89,11 +89,11 @@ func TestSetRefusesForms(t *testing.T) {
 		e    Entry
 		want error
 	}{
-		{"the reported flood: netid x, 4 KB address", localCaller(65534, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: strings.Repeat("a", 4096)}, errUnknownNetid},
-		{"root too", localCaller(0, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: "a"}, errUnknownNetid},
-		{"empty netid", loUnpriv, Entry{Prog: 1, Vers: 1, Addr: "127.0.0.1.1.1"}, errUnknownNetid},
-		{"garbage on udp", loUnpriv, Entry{Prog: 1, Vers: 1, Netid: "udp", Addr: "garbage"}, errBadAddress},
-		{"long local path", uid1000, Entry{Prog: 1, Vers: 1, Netid: "local", Addr: "/" + strings.Repeat("p", 4096)}, errBadAddress},
+		{"the reported flood: netid x, 4 KB address", localCaller(65534, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: strings.Repeat("a", 4096)}, netid.ErrUnknown},
+		{"root too", localCaller(0, 7), Entry{Prog: 1, Vers: 1, Netid: "x", Addr: "a"}, netid.ErrUnknown},
+		{"empty netid", loUnpriv, Entry{Prog: 1, Vers: 1, Addr: "127.0.0.1.1.1"}, netid.ErrUnknown},
+		{"garbage on udp", loUnpriv, Entry{Prog: 1, Vers: 1, Netid: "udp", Addr: "garbage"}, netid.ErrBadUaddr},
+		{"long local path", uid1000, Entry{Prog: 1, Vers: 1, Netid: "local", Addr: "/" + strings.Repeat("p", 4096)}, netid.ErrBadUaddr},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
