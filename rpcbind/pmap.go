@@ -13,7 +13,7 @@ func (p *Portmapper) pmapGetport(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 		return
 	}
 	port := p.Registry.GetPort(m.Prog, m.Vers, m.Prot)
-	_ = oncrpc.ReplyUint32(w, c, port)
+	// Counted before the reply, as in rpcbGetaddr.
 	if id, ok := netid.FromProto(m.Prot); ok && p.serves(id) {
 		answer := ""
 		if port != 0 {
@@ -21,6 +21,7 @@ func (p *Portmapper) pmapGetport(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 		}
 		p.Stats.Addr(xdr.PmapVers, m.Prog, m.Vers, id, answer)
 	}
+	_ = oncrpc.ReplyUint32(w, c, port)
 }
 
 func (p *Portmapper) pmapDump(w oncrpc.ReplyWriter, c *oncrpc.Call) {

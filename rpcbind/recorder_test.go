@@ -18,11 +18,17 @@ type recorder struct {
 	header  xdr.ReplyHeader
 	results []byte
 	replied bool
+	// atReply, when set, runs as the reply is written: what it sees is
+	// what a client that has its answer can see.
+	atReply func()
 }
 
 func (r *recorder) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
 	if r.replied {
 		return oncrpc.ErrReplied
+	}
+	if r.atReply != nil {
+		r.atReply()
 	}
 	r.replied = true
 	r.header = h
@@ -92,6 +98,12 @@ var (
 // fields when nothing was).
 func (h *harness) call(f from, vers, proc uint32, args func(*xdr.Encoder)) *recorder {
 	h.t.Helper()
+	return h.callWith(&recorder{}, f, vers, proc, args)
+}
+
+// callWith is call replying to rec.
+func (h *harness) callWith(rec *recorder, f from, vers, proc uint32, args func(*xdr.Encoder)) *recorder {
+	h.t.Helper()
 	var e xdr.Encoder
 	if args != nil {
 		args(&e)
@@ -111,7 +123,6 @@ func (h *harness) call(f from, vers, proc uint32, args func(*xdr.Encoder)) *reco
 			c.Peer.Local = netip.MustParseAddrPort(f.local)
 		}
 	}
-	rec := &recorder{}
 	h.mux.ServeRPC(rec, c)
 	return rec
 }

@@ -31,10 +31,13 @@ func (p *Portmapper) rpcbGetaddr(vers uint32, exact bool) oncrpc.HandlerFunc {
 				answer = merged
 			}
 		}
-		_ = oncrpc.Reply(w, c, func(e *xdr.Encoder) { e.String(answer) })
+		// Counted before the reply, as rpcbind counts before its
+		// dispatcher answers: a client that asks for GETSTAT once it has
+		// its answer sees this lookup.
 		if p.serves(callNetid(c)) {
 			p.Stats.Addr(vers, r.Prog, r.Vers, callNetid(c), answer)
 		}
+		_ = oncrpc.Reply(w, c, func(e *xdr.Encoder) { e.String(answer) })
 	}
 }
 
@@ -127,12 +130,12 @@ func (p *Portmapper) rpcbGetaddrlist(w oncrpc.ReplyWriter, c *oncrpc.Call) {
 		// netid it does not serve, and so sends no reply at all.
 		return
 	}
+	if p.serves(callNetid(c)) {
+		p.Stats.Addr(xdr.RpcbVers4, r.Prog, r.Vers, callNetid(c), last)
+	}
 	err := oncrpc.Reply(w, c, func(e *xdr.Encoder) { xdr.EncodeList(e, list, (*xdr.RPCBEntry).Encode) })
 	if errors.Is(err, oncrpc.ErrReplyTooLarge) {
 		_ = oncrpc.ReplyError(w, c, xdr.SystemErr)
-	}
-	if p.serves(callNetid(c)) {
-		p.Stats.Addr(xdr.RpcbVers4, r.Prog, r.Vers, callNetid(c), last)
 	}
 }
 

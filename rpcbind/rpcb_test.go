@@ -428,3 +428,41 @@ func TestGetaddrFollowsTheInterfaces(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupCountedBeforeReply checks that every lookup is in GETSTAT's
+// counts by the time its reply is written, as rpcbind counts before its
+// dispatcher answers: a client that asks for GETSTAT once it has its answer
+// must see the lookup it made.
+func TestLookupCountedBeforeReply(t *testing.T) {
+	m := xdr.Mapping{Prog: progT, Vers: 1, Prot: netid.ProtoUDP, Port: 7}
+	for _, tc := range []struct {
+		name       string
+		vers, proc uint32
+		args       func(*xdr.Encoder)
+		// statVers is the index of the version whose counts the lookup
+		// lands in: 0 for v2, 1 for v3, 2 for v4.
+		statVers int
+	}{
+		{"v2 GETPORT", 2, xdr.PmapProcGetport, m.Encode, 0},
+		{"v3 GETADDR", 3, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "udp", ""), 1},
+		{"v4 GETADDR", 4, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "udp", ""), 2},
+		{"v4 GETVERSADDR", 4, xdr.RpcbProcGetversaddr, rpcbArgs(progT, 1, "udp", ""), 2},
+		{"v4 GETADDRLIST", 4, xdr.RpcbProcGetaddrlist, rpcbArgs(progT, 1, "udp", ""), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.call(loopbackUDP, 2, xdr.PmapProcSet, m.Encode).boolean(t)
+			counted := -1
+			rec := &recorder{atReply: func() {
+				counted = len(h.pm.Stats.Snapshot()[tc.statVers].AddrInfo)
+			}}
+			h.callWith(rec, loopbackUDP, tc.vers, tc.proc, tc.args)
+			if !rec.replied {
+				t.Fatal("no reply")
+			}
+			if counted != 1 {
+				t.Errorf("lookups counted when the reply was written: %d, want 1", counted)
+			}
+		})
+	}
+}
