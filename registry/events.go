@@ -64,7 +64,7 @@ func (r *Registry) Prune(e Entry, reason string) bool {
 			return cs
 		}
 		r.remove(n)
-		cs.add(OpUnset, n.Entry)
+		cs.add(OpUnset, n.Entry, reason)
 		r.addEvent(Event{Time: r.opts.Now(), Kind: "rpc", What: describeEntry(n.Entry), Reason: reason})
 		pruned = true
 		return cs

@@ -1,5 +1,7 @@
 package registry
 
+import "time"
+
 // ChangeOp says what a Change did.
 type ChangeOp uint8
 
@@ -15,13 +17,28 @@ const (
 	// OpDeregister removed the named service Change.Service, identified
 	// by its name, endpoint, pid and start time.
 	OpDeregister
+	// OpServiceHealth changed the health of the named service
+	// Change.Service, identified as for OpDeregister, to its Health.
+	OpServiceHealth
+	// OpEntryHealth changed the health of the entry Change.Entry,
+	// identified by its key, to its Health.
+	OpEntryHealth
 )
 
-// A Change is one alteration of the registry as a Journal sees it.
+// A Change is one alteration of the registry, as a Journal records it and
+// as watchers of the registry's history see it (feed.go).
 type Change struct {
-	Op      ChangeOp
+	Op ChangeOp
+	// Entry or Service is what was added, removed or changed, whole.
 	Entry   Entry
 	Service Service
+	// Index is the change's place in the registry's history, one more
+	// than the change before it; Time is when it was made. The registry
+	// sets both as it makes the change.
+	Index uint64
+	Time  time.Time
+	// Reason says why a registration was removed or its health changed.
+	Reason string
 }
 
 // A Journal makes changes durable. Record is called with the registry
@@ -39,29 +56,37 @@ type Journal interface {
 // write once the lock is released.
 type changeSet struct {
 	changes []Change
+	// last is the index of the last of changes, once apply numbered
+	// them.
+	last uint64
 	// logLater, when set, writes a log line; commit calls it after
 	// unlocking, so that a slow log never holds up the registry.
 	logLater func()
 }
 
-func (cs *changeSet) add(op ChangeOp, e Entry) {
-	cs.changes = append(cs.changes, Change{Op: op, Entry: e})
+func (cs *changeSet) add(op ChangeOp, e Entry, reason string) {
+	cs.changes = append(cs.changes, Change{Op: op, Entry: e, Reason: reason})
 }
 
-func (cs *changeSet) addService(op ChangeOp, s Service) {
-	cs.changes = append(cs.changes, Change{Op: op, Service: s})
+func (cs *changeSet) addService(op ChangeOp, s Service, reason string) {
+	cs.changes = append(cs.changes, Change{Op: op, Service: s, Reason: reason})
 }
 
 // commit is how every request changes the registry: it runs mutate with
-// r.mu held, hands the changes mutate reports to the journal as one
-// record while still holding the lock (so that the journal's order is
-// the registry's), releases the lock, and returns once the journal has
-// the changes on disk. So no request is answered before its change is
-// durable, and none waits for the disk with the lock held. mutate's
-// results travel in the variables it captures.
+// r.mu held, numbers the changes mutate reports in the registry's
+// history (feed.go), hands them to the journal as one record while still
+// holding the lock (so that the journal's order is the registry's),
+// releases the lock, and returns once the journal has the changes on
+// disk; only then are they published to watchers. So no request is
+// answered, and no watcher told, before its change is durable, and none
+// waits for the disk with the lock held. mutate's results travel in the
+// variables it captures.
 func (r *Registry) commit(mutate func() changeSet) {
 	cs, wait := r.apply(mutate)
 	wait()
+	if len(cs.changes) > 0 {
+		r.publish(cs.last)
+	}
 	if cs.logLater != nil {
 		cs.logLater()
 	}
@@ -73,7 +98,11 @@ func (r *Registry) apply(mutate func() changeSet) (changeSet, func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cs := mutate()
-	if r.journal == nil || len(cs.changes) == 0 {
+	if len(cs.changes) == 0 {
+		return cs, noWait
+	}
+	cs.last = r.feed.number(cs.changes, r.opts.Now())
+	if r.journal == nil {
 		return cs, noWait
 	}
 	return cs, r.journal.Record(cs.changes)

@@ -39,6 +39,7 @@ var (
 	ErrCapReached   = errors.New("registration cap reached") // of a process's services or a uid's processes
 	ErrNotYours     = errors.New("process belongs to another user")
 	ErrNotFound     = errors.New("no such registration")
+	ErrBadCheck     = errors.New("bad check")
 )
 
 // NamedFlags qualify a named registration.
@@ -98,6 +99,11 @@ type Service struct {
 	Process
 	// Registered is when the service was added.
 	Registered time.Time
+	// Checks are what the daemon verifies of the service (checks.go),
+	// and Health what they last found; the registry sets a new
+	// registration's Health, registry/health the later ones.
+	Checks Checks
+	Health Health
 }
 
 // Endpoint returns where the service listens as httportmap's port column
@@ -362,7 +368,7 @@ func CheckService(s Service) error {
 	default:
 		return badEndpoint(fmt.Sprintf("network %q is not tcp, udp or unix", s.Network))
 	}
-	return nil
+	return checkChecks(s)
 }
 
 // RegisterNamed registers svcs for process p on behalf of c, all or none.
@@ -428,6 +434,7 @@ func (r *Registry) registerNamed(cs *changeSet, p Process, svcs []Service) ([]Se
 		}
 		s.Process = p
 		s.Registered = now
+		s.Health = initialHealth(s.Checks, now)
 		add = append(add, s)
 	}
 	held := len(t.byProc[procKey{p.PID, p.Start}])
@@ -444,7 +451,7 @@ func (r *Registry) registerNamed(cs *changeSet, p Process, svcs []Service) ([]Se
 	}
 	for _, s := range add {
 		t.insert(s)
-		cs.addService(OpRegister, s)
+		cs.addService(OpRegister, s, "")
 	}
 	return add, nil
 }
@@ -535,7 +542,7 @@ func (r *Registry) DropProcess(pid int32, start uint64) []Service {
 		// Latest first, and a copy: remove edits the index slice.
 		victims := slices.Clone(r.named.byProc[procKey{pid, start}])
 		slices.Reverse(victims)
-		removed = r.removeServices(&cs, victims, "process exited")
+		removed = r.removeServices(&cs, victims, ReasonProcessExit)
 		return cs
 	})
 	return removed
@@ -549,7 +556,11 @@ func (r *Registry) removeServices(cs *changeSet, nodes []*namedNode, reason stri
 	for _, n := range nodes {
 		r.named.remove(n)
 		out = append(out, n.Service)
-		cs.addService(OpDeregister, n.Service)
+		why := reason
+		if why == "" {
+			why = ReasonDeregistered
+		}
+		cs.addService(OpDeregister, n.Service, why)
 		if reason != "" {
 			r.addEvent(Event{Time: r.opts.Now(), Kind: "named", What: describeService(n.Service), Reason: reason})
 		}

@@ -50,6 +50,9 @@ type Entry struct {
 	NetNS uint64
 	// Registered is when the entry was added.
 	Registered time.Time
+	// Health is what the checks of RPC registrations, when the daemon
+	// runs them, last found (registry/health); passing otherwise.
+	Health Health
 }
 
 // Options configure a Registry.
@@ -73,6 +76,9 @@ type Options struct {
 	// Logger receives the refusals at a cap, rate-limited per user;
 	// nothing is logged when nil.
 	Logger *slog.Logger
+	// FeedSize is how many recent changes are kept for watchers to
+	// resume from (feed.go); DefaultFeedSize when zero.
+	FeedSize int
 }
 
 type key struct {
@@ -131,6 +137,14 @@ type Registry struct {
 	rpcLog   rateLog
 	namedLog rateLog
 	log      *slog.Logger
+	// feed is the history of changes (feed.go). published is the index
+	// of the last change made durable, and wake is closed when it
+	// grows; both are guarded by pubMu, so that watchers never wait
+	// for mu.
+	feed      feed
+	pubMu     sync.Mutex
+	published uint64
+	wake      chan struct{}
 }
 
 // New returns an empty Registry.
@@ -152,6 +166,8 @@ func New(opts Options) *Registry {
 		rpcLog:      newRateLog(quotaLogEvery),
 		namedLog:    newRateLog(quotaLogEvery),
 		log:         log,
+		feed:        newFeed(opts.FeedSize),
+		wake:        make(chan struct{}),
 	}
 }
 
@@ -197,7 +213,7 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 		e.Registered = r.opts.Now()
 		r.insert(k, e)
 		ok = true
-		cs.add(OpSet, e)
+		cs.add(OpSet, e, "")
 		return cs
 	})
 	return ok, err
@@ -246,7 +262,7 @@ func (r *Registry) unset(cs *changeSet, owner string, prog, vers uint32, id neti
 			return false
 		}
 		r.remove(n)
-		cs.add(OpUnset, n.Entry)
+		cs.add(OpUnset, n.Entry, ReasonUnset)
 		return true
 	}
 	// Copy: remove edits the index slice being walked.
@@ -255,7 +271,7 @@ func (r *Registry) unset(cs *changeSet, owner string, prog, vers uint32, id neti
 			return false
 		}
 		r.remove(n)
-		cs.add(OpUnset, n.Entry)
+		cs.add(OpUnset, n.Entry, ReasonUnset)
 	}
 	return true
 }

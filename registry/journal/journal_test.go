@@ -68,6 +68,7 @@ func start(t testing.TB, dir string, opts Options) (*registry.Registry, *Journal
 	st := load(t, dir, nil)
 	reg := registry.New(registry.Options{})
 	reg.Restore(st.Entries, st.Services)
+	reg.Resume(registry.Saved{Index: st.Index, Feed: st.Feed, Entries: st.Entries, Services: st.Services}, nil)
 	return reg, startAt(t, dir, st.Gen, reg, opts), st
 }
 
