@@ -230,13 +230,18 @@ func (r *Registry) NamedFor(c Caller, name string) ([]Service, error) {
 // SetHealth records h as the health of the service s names (by name,
 // endpoint and process) when its status differs from what is recorded,
 // as a change of its own, and reports whether it did. The same status
-// again changes nothing, however its output reads, so that watchers wake
-// only for a change of status. h.Since is set to now when zero.
+// again is no change: only the output shown is replaced, which is not
+// recorded and wakes no watcher, so that watchers wake only for a change
+// of status. h.Since is set to now when zero.
 func (r *Registry) SetHealth(s Service, h Health) bool {
 	changed := false
 	r.commit(func() (cs changeSet) {
 		n := r.named.find(s)
-		if n == nil || n.Health.Status == h.Status {
+		if n == nil {
+			return cs
+		}
+		if n.Health.Status == h.Status {
+			n.Health.Output = h.Output
 			return cs
 		}
 		if h.Since.IsZero() {
@@ -256,7 +261,11 @@ func (r *Registry) SetEntryHealth(e Entry, h Health) bool {
 	changed := false
 	r.commit(func() (cs changeSet) {
 		n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
-		if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) || n.Health.Status == h.Status {
+		if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) {
+			return cs
+		}
+		if n.Health.Status == h.Status {
+			n.Health.Output = h.Output
 			return cs
 		}
 		if h.Since.IsZero() {
