@@ -45,6 +45,13 @@ type Instance struct {
 	Since     time.Time `json:"registered"`
 	// RPC describes the program for names under oncrpc.alt.
 	RPC *RPCInfo `json:"rpc,omitempty"`
+	// Health is passing, warning or critical, as the registration's
+	// checks last found it (passing without checks), and HealthOutput
+	// says why. Checks lists a named registration's checks as its
+	// registration spelled them.
+	Health       string `json:"health"`
+	HealthOutput string `json:"health_output,omitempty"`
+	Checks       string `json:"checks,omitempty"`
 }
 
 // RPCInfo is the RPC side of an instance under oncrpc.alt.
@@ -91,11 +98,17 @@ func serviceInstance(s registry.Service) Instance {
 		Exclusive: s.Flags&registry.Exclusive != 0,
 		Public:    s.Flags&registry.Public != 0,
 		Since:     s.Registered,
+		Checks:    s.Checks.String(),
 	}
+	in.setHealth(s.Health)
 	if in.Public {
 		in.Prog = s.Exe
 	}
 	return in
+}
+
+func (in *Instance) setHealth(h registry.Health) {
+	in.Health, in.HealthOutput = h.Status.String(), h.Output
 }
 
 // rpcInstances presents an RPC entry under its number and, when /etc/rpc
@@ -108,6 +121,7 @@ func rpcInstances(e registry.Entry, names *rpcNames) []Instance {
 		Since:   e.Registered,
 		RPC:     info,
 	}
+	in.setHealth(e.Health)
 	switch e.Owner {
 	case registry.OwnerSuperuser:
 		in.UID = ptr(0)
@@ -149,6 +163,8 @@ type filter struct {
 	uids     []uint32
 	pids     []int32
 	progs    []string
+	// passing keeps only the instances whose checks pass.
+	passing bool
 }
 
 // FilterError reports a filter value that cannot match anything by its
@@ -191,15 +207,26 @@ func parseFilter(v url.Values) (filter, error) {
 		f.pids = append(f.pids, int32(pid))
 	}
 	f.progs = v["prog"]
+	if v.Has("passing") {
+		p := v.Get("passing")
+		b, err := strconv.ParseBool(p)
+		if p != "" && err != nil {
+			return f, &FilterError{"passing", p}
+		}
+		f.passing = p == "" || b
+	}
 	return f, nil
 }
 
 // match reports whether in passes f. uid= matches the owner's uid and user=
 // its uid or login name; an instance whose owner is unknown matches
-// neither. prog= matches the executable path and, for RPC programs, the
+// neither. passing (or passing=1) keeps only passing instances. prog= matches the executable path and, for RPC programs, the
 // program's number or /etc/rpc name.
 func (f filter) match(in Instance, users *userNames) bool {
 	if len(f.services) > 0 && !slices.Contains(f.services, strings.ToLower(in.Service)) {
+		return false
+	}
+	if f.passing && in.Health != registry.Passing.String() {
 		return false
 	}
 	if len(f.users) > 0 && !slices.ContainsFunc(f.users, func(u string) bool {

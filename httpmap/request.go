@@ -55,6 +55,8 @@ type ServiceSpec struct {
 	Protocol  string `json:"protocol,omitempty"`
 	Exclusive bool   `json:"exclusive,omitempty"`
 	Public    bool   `json:"public,omitempty"`
+	// Checks are what the daemon verifies of the service (checks.go).
+	Checks *CheckSpec `json:"checks,omitempty"`
 }
 
 // Port is a port number or a path; JSON may give it as a number or a
@@ -92,6 +94,9 @@ func (s ServiceSpec) toService() (registry.Service, error) {
 	}
 	if s.Public {
 		out.Flags |= registry.Public
+	}
+	if out.Checks, err = s.Checks.checks(); err != nil {
+		return out, err
 	}
 	port := string(s.Port)
 	if strings.HasPrefix(port, "/") {
@@ -136,8 +141,9 @@ func isRegistration(contentType string, form url.Values) bool {
 // ParseRegistration decodes a registration from a request body of the
 // given content type: JSON (a Registration), or an HTML form with
 // repeatable service= and port= in pairs, optional protocol= (one for all,
-// or one per pair), and exclusive=, public=, pid= and start_time= for the
-// whole batch. Body must already be bounded by the caller.
+// or one per pair), and exclusive=, public=, pid=, start_time= and the
+// checks (ttl=, tcp=, http=, rpc=, interval=, timeout=,
+// deregister_after=; see CheckSpec) for the whole batch. Body must already be bounded by the caller.
 func ParseRegistration(contentType string, body []byte) (*Registration, error) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil && contentType != "" {
@@ -181,6 +187,23 @@ func checkCount(reg *Registration) error {
 	return nil
 }
 
+// formFlag reads a boolean field of a form: absent is false, present
+// without a value true.
+func formFlag(form url.Values, k string) (bool, error) {
+	if !form.Has(k) {
+		return false, nil
+	}
+	v := form.Get(k)
+	if v == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &RequestError{fmt.Sprintf("%s=%q is not a boolean", k, v)}
+	}
+	return b, nil
+}
+
 // ParseRegistrationForm decodes a registration from form values, as
 // ParseRegistration describes; DELETE takes them from the query string.
 func ParseRegistrationForm(form url.Values) (*Registration, error) {
@@ -194,25 +217,16 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 	if len(names) > maxServicesPerCall {
 		return nil, &RequestError{fmt.Sprintf("more than %d services", maxServicesPerCall)}
 	}
-	flag := func(k string) (bool, error) {
-		if !form.Has(k) {
-			return false, nil
-		}
-		v := form.Get(k)
-		if v == "" {
-			return true, nil
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return false, &RequestError{fmt.Sprintf("%s=%q is not a boolean", k, v)}
-		}
-		return b, nil
-	}
+	flag := func(k string) (bool, error) { return formFlag(form, k) }
 	excl, err := flag("exclusive")
 	if err != nil {
 		return nil, err
 	}
 	pub, err := flag("public")
+	if err != nil {
+		return nil, err
+	}
+	checks, err := checkSpecFromForm(form)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +246,7 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 		reg.StartTime = st
 	}
 	for i := range names {
-		s := ServiceSpec{Service: names[i], Port: Port(ports[i]), Exclusive: excl, Public: pub}
+		s := ServiceSpec{Service: names[i], Port: Port(ports[i]), Exclusive: excl, Public: pub, Checks: checks}
 		switch len(protos) {
 		case 1:
 			s.Protocol = protos[0]

@@ -141,6 +141,9 @@ func TestRemoteViewIsTheRule(t *testing.T) {
 	// are totals: those are the only differences allowed.
 	note := regexp.MustCompile(`; local sockets hidden from this remote view`)
 	counts := regexp.MustCompile(`"removed": \{[^}]*\}`)
+	// The registries differ in how many changes made them, so the index
+	// the page's event stream starts from differs too.
+	index := regexp.MustCompile(`index=\d+`)
 	get := func(s *Server, from, method, target, accept, body string) (int, http.Header, string) {
 		if method == "" {
 			method = http.MethodGet
@@ -176,6 +179,7 @@ func TestRemoteViewIsTheRule(t *testing.T) {
 						t.Errorf("remote view shows %q:\n%s", secret, got)
 					}
 				}
+				got, want = index.ReplaceAllString(got, ""), index.ReplaceAllString(want, "")
 				if got, want = note.ReplaceAllString(got, ""), note.ReplaceAllString(want, ""); code != wantCode ||
 					counts.ReplaceAllString(got, "") != counts.ReplaceAllString(want, "") ||
 					hdr.Get("Content-Type") != wantHdr.Get("Content-Type") {
