@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/portmapd/portmapd/internal/rpcent"
@@ -113,8 +112,8 @@ func (in *Instance) setHealth(h registry.Health) {
 
 // rpcInstances presents an RPC entry under its number and, when /etc/rpc
 // names the program, under its name too.
-func rpcInstances(e registry.Entry, names *rpcNames) []Instance {
-	info := &RPCInfo{Program: e.Prog, Name: names.name(e.Prog), Version: e.Vers, Netid: e.Netid, Address: e.Addr, Owner: e.Owner}
+func rpcInstances(e registry.Entry, names *rpcent.Names) []Instance {
+	info := &RPCInfo{Program: e.Prog, Name: names.Name(e.Prog), Version: e.Vers, Netid: e.Netid, Address: e.Addr, Owner: e.Owner}
 	in := Instance{
 		Service: strconv.FormatUint(uint64(e.Prog), 10) + "." + registry.ReservedZone,
 		PID:     e.PID,
@@ -251,46 +250,6 @@ func (f filter) match(in Instance, users *userNames) bool {
 	return true
 }
 
-// rpcNames maps RPC program numbers to their /etc/rpc names. The file is
-// re-read when it changes, checked at most once a request.
-type rpcNames struct {
-	path string
-
-	mu      sync.Mutex
-	modTime time.Time
-	size    int64
-	byProg  map[uint32]string
-}
-
-func newRPCNames(path string) *rpcNames {
-	return &rpcNames{path: path, byProg: map[uint32]string{}}
-}
-
-// refresh re-reads the file if it changed since the last read.
-func (n *rpcNames) refresh() {
-	if n == nil || n.path == "" {
-		return
-	}
-	fi, err := os.Stat(n.path)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err != nil {
-		n.byProg = map[uint32]string{}
-		n.modTime = time.Time{}
-		return
-	}
-	if fi.ModTime().Equal(n.modTime) && fi.Size() == n.size {
-		return
-	}
-	// /etc/rpc is small; a bound keeps a mistaken path from costing much.
-	data, err := readBounded(n.path, 1<<20)
-	if err != nil {
-		return
-	}
-	n.byProg = parseRPCNames(data)
-	n.modTime, n.size = fi.ModTime(), fi.Size()
-}
-
 func readBounded(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -317,32 +276,6 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	k, err := l.f.Read(p)
 	l.n -= int64(k)
 	return k, err
-}
-
-// parseRPCNames maps numbers to official names from an /etc/rpc; the first
-// line for a number wins, as getrpcbynumber(3) does. A name that cannot be
-// a label of a service name is left out.
-func parseRPCNames(data []byte) map[uint32]string {
-	out := make(map[uint32]string)
-	t, _ := rpcent.Parse(bytes.NewReader(data))
-	if t == nil {
-		return out
-	}
-	for _, e := range t.Entries() {
-		if _, ok := out[e.Number]; !ok && registry.ValidateName(e.Name) == nil {
-			out[e.Number] = e.Name
-		}
-	}
-	return out
-}
-
-func (n *rpcNames) name(prog uint32) string {
-	if n == nil {
-		return ""
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.byProg[prog]
 }
 
 // userNames resolves uids to login names from a passwd file once per

@@ -14,7 +14,7 @@ import (
 // render answers q with the instances that pass f (only those of q's
 // name, for /portmap/NAME); 404 when a name has none the viewer may see.
 func (s *Server) render(q *request, f filter) {
-	s.names.refresh()
+	s.names.Refresh()
 	// Read before the registry: what the answer shows includes every
 	// change up to it, so that a blocking query from it misses none.
 	q.w.Header().Set(IndexHeader, strconv.FormatUint(s.reg.Index(), 10))

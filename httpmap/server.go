@@ -153,7 +153,7 @@ type Server struct {
 	life   *lifetime.Keeper
 	cfg    Config
 	log    *slog.Logger
-	names  *rpcNames
+	names  *rpcent.Names
 	page   *template.Template
 	script template.JS
 	csp    string
@@ -187,11 +187,13 @@ func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Serv
 	}
 	sum := sha256.Sum256(js)
 	s := &Server{
-		reg:    reg,
-		life:   life,
-		cfg:    cfg,
-		log:    cfg.Logger,
-		names:  newRPCNames(cfg.RPCNames),
+		reg:  reg,
+		life: life,
+		cfg:  cfg,
+		log:  cfg.Logger,
+		// A program's name is shown only when it can be a label of a
+		// service name.
+		names:  rpcent.NewNames(cfg.RPCNames, func(name string) bool { return registry.ValidateName(name) == nil }),
 		page:   page,
 		script: template.JS(js),
 		// The page needs nothing but its own inline style, its one
