@@ -43,7 +43,7 @@ func (f *httpFlags) client() *httpmap.Client {
 
 // newHTTPCmds returns the commands that use portmapd's named services.
 func newHTTPCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g), newRemovalsCmd(g)}
+	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g), newRemovalsCmd(g), newWatchCmd(g)}
 }
 
 // reportHTTP prints err as the server's reason, or as where portmapd
@@ -234,6 +234,7 @@ signal N). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.`,
 	cmd.Flags().BoolVar(&spec.Exclusive, "exclusive", false, "no other process of this uid may hold NAME meanwhile")
 	cmd.Flags().BoolVar(&spec.Public, "public", false, "advertise COMMAND's executable path")
 	cmd.Flags().StringVar(&spec.Protocol, "protocol", "", "tcp or udp for a PORT (default tcp)")
+	addCheckFlags(cmd, &spec)
 	return cmd
 }
 

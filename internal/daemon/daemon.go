@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/dnsmap"
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netid"
@@ -23,6 +24,7 @@ import (
 	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/health"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
@@ -129,6 +131,18 @@ type Config struct {
 	// the others are polled (lifetime.Config's defaults when zero).
 	MaxPidfds        int
 	ProcPollInterval time.Duration
+	// WatchHistory is how many of the latest changes are kept, and
+	// saved, for watchers to resume from (registry.Options.FeedSize).
+	WatchHistory int
+	// Checks configures the health checks of registrations
+	// (registry/health); the daemon gives it its logger, the host's
+	// addresses and the lifetime keeper to tell of removals.
+	Checks health.Config
+	// DNSAddr is where the DNS face answers, over UDP and TCP
+	// (dnsmap); httpmap.Off or empty for none. Like the HTTP face, it
+	// is optional: an address that cannot be had is said once and
+	// served without.
+	DNSAddr string
 }
 
 // DefaultStateDir is where registrations are saved: under /run, so that
@@ -238,7 +252,13 @@ type daemon struct {
 	// journal records changes once serving starts; nil without a state
 	// directory.
 	journal *journal.Journal
-	srv     *oncrpc.Server
+	// checks runs the registrations' health checks; dns is the DNS
+	// face, with its sockets, nil without --dns.
+	checks *health.Checker
+	dns    *dnsmap.Server
+	dnsUDP net.PacketConn
+	dnsTCP net.Listener
+	srv    *oncrpc.Server
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
 	addrs ifaddrs.Source
@@ -303,6 +323,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	}
 	d.webLs = webLs
 	d.release = append(d.release, func() { closeAll(webLs) })
+	if cfg.DNSAddr != "" && cfg.DNSAddr != httpmap.Off {
+		if pc, ln, err := dnsmap.Listen(cfg.DNSAddr); err != nil {
+			log.Error("DNS address unavailable; serving without it", "addr", cfg.DNSAddr, "err", err,
+				"fix", "choose another with --dns ADDR, or disable it with --dns off")
+		} else {
+			d.dnsUDP, d.dnsTCP = pc, ln
+			d.release = append(d.release, func() { pc.Close(); ln.Close() })
+		}
+	}
 	if os.Geteuid() == 0 && cfg.StateDir != httpmap.Off {
 		// With -s, the state goes to the user the daemon becomes; as
 		// root, it comes back from -s's default user.
@@ -338,6 +367,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxRPCBytesPerUID:  cfg.MaxRPCBytesPerUID,
 		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
 		Logger:             log.With("part", "registry"),
+		FeedSize:           cfg.WatchHistory,
 	})
 	// One list of the host's addresses, kept fresh by the kernel's
 	// announcements, serves address merging and the pruner alike.
@@ -362,9 +392,24 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		return nil, err
 	}
 	d.release = append(d.release, func() { _ = d.life.Close() })
+	ccfg := cfg.Checks
+	ccfg.Logger, ccfg.Interfaces, ccfg.Removed = log.With("part", "health"), d.addrs, d.life.Deregistered
+	d.checks = health.New(d.reg, ccfg)
+	d.release = append(d.release, func() { _ = d.checks.Close() })
+	if d.dnsUDP != nil {
+		d.dns = dnsmap.NewServer(d.reg, dnsmap.Config{
+			Hostname:   cfg.HTTP.Hostname,
+			RPCNames:   cfg.HTTP.RPCNames,
+			Interfaces: d.addrs,
+			ReplyLimit: netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
+			Budget:     budget,
+			Logger:     log.With("face", "dns"),
+		})
+	}
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
+	hcfg.Checks = d.checks
 	d.web, err = httpmap.NewServer(d.reg, d.life, hcfg)
 	if err != nil {
 		return nil, err
@@ -448,6 +493,10 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 		d.journal.Start()
 	}
 	serve("lifetime", func() error { return d.life.Run(ctx) })
+	serve("health", func() error { return d.checks.Run(ctx) })
+	if d.dns != nil {
+		serve("dns", func() error { return d.dns.Serve(ctx, d.dnsUDP, d.dnsTCP) })
+	}
 	for _, u := range d.ls.udp {
 		serve(string(u.netid), func() error { return d.srv.ServeUDP(ctx, u.conn, string(u.netid)) })
 	}
@@ -457,6 +506,9 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
 	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())
 	logHTTPServing(log, d.webLs, d.ls)
+	if d.dns != nil {
+		log.Info("serving DNS", "addr", d.dnsUDP.LocalAddr().String())
+	}
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
