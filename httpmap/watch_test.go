@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -473,7 +474,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got, err := c.Resolve(context.Background(), tc.name)
-		if err != nil || !equalTargets(got, tc.want) {
+		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("Resolve(%s) = %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 	}
@@ -481,16 +482,4 @@ func TestResolve(t *testing.T) {
 	if _, err := c.Resolve(context.Background(), "_v3._udp.nfs.oncrpc.alt"); !errors.As(err, &he) || he.Status != 404 {
 		t.Errorf("a version on no such protocol: %v", err)
 	}
-}
-
-func equalTargets(a, b []Target) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -236,20 +236,10 @@ func (r *Registry) NamedFor(c Caller, name string) ([]Service, error) {
 func (r *Registry) SetHealth(s Service, h Health) bool {
 	changed := false
 	r.commit(func() (cs changeSet) {
-		n := r.named.find(s)
-		if n == nil {
-			return cs
+		if n := r.named.find(s); n != nil && r.updateHealth(&n.Health, h) {
+			cs.addService(OpServiceHealth, n.Service, h.Output)
+			changed = true
 		}
-		if n.Health.Status == h.Status {
-			n.Health.Output = h.Output
-			return cs
-		}
-		if h.Since.IsZero() {
-			h.Since = r.opts.Now()
-		}
-		n.Health = h
-		cs.addService(OpServiceHealth, n.Service, h.Output)
-		changed = true
 		return cs
 	})
 	return changed
@@ -261,22 +251,28 @@ func (r *Registry) SetEntryHealth(e Entry, h Health) bool {
 	changed := false
 	r.commit(func() (cs changeSet) {
 		n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
-		if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) {
-			return cs
+		if ok && n.Addr == e.Addr && n.PID == e.PID && n.Registered.Equal(e.Registered) && r.updateHealth(&n.Health, h) {
+			cs.add(OpEntryHealth, n.Entry, h.Output)
+			changed = true
 		}
-		if n.Health.Status == h.Status {
-			n.Health.Output = h.Output
-			return cs
-		}
-		if h.Since.IsZero() {
-			h.Since = r.opts.Now()
-		}
-		n.Health = h
-		cs.add(OpEntryHealth, n.Entry, h.Output)
-		changed = true
 		return cs
 	})
 	return changed
+}
+
+// updateHealth sets *held to h, with Since now when h has none, and
+// reports whether the status changed; when it did not, only the output
+// is replaced. r.mu must be held.
+func (r *Registry) updateHealth(held *Health, h Health) bool {
+	if held.Status == h.Status {
+		held.Output = h.Output
+		return false
+	}
+	if h.Since.IsZero() {
+		h.Since = r.opts.Now()
+	}
+	*held = h
+	return true
 }
 
 // RemoveUnhealthy removes the service s names, as the daemon's own

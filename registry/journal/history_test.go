@@ -3,6 +3,7 @@ package journal
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func TestHistorySurvives(t *testing.T) {
 			if !ok {
 				t.Fatalf("ChangesSince(%d) not at hand after restart", first)
 			}
-			if g, w := briefs(got), briefs(want); !equalBriefs(g, w) {
+			if g, w := briefs(got), briefs(want); !slices.Equal(g, w) {
 				t.Errorf("history after restart:\n got %+v\nwant %+v", g, w)
 			}
 			if s := reg2.LookupNamed("a.example"); len(s) != 1 || s[0].Health.Status != registry.Critical || s[0].Checks.TTL != time.Minute {
@@ -92,18 +93,6 @@ func TestHistorySurvives(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalBriefs(a, b []brief) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestLoadVersion3 reads a state directory of the format before indices
