@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -481,5 +482,31 @@ func TestResolve(t *testing.T) {
 	var he *Error
 	if _, err := c.Resolve(context.Background(), "_v3._udp.nfs.oncrpc.alt"); !errors.As(err, &he) || he.Status != 404 {
 		t.Errorf("a version on no such protocol: %v", err)
+	}
+}
+
+// TestWatchOutlivesTimeouts checks that a blocking query and an event
+// stream last past the server's read and write timeouts, which bound
+// every other request.
+func TestWatchOutlivesTimeouts(t *testing.T) {
+	reg := registry.New(registry.Options{})
+	s := testServer(t, reg, Config{})
+	s.http.ReadTimeout, s.http.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	base := "http://" + ln.Addr().String() + "/portmap"
+	events := openStream(t, base+"/events", nil)
+	events.next(t)
+	query := getAsync(context.Background(), base+"?index="+strconv.FormatUint(reg.Index(), 10)+"&wait=60s", nil)
+	time.Sleep(4 * s.http.ReadTimeout)
+	registerInternal(t, reg, 50, registry.Service{Name: "late.example.com", Network: netid.TCP, Port: 80})
+	if a := await(t, query); a.status != 200 || !strings.Contains(a.body, "late.example.com") {
+		t.Errorf("blocking query: %d %s", a.status, a.body)
+	}
+	if m := events.next(t); !strings.Contains(m["data"], "late.example.com") {
+		t.Errorf("event stream: %q", m)
 	}
 }

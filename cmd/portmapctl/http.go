@@ -82,7 +82,7 @@ func askHTTP[T any](cmd *cobra.Command, g *globals, call func(context.Context) (
 
 func printInstances(w io.Writer, ins []httpmap.Instance) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tUSER\tPID\tPROTO\tPORT\tPROGRAM")
+	fmt.Fprintln(tw, "SERVICE\tUSER\tPID\tPROTO\tPORT\tHEALTH\tPROGRAM")
 	for _, in := range ins {
 		user := in.User()
 		if in.UserName != "" {
@@ -103,7 +103,7 @@ func printInstances(w io.Writer, ins []httpmap.Instance) {
 		if u := httpmap.UnicodeName(service); u != "" {
 			service = u + " (" + service + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", service, user, pid, in.Protocol, in.Port, prog)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", service, user, pid, in.Protocol, in.Port, in.Health, prog)
 	}
 	tw.Flush()
 }
