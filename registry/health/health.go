@@ -9,7 +9,9 @@
 // the HTTP face's PUT on a registration calls), and active checks the
 // Checker makes every interval: a TCP connect, an HTTP GET, an RPC NULL
 // call. RPC registrations, which carry no checks of their own, get a NULL
-// call every Config.RPCInterval when that is set. The status of an
+// call every Config.RPCInterval when that is set; an RPC registration not
+// checked (the interval is not set, or it cannot be probed from here) is
+// passing, whatever checks under other settings found before. The status of an
 // instance is the worst of its checks'; a registration that stays
 // critical for its DeregisterAfter is removed, as the daemon's own
 // removal, with the reason.
@@ -231,13 +233,11 @@ func (c *Checker) Run(ctx context.Context) error {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
-		_, changed := c.reg.Watch()
 		c.step(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-changed:
 		}
 	}
 }
@@ -308,31 +308,41 @@ func (c *Checker) sync() {
 		}
 		c.targets[k] = c.newTarget(s, nil)
 	}
-	if c.cfg.RPCInterval > 0 {
-		var local []netip.Addr
-		for _, e := range c.reg.Entries() {
-			if e.Prog == xdr.PmapProg {
-				continue
-			}
-			k := entryKey(e)
-			if c.targets[k] != nil {
-				seen[k] = true
-				continue
-			}
-			eps, ok := entryEndpoints(e, func() []netip.Addr {
+	// The walk holds the registry's lock: what it finds is acted on
+	// after it.
+	var local []netip.Addr
+	var unchecked []registry.Entry
+	for e := range c.reg.All() {
+		k := entryKey(e)
+		if c.targets[k] != nil {
+			seen[k] = true
+			continue
+		}
+		var eps []endpoint
+		checked := c.cfg.RPCInterval > 0 && e.Prog != xdr.PmapProg
+		if checked {
+			eps, checked = entryEndpoints(e, func() []netip.Addr {
 				if local == nil {
 					local = c.hostAddrs()
 				}
 				return local
 			})
-			if !ok {
-				continue
-			}
-			seen[k] = true
-			t := c.newTarget(registry.Service{}, &e)
-			t.eps = eps
-			c.targets[k] = t
 		}
+		if !checked {
+			if e.Health.Status != registry.Passing {
+				unchecked = append(unchecked, e)
+			}
+			continue
+		}
+		seen[k] = true
+		t := c.newTarget(registry.Service{}, &e)
+		t.eps = eps
+		c.targets[k] = t
+	}
+	// Not checked (any more): a status that checks found under other
+	// settings no longer stands.
+	for _, e := range unchecked {
+		c.reg.SetEntryHealth(e, registry.Health{Output: "not checked"})
 	}
 	for k := range c.targets {
 		if !seen[k] {

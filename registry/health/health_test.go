@@ -363,3 +363,24 @@ func mapsEqual(a, b map[string]registry.Status) bool {
 	}
 	return true
 }
+
+// TestUncheckedEntriesPass checks that an RPC registration's status from
+// checks no longer made (a restart without --rpc-check-interval) does not
+// stand: it is passing again.
+func TestUncheckedEntriesPass(t *testing.T) {
+	reg := registry.New(registry.Options{})
+	e := registry.Entry{Prog: 300100, Vers: 2, Netid: "tcp", Addr: "0.0.0.0.8.1", Health: registry.Health{Status: registry.Critical, Output: "rpc: refused"}}
+	reg.Restore([]registry.Entry{e}, nil)
+	run(t, reg, Config{})
+	deadline := time.Now().Add(patience)
+	for {
+		got, _ := reg.LookupExact(300100, 2, "tcp")
+		if got.Health.Status == registry.Passing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("entry still %+v", got.Health)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
