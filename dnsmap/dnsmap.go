@@ -20,6 +20,7 @@ package dnsmap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -118,26 +120,34 @@ func NewServer(reg *registry.Registry, cfg Config) *Server {
 	}
 }
 
-// Listen opens UDP and TCP on addr (host:port), the same port for both
-// when addr's is 0. A daemon that gives up root opens them before it does.
+// Listen opens UDP and TCP on addr (host:port). With port 0 the two share
+// the port the system gives UDP, tried again with another when TCP's is
+// taken. A daemon that gives up root opens them before it does.
 func Listen(addr string) (*net.UDPConn, net.Listener, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dnsmap: %w", err)
 	}
-	pc, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dnsmap: %w", err)
-	}
 	host, _, _ := net.SplitHostPort(addr)
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
+	for try := 0; ; try++ {
+		pc, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dnsmap: %w", err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			return pc, ln, nil
+		}
 		pc.Close()
-		return nil, nil, fmt.Errorf("dnsmap: %w", err)
+		if ua.Port != 0 || try == maxPortTries || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("dnsmap: %w", err)
+		}
 	}
-	return pc, ln, nil
 }
+
+// maxPortTries bounds the search for a port free for both UDP and TCP.
+const maxPortTries = 16
 
 // Timeouts of a TCP connection.
 const (
