@@ -3,13 +3,17 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -67,8 +71,14 @@ func describe(ev httpmap.Event) string {
 	if len(ev.Instances) > 0 {
 		s += " " + ev.Instances[0].Service
 	}
-	if strings.Contains(ev.Reason, "while portmapd was stopped") {
+	switch {
+	case strings.Contains(ev.Reason, "while portmapd was stopped"):
 		s += " (while stopped)"
+	case strings.Contains(ev.Reason, "warm-start files"):
+		s += " (replaced by rpcbind's)"
+	}
+	if len(ev.Instances) > 0 && ev.Instances[0].RPC != nil {
+		s += " " + ev.Instances[0].Port
 	}
 	return s
 }
@@ -101,7 +111,7 @@ func TestEventsResumeAcrossRestart(t *testing.T) {
 			register("stays.example.com", stays)
 			register("goes.example.com", goes)
 			d.set(0x31000010, 4000)
-			want := []string{"added stays.example.com", "added goes.example.com", "added 822083600.oncrpc.alt"}
+			want := []string{"added stays.example.com", "added goes.example.com", "added 822083600.oncrpc.alt 4000"}
 			if how == "killed" {
 				d.kill()
 			} else {
@@ -113,7 +123,7 @@ func TestEventsResumeAcrossRestart(t *testing.T) {
 			want = append(want, "removed goes.example.com (while stopped)")
 			d.set(0x31000011, 4001)
 			register("after.example.com", stays)
-			want = append(want, "added 822083601.oncrpc.alt", "added after.example.com")
+			want = append(want, "added 822083601.oncrpc.alt 4001", "added after.example.com")
 			last := d.index()
 			deadline := time.Now().Add(60 * time.Second)
 			for {
@@ -130,23 +140,77 @@ func TestEventsResumeAcrossRestart(t *testing.T) {
 			if err := <-watched; err != nil {
 				t.Errorf("Watch: %v", err)
 			}
-			evs := log.snapshot()
-			var got []string
-			for i, ev := range evs {
-				if ev.Index != first+uint64(i)+1 {
-					t.Errorf("event %d has index %d, want %d: lost or repeated", i, ev.Index, first+uint64(i)+1)
-				}
-				// The portmapper registers itself afresh at each start,
-				// on the new port --port 0 gave it: a change, which the
-				// stream reports, but not this test's.
-				if len(ev.Instances) > 0 && ev.Instances[0].RPC != nil && ev.Instances[0].RPC.Program == xdr.PmapProg {
-					continue
-				}
-				got = append(got, describe(ev))
-			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("events:\n got %q\nwant %q", got, want)
-			}
+			checkEvents(t, log.snapshot(), first, want)
 		})
 	}
+}
+
+// checkEvents checks that evs follow first with no index missing or
+// repeated, and are, but for the portmapper's own, the events want
+// describes.
+func checkEvents(t *testing.T, evs []httpmap.Event, first uint64, want []string) {
+	t.Helper()
+	var got []string
+	for i, ev := range evs {
+		if ev.Index != first+uint64(i)+1 {
+			t.Errorf("event %d has index %d, want %d: lost or repeated", i, ev.Index, first+uint64(i)+1)
+		}
+		// The portmapper registers itself afresh at each start,
+		// on the new port --port 0 gave it: a change, which the
+		// stream reports, but not this test's.
+		if len(ev.Instances) > 0 && ev.Instances[0].RPC != nil && ev.Instances[0].RPC.Program == xdr.PmapProg {
+			continue
+		}
+		got = append(got, describe(ev))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestEventsAcrossWarmStart: when rpcbind ran between two runs of
+// portmapd -w and its warm-start files replace the saved RPC
+// registrations, the index goes on, and a watcher resuming across it is
+// told of the registration rpcbind's files did not have and of the one
+// they had instead.
+func TestEventsAcrossWarmStart(t *testing.T) {
+	warm := filepath.Join(t.TempDir(), "rpcbind")
+	if err := os.Mkdir(warm, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, "-w", "--warm-start-dir", warm, "--no-prune")
+	d.start()
+	d.set(0x31000020, 4000)
+	first := d.index()
+	var log eventLog
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- httpmap.NewLocalClient(d.http).Watch(ctx, first-1, httpmap.Filter{}, log.add) }()
+	d.stop()
+	// rpcbind ran meanwhile, and its service registered anew on another
+	// port: its files, written after portmapd's state, win.
+	time.Sleep(10 * time.Millisecond)
+	if err := warmstart.Write(warm, []registry.Entry{{Prog: 0x31000020, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.15.161", Owner: registry.OwnerSuperuser}}); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	last := d.index()
+	if last <= first {
+		t.Fatalf("index %d after the warm start, %d before", last, first)
+	}
+	if !eventually(60*time.Second, func() bool {
+		evs := log.snapshot()
+		return len(evs) > 0 && evs[len(evs)-1].Index >= last
+	}) {
+		t.Fatalf("the stream did not reach index %d: %+v", last, log.snapshot())
+	}
+	cancel()
+	if err := <-watched; err != nil {
+		t.Errorf("Watch: %v", err)
+	}
+	checkEvents(t, log.snapshot(), first-1, []string{
+		"added 822083616.oncrpc.alt 4000",
+		"removed 822083616.oncrpc.alt (replaced by rpcbind's) 4000",
+		"added 822083616.oncrpc.alt 4001",
+	})
 }
