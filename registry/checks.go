@@ -235,12 +235,12 @@ func (r *Registry) NamedFor(c Caller, name string) ([]Service, error) {
 // of status. h.Since is set to now when zero.
 func (r *Registry) SetHealth(s Service, h Health) bool {
 	changed := false
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		if n := r.named.find(s); n != nil && r.updateHealth(&n.Health, h) {
 			cs.addService(OpServiceHealth, n.Service, h.Output)
 			changed = true
 		}
-		return cs
+		return
 	})
 	return changed
 }
@@ -249,13 +249,13 @@ func (r *Registry) SetHealth(s Service, h Health) bool {
 // address, pid and registration time.
 func (r *Registry) SetEntryHealth(e Entry, h Health) bool {
 	changed := false
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
 		if ok && n.Addr == e.Addr && n.PID == e.PID && n.Registered.Equal(e.Registered) && r.updateHealth(&n.Health, h) {
 			cs.add(OpEntryHealth, n.Entry, h.Output)
 			changed = true
 		}
-		return cs
+		return
 	})
 	return changed
 }
@@ -281,11 +281,11 @@ func (r *Registry) updateHealth(held *Health, h Health) bool {
 // critical.
 func (r *Registry) RemoveUnhealthy(s Service, reason string) []Service {
 	var removed []Service
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		if n := r.named.find(s); n != nil && n.Health.Status == Critical {
-			removed = r.removeServices(&cs, []*namedNode{n}, reason)
+			removed = r.removeServices(cs, []*namedNode{n}, reason)
 		}
-		return cs
+		return
 	})
 	return removed
 }

@@ -105,8 +105,12 @@ func (r *Registry) publish(last uint64) {
 		return
 	}
 	r.published = last
-	close(r.wake)
-	r.wake = make(chan struct{})
+	// A channel is made only for someone to wait on (Watch), so that a
+	// change nobody watches costs none.
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
+	}
 }
 
 // Watch returns the index of the last change published (made durable,
@@ -117,13 +121,17 @@ func (r *Registry) publish(last uint64) {
 func (r *Registry) Watch() (uint64, <-chan struct{}) {
 	r.pubMu.Lock()
 	defer r.pubMu.Unlock()
+	if r.wake == nil {
+		r.wake = make(chan struct{})
+	}
 	return r.published, r.wake
 }
 
 // Index returns the index of the last change published.
 func (r *Registry) Index() uint64 {
-	i, _ := r.Watch()
-	return i
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	return r.published
 }
 
 // ChangesSince returns the published changes after index after, oldest

@@ -43,10 +43,11 @@ type Change struct {
 
 // A Journal makes changes durable. Record is called with the registry
 // locked, once per request with all of that request's changes, in the
-// order they were made, so it must only queue them; the function it returns
-// is called after the lock is released and before the request is answered,
-// and returns once the changes are on disk (or the journal has given up
-// on them and said so in its log).
+// order they were made, so it must only queue them (changes is the
+// registry's, reused once Record returns: what a Journal keeps, it
+// copies); the function it returns is called after the lock is released
+// and before the request is answered, and returns once the changes are
+// on disk (or the journal has given up on them and said so in its log).
 type Journal interface {
 	Record(changes []Change) (wait func())
 }
@@ -56,9 +57,6 @@ type Journal interface {
 // write once the lock is released.
 type changeSet struct {
 	changes []Change
-	// last is the index of the last of changes, once apply numbered
-	// them.
-	last uint64
 	// logLater, when set, writes a log line; commit calls it after
 	// unlocking, so that a slow log never holds up the registry.
 	logLater func()
@@ -73,39 +71,51 @@ func (cs *changeSet) addService(op ChangeOp, s Service, reason string) {
 }
 
 // commit is how every request changes the registry: it runs mutate with
-// r.mu held, numbers the changes mutate reports in the registry's
-// history (feed.go), hands them to the journal as one record while still
-// holding the lock (so that the journal's order is the registry's),
-// releases the lock, and returns once the journal has the changes on
-// disk; only then are they published to watchers. So no request is
-// answered, and no watcher told, before its change is durable, and none
-// waits for the disk with the lock held. mutate's results travel in the
-// variables it captures.
-func (r *Registry) commit(mutate func() changeSet) {
-	cs, wait := r.apply(mutate)
+// r.mu held, numbers the changes mutate adds to the changeSet in the
+// registry's history (feed.go), hands them to the journal as one record
+// while still holding the lock (so that the journal's order is the
+// registry's), releases the lock, and returns once the journal has the
+// changes on disk; only then are they published to watchers. So no
+// request is answered, and no watcher told, before its change is
+// durable, and none waits for the disk with the lock held. mutate's
+// results travel in the variables it captures.
+func (r *Registry) commit(mutate func(cs *changeSet)) {
+	last, logLater, wait := r.apply(mutate)
 	wait()
-	if len(cs.changes) > 0 {
-		r.publish(cs.last)
+	if last != 0 {
+		r.publish(last)
 	}
-	if cs.logLater != nil {
-		cs.logLater()
+	if logLater != nil {
+		logLater()
 	}
 }
 
-// apply is commit's locked part. The deferred unlock keeps the registry
-// usable after a panic in mutate, which the RPC server recovers from.
-func (r *Registry) apply(mutate func() changeSet) (changeSet, func()) {
+// apply is commit's locked part: it returns the index of the last change
+// made (0 for none), the log line to write and what to wait for. The
+// changes are gathered in r.scratch, which nothing keeps once the lock is
+// released: the ring copies them, and the journal encodes them at once.
+// The deferred unlock keeps the registry usable after a panic in mutate,
+// which the RPC server recovers from.
+func (r *Registry) apply(mutate func(cs *changeSet)) (last uint64, logLater func(), wait func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cs := mutate()
+	cs := changeSet{changes: r.scratch[:0]}
+	defer func() { r.scratch = clear0(cs.changes) }()
+	mutate(&cs)
 	if len(cs.changes) == 0 {
-		return cs, noWait
+		return 0, cs.logLater, noWait
 	}
-	cs.last = r.feed.number(cs.changes, r.opts.Now())
+	last = r.feed.number(cs.changes, r.opts.Now())
 	if r.journal == nil {
-		return cs, noWait
+		return last, cs.logLater, noWait
 	}
-	return cs, r.journal.Record(cs.changes)
+	return last, cs.logLater, r.journal.Record(cs.changes)
+}
+
+// clear0 empties changes, dropping what they refer to, for reuse.
+func clear0(changes []Change) []Change {
+	clear(changes)
+	return changes[:0]
 }
 
 func noWait() {}

@@ -393,9 +393,9 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 	}
 	var added []Service
 	var err error
-	r.commit(func() (cs changeSet) {
-		added, err = r.registerNamed(&cs, p, svcs)
-		return cs
+	r.commit(func(cs *changeSet) {
+		added, err = r.registerNamed(cs, p, svcs)
+		return
 	})
 	return added, err
 }
@@ -524,12 +524,12 @@ func (r *Registry) deregister(c Caller, pick func(mine func(*namedNode) bool) ([
 		return nil, err
 	}
 	var removed []Service
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		var victims []*namedNode
 		if victims, err = pick(mine); err == nil {
-			removed = r.removeServices(&cs, victims, "")
+			removed = r.removeServices(cs, victims, "")
 		}
-		return cs
+		return
 	})
 	return removed, err
 }
@@ -538,12 +538,12 @@ func (r *Registry) deregister(c Caller, pick func(mine func(*namedNode) bool) ([
 // time, as when it has exited, and returns them.
 func (r *Registry) DropProcess(pid int32, start uint64) []Service {
 	var removed []Service
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		// Latest first, and a copy: remove edits the index slice.
 		victims := slices.Clone(r.named.byProc[procKey{pid, start}])
 		slices.Reverse(victims)
-		removed = r.removeServices(&cs, victims, ReasonProcessExit)
-		return cs
+		removed = r.removeServices(cs, victims, ReasonProcessExit)
+		return
 	})
 	return removed
 }

@@ -139,9 +139,11 @@ type Registry struct {
 	log      *slog.Logger
 	// feed is the history of changes (feed.go). published is the index
 	// of the last change made durable, and wake is closed when it
-	// grows; both are guarded by pubMu, so that watchers never wait
-	// for mu.
-	feed      feed
+	// grows (nil while nobody waits); both are guarded by pubMu, so
+	// that watchers never wait for mu.
+	feed feed
+	// scratch holds a request's changes while it holds mu (apply).
+	scratch   []Change
 	pubMu     sync.Mutex
 	published uint64
 	wake      chan struct{}
@@ -167,7 +169,6 @@ func New(opts Options) *Registry {
 		namedLog:    newRateLog(quotaLogEvery),
 		log:         log,
 		feed:        newFeed(opts.FeedSize),
-		wake:        make(chan struct{}),
 	}
 }
 
@@ -201,20 +202,20 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	k := key{e.Prog, e.Vers, e.Netid.Lower()}
 	var ok bool
 	var err error
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		if old, found := r.byKey[k]; found {
 			ok = old.Addr == e.Addr
-			return cs
+			return
 		}
 		if err = r.checkCap(e); err != nil {
 			cs.logLater = r.refusedCap("rpc", e.Owner, err)
-			return cs
+			return
 		}
 		e.Registered = r.opts.Now()
 		r.insert(k, e)
 		ok = true
 		cs.add(OpSet, e, "")
-		return cs
+		return
 	})
 	return ok, err
 }
@@ -243,9 +244,9 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, id netid.ID) (bool, error)
 	}
 	owner := c.Owner()
 	var ok bool
-	r.commit(func() (cs changeSet) {
-		ok = r.unset(&cs, owner, prog, vers, id)
-		return cs
+	r.commit(func(cs *changeSet) {
+		ok = r.unset(cs, owner, prog, vers, id)
+		return
 	})
 	return ok, nil
 }
