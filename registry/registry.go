@@ -5,12 +5,15 @@
 // it saw.
 //
 // Every change a request makes takes one path, commit (journal.go): made
-// under the lock, handed to the Journal, answered once durable. The files:
+// under the lock, numbered in the registry's history, handed to the
+// Journal, answered and published to watchers once durable. The files:
 // registry.go holds the RPC entries, named.go the named services, chain.go
 // the list that keeps both in registration order, quota.go the per-user
 // caps, caller.go who asks, events.go the removals the daemon makes on its
-// own, and checkpoint.go the whole state, copied out for a new journal
-// file or put back at a restart.
+// own, feed.go the history that watchers follow and resume from,
+// checks.go the checks a registration asks for and the health they find,
+// and checkpoint.go the whole state, copied out for a new journal file or
+// put back at a restart.
 package registry
 
 import (
