@@ -396,12 +396,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	ccfg.Logger, ccfg.Interfaces, ccfg.Removed = log.With("part", "health"), d.addrs, d.life.Deregistered
 	d.checks = health.New(d.reg, ccfg)
 	d.release = append(d.release, func() { _ = d.checks.Close() })
+	// One remote source has one budget of reply bytes, over RPC and DNS
+	// together, against reflection.
+	replies := netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst)
 	if d.dnsUDP != nil {
 		d.dns = dnsmap.NewServer(d.reg, dnsmap.Config{
 			Hostname:   cfg.HTTP.Hostname,
 			RPCNames:   cfg.HTTP.RPCNames,
 			Interfaces: d.addrs,
-			ReplyLimit: netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
+			ReplyLimit: replies,
 			Budget:     budget,
 			Logger:     log.With("face", "dns"),
 		})
@@ -462,7 +465,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxConns:          cfg.MaxConns,
 		MaxConnsPerSource: cfg.MaxConnsPerSource,
 		Budget:            budget,
-		ReplyLimit:        netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
+		ReplyLimit:        replies,
 		Abort:             cfg.AbortOnError,
 		Divert:            d.web.Divert,
 	}
