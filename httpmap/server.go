@@ -80,6 +80,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Metrics, when set, is served at /metrics to this host (the local
+	// socket, loopback, and the address a request arrived at) and to the
+	// network addresses in MetricsFrom; others get 403.
+	Metrics     http.Handler
+	MetricsFrom []netip.Prefix
+	// Observer, when set, is told of every request answered and every
+	// connection the limits refuse or evict, for metrics.
+	Observer Observer
 }
 
 func (c *Config) setDefaults() {

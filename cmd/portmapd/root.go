@@ -76,6 +76,7 @@ type options struct {
 	pruneInterval time.Duration
 	noPrune       bool
 	logFile       string
+	metrics       []string
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -174,6 +175,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.DurationVar(&o.pruneInterval, "prune-interval", lifetime.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
 	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
 	f.StringVar(&o.logFile, "log-file", daemon.DefaultLogFile, "where portmapd logs once detached (without -f) if there is no syslog (/dev/log)")
+	f.StringArrayVar(&o.metrics, "metrics", []string{metricsLocal}, `who may read /metrics on the HTTP face: "local" (this host: loopback and the HTTP socket), "all", a CIDR allowed besides this host (repeatable), or "off" (no metrics are kept)`)
 	f.Bool("help", false, "show this help")
 	return cmd
 }
@@ -270,6 +272,36 @@ func offAlias(v string) string {
 	return v
 }
 
+// Words of --metrics besides a CIDR.
+const (
+	metricsLocal = "local"
+	metricsAll   = "all"
+)
+
+// metricsFrom reads --metrics: whether metrics are kept, and which
+// network addresses besides this host's may read them.
+func (o options) metricsFrom() (on bool, from []netip.Prefix, err error) {
+	for _, v := range o.metrics {
+		switch v {
+		case httpmap.Off:
+			if len(o.metrics) > 1 {
+				return false, nil, fmt.Errorf("--metrics off: cannot be given with other values")
+			}
+			return false, nil, nil
+		case metricsLocal:
+		case metricsAll:
+			from = append(from, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
+		default:
+			pfx, err := netip.ParsePrefix(v)
+			if err != nil {
+				return false, nil, fmt.Errorf(`--metrics %q: not "local", "all", "off" or a CIDR`, v)
+			}
+			from = append(from, pfx.Masked())
+		}
+	}
+	return true, from, nil
+}
+
 func (o options) proxies() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, p := range o.trustedProxies {
@@ -287,6 +319,10 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		return usageError{err}
 	}
 	proxies, err := o.proxies()
+	if err != nil {
+		return usageError{err}
+	}
+	metricsOn, metricsFrom, err := o.metricsFrom()
 	if err != nil {
 		return usageError{err}
 	}
@@ -355,6 +391,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
+	cfg.Metrics, cfg.MetricsFrom = metricsOn, metricsFrom
 	if err := daemon.Run(ctx, cfg); err != nil {
 		return reporter.Failed(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
@@ -129,6 +130,11 @@ type Config struct {
 	// the others are polled (lifetime.Config's defaults when zero).
 	MaxPidfds        int
 	ProcPollInterval time.Duration
+	// Metrics counts what the daemon does and serves it at /metrics on
+	// the HTTP face, to this host and to the network addresses in
+	// MetricsFrom (internal/metrics). Without it nothing is counted.
+	Metrics     bool
+	MetricsFrom []netip.Prefix
 }
 
 // DefaultStateDir is where registrations are saved: under /run, so that
@@ -242,6 +248,8 @@ type daemon struct {
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
 	addrs ifaddrs.Source
+	// metrics is nil unless Config.Metrics.
+	metrics *metrics.Metrics
 }
 
 // close releases what the start took, in reverse order.
@@ -331,6 +339,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		}
 	}
 
+	obs := d.observers(cfg)
 	d.reg = registry.New(registry.Options{
 		Insecure:           cfg.Insecure,
 		MaxNamedPerProcess: cfg.MaxNamedPerProcess,
@@ -338,7 +347,11 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxRPCBytesPerUID:  cfg.MaxRPCBytesPerUID,
 		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
 		Logger:             log.With("part", "registry"),
+		Observer:           obs.registry,
 	})
+	if d.metrics != nil {
+		d.metrics.WatchRegistry(d.reg)
+	}
 	// One list of the host's addresses, kept fresh by the kernel's
 	// announcements, serves address merging and the pruner alike.
 	d.addrs = ifaddrs.ReadSource
@@ -357,6 +370,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		PruneGrace:    cfg.PruneGrace,
 		PruneInterval: cfg.PruneInterval,
 		Interfaces:    d.addrs,
+		Observer:      obs.lifetime,
 	})
 	if err != nil {
 		return nil, err
@@ -365,6 +379,10 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
+	hcfg.Observer = obs.http
+	if d.metrics != nil {
+		hcfg.Metrics, hcfg.MetricsFrom = d.metrics.Handler(), cfg.MetricsFrom
+	}
 	d.web, err = httpmap.NewServer(d.reg, d.life, hcfg)
 	if err != nil {
 		return nil, err
@@ -388,7 +406,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	d.journal, err = restoreState(ctx, cfg, d.reg, d.life, warm, log)
+	d.journal, err = restoreState(ctx, cfg, d.reg, d.life, warm, obs.journal, log)
 	if err != nil {
 		// Stopped while reading the state: nothing was written, so
 		// that the next start finds everything as it was.
@@ -420,8 +438,30 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		ReplyLimit:        netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
 		Abort:             cfg.AbortOnError,
 		Divert:            d.web.Divert,
+		Observer:          obs.rpc,
 	}
 	return d, nil
+}
+
+// observers are the observer of each part, all d.metrics or all nil.
+type observers struct {
+	registry registry.Observer
+	lifetime lifetime.Observer
+	journal  journal.Observer
+	http     httpmap.Observer
+	rpc      oncrpc.Observer
+}
+
+// observers makes d.metrics when cfg asks for it, and returns it as each
+// part's observer; without it they are nil interfaces, not interfaces
+// holding a nil pointer.
+func (d *daemon) observers(cfg Config) observers {
+	if !cfg.Metrics {
+		return observers{}
+	}
+	d.metrics = metrics.New()
+	m := d.metrics
+	return observers{registry: m, lifetime: m, journal: m, http: m, rpc: m}
 }
 
 // serve serves until ctx is done or a listener fails, then writes the
