@@ -303,11 +303,14 @@ func readBody(q *request) ([]byte, error) {
 func (s *Server) serveRegister(q *request, ct string, body []byte) {
 	reg, err := ParseRegistration(ct, body)
 	if err != nil {
+		s.auditFailure(q.sender.caller, "register", nil, "", err)
 		s.fail(q, err)
 		return
 	}
 	added, err := s.register(q.sender, reg)
 	if err != nil {
+		svcs, _ := reg.services()
+		s.auditFailure(q.sender.caller, "register", svcs, "", err)
 		s.fail(q, err)
 		return
 	}

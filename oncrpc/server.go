@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -47,8 +48,10 @@ type Server struct {
 	Accept AcceptFunc
 	// Logger receives the server's messages; nothing is logged when nil.
 	Logger *slog.Logger
-	// LogCalls logs every call, like rpcbind -l.
+	// LogCalls logs every call, like rpcbind -l, within CallLog's bound
+	// on each source's lines (none when nil).
 	LogCalls bool
+	CallLog  *netlimit.LineLimiter
 	// MaxMessage is the largest call accepted and the largest datagram
 	// reply sent; xdr.DefaultMaxMessage when 0.
 	MaxMessage int
@@ -194,7 +197,7 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 		_ = Deny(w, c, why)
 	} else {
 		if s.LogCalls {
-			s.logger().Info("call", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "netid", c.Peer.Transport, "from", c.Peer.String())
+			s.logCall(c)
 		}
 		s.handle(w, c)
 	}
@@ -202,6 +205,35 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 		s.Observer.CallServed(c, w.sent())
 	}
 	return true
+}
+
+// logCall logs c, unless its source has logged as many lines as CallLog
+// allows; the next line it may log says how many it did not.
+func (s *Server) logCall(c *Call) {
+	ok, notLogged := s.CallLog.Allow(callSource(c.Peer))
+	if !ok {
+		return
+	}
+	attrs := []any{"prog", c.Prog, "vers", c.Vers, "proc", c.Proc, "netid", c.Peer.Transport, "from", c.Peer.String()}
+	if notLogged > 0 {
+		attrs = append(attrs, "not_logged_before", notLogged)
+	}
+	s.logger().Info("call", attrs...)
+}
+
+// callSource is the source whose calls CallLog bounds together: a local
+// peer's uid, a network peer's address (an IPv6 /64).
+func callSource(p peer.Peer) string {
+	switch {
+	case p.Cred != nil:
+		return "uid " + strconv.FormatUint(uint64(p.Cred.UID), 10)
+	case !p.Addr.IsValid():
+		return "local"
+	}
+	if key, limited := netlimit.SourceKey(p.Addr.Addr()); limited {
+		return key.String()
+	}
+	return p.Addr.Addr().String()
 }
 
 // limitHit tells the Observer, if any, that a peer on netid ran into

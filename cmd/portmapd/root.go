@@ -77,6 +77,8 @@ type options struct {
 	noPrune       bool
 	logFile       string
 	metrics       []string
+	logBurst      int
+	logRate       int
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -175,6 +177,8 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.DurationVar(&o.pruneInterval, "prune-interval", lifetime.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
 	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
 	f.StringVar(&o.logFile, "log-file", daemon.DefaultLogFile, "where portmapd logs once detached (without -f) if there is no syslog (/dev/log)")
+	f.IntVar(&o.logBurst, "log-burst", netlimit.DefaultLineBurst, "audit lines (and, with -l, call lines) one source (a uid, an address) may cause at once")
+	f.IntVar(&o.logRate, "log-rate", netlimit.DefaultLinesPerMinute, "audit lines (and, with -l, call lines) one source may cause a minute after the burst; the rest are counted in one line")
 	f.StringArrayVar(&o.metrics, "metrics", []string{metricsLocal}, `who may read /metrics on the HTTP face: "local" (this host: loopback and the HTTP socket), "all", a CIDR allowed besides this host (repeatable), or "off" (no metrics are kept)`)
 	f.Bool("help", false, "show this help")
 	return cmd
@@ -246,6 +250,7 @@ func (o options) validate() error {
 		notNegative("--max-pidfds", o.maxPidfds), positive("--proc-poll-interval", o.procPoll),
 		notNegative("--prune-grace", o.pruneGrace), positive("--prune-interval", o.pruneInterval),
 		notNegative("--state-compact-bytes", o.compactBytes),
+		atLeastOne("--log-burst", o.logBurst), atLeastOne("--log-rate", o.logRate),
 	} {
 		if c.bad {
 			return fmt.Errorf("%s %v: %s", c.flag, c.value, c.rule)
@@ -392,6 +397,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
 	cfg.Metrics, cfg.MetricsFrom = metricsOn, metricsFrom
+	cfg.LogBurst, cfg.LogPerMinute = o.logBurst, o.logRate
 	if err := daemon.Run(ctx, cfg); err != nil {
 		return reporter.Failed(err)
 	}

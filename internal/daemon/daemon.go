@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/audit"
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/systemd"
@@ -130,6 +131,12 @@ type Config struct {
 	// the others are polled (lifetime.Config's defaults when zero).
 	MaxPidfds        int
 	ProcPollInterval time.Duration
+	// LogBurst and LogPerMinute bound the lines of the audit trail and
+	// of LogCalls that each source (a uid, an address) may cause: a
+	// burst, then so many a minute (netlimit.LineLimiter's defaults
+	// when 0).
+	LogBurst     int
+	LogPerMinute int
 	// Metrics counts what the daemon does and serves it at /metrics on
 	// the HTTP face, to this host and to the network addresses in
 	// MetricsFrom (internal/metrics). Without it nothing is counted.
@@ -250,6 +257,9 @@ type daemon struct {
 	addrs ifaddrs.Source
 	// metrics is nil unless Config.Metrics.
 	metrics *metrics.Metrics
+	// audit writes the audit trail; callLog bounds LogCalls' lines.
+	audit   *audit.Logger
+	callLog *netlimit.LineLimiter
 }
 
 // close releases what the start took, in reverse order.
@@ -340,6 +350,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	}
 
 	obs := d.observers(cfg)
+	d.audit = audit.New(log, audit.Options{Burst: cfg.LogBurst, PerMinute: cfg.LogPerMinute, ProcRoot: cfg.ProcRoot})
+	d.release = append(d.release, d.audit.Close)
+	if cfg.LogCalls {
+		d.callLog = netlimit.NewLineLimiter(cfg.LogBurst, cfg.LogPerMinute, func(source string, n uint64) {
+			log.Info("calls not logged", "source", source, "not_logged", n, "why", "each source's call lines are rate-limited")
+		})
+		d.release = append(d.release, d.callLog.Flush)
+	}
 	d.reg = registry.New(registry.Options{
 		Insecure:           cfg.Insecure,
 		MaxNamedPerProcess: cfg.MaxNamedPerProcess,
@@ -380,6 +398,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
 	hcfg.Observer = obs.http
+	hcfg.Audit = d.audit
 	if d.metrics != nil {
 		hcfg.Metrics, hcfg.MetricsFrom = d.metrics.Handler(), cfg.MetricsFrom
 	}
@@ -390,7 +409,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	d.release = append(d.release, func() { _ = d.web.Close() })
 	var mux oncrpc.ServeMux
 	eps := d.ls.endpoints()
-	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs}
+	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs, Audit: d.audit}
 	for _, ep := range eps {
 		pm.Netids = append(pm.Netids, ep.Netid)
 	}
@@ -429,6 +448,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		Handler:           &mux,
 		Logger:            log,
 		LogCalls:          cfg.LogCalls,
+		CallLog:           d.callLog,
 		MaxMessage:        cfg.MaxMessage,
 		IdleTimeout:       cfg.IdleTimeout,
 		RecordTimeout:     cfg.RecordTimeout,
