@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/buildinfo"
+	"github.com/portmapd/portmapd/internal/clidoc"
 	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netlimit"
@@ -25,9 +27,6 @@ import (
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0"
 
 // options are the command line's values before they become a
 // daemon.Config.
@@ -132,6 +131,19 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Completion scripts are generated with the man pages (gendocs), not
+	// offered as a command of the daemon.
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "print the version and the build information the binary carries",
+		Long: `version prints portmapd's version, then what the Go toolchain recorded in
+the binary (as "go version -m" prints it): the Go version, the module and
+each dependency with its version, and the build settings. -v prints
+rpcbind's two lines instead.`,
+		Args: cobra.NoArgs,
+		Run:  func(cmd *cobra.Command, _ []string) { buildinfo.Write(cmd.OutOrStdout(), prog) },
+	}, clidoc.Command(cmd, "8", "System Manager's Manual", buildinfo.Version))
 	f := cmd.Flags()
 	f.SortFlags = false
 	// rpcbind's options, with its meanings.
@@ -194,7 +206,7 @@ func noArgs(args []string) error {
 // printConfig prints the version and build configuration in rpcbind -v's
 // two-line format, which scripts (LTP among them) read.
 func printConfig(w io.Writer, prog string, o options) {
-	fmt.Fprintf(w, "%s %s\n", prog, version)
+	fmt.Fprintf(w, "%s %s\n", prog, buildinfo.Version)
 	user := "root"
 	if o.dropRoot {
 		user = o.user
