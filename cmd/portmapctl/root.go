@@ -124,6 +124,7 @@ interrupted.`,
 		newDeleteCmd(g),
 	)
 	root.AddCommand(newHTTPCmds(g)...)
+	root.AddCommand(newMigrateCmd(g))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version and the build information the binary carries",
