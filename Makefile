@@ -106,5 +106,13 @@ install:
 		install -D -m 0644 $(DOCS)/completion/fish/$$c.fish $(DESTDIR)$(FISHCOMPDIR)/$$c.fish || exit 1; \
 	done
 
+# A Debian package of what make build built, with nfpm (dist/deb, a module
+# of its own so that nfpm's dependencies stay out of portmapd's): to
+# $(BIN)/portmapd_VERSION_ARCH.deb. See README: The Debian package.
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+deb: build
+	$(GO) run -C dist/deb . -bin $(CURDIR)/$(BIN) -repo $(CURDIR) -arch $(DEB_ARCH) \
+		-version $$(./$(BIN)/portmapd version | sed -n '1s/^portmapd //p')
+
 clean:
 	rm -rf $(BIN)
