@@ -7,7 +7,7 @@ DEV_DIR  ?= $(or $(XDG_RUNTIME_DIR),/tmp)/portmapd-dev
 DEV_HTTP ?= 127.0.0.1:8111
 PREFIX   ?= /usr/local
 
-.PHONY: all build docs run test bench lint fuzz install deb clean
+.PHONY: all build binaries docs run test bench lint fuzz install deb clean
 
 all: build
 
@@ -18,11 +18,13 @@ all: build
 DOCS := $(BIN)/docs
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 
-build:
+build: binaries
+	@$(MAKE) --no-print-directory docs
+
+binaries:
 	$(GO) build -o $(BIN)/portmapd ./cmd/portmapd
 	$(GO) build -o $(BIN)/portmapctl ./cmd/portmapctl
 	$(GO) build -o $(BIN)/portmapbench ./cmd/portmapbench
-	@$(MAKE) --no-print-directory docs
 
 # Regenerates the man pages and completion scripts from the built
 # binaries (make build runs it).
@@ -31,7 +33,8 @@ docs:
 	./$(BIN)/portmapd gendocs $(DOCS)
 	./$(BIN)/portmapctl gendocs $(DOCS)
 
-run: build
+# The daemon needs no man pages to run.
+run: binaries
 	@if [ "$$(id -u)" = 0 ]; then \
 		exec ./$(BIN)/portmapd -f; \
 	else \
