@@ -272,8 +272,6 @@ func TestSoakUnderAttack(t *testing.T) {
 		t.Errorf("portmapd exited on SIGTERM: %v", err)
 	}
 	t.Logf("portmapd stopped %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
-	// Root's valid registrations (and the one after the soak; the one
-	// before it is never ended), and nobody's.
 	checkSoakLog(t, daemonLog.Output(), elapsed)
 }
 
