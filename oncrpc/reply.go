@@ -28,6 +28,8 @@ type replyWriter interface {
 	// reset readies the writer for a new call whose accepted replies
 	// carry verf.
 	reset(verf xdr.OpaqueAuth)
+	// sent is the header of the reply given since reset, nil for none.
+	sent() *xdr.ReplyHeader
 }
 
 // replyBuffer encodes one reply at a time into reused storage.
@@ -35,9 +37,22 @@ type replyBuffer struct {
 	enc     xdr.Encoder
 	verf    xdr.OpaqueAuth
 	written bool
+	// last is the header of the reply last encoded since reset, for
+	// the Server's Observer; encoded says there is one.
+	last    xdr.ReplyHeader
+	encoded bool
 }
 
-func (b *replyBuffer) reset(verf xdr.OpaqueAuth) { b.verf, b.written = verf, false }
+func (b *replyBuffer) reset(verf xdr.OpaqueAuth) { b.verf, b.written, b.encoded = verf, false, false }
+
+// sent returns the header of the reply given to the call since reset, or
+// nil when there was none.
+func (b *replyBuffer) sent() *xdr.ReplyHeader {
+	if !b.encoded {
+		return nil
+	}
+	return &b.last
+}
 
 func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) []byte {
 	b.enc.Reset()
@@ -48,6 +63,7 @@ func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Enco
 		h.Verf = b.verf
 	}
 	h.Encode(&b.enc)
+	b.last, b.encoded = h, true
 	if body != nil && h.Stat == xdr.MsgAccepted && h.Accept == xdr.Success {
 		body(&b.enc)
 	}
@@ -70,6 +86,9 @@ type datagramWriter struct {
 	callLen    int
 	replyLimit *netlimit.ReplyBuckets
 	withheld   *netlimit.LogThrottle
+	// srv and netid are for telling srv's Observer of a withheld reply.
+	srv   *Server
+	netid string
 }
 
 func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
@@ -83,6 +102,7 @@ func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) 
 	w.written = true
 	if !w.replyLimit.Allow(w.to.Addr(), w.callLen, len(b), time.Now()) {
 		w.withheld.Note("withheld")
+		w.srv.limitHit(w.netid, netlimit.LimitReplyRate, netlimit.ActionWithheld)
 		return ErrReplyWithheld
 	}
 	_, _, err := w.conn.WriteMsgUDPAddrPort(b, w.oob, w.to)

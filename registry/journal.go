@@ -73,6 +73,9 @@ func (r *Registry) apply(mutate func() changeSet) (changeSet, func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cs := mutate()
+	if r.opts.Observer != nil && len(cs.changes) > 0 {
+		r.opts.Observer.Changed(cs.changes)
+	}
 	if r.journal == nil || len(cs.changes) == 0 {
 		return cs, noWait
 	}

@@ -432,14 +432,16 @@ func (r *Registry) registerNamed(cs *changeSet, p Process, svcs []Service) ([]Se
 	}
 	held := len(t.byProc[procKey{p.PID, p.Start}])
 	var capErr error
+	limit := LimitNamedPerProcess
 	switch {
 	case held+len(add) > r.maxNamed():
 		capErr = &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("pid %d holds %d, asked for %d more, per-process cap is %d", p.PID, held, len(add), r.maxNamed())}
 	case held == 0 && len(add) > 0 && p.UID != 0 && t.procsByUID[p.UID] >= r.maxProcesses():
+		limit = LimitProcessesPerUID
 		capErr = &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("uid %d has services in %d processes, per-uid cap is %d", p.UID, t.procsByUID[p.UID], r.maxProcesses())}
 	}
 	if capErr != nil {
-		cs.logLater = r.refusedCap("named", strconv.FormatUint(uint64(p.UID), 10), capErr)
+		cs.logLater = r.refusedCap("named", limit, strconv.FormatUint(uint64(p.UID), 10), capErr)
 		return nil, capErr
 	}
 	for _, s := range add {
@@ -576,6 +578,13 @@ func (r *Registry) LookupNamed(name string) []Service {
 		out[i] = n.Service
 	}
 	return out
+}
+
+// NamedLen returns the number of named services.
+func (r *Registry) NamedLen() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.named.order.n
 }
 
 // NamedServices returns every named service in registration order.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portmapd/portmapd/audit"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/oncrpc"
@@ -36,6 +37,8 @@ type Portmapper struct {
 	Interfaces ifaddrs.Source
 	// Now is GETTIME's clock; time.Now when nil.
 	Now func() time.Time
+	// Audit receives a line for every SET and UNSET; none when nil.
+	Audit *audit.Logger
 }
 
 // Register installs versions 2, 3 and 4 on mux.
@@ -51,15 +54,15 @@ func (p *Portmapper) Register(mux *oncrpc.ServeMux) {
 		}))
 	}
 	handle(xdr.PmapVers, xdr.PmapProcNull, p.null)
-	handle(xdr.PmapVers, xdr.PmapProcSet, change(xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapSet, p.Stats.Set))
-	handle(xdr.PmapVers, xdr.PmapProcUnset, change(xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapUnset, p.Stats.Unset))
+	handle(xdr.PmapVers, xdr.PmapProcSet, change(p, "set", xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapSet, p.Stats.Set))
+	handle(xdr.PmapVers, xdr.PmapProcUnset, change(p, "unset", xdr.PmapVers, (*xdr.Mapping).Decode, p.pmapUnset, p.Stats.Unset))
 	handle(xdr.PmapVers, xdr.PmapProcGetport, p.pmapGetport)
 	handle(xdr.PmapVers, xdr.PmapProcDump, p.pmapDump)
 	handle(xdr.PmapVers, xdr.PmapProcCallit, p.remoteCall(xdr.PmapVers, false))
 	for _, vers := range []uint32{xdr.RpcbVers, xdr.RpcbVers4} {
 		handle(vers, xdr.RpcbProcNull, p.null)
-		handle(vers, xdr.RpcbProcSet, change(vers, (*xdr.RPCB).Decode, p.rpcbSet, p.Stats.Set))
-		handle(vers, xdr.RpcbProcUnset, change(vers, (*xdr.RPCB).Decode, p.rpcbUnset, p.Stats.Unset))
+		handle(vers, xdr.RpcbProcSet, change(p, "set", vers, (*xdr.RPCB).Decode, p.rpcbSet, p.Stats.Set))
+		handle(vers, xdr.RpcbProcUnset, change(p, "unset", vers, (*xdr.RPCB).Decode, p.rpcbUnset, p.Stats.Unset))
 		handle(vers, xdr.RpcbProcGetaddr, p.rpcbGetaddr(vers, false))
 		handle(vers, xdr.RpcbProcDump, p.rpcbDump)
 		handle(vers, xdr.RpcbProcCallit, p.remoteCall(vers, false))

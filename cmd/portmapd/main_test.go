@@ -61,6 +61,10 @@ func TestCommandLine(t *testing.T) {
 		{"empty HTTP address", []string{"-f", "--http", ""}, 1, []string{`--http: empty (use "off" to disable it)`, "usage:"}},
 		{"empty HTTP socket", []string{"-f", "--http-socket", ""}, 1, []string{`--http-socket: empty (use "off" to disable it)`, "usage:"}},
 		{"empty state directory", []string{"-f", "--state-dir", ""}, 1, []string{`--state-dir: empty (use "off" to disable it)`, "usage:"}},
+		{"bad metrics audience", []string{"-f", "--metrics", "everyone"}, 1, []string{`--metrics "everyone": not "local", "all", "off" or a CIDR`, "usage:"}},
+		{"metrics off with a CIDR", []string{"-f", "--metrics", "off", "--metrics", "10.0.0.0/8"}, 1, []string{"--metrics off: cannot be given with other values", "usage:"}},
+		{"log burst of 0", []string{"-f", "--log-burst", "0"}, 1, []string{"--log-burst 0: must be at least 1", "usage:"}},
+		{"unknown word", []string{"versions"}, 1, []string{`unexpected argument "versions"`, "usage: portmapd [-adfhilsvw]\n"}},
 	}
 	bin := binary(t)
 	for _, tc := range tests {
@@ -215,5 +219,19 @@ func stopDaemonHolding(t *testing.T, lock string) {
 	}
 	for _, pid := range strings.Fields(string(out)) {
 		_ = exec.Command("kill", "-TERM", strings.TrimRight(pid, ":")).Run()
+	}
+}
+
+// TestVersionCommand: portmapd version prints the version and the build
+// information the binary carries, on standard output.
+func TestVersionCommand(t *testing.T) {
+	out, err := exec.Command(binary(t), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"portmapd ", "\ngo\tgo1.", "\npath\tgithub.com/portmapd/portmapd/cmd/portmapd\n", "\ndep\tgithub.com/spf13/cobra\t"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("portmapd version lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/buildinfo"
+	"github.com/portmapd/portmapd/internal/clidoc"
 	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netlimit"
@@ -25,9 +27,6 @@ import (
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0"
 
 // options are the command line's values before they become a
 // daemon.Config.
@@ -76,6 +75,9 @@ type options struct {
 	pruneInterval time.Duration
 	noPrune       bool
 	logFile       string
+	metrics       []string
+	logBurst      int
+	logRate       int
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -129,6 +131,19 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Completion scripts are generated with the man pages (gendocs), not
+	// offered as a command of the daemon.
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "print the version and the build information the binary carries",
+		Long: `version prints portmapd's version, then what the Go toolchain recorded in
+the binary (as "go version -m" prints it): the Go version, the module and
+each dependency with its version, and the build settings. -v prints
+rpcbind's two lines instead.`,
+		Args: cobra.NoArgs,
+		Run:  func(cmd *cobra.Command, _ []string) { buildinfo.Write(cmd.OutOrStdout(), prog) },
+	}, clidoc.Command(cmd, "8", "System Manager's Manual", buildinfo.Version))
 	f := cmd.Flags()
 	f.SortFlags = false
 	// rpcbind's options, with its meanings.
@@ -174,6 +189,9 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.DurationVar(&o.pruneInterval, "prune-interval", lifetime.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
 	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
 	f.StringVar(&o.logFile, "log-file", daemon.DefaultLogFile, "where portmapd logs once detached (without -f) if there is no syslog (/dev/log)")
+	f.IntVar(&o.logBurst, "log-burst", netlimit.DefaultLineBurst, "audit lines (and, with -l, call lines) one source (a uid, an address) may cause at once")
+	f.IntVar(&o.logRate, "log-rate", netlimit.DefaultLinesPerMinute, "audit lines (and, with -l, call lines) one source may cause a minute after the burst; the rest are counted in one line")
+	f.StringArrayVar(&o.metrics, "metrics", []string{metricsLocal}, `who may read /metrics on the HTTP face: "local" (this host: loopback and the HTTP socket), "all", a CIDR allowed besides this host (repeatable), or "off" (no metrics are kept)`)
 	f.Bool("help", false, "show this help")
 	return cmd
 }
@@ -188,7 +206,7 @@ func noArgs(args []string) error {
 // printConfig prints the version and build configuration in rpcbind -v's
 // two-line format, which scripts (LTP among them) read.
 func printConfig(w io.Writer, prog string, o options) {
-	fmt.Fprintf(w, "%s %s\n", prog, version)
+	fmt.Fprintf(w, "%s %s\n", prog, buildinfo.Version)
 	user := "root"
 	if o.dropRoot {
 		user = o.user
@@ -244,6 +262,7 @@ func (o options) validate() error {
 		notNegative("--max-pidfds", o.maxPidfds), positive("--proc-poll-interval", o.procPoll),
 		notNegative("--prune-grace", o.pruneGrace), positive("--prune-interval", o.pruneInterval),
 		notNegative("--state-compact-bytes", o.compactBytes),
+		atLeastOne("--log-burst", o.logBurst), atLeastOne("--log-rate", o.logRate),
 	} {
 		if c.bad {
 			return fmt.Errorf("%s %v: %s", c.flag, c.value, c.rule)
@@ -270,6 +289,36 @@ func offAlias(v string) string {
 	return v
 }
 
+// Words of --metrics besides a CIDR.
+const (
+	metricsLocal = "local"
+	metricsAll   = "all"
+)
+
+// metricsFrom reads --metrics: whether metrics are kept, and which
+// network addresses besides this host's may read them.
+func (o options) metricsFrom() (on bool, from []netip.Prefix, err error) {
+	for _, v := range o.metrics {
+		switch v {
+		case httpmap.Off:
+			if len(o.metrics) > 1 {
+				return false, nil, fmt.Errorf("--metrics off: cannot be given with other values")
+			}
+			return false, nil, nil
+		case metricsLocal:
+		case metricsAll:
+			from = append(from, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
+		default:
+			pfx, err := netip.ParsePrefix(v)
+			if err != nil {
+				return false, nil, fmt.Errorf(`--metrics %q: not "local", "all", "off" or a CIDR`, v)
+			}
+			from = append(from, pfx.Masked())
+		}
+	}
+	return true, from, nil
+}
+
 func (o options) proxies() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, p := range o.trustedProxies {
@@ -287,6 +336,10 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		return usageError{err}
 	}
 	proxies, err := o.proxies()
+	if err != nil {
+		return usageError{err}
+	}
+	metricsOn, metricsFrom, err := o.metricsFrom()
 	if err != nil {
 		return usageError{err}
 	}
@@ -355,6 +408,8 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
+	cfg.Metrics, cfg.MetricsFrom = metricsOn, metricsFrom
+	cfg.LogBurst, cfg.LogPerMinute = o.logBurst, o.logRate
 	if err := daemon.Run(ctx, cfg); err != nil {
 		return reporter.Failed(err)
 	}

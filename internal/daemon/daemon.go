@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/audit"
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
@@ -129,6 +131,17 @@ type Config struct {
 	// the others are polled (lifetime.Config's defaults when zero).
 	MaxPidfds        int
 	ProcPollInterval time.Duration
+	// LogBurst and LogPerMinute bound the lines of the audit trail and
+	// of LogCalls that each source (a uid, an address) may cause: a
+	// burst, then so many a minute (netlimit.LineLimiter's defaults
+	// when 0).
+	LogBurst     int
+	LogPerMinute int
+	// Metrics counts what the daemon does and serves it at /metrics on
+	// the HTTP face, to this host and to the network addresses in
+	// MetricsFrom (internal/metrics). Without it nothing is counted.
+	Metrics     bool
+	MetricsFrom []netip.Prefix
 }
 
 // DefaultStateDir is where registrations are saved: under /run, so that
@@ -242,6 +255,11 @@ type daemon struct {
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
 	addrs ifaddrs.Source
+	// metrics is nil unless Config.Metrics.
+	metrics *metrics.Metrics
+	// audit writes the audit trail; callLog bounds LogCalls' lines.
+	audit   *audit.Logger
+	callLog *netlimit.LineLimiter
 }
 
 // close releases what the start took, in reverse order.
@@ -331,6 +349,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		}
 	}
 
+	obs := d.observers(cfg)
+	d.audit = audit.New(log, audit.Options{Burst: cfg.LogBurst, PerMinute: cfg.LogPerMinute, ProcRoot: cfg.ProcRoot})
+	d.release = append(d.release, d.audit.Close)
+	if cfg.LogCalls {
+		d.callLog = netlimit.NewLineLimiter(cfg.LogBurst, cfg.LogPerMinute, func(source string, n uint64) {
+			log.Info("calls not logged", "source", source, "not_logged", n, "why", "each source's call lines are rate-limited")
+		})
+		d.release = append(d.release, d.callLog.Flush)
+	}
 	d.reg = registry.New(registry.Options{
 		Insecure:           cfg.Insecure,
 		MaxNamedPerProcess: cfg.MaxNamedPerProcess,
@@ -338,7 +365,11 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxRPCBytesPerUID:  cfg.MaxRPCBytesPerUID,
 		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
 		Logger:             log.With("part", "registry"),
+		Observer:           obs.registry,
 	})
+	if d.metrics != nil {
+		d.metrics.WatchRegistry(d.reg)
+	}
 	// One list of the host's addresses, kept fresh by the kernel's
 	// announcements, serves address merging and the pruner alike.
 	d.addrs = ifaddrs.ReadSource
@@ -357,6 +388,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		PruneGrace:    cfg.PruneGrace,
 		PruneInterval: cfg.PruneInterval,
 		Interfaces:    d.addrs,
+		Observer:      obs.lifetime,
 	})
 	if err != nil {
 		return nil, err
@@ -365,6 +397,11 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
+	hcfg.Observer = obs.http
+	hcfg.Audit = d.audit
+	if d.metrics != nil {
+		hcfg.Metrics, hcfg.MetricsFrom = d.metrics.Handler(), cfg.MetricsFrom
+	}
 	d.web, err = httpmap.NewServer(d.reg, d.life, hcfg)
 	if err != nil {
 		return nil, err
@@ -372,7 +409,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	d.release = append(d.release, func() { _ = d.web.Close() })
 	var mux oncrpc.ServeMux
 	eps := d.ls.endpoints()
-	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs}
+	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs, Audit: d.audit}
 	for _, ep := range eps {
 		pm.Netids = append(pm.Netids, ep.Netid)
 	}
@@ -388,7 +425,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	d.journal, err = restoreState(ctx, cfg, d.reg, d.life, warm, log)
+	d.journal, err = restoreState(ctx, cfg, d.reg, d.life, warm, obs.journal, log)
 	if err != nil {
 		// Stopped while reading the state: nothing was written, so
 		// that the next start finds everything as it was.
@@ -411,6 +448,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		Handler:           &mux,
 		Logger:            log,
 		LogCalls:          cfg.LogCalls,
+		CallLog:           d.callLog,
 		MaxMessage:        cfg.MaxMessage,
 		IdleTimeout:       cfg.IdleTimeout,
 		RecordTimeout:     cfg.RecordTimeout,
@@ -420,8 +458,30 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		ReplyLimit:        netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
 		Abort:             cfg.AbortOnError,
 		Divert:            d.web.Divert,
+		Observer:          obs.rpc,
 	}
 	return d, nil
+}
+
+// observers are the observer of each part, all d.metrics or all nil.
+type observers struct {
+	registry registry.Observer
+	lifetime lifetime.Observer
+	journal  journal.Observer
+	http     httpmap.Observer
+	rpc      oncrpc.Observer
+}
+
+// observers makes d.metrics when cfg asks for it, and returns it as each
+// part's observer; without it they are nil interfaces, not interfaces
+// holding a nil pointer.
+func (d *daemon) observers(cfg Config) observers {
+	if !cfg.Metrics {
+		return observers{}
+	}
+	d.metrics = metrics.New()
+	m := d.metrics
+	return observers{registry: m, lifetime: m, journal: m, http: m, rpc: m}
 }
 
 // serve serves until ctx is done or a listener fails, then writes the
