@@ -85,7 +85,19 @@ func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) 
 		w.withheld.Note("withheld")
 		return ErrReplyWithheld
 	}
-	_, _, err := w.conn.WriteMsgUDPAddrPort(b, w.oob, w.to)
+	return sendDatagram(w.conn, b, w.oob, w.to)
+}
+
+// sendDatagram sends b to to from conn, from the source that oob names
+// when it names one. Should the kernel refuse that source, the datagram
+// goes from the source the kernel picks for to: the call's destination
+// stands in for the source when the kernel did not name one, and a
+// broadcast address cannot be one.
+func sendDatagram(conn *net.UDPConn, b, oob []byte, to netip.AddrPort) error {
+	_, _, err := conn.WriteMsgUDPAddrPort(b, oob, to)
+	if err != nil && len(oob) > 0 && unsendableSource(err) {
+		_, _, err = conn.WriteMsgUDPAddrPort(b, nil, to)
+	}
 	return err
 }
 
