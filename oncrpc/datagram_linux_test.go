@@ -97,3 +97,94 @@ func TestReplyToBroadcast(t *testing.T) {
 		t.Errorf("the call's local address is %v, want %v", got, bcast)
 	}
 }
+
+// TestDefer: a datagram call answered after its handler returned, from
+// another goroutine, while the serving loop goes on with other calls: the
+// reply leaves from the address the call arrived at, with the call's xid
+// and an AUTH_NONE verifier, once. On a stream nothing can be deferred.
+func TestDefer(t *testing.T) {
+	type deferred struct {
+		w oncrpc.ReplyWriter
+		c *oncrpc.Call
+	}
+	later := make(chan deferred, 1)
+	streamDeferred := make(chan bool, 1)
+	mux := testMux()
+	const procLater = 7
+	mux.HandleFunc(testProg, 1, procLater, func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
+		d, ok := oncrpc.Defer(w)
+		if c.Peer.Transport != "udp" {
+			streamDeferred <- ok
+			_ = oncrpc.Reply(w, c, nil)
+			return
+		}
+		if !ok {
+			t.Error("a datagram call cannot be deferred")
+			return
+		}
+		cc := *c
+		later <- deferred{d, &cc}
+	})
+	srv := &oncrpc.Server{Handler: mux}
+	port := serveWildcardUDP(t, srv)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	server := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	var e xdr.Encoder
+	// An AUTH_SYS credential with a verifier, which replies written in
+	// the handler's turn would echo.
+	h := xdr.CallHeader{XID: 0x0d0d0d0d, RPCVers: xdr.RPCVersion, Prog: testProg, Vers: 1, Proc: procLater,
+		Cred: authSys(0), Verf: xdr.OpaqueAuth{Flavor: xdr.AuthSys, Body: []byte{1, 2, 3, 4}}}
+	h.Encode(&e)
+	if _, err := c.WriteToUDPAddrPort(e.Bytes(), server); err != nil {
+		t.Fatal(err)
+	}
+	var d deferred
+	select {
+	case d = <-later:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never ran")
+	}
+	// The loop serves the next call while the first waits for its answer.
+	if _, err := c.WriteToUDPAddrPort(nullCall(0x0e0e0e0e), server); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	n, _, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil || n < 4 || binary.BigEndian.Uint32(buf) != 0x0e0e0e0e {
+		t.Fatalf("the call after a deferred one was not answered first: % x, %v", buf[:n], err)
+	}
+	if err := oncrpc.ReplyUint32(d.w, d.c, 42); err != nil {
+		t.Fatalf("deferred reply: %v", err)
+	}
+	if err := oncrpc.ReplyUint32(d.w, d.c, 43); err != oncrpc.ErrReplied {
+		t.Errorf("second deferred reply: %v, want ErrReplied", err)
+	}
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("no deferred reply: %v", err)
+	}
+	if peer.Unmap(from) != server {
+		t.Errorf("deferred reply from %v, want %v", from, server)
+	}
+	rh, res, err := xdr.DecodeReply(buf[:n])
+	if err != nil || rh.XID != 0x0d0d0d0d || rh.Verf.Flavor != xdr.AuthNone || len(rh.Verf.Body) != 0 || len(res) != 4 || binary.BigEndian.Uint32(res) != 42 {
+		t.Errorf("deferred reply %+v, results % x, %v; want xid 0d0d0d0d, AUTH_NONE verifier, 42", rh, res, err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, _, err := c.ReadFromUDPAddrPort(buf); err == nil {
+		t.Errorf("a second reply arrived: % x", buf[:n])
+	}
+
+	ep := serve(t, &oncrpc.Server{Handler: mux})
+	if err := ep.dial(t, "tcp").Call(ctxT(t), testProg, 1, procLater, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if <-streamDeferred {
+		t.Error("a call on a stream was deferred")
+	}
+}
