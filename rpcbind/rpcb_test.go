@@ -171,6 +171,28 @@ func TestGetaddr(t *testing.T) {
 	}
 }
 
+// TestGetaddrMulticastCall: a call sent to a multicast group (an IPv6
+// broadcast remote call) names no interface, so the caller's address does:
+// a link-local caller gets the link-local address of its link, as from
+// rpcbind, which merges with the caller's address.
+func TestGetaddrMulticastCall(t *testing.T) {
+	h := newHarness(t)
+	ifs := append(slices.Clone(loopbackIfaces), ifaddrs.Addr{Prefix: netip.MustParsePrefix("fe80::10/64"), Index: 2, Name: "eth0", Up: true})
+	h.pm.Interfaces = func(netip.Addr) ([]ifaddrs.Addr, error) { return ifs, nil }
+	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "udp6", "::.156.65")).boolean(t)
+	for _, tc := range []struct {
+		f    from
+		want string
+	}{
+		{from{netid: "udp6", remote: "[fe80::77%eth0]:40000", local: "[ff02::202]:111"}, "fe80::10.156.65"},
+		{from{netid: "udp6", remote: "[2001:db8::77]:40000", local: "[ff02::202]:111"}, "2001:db8::10.156.65"},
+	} {
+		if got := h.call(tc.f, 4, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", "")).str(t); got != tc.want {
+			t.Errorf("from %s to %s: %q, want %q", tc.f.remote, tc.f.local, got, tc.want)
+		}
+	}
+}
+
 func TestGetaddrlist(t *testing.T) {
 	h := newHarness(t)
 	var list []xdr.RPCBEntry
