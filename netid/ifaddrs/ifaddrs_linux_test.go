@@ -1,10 +1,12 @@
 package ifaddrs
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/portmapd/portmapd/internal/netns"
 )
@@ -213,5 +215,46 @@ func BenchmarkTable(b *testing.B) {
 		if _, err := tab.Addrs(dst); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestWatch: Watch calls back once subscribed, then when a link appears
+// in the namespace it watches, and returns once its context ends.
+func TestWatch(t *testing.T) {
+	h := netns.NewHost(t, "ifw")
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Do(func() error {
+			return Watch(ctx, func() {
+				select {
+				case changes <- struct{}{}:
+				default:
+				}
+			})
+		})
+	}()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changes:
+		case err := <-done:
+			t.Fatalf("Watch returned before it was stopped: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no call %s within 10s", what)
+		}
+	}
+	wait("once subscribed")
+	h.MustIP("link", "add", "w0", "type", "veth", "peer", "name", "w0p")
+	wait("for a new link")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return once its context ended")
 	}
 }
