@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -515,5 +516,36 @@ func TestForwardUDP6(t *testing.T) {
 	}
 	if err != nil || r.Addr != svc.uaddr("::1") || !bytes.Equal(r.Results, u32(8)) {
 		t.Errorf("answer %+v, %v; want %s with 8", r, err, svc.uaddr("::1"))
+	}
+}
+
+// TestClientRemoteCalls: the client's remote calls, through a forwarding
+// portmapper, return what each version answers.
+func TestClientRemoteCalls(t *testing.T) {
+	svc := startService(t, "udp4")
+	s, _ := startForwarding(t, ForwardConfig{}, svc)
+	c := s.client(t, "udp", "")
+	double := xdr.CallArgs{Prog: progSvc, Vers: 1, Proc: procDouble, Args: u32(5)}
+	r2, err := c.PmapCallit(ctxT(t), double)
+	if err != nil || r2.Port != uint32(svc.port) || !bytes.Equal(r2.Res, u32(10)) {
+		t.Errorf("PmapCallit: %+v, %v; want port %d, results 10", r2, err, svc.port)
+	}
+	for _, vers := range []uint32{3, 4} {
+		r, err := c.RpcbCallit(ctxT(t), vers, double)
+		if err != nil || r.Addr != svc.uaddr("127.0.0.1") || !bytes.Equal(r.Results, u32(10)) {
+			t.Errorf("RpcbCallit v%d: %+v, %v", vers, r, err)
+		}
+	}
+	if _, err := c.RpcbCallit(ctxT(t), 2, double); err == nil {
+		t.Error("RpcbCallit accepted version 2")
+	}
+	r, err := c.Indirect(ctxT(t), double)
+	if err != nil || r.Addr != svc.uaddr("127.0.0.1") || !bytes.Equal(r.Results, u32(10)) {
+		t.Errorf("Indirect: %+v, %v", r, err)
+	}
+	_, err = c.Indirect(ctxT(t), xdr.CallArgs{Prog: progSvc + 1, Vers: 1})
+	var re *xdr.ReplyError
+	if !errors.As(err, &re) || re.Header.Accept != xdr.ProgUnavail {
+		t.Errorf("Indirect to an unregistered program: %v, want PROG_UNAVAIL", err)
 	}
 }
