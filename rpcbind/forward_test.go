@@ -517,6 +517,17 @@ func TestForwardUDP6(t *testing.T) {
 	if err != nil || r.Addr != svc.uaddr("::1") || !bytes.Equal(r.Results, u32(8)) {
 		t.Errorf("answer %+v, %v; want %s with 8", r, err, svc.uaddr("::1"))
 	}
+	// Version 2 answers with a port, which it has only for IPv4.
+	if _, err := conn.Write(call(0x801, 2, xdr.PmapProg, 2, 5, xdr.OpaqueAuth{}, xdr.OpaqueAuth{}, rmtArgs(progSvc, 1, procDouble, 4))); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := conn.Read(buf); err == nil {
+		t.Errorf("a version 2 CALLIT over udp6 was answered: %x", buf[:n])
+	}
+	if n := svc.calls[procDouble].Load(); n != 1 {
+		t.Errorf("the service was called %d times, want once", n)
+	}
 }
 
 // TestClientRemoteCalls: the client's remote calls, through a forwarding
@@ -547,5 +558,46 @@ func TestClientRemoteCalls(t *testing.T) {
 	var re *xdr.ReplyError
 	if !errors.As(err, &re) || re.Header.Accept != xdr.ProgUnavail {
 		t.Errorf("Indirect to an unregistered program: %v, want PROG_UNAVAIL", err)
+	}
+}
+
+// TestBroadcast: a broadcast on loopback's broadcast address reaches a
+// forwarding portmapper, whose answers to the version 3 and the version 2
+// call of each round name the service; a callback that has had enough
+// ends the broadcast, and without an interface to broadcast on there is
+// none.
+func TestBroadcast(t *testing.T) {
+	svc := startService(t, "udp4")
+	s, _ := startForwarding(t, ForwardConfig{}, svc)
+	lo := func() ([]ifaddrs.Addr, error) {
+		return []ifaddrs.Addr{{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Index: 1, Name: "lo", Up: true, Loopback: true,
+			Broadcast: true, BroadcastAddr: netip.MustParseAddr("127.255.255.255")}}, nil
+	}
+	cfg := BroadcastConfig{Port: s.udp.Port(), Wait: 200 * time.Millisecond, MaxWait: 400 * time.Millisecond, Interfaces: lo,
+		Cred: authSys(xdr.AuthSysParms{MachineName: "bcast", UID: 1000, GID: 1000})}
+	double := xdr.CallArgs{Prog: progSvc, Vers: 1, Proc: procDouble, Args: u32(8)}
+	var got []BroadcastReply
+	if err := Broadcast(ctxT(t), cfg, double, func(r BroadcastReply) bool { got = append(got, r); return false }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Errorf("%d answers in two rounds, want 4 (versions 3 and 2 each round): %+v", len(got), got)
+	}
+	// The address of a version 3 answer is the portmapper's merge for
+	// the caller; a version 2 answer's is the portmapper's own.
+	for _, r := range got {
+		if r.Netid != "udp" || r.Service.Port() != svc.port || r.From != s.udp || !bytes.Equal(r.Results, u32(16)) {
+			t.Errorf("answer %+v, want the service's port %d with 16, from %v", r, svc.port, s.udp)
+		}
+	}
+	n := 0
+	if err := Broadcast(ctxT(t), cfg, double, func(BroadcastReply) bool { n++; return true }); err != nil || n != 1 {
+		t.Errorf("a callback that is done after one answer: %d answers, %v", n, err)
+	}
+	cfg.Interfaces = func() ([]ifaddrs.Addr, error) {
+		return []ifaddrs.Addr{{Prefix: netip.MustParsePrefix("127.0.0.1/8"), Index: 1, Name: "lo", Up: true, Loopback: true}}, nil
+	}
+	if err := Broadcast(ctxT(t), cfg, double, func(BroadcastReply) bool { return false }); !errors.Is(err, ErrNoBroadcast) {
+		t.Errorf("no interface that can broadcast: %v, want ErrNoBroadcast", err)
 	}
 }

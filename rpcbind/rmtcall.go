@@ -61,6 +61,13 @@ func (p *Portmapper) remoteCall(vers uint32, indirect bool) oncrpc.HandlerFunc {
 			fail(xdr.ProgUnavail)
 			return
 		}
+		if vers == xdr.PmapVers {
+			// Version 2's answer carries a port, which rpcbind takes
+			// from an IPv4 address only: over udp6 it never answers.
+			if ap, ok := netid.ParseUaddr(uaddr); !ok || !ap.Addr().Is4() {
+				return
+			}
+		}
 		if p.Forwarder == nil {
 			fail(xdr.SystemErr)
 			return

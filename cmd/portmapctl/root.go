@@ -120,6 +120,8 @@ interrupted.`,
 		newStatsCmd(g),
 		newAddrlistCmd(g),
 		newDeleteCmd(g),
+		newBroadcastCmd(g),
+		newCallCmd(g),
 	)
 	root.AddCommand(newHTTPCmds(g)...)
 	return root
