@@ -384,6 +384,26 @@ func TestGetstatCounts(t *testing.T) {
 	}
 }
 
+// TestRmtCallIndirectCount: rpcbind starts each remote-call row's
+// indirect count at one, whatever the procedure of the call that made the
+// row, and counts later calls only when they are INDIRECT.
+func TestRmtCallIndirectCount(t *testing.T) {
+	var s Stats
+	for _, c := range []struct {
+		indirect bool
+		want     int32
+	}{{false, 1}, {false, 1}, {true, 2}, {false, 2}, {true, 3}} {
+		s.RmtCall(4, c.indirect, progT, 1, 0, "udp", true)
+		if got := s.Snapshot()[2].RmtInfo[0].Indirect; got != c.want {
+			t.Errorf("after a call (indirect %v): indirect count %d, want %d", c.indirect, got, c.want)
+		}
+	}
+	s.RmtCall(4, true, progT, 2, 0, "udp", false)
+	if r := s.Snapshot()[2].RmtInfo[0]; r.Indirect != 1 || r.Failure != 1 {
+		t.Errorf("a new row made by INDIRECT: %+v, want indirect 1", r)
+	}
+}
+
 func TestStatListsAreBounded(t *testing.T) {
 	s := &Stats{MaxEntries: 3}
 	for i := range 100 {
