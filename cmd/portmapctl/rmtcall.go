@@ -190,7 +190,7 @@ func parseProc(arg string) (uint32, error) {
 // what it answered.
 func (g *globals) remoteCall(cmd *cobra.Command, host, id string, vers uint32, indirect bool, a xdr.CallArgs) error {
 	ctx := cmd.Context()
-	pm, err := g.dialPortmapper(ctx, host, id)
+	pm, err := g.dialAnySource(ctx, id, g.portmapper(host))
 	if err != nil {
 		return reportFailure(cmd, statusOf(err).createError("portmapctl"))
 	}
@@ -222,6 +222,59 @@ func (g *globals) remoteCall(cmd *cobra.Command, host, id string, vers uint32, i
 	}
 	return nil
 }
+
+// dialAnySource returns a client that calls the portmapper at addr over
+// network (udp or udp6) from a socket that takes answers from any source,
+// as libtirpc's clnt_dg does: rpcbind answers a remote call from the
+// socket it forwarded the call from, not from its port.
+func (g *globals) dialAnySource(ctx context.Context, network, addr string) (*rpcbind.Client, error) {
+	ctx, cancel := g.callContext(ctx)
+	defer cancel()
+	family := "ip4"
+	if network == string(netid.UDP6) {
+		family = "ip6"
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, family, hostOf(addr))
+	if err != nil {
+		return nil, err
+	}
+	port, err := net.LookupPort(network, portOf(addr))
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.ListenUDP(network, nil)
+	if err != nil {
+		return nil, err
+	}
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(ips[0], uint16(port)))
+	return rpcbind.NewClient(anySourceConn{conn, to}), nil
+}
+
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// anySourceConn is a UDP socket that sends to one address and reads
+// datagrams from any.
+type anySourceConn struct {
+	*net.UDPConn
+	to *net.UDPAddr
+}
+
+func (c anySourceConn) Write(b []byte) (int, error) { return c.WriteToUDP(b, c.to) }
+
+func (c anySourceConn) Read(b []byte) (int, error) {
+	n, _, err := c.ReadFromUDP(b)
+	return n, err
+}
+
+func (c anySourceConn) RemoteAddr() net.Addr { return c.to }
 
 func printRemoteResult(w io.Writer, where string, results []byte) {
 	fmt.Fprintf(w, "%s\nresults %s\n", where, hex.EncodeToString(results))
