@@ -130,8 +130,14 @@ func rmtCallsScenario(t *testing.T, argv []string, prog, ctl string, reference b
 		// sorted: the output is a broadcast's answers, whose number and
 		// order depend on timing; shown sorted, each line once.
 		sorted bool
+		// server: the step runs on the server, over loopback.
+		server bool
 	}
 	runStep := func(s step) string {
+		who := "client"
+		if s.server {
+			who = "server"
+		}
 		out, code := runCmd(60*time.Second, s.cmd)
 		if s.sorted {
 			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
@@ -144,9 +150,9 @@ func rmtCallsScenario(t *testing.T, argv []string, prog, ctl string, reference b
 		if out != "" && !strings.HasSuffix(out, "\n") {
 			out += "\n"
 		}
-		return fmt.Sprintf("### client: %s\n%sexit=%d\n", s.shown, out, code)
+		return fmt.Sprintf("### %s: %s\n%sexit=%d\n", who, s.shown, out, code)
 	}
-	client := func(argv ...string) step {
+	on := func(h *netns.Host, argv ...string) step {
 		shown := strings.Join(argv, " ")
 		switch argv[0] {
 		case prog:
@@ -154,8 +160,9 @@ func rmtCallsScenario(t *testing.T, argv []string, prog, ctl string, reference b
 		case ctl:
 			shown = strings.Join(append([]string{"portmapctl"}, argv[1:]...), " ")
 		}
-		return step{shown: shown, cmd: cli.Command(argv...)}
+		return step{shown: shown, cmd: h.Command(argv...), server: h == srv}
 	}
+	client := func(argv ...string) step { return on(cli, argv...) }
 	sorted := func(s step) step { s.sorted = true; return s }
 
 	note("broadcasts from the client, all at once: each round reaches the server over udp (10.0.0.255) and udp6 (ff02::202, once per IPv6 address of the client's link)")
@@ -183,6 +190,17 @@ func rmtCallsScenario(t *testing.T, argv []string, prog, ctl string, reference b
 		client(prog, "rmtcall", "10.0.0.2", twoHostsProg, "1"),
 		client(prog, "rpcbrmtcall", "10.0.0.2", twoHostsProg, "1", "udp"),
 		client(prog, "rmtcall", "10.0.0.2", twoHostsUnknown, "1"),
+	} {
+		tr.WriteString(runStep(s))
+	}
+
+	note("the same on the server, over loopback")
+	for _, s := range []step{
+		on(srv, prog, "rmtcall", "127.0.0.1", twoHostsProg, "1"),
+		on(srv, prog, "rpcbrmtcall", "127.0.0.1", twoHostsProg, "1", "udp"),
+		on(srv, prog, "rpcbrmtcall", "::1", statdProg, "1", "udp6"),
+		on(srv, ctl, "call", "--indirect", "127.0.0.1", twoHostsProg, "1", "1", "00000015"),
+		on(srv, ctl, "call", "-T", "udp6", "--indirect", "::1", statdProg, "1", "0"),
 	} {
 		tr.WriteString(runStep(s))
 	}
@@ -300,7 +318,7 @@ func rmtCallTables(out string) string {
 
 // statdSection is a step of the transcript whose output shows rpc.statd's
 // addresses, whose ports are the kernel's choice.
-var statdSection = regexp.MustCompile(`^### client: .*\b(100024|status)\b`)
+var statdSection = regexp.MustCompile(`^### (client|server): .*\b(100024|status)\b`)
 
 // normaliseRmtCalls folds out statd's ports and sorts the rows of the
 // statistics, whose order is that of the concurrent broadcasts' calls.
