@@ -178,8 +178,9 @@ func (f *Forwarder) Close() error {
 	return errors.Join(errs...)
 }
 
-// A forwardRequest is what a Portmapper hands its Forwarder: the caller's call
-// and where the service it names is.
+// A forwardRequest is what a Portmapper hands its Forwarder: the caller's
+// call and where the service it names is. Its arguments alias the
+// server's buffer: forward sends them before the handler returns.
 type forwardRequest struct {
 	c *oncrpc.Call
 	// proc and vers are the portmapper's procedure and version called.

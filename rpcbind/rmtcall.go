@@ -78,9 +78,6 @@ func (p *Portmapper) remoteCall(vers uint32, indirect bool) oncrpc.HandlerFunc {
 			fail(xdr.SystemErr)
 			return
 		}
-		// The arguments alias the server's buffer, which the next call
-		// reuses.
-		a.Args = append([]byte(nil), a.Args...)
 		p.Forwarder.forward(w, forwardRequest{c: c, proc: proc, vers: vers, args: a, target: target, uaddr: uaddr})
 	}
 }
