@@ -264,7 +264,8 @@ func (s *Server) handle(w replyWriter, c *Call) {
 // the transport in TI-RPC's terms (udp or udp6): it is the Transport of
 // each call's Peer, and names the transport in the log. Replies leave
 // from the address each call arrived at, even when conn is bound to a
-// wildcard address.
+// wildcard address (from the receiving interface's address for a call sent
+// to a broadcast or multicast address).
 func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) error {
 	pktinfo := enablePacketInfo(conn)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
@@ -312,9 +313,11 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 		c := Call{Peer: peer.Peer{Transport: netid, Addr: peer.Unmap(from), Local: local}}
 		w.oob = w.oob[:0]
 		if pktinfo {
-			if dst, ok := packetDestination(oob[:oobn]); ok {
+			if dst, src, ok := packetDestination(oob[:oobn]); ok {
 				c.Peer.Local = netip.AddrPortFrom(dst, local.Port())
-				w.oob = replySourceOOB(w.oob, dst)
+				if src.IsValid() {
+					w.oob = replySourceOOB(w.oob, src)
+				}
 			}
 		}
 		w.to, w.callLen = from, n

@@ -122,6 +122,8 @@ interrupted.`,
 		newStatsCmd(g),
 		newAddrlistCmd(g),
 		newDeleteCmd(g),
+		newBroadcastCmd(g),
+		newCallCmd(g),
 	)
 	root.AddCommand(newHTTPCmds(g)...)
 	root.AddCommand(newMigrateCmd(g))

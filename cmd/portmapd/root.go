@@ -40,6 +40,13 @@ type options struct {
 	dropRoot   bool
 	showConfig bool
 	warmStart  bool
+	rmtCalls   bool
+
+	rmtRate       float64
+	rmtBurst      int
+	rmtMaxPending int
+	rmtTimeout    time.Duration
+	rmtReplyRatio int
 
 	user          string
 	port          int
@@ -102,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		// rpcbind's getopt error and usage line, under the name this
 		// program was started as (so "rpcbind" when installed as it).
-		fmt.Fprintf(stderr, "%s: %v\nusage: %s [-adfhilsvw]\n", prog, ue.err, prog)
+		fmt.Fprintf(stderr, "%s: %v\nusage: %s [-adfhilrsvw]\n", prog, ue.err, prog)
 	default:
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	}
@@ -112,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func newRootCmd(prog string, stdout, stderr io.Writer) *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
-		Use:   prog + " [-adfhilsvw]",
+		Use:   prog + " [-adfhilrsvw]",
 		Short: "ONC RPC portmapper, a drop-in replacement for rpcbind",
 		Long: `portmapd maps ONC RPC program numbers to the addresses their services
 listen on. It answers portmap version 2 and rpcbind versions 3 and 4 on UDP
@@ -153,6 +160,7 @@ rpcbind's two lines instead.`,
 	f.StringArrayVarP(&o.udpAddrs, "host", "h", nil, "serve UDP only on this address (repeatable; 127.0.0.1 and ::1 are always added; TCP is unaffected)")
 	f.BoolVarP(&o.insecure, "insecure", "i", false, "accept SET and UNSET from any host, not only from this one")
 	f.BoolVarP(&o.logCalls, "log-calls", "l", false, "log every call")
+	f.BoolVarP(&o.rmtCalls, "enable-rmtcalls", "r", false, "forward remote calls (CALLIT, BCAST, INDIRECT) to the services they name, as rpcbind -r")
 	f.BoolVarP(&o.dropRoot, "run-as-daemon", "s", false, "become the --user user once the sockets are open")
 	f.BoolVarP(&o.showConfig, "version", "v", false, "print the version and configuration, then exit")
 	f.BoolVarP(&o.warmStart, "warm-start", "w", false, "read rpcbind's warm-start files at start and write them on exit, to switch from rpcbind and back")
@@ -170,6 +178,11 @@ rpcbind's two lines instead.`,
 	f.IntVar(&o.replyRate, "udp-reply-rate", oncrpc.DefaultUDPReplyRate, "bytes per second by which UDP replies to one remote address may exceed its calls (0: no limit)")
 	f.IntVar(&o.replyBurst, "udp-reply-burst", oncrpc.DefaultUDPReplyBurst, "bytes of such excess one remote address may use at once (at least --max-message)")
 	f.IntVar(&o.fdReserve, "fd-reserve", netlimit.DefaultReserve, "file descriptors that TCP connections leave for the local sockets and the daemon itself")
+	f.Float64Var(&o.rmtRate, "rmtcall-rate", rpcbind.DefaultForwardRate, "with -r, remote calls a second one remote address (IPv6: one /64) may have forwarded (0: no limit)")
+	f.IntVar(&o.rmtBurst, "rmtcall-burst", rpcbind.DefaultForwardBurst, "with -r, remote calls one remote address may have forwarded at once")
+	f.IntVar(&o.rmtMaxPending, "rmtcall-max-pending", rpcbind.DefaultMaxForwards, "with -r, most forwarded calls waiting for their answers; past it the one waiting longest is given up")
+	f.DurationVar(&o.rmtTimeout, "rmtcall-timeout", rpcbind.DefaultForwardTimeout, "with -r, how long a forwarded call waits for its answer")
+	f.IntVar(&o.rmtReplyRatio, "rmtcall-reply-ratio", rpcbind.DefaultForwardReplyRatio, "with -r, how many times larger than its call an answer relayed to a remote address may be (0: no limit)")
 	f.StringVar(&o.httpAddr, "http", httpmap.DefaultHTTPAddr, `HTTP listing address; "off" disables`)
 	f.StringVar(&o.httpSocket, "http-socket", httpmap.DefaultSocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
@@ -214,7 +227,11 @@ func printConfig(w io.Writer, prog string, o options) {
 			user = daemon.DefaultRunAs()
 		}
 	}
-	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: %s, systemd: yes, user: %s, warm start: yes\n", o.stateDir, user)
+	rmtCalls := "no"
+	if o.rmtCalls {
+		rmtCalls = "yes"
+	}
+	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: %s, statedir: %s, systemd: yes, user: %s, warm start: yes\n", rmtCalls, o.stateDir, user)
 }
 
 // A flagCheck is a rule the value of one flag must keep: bad when it
@@ -237,7 +254,7 @@ func positive(flag string, d time.Duration) flagCheck {
 }
 
 // notNegative is the rule of a value for which zero means none.
-func notNegative[T int | int64 | time.Duration](flag string, v T) flagCheck {
+func notNegative[T int | int64 | float64 | time.Duration](flag string, v T) flagCheck {
 	return flagCheck{flag, v, v < 0, "must not be negative"}
 }
 
@@ -254,6 +271,9 @@ func (o options) validate() error {
 		{"--udp-reply-burst", o.replyBurst, o.replyRate > 0 && o.replyBurst < o.maxMessage,
 			fmt.Sprintf("must be at least --max-message (%d), or no reply that large could be sent", o.maxMessage)},
 		atLeastOne("--fd-reserve", o.fdReserve),
+		notNegative("--rmtcall-rate", o.rmtRate),
+		atLeastOne("--rmtcall-burst", o.rmtBurst), atLeastOne("--rmtcall-max-pending", o.rmtMaxPending),
+		positive("--rmtcall-timeout", o.rmtTimeout), notNegative("--rmtcall-reply-ratio", o.rmtReplyRatio),
 		atLeastOne("--http-max-conns", o.httpMaxConns), atLeastOne("--http-max-conns-per-source", o.httpPerSource),
 		positive("--http-idle-timeout", o.httpIdle),
 		atLeastOne("--max-per-process", o.maxPerProcess),
@@ -362,10 +382,14 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		activated = append(activated, s)
 	}
 	cfg := daemon.Config{
-		Logger:            log,
-		Port:              o.port,
-		UDPAddrs:          o.udpAddrs,
-		Insecure:          o.insecure,
+		Logger:      log,
+		Port:        o.port,
+		UDPAddrs:    o.udpAddrs,
+		Insecure:    o.insecure,
+		RemoteCalls: o.rmtCalls,
+		RemoteCallLimits: daemon.RemoteCallLimits{
+			Rate: o.rmtRate, Burst: o.rmtBurst, MaxPending: o.rmtMaxPending, Timeout: o.rmtTimeout, ReplyRatio: o.rmtReplyRatio,
+		},
 		LogCalls:          o.logCalls,
 		LockFile:          offAlias(o.lockFile),
 		Socket:            offAlias(o.socket),

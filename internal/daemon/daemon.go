@@ -47,6 +47,11 @@ type Config struct {
 	UDPAddrs []string
 	// Insecure accepts SET and UNSET from any host (rpcbind -i).
 	Insecure bool
+	// RemoteCalls forwards CALLIT, BCAST and INDIRECT to the services
+	// they name (rpcbind -r, --enable-rmtcalls), within
+	// RemoteCallLimits; without it they are dropped as by stock rpcbind.
+	RemoteCalls      bool
+	RemoteCallLimits RemoteCallLimits
 	// LogCalls logs every call (rpcbind -l).
 	LogCalls bool
 	// LockFile keeps a second instance from starting; DefaultLockFile
@@ -260,6 +265,9 @@ type daemon struct {
 	// audit writes the audit trail; callLog bounds LogCalls' lines.
 	audit   *audit.Logger
 	callLog *netlimit.LineLimiter
+	// multicast keeps the udp6 sockets in the group of udp6 broadcasts,
+	// with remote calls on.
+	multicast *multicastMember
 }
 
 // close releases what the start took, in reverse order.
@@ -410,6 +418,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	var mux oncrpc.ServeMux
 	eps := d.ls.endpoints()
 	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs, Audit: d.audit}
+	if cfg.RemoteCalls {
+		if pm.Forwarder, err = openForwarder(cfg.RemoteCallLimits, log); err != nil {
+			return nil, err
+		}
+		d.release = append(d.release, func() { _ = pm.Forwarder.Close() })
+		if d.multicast = newMulticastMember(d.ls, log); d.multicast != nil {
+			d.multicast.join()
+		}
+	}
 	for _, ep := range eps {
 		pm.Netids = append(pm.Netids, ep.Netid)
 	}
@@ -508,6 +525,9 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 		d.journal.Start()
 	}
 	serve("lifetime", func() error { return d.life.Run(ctx) })
+	if d.multicast != nil {
+		serve("multicast", func() error { d.multicast.follow(ctx); return nil })
+	}
 	for _, u := range d.ls.udp {
 		serve(string(u.netid), func() error { return d.srv.ServeUDP(ctx, u.conn, string(u.netid)) })
 	}
