@@ -3,8 +3,11 @@ package oncrpc_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -125,7 +128,8 @@ func TestDefer(t *testing.T) {
 		cc := *c
 		later <- deferred{d, &cc}
 	})
-	srv := &oncrpc.Server{Handler: mux}
+	obs := &servedCalls{}
+	srv := &oncrpc.Server{Handler: mux, Observer: obs}
 	port := serveWildcardUDP(t, srv)
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -179,6 +183,11 @@ func TestDefer(t *testing.T) {
 	if n, _, err := c.ReadFromUDPAddrPort(buf); err == nil {
 		t.Errorf("a second reply arrived: % x", buf[:n])
 	}
+	// The Observer counts the deferred call once, as deferred, and the
+	// call answered in its turn as answered.
+	if got, want := obs.list(), []string{"proc 7 deferred", "proc 0 replied"}; !slices.Equal(got, want) {
+		t.Errorf("observed %q, want %q", got, want)
+	}
 
 	ep := serve(t, &oncrpc.Server{Handler: mux})
 	if err := ep.dial(t, "tcp").Call(ctxT(t), testProg, 1, procLater, nil, nil); err != nil {
@@ -187,4 +196,32 @@ func TestDefer(t *testing.T) {
 	if <-streamDeferred {
 		t.Error("a call on a stream was deferred")
 	}
+}
+
+// servedCalls is an oncrpc.Observer that lists the calls served.
+type servedCalls struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (o *servedCalls) CallServed(c *oncrpc.Call, reply *xdr.ReplyHeader, deferred bool) {
+	how := "silent"
+	switch {
+	case deferred:
+		how = "deferred"
+	case reply != nil:
+		how = "replied"
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, fmt.Sprintf("proc %d %s", c.Proc, how))
+}
+
+func (o *servedCalls) Malformed(string)                {}
+func (o *servedCalls) LimitHit(string, string, string) {}
+
+func (o *servedCalls) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.calls)
 }

@@ -32,6 +32,9 @@ type replyWriter interface {
 	reset(verf xdr.OpaqueAuth)
 	// sent is the header of the reply given since reset, nil for none.
 	sent() *xdr.ReplyHeader
+	// deferred reports that the handler deferred its reply (Defer)
+	// since reset.
+	deferred() bool
 }
 
 // replyBuffer encodes one reply at a time into reused storage.
@@ -43,9 +46,15 @@ type replyBuffer struct {
 	// the Server's Observer; encoded says there is one.
 	last    xdr.ReplyHeader
 	encoded bool
+	// handedOff says the reply was deferred to another writer.
+	handedOff bool
 }
 
-func (b *replyBuffer) reset(verf xdr.OpaqueAuth) { b.verf, b.written, b.encoded = verf, false, false }
+func (b *replyBuffer) reset(verf xdr.OpaqueAuth) {
+	b.verf, b.written, b.encoded, b.handedOff = verf, false, false, false
+}
+
+func (b *replyBuffer) deferred() bool { return b.handedOff }
 
 // sent returns the header of the reply given to the call since reset, or
 // nil when there was none.
@@ -127,6 +136,7 @@ func sendDatagram(conn *net.UDPConn, b, oob []byte, to netip.AddrPort) error {
 // would, with an AUTH_NONE verifier. It shares nothing with w, which the
 // server reuses for the next call once the handler returns.
 func (w *datagramWriter) deferReply() ReplyWriter {
+	w.handedOff = true
 	d := &deferredDatagram{w: *w}
 	d.w.replyBuffer = replyBuffer{}
 	d.w.oob = slices.Clone(w.oob)

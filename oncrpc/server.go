@@ -175,7 +175,7 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 		_ = w.WriteReply(xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}, nil)
 		if s.Observer != nil {
 			c.CallHeader = h
-			s.Observer.CallServed(c, w.sent())
+			s.Observer.CallServed(c, w.sent(), w.deferred())
 		}
 		return true
 	}
@@ -202,7 +202,7 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 		s.handle(w, c)
 	}
 	if s.Observer != nil {
-		s.Observer.CallServed(c, w.sent())
+		s.Observer.CallServed(c, w.sent(), w.deferred())
 	}
 	return true
 }

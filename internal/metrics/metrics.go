@@ -66,7 +66,7 @@ func New() *Metrics {
 		return v
 	}
 	m.rpcCalls = counter("rpc", "requests_total",
-		"RPC calls answered, by program, version, procedure, transport (netid) and result (the reply's status, or no_reply).",
+		"RPC calls answered, by program, version, procedure, transport (netid) and result (the reply's status, no_reply, or deferred for a forwarded remote call).",
 		"program", "version", "procedure", "transport", "result")
 	m.rpcMalformed = counter("rpc", "malformed_total", "Messages dropped because they are not a readable RPC call, by transport.", "transport")
 	m.changes = counter("registry", "changes_total",
@@ -136,12 +136,13 @@ var procNames = [3][]string{
 
 // Results a call is counted under.
 var results = [...]string{"success", "prog_unavail", "prog_mismatch", "proc_unavail", "garbage_args", "system_err",
-	"rpc_mismatch", "auth_error", "no_reply"}
+	"rpc_mismatch", "auth_error", "no_reply", "deferred"}
 
 const (
 	resultRPCMismatch = 6 + iota
 	resultAuthError
 	resultNoReply
+	resultDeferred
 	maxProcs = 13
 	// otherSlot is the version or procedure index of one not in
 	// procNames.
@@ -156,9 +157,12 @@ type callTable struct {
 	c [4][maxProcs + 1][len(results)]atomic.Pointer[prometheus.Counter]
 }
 
-// resultOf is the result a reply header is counted under.
-func resultOf(h *xdr.ReplyHeader) int {
+// resultOf is the result a call is counted under, by the header of its
+// reply and whether the reply was deferred.
+func resultOf(h *xdr.ReplyHeader, deferred bool) int {
 	switch {
+	case deferred:
+		return resultDeferred
 	case h == nil:
 		return resultNoReply
 	case h.Stat == xdr.MsgDenied && h.Reject == xdr.RPCMismatch:
@@ -172,7 +176,7 @@ func resultOf(h *xdr.ReplyHeader) int {
 }
 
 // CallServed counts a call (oncrpc.Observer).
-func (m *Metrics) CallServed(c *oncrpc.Call, reply *xdr.ReplyHeader) {
+func (m *Metrics) CallServed(c *oncrpc.Call, reply *xdr.ReplyHeader, deferred bool) {
 	t, ok := m.calls.Load(c.Peer.Transport)
 	if !ok {
 		t, _ = m.calls.LoadOrStore(c.Peer.Transport, &callTable{transport: c.Peer.Transport})
@@ -184,7 +188,7 @@ func (m *Metrics) CallServed(c *oncrpc.Call, reply *xdr.ReplyHeader) {
 			ps = int(c.Proc)
 		}
 	}
-	r := resultOf(reply)
+	r := resultOf(reply, deferred)
 	slot := &t.(*callTable).c[vs][ps][r]
 	counter := slot.Load()
 	if counter == nil {

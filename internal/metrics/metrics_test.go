@@ -295,6 +295,6 @@ func BenchmarkCallServed(b *testing.B) {
 	reply := xdr.Accepted(1, xdr.Success)
 	b.ReportAllocs()
 	for b.Loop() {
-		m.CallServed(c, &reply)
+		m.CallServed(c, &reply, false)
 	}
 }
