@@ -6,35 +6,33 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Definitions of linux/inet_diag.h and linux/tcp_states.h for the owner.
+// Definitions of linux/inet_diag.h for the owner.
 const (
 	inetDiagMsgUID = 64 // idiag_uid in struct inet_diag_msg
-	tcpSynRecv     = 3  // TCP_SYN_RECV: a connection not accepted yet
+	tcpListen      = 10 // TCP_LISTEN
 	// inetDiagNoCookie is INET_DIAG_NOCOOKIE: look the socket up by its
 	// addresses alone.
 	inetDiagNoCookie = ^uint32(0)
 )
 
-// ErrNotFound reports a connection whose other end ConnOwner could not
-// find on this host.
-var ErrNotFound = errors.New("no such socket on this host")
+// ErrNotFound reports a connection whose listener ConnOwner could not find
+// on this host.
+var ErrNotFound = errors.New("no such listening socket on this host")
 
-// ConnOwner returns the uid owning the socket at the other end of c, a TCP
+// ConnOwner returns the uid owning the listening socket that c, a TCP
 // connection this process made to a port of this host in its own network
-// namespace. The kernel gives that socket the owner of the listening
-// socket it came from, and once the service accepts it, the user of the
-// process that accepted it: either way the service's user, whoever
-// registered the port. The socket is looked up by its addresses
-// (sock_diag, as ss does) once the kernel has completed the connection:
-// until then (wait at most) it is half-open and has no owner to tell.
-func ConnOwner(c net.Conn, wait time.Duration) (uint32, error) {
-	local, remote := addrPort(c.LocalAddr()), addrPort(c.RemoteAddr())
-	if !local.IsValid() || !remote.IsValid() {
+// namespace, reached: the user who opened the service's listening socket,
+// whoever registered the port. The listener is looked up as the kernel
+// chose it for c, by the address and port c connected to (sock_diag, as ss
+// does). Its owner, unlike that of the connection it accepted (which
+// becomes the accepting process's user once accepted), does not change.
+func ConnOwner(c net.Conn) (uint32, error) {
+	remote := addrPort(c.RemoteAddr())
+	if !remote.IsValid() {
 		return 0, fmt.Errorf("lifetime: owner of %v: not a TCP connection", c.RemoteAddr())
 	}
 	fd, err := openSockDiag()
@@ -43,36 +41,25 @@ func ConnOwner(c net.Conn, wait time.Duration) (uint32, error) {
 	}
 	defer unix.Close(fd)
 	dc := diagConn{fd: fd, buf: make([]byte, 4096)}
-	deadline := time.Now().Add(wait)
-	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
-		uid, state, err := dc.owner(local, remote)
-		switch {
-		case err != nil && !errors.Is(err, ErrNotFound):
-			return 0, fmt.Errorf("lifetime: owner of %v: %w", remote, err)
-		case err == nil && state != tcpSynRecv:
-			return uid, nil
-		case time.Now().After(deadline):
-			if err != nil {
-				return 0, fmt.Errorf("lifetime: owner of %v: %w", remote, err)
-			}
-			return 0, fmt.Errorf("lifetime: owner of %v: connection not accepted yet", remote)
-		}
-		time.Sleep(pause)
+	uid, err := dc.listenerOwner(remote)
+	if err != nil {
+		return 0, fmt.Errorf("lifetime: owner of %v: %w", remote, err)
 	}
+	return uid, nil
 }
 
-// owner asks for the one socket whose own address is remote and whose
-// peer is local, and returns its owner and TCP state.
-func (c *diagConn) owner(local, remote netip.AddrPort) (uid uint32, state uint8, err error) {
+// listenerOwner asks for the socket that a connection from nowhere
+// (the zero address and port, which no connection has) to addr would
+// reach: the kernel looks for a connection with those addresses, finds
+// none, and answers with the listener that would accept it.
+func (c *diagConn) listenerOwner(addr netip.AddrPort) (uint32, error) {
 	d := diagDump{unix.AF_INET6, unix.IPPROTO_TCP}
-	if remote.Addr().Is4() {
+	if addr.Addr().Is4() {
 		d.family = unix.AF_INET
 	}
-	id := inetDiagSockID{If: 0, Cookie: [2]uint32{inetDiagNoCookie, inetDiagNoCookie}}
-	binary.BigEndian.PutUint16(id.SPort[:], remote.Port())
-	binary.BigEndian.PutUint16(id.DPort[:], local.Port())
-	putAddr(id.Src[:], remote.Addr())
-	putAddr(id.Dst[:], local.Addr())
+	id := inetDiagSockID{Cookie: [2]uint32{inetDiagNoCookie, inetDiagNoCookie}}
+	binary.BigEndian.PutUint16(id.SPort[:], addr.Port())
+	putAddr(id.Src[:], addr.Addr())
 	body := inetDiagReqV2{Family: d.family, Protocol: d.protocol, States: ^uint32(0), ID: id}
 	c.seq++
 	hdr := unix.NlMsghdr{
@@ -86,11 +73,12 @@ func (c *diagConn) owner(local, remote netip.AddrPort) (uid uint32, state uint8,
 		req, err = binary.Append(req, binary.NativeEndian, body)
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := c.send(req); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
+	var uid uint32
 	found := false
 	// The answer is the socket, if there is one, then the
 	// acknowledgement (NLM_F_ACK) that ends it.
@@ -98,27 +86,29 @@ func (c *diagConn) owner(local, remote netip.AddrPort) (uid uint32, state uint8,
 		if len(p) < sizeofInetDiagMsg {
 			return malformed("inet_diag_msg of %d bytes", len(p))
 		}
+		if p[inetDiagMsgState] != tcpListen {
+			return malformed("the listener of %v is in TCP state %d", addr, p[inetDiagMsgState])
+		}
 		found = true
-		state = p[inetDiagMsgState]
 		uid = binary.NativeEndian.Uint32(p[inetDiagMsgUID:])
 		return nil
 	}}
 	for !r.done {
 		b, err := c.recv()
 		if err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		if err := r.parse(b); err != nil {
 			if errors.Is(err, unix.ENOENT) {
-				return 0, 0, ErrNotFound
+				return 0, ErrNotFound
 			}
-			return 0, 0, err
+			return 0, err
 		}
 	}
 	if !found {
-		return 0, 0, ErrNotFound
+		return 0, ErrNotFound
 	}
-	return uid, state, nil
+	return uid, nil
 }
 
 // putAddr writes a as inet_diag_sockid holds it: IPv4 in the first four
