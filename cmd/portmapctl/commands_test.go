@@ -96,6 +96,8 @@ func TestCommands(t *testing.T) {
 			{"register-missing-command", []string{"register", "a.example.com", "1"}},
 			{"register-nothing-after-dash", []string{"register", "a.example.com", "1", "--"}},
 			{"register-too-many", []string{"register", "a.example.com", "1", "2", "--", "true"}},
+			{"register-listen-with-port", []string{"register", "a.example.com", "1", "--listen", "--", "cat"}},
+			{"register-muxhelp-without-tcpmux", []string{"register", "a.example.com", "1", "--muxhelp", "--", "true"}},
 		}},
 	}
 	for _, g := range groups {
