@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
@@ -103,19 +104,8 @@ func reply(t *testing.T, r *bufio.Reader) string {
 	return line
 }
 
-// echo serves every connection of ln by sending back what it reads.
-func echo(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			io.Copy(c, c)
-		}()
-	}
-}
+// echo sends back what c sends.
+func echo(c net.Conn) { io.Copy(c, c) }
 
 // tcpEcho returns the port of a TCP echo service on loopback.
 func tcpEcho(t *testing.T) uint16 {
@@ -125,7 +115,7 @@ func tcpEcho(t *testing.T) uint16 {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go echo(ln)
+	go netns.ServeEach(ln, echo)
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
@@ -151,15 +141,10 @@ func TestHandOverToGoService(t *testing.T) {
 	m := startMux(t, Config{})
 	l := m.listen(t, httpmap.ServiceSpec{Service: "Echo.Example.com"})
 	remote := make(chan net.Addr, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
+	go netns.ServeEach(l, func(c net.Conn) {
 		remote <- c.RemoteAddr()
-		defer c.Close()
-		io.Copy(c, c)
-	}()
+		echo(c)
+	})
 	c, r := m.ask(t, "ECHO.example.COM\r\nhello, ")
 	if got := reply(t, r); got != replyOK {
 		t.Fatalf("reply %q, want %q", got, replyOK)
@@ -190,19 +175,10 @@ func TestSpliceToTCPService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
-				fmt.Fprintf(c, "read %d bytes\n", n)
-			}()
-		}
-	}()
+	go netns.ServeEach(ln, func(c net.Conn) {
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "read %d bytes\n", n)
+	})
 	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "count.example.com", Network: netid.TCP, Port: uint16(ln.Addr().(*net.TCPAddr).Port), Flags: registry.TCPMux})
 	c, r := m.ask(t, "count.example.com\r\n12345")
 	if got := reply(t, r); got != replyOK {
@@ -349,7 +325,7 @@ func TestAnotherUserCannotReceive(t *testing.T) {
 func TestAnotherUsersPortOfTheirOwn(t *testing.T) {
 	m := startMux(t, Config{})
 	ln := lifetimetest.ListenAs(t, 65534, "tcp4", "127.0.0.1:0")
-	go echo(ln)
+	go netns.ServeEach(ln, echo)
 	m.register(t, 65534, registry.Service{Name: "nobody.example.com", Network: netid.TCP, Port: uint16(ln.Addr().(*net.TCPAddr).Port), Flags: registry.TCPMux})
 	c, r := m.ask(t, "nobody.example.com\r\n")
 	if got := reply(t, r); got != replyOK {
@@ -399,43 +375,33 @@ func TestOwnersInstances(t *testing.T) {
 func TestManyConnectionsAtOnce(t *testing.T) {
 	m := startMux(t, Config{})
 	l := m.listen(t, httpmap.ServiceSpec{Service: "handed.example.com"})
-	go echo(l)
+	go netns.ServeEach(l, echo)
 	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
 	const clients = 200
 	var wg sync.WaitGroup
-	errs := make(chan error, clients)
 	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			name := "handed.example.com"
 			if i%2 == 1 {
 				name = "spliced.example.com"
 			}
-			c, err := net.Dial("tcp", m.addr)
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			c, err := Dial(ctx, m.addr, name)
 			if err != nil {
-				errs <- err
+				t.Errorf("%s, client %d: %v", name, i, err)
 				return
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(waitLimit))
 			msg := "client " + strconv.Itoa(i) + "\n"
-			io.WriteString(c, name+"\r\n"+msg)
-			r := bufio.NewReader(c)
-			if got, err := r.ReadString('\n'); got != replyOK {
-				errs <- fmt.Errorf("%s, client %d: reply %q, %v", name, i, got, err)
-				return
+			io.WriteString(c, msg)
+			if got, err := bufio.NewReader(c).ReadString('\n'); got != msg {
+				t.Errorf("%s, client %d: echo %q, %v", name, i, got, err)
 			}
-			if got, err := r.ReadString('\n'); got != msg {
-				errs <- fmt.Errorf("%s, client %d: echo %q, %v", name, i, got, err)
-			}
-		}()
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
 }
 
 // TestConnectionsBounded: at the cap, the connection that has waited

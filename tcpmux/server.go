@@ -314,6 +314,10 @@ func (s *Server) handOver(ctx context.Context, c net.Conn, name string, svc regi
 // answered; false means the port could not be reached and nothing was
 // said.
 func (s *Server) splice(ctx context.Context, c net.Conn, name string, svc registry.Service) bool {
+	client, ok := c.(*net.TCPConn)
+	if !ok {
+		return false
+	}
 	local := peer.AddrPort(c.LocalAddr()).Addr()
 	backend, err := s.dialService(ctx, svc, local)
 	if err != nil {
@@ -339,7 +343,7 @@ func (s *Server) splice(ctx context.Context, c net.Conn, name string, svc regist
 	}
 	c.SetDeadline(time.Time{})
 	s.log.Debug("tcpmux: spliced", "service", name, "remote", c.RemoteAddr(), "port", svc.Port, "pid", svc.PID)
-	pipe(c.(*net.TCPConn), backend, s.cfg.IdleTimeout)
+	pipe(client, backend, s.cfg.IdleTimeout)
 	return true
 }
 

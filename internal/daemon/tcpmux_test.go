@@ -18,6 +18,7 @@ import (
 	"github.com/portmapd/portmapd/httpmap"
 	pmd "github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/netns"
+	"github.com/portmapd/portmapd/tcpmux"
 )
 
 // Addresses of the two hosts of the TCPMUX test.
@@ -28,21 +29,52 @@ const (
 	muxClient6 = "fd77::2"
 )
 
-// muxAsk opens a TCPMUX connection from h to addr, sends request and
-// returns the connection with a reader of it.
-func muxAsk(t *testing.T, h *netns.Host, addr, request string) (net.Conn, *bufio.Reader) {
+// muxDial asks the TCPMUX server at addr for name from inside h, with
+// the Go client, and returns the service's connection and a reader of it.
+func muxDial(t *testing.T, h *netns.Host, addr, name string) (net.Conn, *bufio.Reader, error) {
 	t.Helper()
-	c, err := h.Dial("tcp", addr)
+	var c net.Conn
+	err := h.Do(func() (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), hostTimeout)
+		defer cancel()
+		c, err = tcpmux.Dial(ctx, addr, name)
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(hostTimeout))
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	return c, bufio.NewReader(c)
+	return c, bufio.NewReader(c), nil
 }
+
+// nc sends input to host's TCPMUX port 1 from inside h with nc, as a
+// person would, and returns what came back.
+func nc(t *testing.T, h *netns.Host, host, input string) string {
+	t.Helper()
+	cmd := h.Command("nc", "-N", host, "1")
+	cmd.Stdin = strings.NewReader(input)
+	return run(t, cmd)
+}
+
+// namesOf is a hand-off listener that tells the name each connection it
+// accepts asked for.
+type namesOf struct {
+	*httpmap.MuxListener
+	names chan<- string
+}
+
+func (l namesOf) Accept() (net.Conn, error) {
+	h, err := l.AcceptHandoff()
+	if err != nil {
+		return nil, err
+	}
+	l.names <- h.Name
+	return h.Conn()
+}
+
+// echo sends back what c sends.
+func echo(c net.Conn) { io.Copy(c, c) }
 
 // instancesOf returns the uids of the registrations of name, as the HTTP
 // socket at sock lists them.
@@ -115,24 +147,10 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 	}
 	defer goLn.Close()
 	handedFor := make(chan string, 1000)
-	go func() {
-		for {
-			h, err := goLn.AcceptHandoff()
-			if err != nil {
-				return
-			}
-			handedFor <- h.Name
-			c, err := h.Conn()
-			if err != nil {
-				continue
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, "hello from go\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	go netns.ServeEach(namesOf{goLn, handedFor}, func(c net.Conn) {
+		io.WriteString(c, "hello from go\n")
+		io.Copy(c, c)
+	})
 	// plain.example.com: a TCP echo service on the server's loopback,
 	// registered with tcpmux, reached by splicing.
 	plain, err := srv.Listen("tcp4", "127.0.0.1:0")
@@ -140,18 +158,7 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	go func() {
-		for {
-			c, err := plain.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	go netns.ServeEach(plain, echo)
 	plainPort := plain.Addr().(*net.TCPAddr).Port
 	if _, err := client.Register(ctx, httpmap.Registration{Services: []httpmap.ServiceSpec{
 		{Service: "plain.example.com", Port: httpmap.Port(strconv.Itoa(plainPort)), TCPMux: true},
@@ -161,6 +168,7 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 	waitFor(t, "echo.example.com is registered", func() bool { return len(instancesOf(t, sock, "echo.example.com")) == 1 })
 
 	t.Run("nc from the other host reaches echo.example.com", func(t *testing.T) {
+		// As the README has it: printf 'echo.example.com\r\nhello\r\n' | nc -N HOST 1
 		out := run(t, cli.Command("sh", "-c", "printf 'echo.example.com\\r\\nhello\\r\\n' | nc -N "+muxServer4+" 1"))
 		if out != "+\r\nhello\r\n" {
 			t.Fatalf("nc printed %q", out)
@@ -169,11 +177,12 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 
 	t.Run("a Go service over a handed-over descriptor", func(t *testing.T) {
 		for _, addr := range []string{mux4, mux6} {
-			c, r := muxAsk(t, cli, addr, "GO.example.com\r\n")
-			for _, want := range []string{"+\r\n", "hello from go\n"} {
-				if got, err := r.ReadString('\n'); got != want {
-					t.Fatalf("%s: %q, %v; want %q", addr, got, err, want)
-				}
+			c, r, err := muxDial(t, cli, addr, "GO.example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.ReadString('\n'); got != "hello from go\n" {
+				t.Fatalf("%s: greeted %q, %v", addr, got, err)
 			}
 			io.WriteString(c, "ping\n")
 			if got, _ := r.ReadString('\n'); got != "ping\n" {
@@ -186,10 +195,11 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 	})
 
 	t.Run("a plain TCP service by splicing", func(t *testing.T) {
-		c, r := muxAsk(t, cli, mux4, "plain.example.com\r\nspliced\n")
-		if got, _ := r.ReadString('\n'); got != "+\r\n" {
-			t.Fatalf("reply %q", got)
+		c, r, err := muxDial(t, cli, mux4, "plain.example.com")
+		if err != nil {
+			t.Fatal(err)
 		}
+		io.WriteString(c, "spliced\n")
 		if got, _ := r.ReadString('\n'); got != "spliced\n" {
 			t.Fatalf("echoed %q", got)
 		}
@@ -200,16 +210,13 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 	})
 
 	t.Run("HELP lists only the opted-in", func(t *testing.T) {
-		_, r := muxAsk(t, cli, mux4, "HELP\r\n")
-		got, err := io.ReadAll(r)
-		if err != nil || string(got) != "echo.example.com\r\n" {
-			t.Fatalf("HELP: %q, %v", got, err)
+		if got := nc(t, cli, muxServer6, "HELP\r\n"); got != "echo.example.com\r\n" {
+			t.Fatalf("HELP: %q", got)
 		}
 	})
 
 	t.Run("an unknown name", func(t *testing.T) {
-		_, r := muxAsk(t, cli, mux4, "nothing.example.com\r\n")
-		if got, _ := io.ReadAll(r); string(got) != "-Service not available\r\n" {
+		if got := nc(t, cli, muxServer4, "nothing.example.com\r\n"); got != "-Service not available\r\n" {
 			t.Fatalf("%q", got)
 		}
 	})
@@ -226,22 +233,21 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 				len(instancesOf(t, sock, "steal.example.com")) == 1 && len(instancesOf(t, sock, "stealport.example.com")) == 1
 		})
 		for range 3 {
-			out := run(t, cli.Command("sh", "-c", "printf 'echo.example.com\\r\\nmine\\r\\n' | nc -N "+muxServer4+" 1"))
-			if out != "+\r\nmine\r\n" {
-				t.Fatalf("echo.example.com answered %q", out)
+			if got := nc(t, cli, muxServer4, "echo.example.com\r\nmine\r\n"); got != "+\r\nmine\r\n" {
+				t.Fatalf("echo.example.com answered %q", got)
 			}
 		}
 		for _, name := range []string{"steal.example.com", "stealport.example.com"} {
-			_, r := muxAsk(t, cli, mux4, name+"\r\n")
-			if got, _ := io.ReadAll(r); string(got) != "-Service not available\r\n" {
-				t.Errorf("%s: %q", name, got)
+			_, _, err := muxDial(t, cli, mux4, name)
+			var re *tcpmux.RefusedError
+			if !errors.As(err, &re) || re.Reason != "Service not available" {
+				t.Errorf("%s: %v", name, err)
 			}
 		}
 		// The next connection root's Go service is handed is for its own
 		// name.
-		_, r := muxAsk(t, cli, mux4, "go.example.com\r\n")
-		if got, _ := r.ReadString('\n'); got != "+\r\n" {
-			t.Fatalf("go.example.com: %q", got)
+		if _, _, err := muxDial(t, cli, mux4, "go.example.com"); err != nil {
+			t.Fatal(err)
 		}
 		if name := <-handedFor; name != "go.example.com" {
 			t.Errorf("root's socket was handed a connection for %q", name)
@@ -251,35 +257,26 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 	t.Run("many clients at once", func(t *testing.T) {
 		const clients = 100
 		var wg sync.WaitGroup
-		errs := make(chan error, clients)
 		for i := range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				name, greeting := "plain.example.com", ""
 				if i%2 == 0 {
 					name, greeting = "go.example.com", "hello from go\n"
 				}
-				c, err := cli.Dial("tcp", mux4)
+				c, r, err := muxDial(t, cli, mux4, name)
 				if err != nil {
-					errs <- err
+					t.Errorf("client %d: %v", i, err)
 					return
 				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(hostTimeout))
 				msg := fmt.Sprintf("client %d\n", i)
-				io.WriteString(c, name+"\r\n"+msg)
-				got, err := io.ReadAll(io.LimitReader(c, int64(len("+\r\n"+greeting+msg))))
-				if want := "+\r\n" + greeting + msg; string(got) != want {
-					errs <- fmt.Errorf("client %d (%s): %q, %v; want %q", i, name, got, err, want)
+				io.WriteString(c, msg)
+				got, err := io.ReadAll(io.LimitReader(r, int64(len(greeting+msg))))
+				if want := greeting + msg; string(got) != want {
+					t.Errorf("client %d (%s): %q, %v; want %q", i, name, got, err, want)
 				}
-			}()
+			})
 		}
 		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
 	})
 
 	for _, bad := range []string{"level=ERROR", "connection limits enforced"} {
