@@ -59,7 +59,7 @@ func Dial(ctx context.Context, addr, name string) (net.Conn, error) {
 }
 
 // askFor sends name and returns the reply line without its line end.
-func askFor(c net.Conn, name string) (string, error) {
+func askFor(c io.ReadWriter, name string) (string, error) {
 	if _, err := io.WriteString(c, name+"\r\n"); err != nil {
 		return "", err
 	}

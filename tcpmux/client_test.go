@@ -2,10 +2,12 @@ package tcpmux
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,4 +86,34 @@ func TestDialNotTCPMUX(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rw answers a request with a fixed reply.
+type rw struct {
+	io.Reader
+	io.Writer
+}
+
+// FuzzAskFor: no reply panics Dial's reading, reads past the first line
+// end, or passes for a reply but a "+" or "-" line.
+func FuzzAskFor(f *testing.F) {
+	f.Add([]byte("+\r\nservice bytes"))
+	f.Add([]byte("-Service not available\r\n"))
+	f.Add([]byte("SSH-2.0\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		reply, err := askFor(rw{r, io.Discard}, "a.example.com")
+		if read := len(in) - r.Len(); read > maxReply {
+			t.Fatalf("read %d bytes", read)
+		}
+		if err != nil {
+			return
+		}
+		if reply == "" || reply[0] != '+' && reply[0] != '-' || strings.ContainsAny(reply, "\n") {
+			t.Fatalf("reply %q", reply)
+		}
+		if rest := r.Len(); rest != len(in)-bytes.IndexByte(in, '\n')-1 {
+			t.Fatalf("read past the line end: %d bytes left", rest)
+		}
+	})
 }

@@ -370,6 +370,51 @@ func TestOwnersInstances(t *testing.T) {
 	}
 }
 
+// TestHelpList: HELP lists a name once, in the order names were first
+// registered, when the user its connections go to asked for it.
+func TestHelpList(t *testing.T) {
+	svc := func(name string, uid uint32, flags registry.NamedFlags) registry.Service {
+		return registry.Service{Name: name, Network: netid.TCP, Port: 1, Flags: flags, Process: registry.Process{UID: uid}}
+	}
+	const mux, help = registry.TCPMux, registry.TCPMux | registry.MuxHelp
+	tests := []struct {
+		name string
+		svcs []registry.Service
+		want []string
+	}{
+		{"none", nil, nil},
+		{"once, in registration order", []registry.Service{svc("B.example.com", 1000, help), svc("a.example.com", 1000, help), svc("b.example.com", 1000, help)}, []string{"b.example.com", "a.example.com"}},
+		{"one instance of several asked", []registry.Service{svc("a.example.com", 1000, mux), svc("a.example.com", 1000, help)}, []string{"a.example.com"}},
+		{"asked by a user its connections do not go to", []registry.Service{svc("a.example.com", 1000, mux), svc("a.example.com", 1001, help)}, nil},
+		{"root's not asking hides another's", []registry.Service{svc("a.example.com", 1000, help), svc("a.example.com", 0, mux)}, nil},
+		{"not for TCPMUX", []registry.Service{svc("a.example.com", 1000, registry.MuxHelp)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := helpList(tt.svcs); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("HELP lists %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestListenerClose: closing a Go service's listener ends its
+// registration, and the name is then unavailable.
+func TestListenerClose(t *testing.T) {
+	m := startMux(t, Config{})
+	l := m.listen(t, httpmap.ServiceSpec{Service: "brief.example.com"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if svcs := m.reg.LookupNamed("brief.example.com"); len(svcs) != 0 {
+		t.Fatalf("still registered: %+v", svcs)
+	}
+	_, r := m.ask(t, "brief.example.com\r\n")
+	if got, _ := io.ReadAll(r); string(got) != replyUnavailable {
+		t.Fatalf("%q", got)
+	}
+}
+
 // TestManyConnectionsAtOnce: a crowd of clients at once, half to a
 // handed-over service and half to a spliced one, each gets its own echo.
 func TestManyConnectionsAtOnce(t *testing.T) {
