@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -33,6 +34,23 @@ func TestListenRegistersHandoffSocket(t *testing.T) {
 	if len(svcs) != 1 || svcs[0].Network != netid.Unix || svcs[0].Path != l.Path() || !strings.HasPrefix(l.Path(), "@") ||
 		svcs[0].Flags != want || svcs[0].PID != int32(os.Getpid()) {
 		t.Fatalf("registered %+v, listening at %s", svcs, l.Path())
+	}
+	// The listing and the page show the flags.
+	for format, want := range map[string][]string{
+		"json": {`"tcpmux": true`, `"muxhelp": true`},
+		"html": {`>tcpmux</span>`, `>muxhelp</span>`},
+	} {
+		resp, err := http.Get("http://" + s.tcp + "/portmap/listen.example.com?format=" + format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s lacks %s:\n%s", format, w, body)
+			}
+		}
 	}
 	// The daemon here is this process.
 	if err := l.fromDaemon(peer.Cred{PID: int32(os.Getpid())}); err != nil {
