@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -28,6 +29,11 @@ type listening struct {
 
 func (l listening) run() error {
 	stderr := l.cmd.ErrOrStderr()
+	if _, ok := stderr.(*os.File); !ok {
+		// Children write to it at once, each through a goroutine of
+		// exec's: a file takes that, a buffer needs a lock.
+		stderr = &lockedWriter{w: stderr}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -123,4 +129,16 @@ func (l listening) run() error {
 			<-slots
 		}()
 	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
