@@ -284,6 +284,10 @@ func lingerClose(c net.Conn) {
 // whether c has been answered; false means svc could not be reached and
 // nothing was said.
 func (s *Server) handOver(ctx context.Context, c net.Conn, name string, svc registry.Service) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	h, err := handoff.Dial(ctx, svc.Path, svc.UID)
@@ -296,13 +300,12 @@ func (s *Server) handOver(ctx context.Context, c net.Conn, name string, svc regi
 	if _, err := c.Write([]byte(replyOK)); err != nil {
 		return true
 	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
 	if err := handoff.Send(h, name, sc); err != nil {
-		// The client has its "+", and now sees the connection end.
-		s.log.Warn("tcpmux: hand-over failed after the client was answered", "service", name, "socket", svc.Path, "pid", svc.PID, "err", err)
+		// The client has its "+", and now sees the connection end. A
+		// service that closes its hand-off connections at once does
+		// this at every client's will: it is counted, not logged.
+		s.refused.Note("handoff_failed")
+		s.log.Debug("tcpmux: hand-over failed after the client was answered", "service", name, "socket", svc.Path, "pid", svc.PID, "err", err)
 		return true
 	}
 	s.log.Debug("tcpmux: handed over", "service", name, "remote", c.RemoteAddr(), "socket", svc.Path, "pid", svc.PID)
