@@ -20,9 +20,10 @@
 //   - a TCP port is spliced to: portmapd connects to the port on this
 //     host (loopback first, else the address the client reached; never
 //     another host), checks that the socket it reached is the
-//     registration's user's (lifetime.ConnOwner; root's registrations
-//     may name anyone's port), and copies bytes both ways, passing on a
-//     half-close, until both directions have ended.
+//     registration's user's (lifetime.ConnOwner), root's included, so
+//     that nobody can serve a port another user's registration names
+//     while its service is not listening, and copies bytes both ways,
+//     passing on a half-close, until both directions have ended.
 //
 // A name is held per user in the registry, so several users may register
 // it. A connection reaches the instances of one user only: root's if root

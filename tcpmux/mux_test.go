@@ -337,6 +337,19 @@ func TestAnotherUsersPortOfTheirOwn(t *testing.T) {
 	}
 }
 
+// TestSquattedPortNotReached: a registration of a port that another user
+// listens on (its own service gone from it) reaches nothing, root's too.
+func TestSquattedPortNotReached(t *testing.T) {
+	m := startMux(t, Config{})
+	ln := lifetimetest.ListenAs(t, 65534, "tcp4", "127.0.0.1:0")
+	go netns.ServeEach(ln, echo)
+	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "squatted.example.com", Network: netid.TCP, Port: uint16(ln.Addr().(*net.TCPAddr).Port), Flags: registry.TCPMux})
+	_, r := m.ask(t, "squatted.example.com\r\n")
+	if got, _ := io.ReadAll(r); string(got) != replyUnavailable {
+		t.Fatalf("%q, want %q", got, replyUnavailable)
+	}
+}
+
 // TestOwnersInstances: a name's connections go to one user's TCPMUX
 // instances: root's if any, else the oldest TCPMUX registration's user's.
 func TestOwnersInstances(t *testing.T) {

@@ -20,9 +20,11 @@ var errNotOwner = errors.New("tcpmux: the port's socket is not the registration'
 
 // dialService connects to svc's TCP port on this host: on loopback, IPv4
 // then IPv6, then on local, the address the client reached, for a service
-// bound to that address alone. It never connects to another host. Unless
-// svc is root's, the socket reached must be svc's user's: a registration
-// names a port, and proves nothing about who listens on it.
+// bound to that address alone. It never connects to another host. The
+// socket reached must be svc's user's, root's too: a registration names a
+// port, and proves nothing about who listens on it, so another user could
+// otherwise take the connections of a port whose service has stopped
+// listening.
 func (s *Server) dialService(ctx context.Context, svc registry.Service, local netip.Addr) (*net.TCPConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -39,9 +41,6 @@ func (s *Server) dialService(ctx context.Context, svc registry.Service, local ne
 			continue
 		}
 		tc := c.(*net.TCPConn)
-		if svc.UID == 0 {
-			return tc, nil
-		}
 		uid, err := lifetime.ConnOwner(tc)
 		if err == nil && uid != svc.UID {
 			err = fmt.Errorf("%w: %v is uid %d's, the registration uid %d's", errNotOwner, c.RemoteAddr(), uid, svc.UID)
