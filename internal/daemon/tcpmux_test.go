@@ -135,7 +135,7 @@ func TestTCPMuxAcrossHosts(t *testing.T) {
 	mux6 := net.JoinHostPort(muxServer6, "1")
 
 	// echo.example.com: cat, run by portmapctl for each connection.
-	srv.Start(srv.Command(ctl, "register", "echo.example.com", "--listen", "--muxhelp", "--", "cat"))
+	srv.Start(srv.Command(ctl, "register", "echo.example.com", "--tcpmux", "--listen", "--muxhelp", "--", "cat"))
 	// go.example.com: a Go service in the server host, handed over its
 	// connections; it greets, then echoes.
 	var goLn *httpmap.MuxListener
