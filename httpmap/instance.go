@@ -45,6 +45,9 @@ type Instance struct {
 	Since     time.Time `json:"registered"`
 	// RPC describes the program for names under oncrpc.alt.
 	RPC *RPCInfo `json:"rpc,omitempty"`
+	// TCPMux and MuxHelp are the registration's TCPMUX flags.
+	TCPMux  bool `json:"tcpmux,omitempty"`
+	MuxHelp bool `json:"muxhelp,omitempty"`
 }
 
 // RPCInfo is the RPC side of an instance under oncrpc.alt.
@@ -91,6 +94,8 @@ func serviceInstance(s registry.Service) Instance {
 		Exclusive: s.Flags&registry.Exclusive != 0,
 		Public:    s.Flags&registry.Public != 0,
 		Since:     s.Registered,
+		TCPMux:    s.Flags&registry.TCPMux != 0,
+		MuxHelp:   s.Flags&registry.MuxHelp != 0,
 	}
 	if in.Public {
 		in.Prog = s.Exe

@@ -104,6 +104,8 @@ func TestCommands(t *testing.T) {
 			{"call-indirect-v3", []string{"call", "--indirect", "--version", "3", "127.0.0.1", "100000", "2", "0"}},
 			{"broadcast-missing-vers", []string{"broadcast", "100000"}},
 			{"broadcast-unknown-name", []string{"broadcast", "nosuchprogram", "1"}},
+			{"register-listen-with-port", []string{"register", "a.example.com", "1", "--listen", "--", "cat"}},
+			{"register-muxhelp-without-tcpmux", []string{"register", "a.example.com", "1", "--muxhelp", "--", "true"}},
 		}},
 	}
 	for _, g := range groups {

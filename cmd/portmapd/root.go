@@ -25,6 +25,7 @@ import (
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
+	"github.com/portmapd/portmapd/tcpmux"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -74,6 +75,12 @@ type options struct {
 	maxProcsPerUID int
 	maxPidfds      int
 	procPoll       time.Duration
+
+	muxAddr      string
+	muxMaxConns  int
+	muxPerSource int
+	muxTimeout   time.Duration
+	muxIdle      time.Duration
 
 	stateDir      string
 	compactBytes  int64
@@ -189,6 +196,11 @@ rpcbind's two lines instead.`,
 	f.IntVar(&o.httpMaxConns, "http-max-conns", httpmap.DefaultMaxConns, "most open HTTP connections over TCP (--http and port 111 together), and on the HTTP socket; when full, the one idle longest is closed")
 	f.IntVar(&o.httpPerSource, "http-max-conns-per-source", httpmap.DefaultMaxConnsPerSource, "most open HTTP connections over TCP from one address (IPv6: one /64); loopback and --trusted-proxy addresses are not capped")
 	f.DurationVar(&o.httpIdle, "http-idle-timeout", httpmap.DefaultIdleTimeout, "close HTTP keep-alive connections idle for this long")
+	f.StringVar(&o.muxAddr, "tcpmux", tcpmux.Off, `TCPMUX (RFC 1078) address, such as :1, where clients reach services registered with tcpmux by name; "off" disables`)
+	f.IntVar(&o.muxMaxConns, "tcpmux-max-conns", tcpmux.DefaultMaxConns, "most open TCPMUX connections; when full, the one waiting longest for its name is closed")
+	f.IntVar(&o.muxPerSource, "tcpmux-max-conns-per-source", tcpmux.DefaultMaxConnsPerSource, "most open TCPMUX connections from one address (IPv6: one /64); loopback is not capped")
+	f.DurationVar(&o.muxTimeout, "tcpmux-timeout", tcpmux.DefaultTimeout, "time a TCPMUX client has to send a service name, and portmapd to reach the service")
+	f.DurationVar(&o.muxIdle, "tcpmux-idle-timeout", tcpmux.DefaultIdleTimeout, "close a spliced TCPMUX connection over which nothing passes either way for this long")
 	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
 	f.IntVar(&o.maxRPCPerUID, "max-rpc-per-uid", registry.DefaultMaxRPCPerUID, "RPC registrations one uid may hold (root is not capped; unprivileged loopback UDP and TCP callers share one count)")
 	f.IntVar(&o.maxRPCBytes, "max-rpc-bytes-per-uid", registry.DefaultMaxRPCBytesPerUID, "bytes of netid and address one uid's RPC registrations may hold")
@@ -276,6 +288,8 @@ func (o options) validate() error {
 		positive("--rmtcall-timeout", o.rmtTimeout), notNegative("--rmtcall-reply-ratio", o.rmtReplyRatio),
 		atLeastOne("--http-max-conns", o.httpMaxConns), atLeastOne("--http-max-conns-per-source", o.httpPerSource),
 		positive("--http-idle-timeout", o.httpIdle),
+		atLeastOne("--tcpmux-max-conns", o.muxMaxConns), atLeastOne("--tcpmux-max-conns-per-source", o.muxPerSource),
+		positive("--tcpmux-timeout", o.muxTimeout), positive("--tcpmux-idle-timeout", o.muxIdle),
 		atLeastOne("--max-per-process", o.maxPerProcess),
 		atLeastOne("--max-rpc-per-uid", o.maxRPCPerUID), atLeastOne("--max-rpc-bytes-per-uid", o.maxRPCBytes),
 		atLeastOne("--max-processes-per-uid", o.maxProcsPerUID),
@@ -292,7 +306,7 @@ func (o options) validate() error {
 	// wish to do without: "off" says that. --socket and --lock-file took
 	// empty for none before "off", and still do (offAlias).
 	for _, f := range []struct{ name, value string }{
-		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir},
+		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir}, {"--tcpmux", o.muxAddr},
 	} {
 		if f.value == "" {
 			return fmt.Errorf(`%s: empty (use "off" to disable it)`, f.name)
@@ -411,6 +425,13 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 			MaxConns:          o.httpMaxConns,
 			MaxConnsPerSource: o.httpPerSource,
 			IdleTimeout:       o.httpIdle,
+		},
+		TCPMux: tcpmux.Config{
+			Addr:              o.muxAddr,
+			MaxConns:          o.muxMaxConns,
+			MaxConnsPerSource: o.muxPerSource,
+			Timeout:           o.muxTimeout,
+			IdleTimeout:       o.muxIdle,
 		},
 		MaxNamedPerProcess: o.maxPerProcess,
 		MaxRPCPerUID:       o.maxRPCPerUID,

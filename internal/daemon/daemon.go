@@ -29,6 +29,7 @@ import (
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
+	"github.com/portmapd/portmapd/tcpmux"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,6 +98,9 @@ type Config struct {
 	// HTTP configures the HTTP face. HTTP is also answered on the RPC TCP
 	// port.
 	HTTP httpmap.Config
+	// TCPMux configures the TCPMUX face (RFC 1078); off unless its Addr
+	// is set.
+	TCPMux tcpmux.Config
 	// MaxNamedPerProcess caps the named services one process may hold.
 	MaxNamedPerProcess int
 	// MaxRPCPerUID, MaxRPCBytesPerUID and MaxProcessesPerUID cap what
@@ -268,6 +272,9 @@ type daemon struct {
 	// multicast keeps the udp6 sockets in the group of udp6 broadcasts,
 	// with remote calls on.
 	multicast *multicastMember
+	// mux and muxLn are the TCPMUX face and its listener; nil when off.
+	mux   *tcpmux.Server
+	muxLn net.Listener
 }
 
 // close releases what the start took, in reverse order.
@@ -329,6 +336,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	}
 	d.webLs = webLs
 	d.release = append(d.release, func() { closeAll(webLs) })
+	// Port 1, TCPMUX's, needs root: open it now. It is optional too.
+	if ln, err := tcpmux.Listen(cfg.TCPMux); err != nil {
+		log.Error("TCPMUX address unavailable; serving without it", "addr", cfg.TCPMux.Addr, "err", err,
+			"fix", "choose another with --tcpmux ADDR, or disable it with --tcpmux off")
+	} else if ln != nil {
+		d.muxLn = ln
+		d.release = append(d.release, func() { _ = ln.Close() })
+	}
 	if os.Geteuid() == 0 && cfg.StateDir != httpmap.Off {
 		// With -s, the state goes to the user the daemon becomes; as
 		// root, it comes back from -s's default user.
@@ -415,6 +430,12 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		return nil, err
 	}
 	d.release = append(d.release, func() { _ = d.web.Close() })
+	if d.muxLn != nil {
+		mcfg := cfg.TCPMux
+		mcfg.Logger = log.With("face", "tcpmux")
+		mcfg.Budget = budget
+		d.mux = tcpmux.NewServer(d.reg, mcfg)
+	}
 	var mux oncrpc.ServeMux
 	eps := d.ls.endpoints()
 	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs, Audit: d.audit}
@@ -537,6 +558,10 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
 	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())
 	logHTTPServing(log, d.webLs, d.ls)
+	if d.mux != nil {
+		serve("tcpmux", func() error { return d.mux.Serve(ctx, d.muxLn) })
+		log.Info("serving TCPMUX", "addr", d.muxLn.Addr().String())
+	}
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
