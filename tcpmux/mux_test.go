@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -476,7 +477,8 @@ func TestManyConnectionsAtOnce(t *testing.T) {
 // longest for its name makes room; when every one is in use (spliced),
 // a new one is closed unanswered.
 func TestConnectionsBounded(t *testing.T) {
-	m := startMux(t, Config{MaxConns: 2})
+	hits := &limitHits{}
+	m := startMux(t, Config{MaxConns: 2, Observer: hits})
 	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
 
 	silent, r := m.ask(t, "")
@@ -489,6 +491,10 @@ func TestConnectionsBounded(t *testing.T) {
 		t.Fatal("the connection waiting longest still reads")
 	}
 	silent.Close()
+	// The daemon's metrics are told of the eviction.
+	if got := hits.list(); len(got) != 1 || got[0] != "tcpmux total evicted" {
+		t.Errorf("limit hits observed %q, want one eviction on tcpmux", got)
+	}
 
 	m2 := startMux(t, Config{MaxConns: 2})
 	m2.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
@@ -580,4 +586,22 @@ func FuzzReadName(f *testing.F) {
 			t.Fatalf("returned %q", name)
 		}
 	})
+}
+
+// limitHits is a netlimit.Observer that lists the limits hit.
+type limitHits struct {
+	mu   sync.Mutex
+	hits []string
+}
+
+func (h *limitHits) LimitHit(where, limit, action string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hits = append(h.hits, where+" "+limit+" "+action)
+}
+
+func (h *limitHits) list() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.hits)
 }

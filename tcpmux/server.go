@@ -66,6 +66,9 @@ type Config struct {
 	// Budget is the descriptor budget shared with the other faces' TCP
 	// connections; none when nil.
 	Budget *netlimit.Budget
+	// Observer, when set, is told of each connection refused or evicted
+	// at a limit (the daemon's metrics).
+	Observer netlimit.Observer
 	// Logger receives the log; nothing is logged when nil.
 	Logger *slog.Logger
 }
@@ -135,8 +138,9 @@ func NewServer(reg *registry.Registry, cfg Config) *Server {
 			MaxPerSource: cfg.MaxConnsPerSource,
 			Budget:       cfg.Budget,
 			Logger:       cfg.Logger,
+			Observer:     cfg.Observer,
 		}),
-		backends: netlimit.New(netlimit.Config{Name: "tcpmux-spliced", Budget: cfg.Budget, Logger: cfg.Logger}),
+		backends: netlimit.New(netlimit.Config{Name: "tcpmux-spliced", Budget: cfg.Budget, Logger: cfg.Logger, Observer: cfg.Observer}),
 		refused:  netlimit.NewLogThrottle(cfg.Logger, slog.LevelInfo, "tcpmux requests not served", 0),
 		conns:    map[net.Conn]struct{}{},
 	}

@@ -434,6 +434,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		mcfg := cfg.TCPMux
 		mcfg.Logger = log.With("face", "tcpmux")
 		mcfg.Budget = budget
+		mcfg.Observer = obs.limits
 		d.mux = tcpmux.NewServer(d.reg, mcfg)
 	}
 	var mux oncrpc.ServeMux
@@ -508,6 +509,7 @@ type observers struct {
 	journal  journal.Observer
 	http     httpmap.Observer
 	rpc      oncrpc.Observer
+	limits   netlimit.Observer
 }
 
 // observers makes d.metrics when cfg asks for it, and returns it as each
@@ -519,7 +521,7 @@ func (d *daemon) observers(cfg Config) observers {
 	}
 	d.metrics = metrics.New()
 	m := d.metrics
-	return observers{registry: m, lifetime: m, journal: m, http: m, rpc: m}
+	return observers{registry: m, lifetime: m, journal: m, http: m, rpc: m, limits: m}
 }
 
 // serve serves until ctx is done or a listener fails, then writes the
