@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/registry"
 )
 
 // An Error is a refusal from the server: its status and the one-line
@@ -274,7 +275,8 @@ var ErrNoInstance = errors.New("portmapd: no instance could be reached")
 
 // Dial connects to the first instance of name that answers, trying them in
 // the server's order as httportmap does. UDP instances are skipped, and so
-// are AF_UNIX paths unless the client talks to this host's local socket.
+// are AF_UNIX paths unless the client talks to this host's local socket,
+// and TCPMUX hand-off sockets.
 func (c *Client) Dial(ctx context.Context, name string) (net.Conn, error) {
 	ins, err := c.Lookup(ctx, name)
 	if err != nil {
@@ -292,7 +294,9 @@ func (c *Client) Dial(ctx context.Context, name string) (net.Conn, error) {
 			}
 			network, addr = "tcp", net.JoinHostPort(host, in.Port)
 		case netid.Unix:
-			if !c.onThisHost() || !strings.HasPrefix(in.Port, "/") {
+			// A TCPMUX hand-off socket is not the service: it takes
+			// connections from portmapd alone.
+			if !c.onThisHost() || in.TCPMux || !registry.IsUnixPath(in.Port) {
 				continue
 			}
 			network, addr = "unix", in.Port

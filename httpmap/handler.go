@@ -30,7 +30,17 @@ const (
 // ServeHTTP answers /portmap (list, register, deregister), /portmap/NAME
 // (look up, refresh, deregister), /portmap/events and the stylesheets.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	if s.cfg.Observer == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w}
+	s.mux.ServeHTTP(rec, r)
+	if rec.code == 0 {
+		rec.code = http.StatusOK
+	}
+	// The mux leaves the pattern that routed r in r.Pattern.
+	s.cfg.Observer.HTTPServed(r.Pattern, rec.code)
 }
 
 // routes registers every path and method served on s.mux. A path's
@@ -57,6 +67,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+eventsPath, s.serveEvents)
 	m.Handle("GET "+xslPath, stylesheet("assets/portmap.xsl", "text/xsl; charset=utf-8"))
 	m.Handle("GET "+cssPath, stylesheet("assets/portmap.css", "text/css; charset=utf-8"))
+	if s.cfg.Metrics != nil {
+		m.HandleFunc("GET "+metricsPath, s.serveMetrics)
+	}
 }
 
 // A request is one request to the listing or to a name, with what every
@@ -167,33 +180,47 @@ func (s *Server) external(p *sender, r *http.Request) bool {
 	if p.caller.Transport != registry.Network {
 		return false
 	}
-	client := p.caller.Addr.Addr()
-	if s.trusted(client) {
-		hops := r.Header.Values("X-Forwarded-For")
-	walk:
-		for i := len(hops) - 1; i >= 0; i-- {
-			list := hops[i]
-			for list != "" {
-				var hop string
-				if j := strings.LastIndexByte(list, ','); j >= 0 {
-					hop, list = list[j+1:], list[:j]
-				} else {
-					hop, list = list, ""
-				}
-				a, err := netip.ParseAddr(strings.TrimSpace(hop))
-				if err != nil {
-					// An address we cannot read is not a local one.
-					return true
-				}
-				client = a.Unmap()
-				if !s.trusted(client) {
-					break walk
-				}
-			}
-		}
+	client, proxied, ok := s.client(p, r)
+	switch {
+	case !ok:
+		// An address we cannot read is not a local one.
+		return true
+	case proxied:
 		return !client.IsLoopback()
 	}
 	return !(client.IsLoopback() || client == p.local)
+}
+
+// client returns the address a network request comes from: its peer's,
+// or, when the peer is a trusted proxy (proxied), the first address of
+// X-Forwarded-For, walked from the right, that is not one. ok is false
+// when an address on that walk cannot be read.
+func (s *Server) client(p *sender, r *http.Request) (client netip.Addr, proxied, ok bool) {
+	client = p.caller.Addr.Addr()
+	if !s.trusted(client) {
+		return client, false, true
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		list := hops[i]
+		for list != "" {
+			var hop string
+			if j := strings.LastIndexByte(list, ','); j >= 0 {
+				hop, list = list[j+1:], list[:j]
+			} else {
+				hop, list = list, ""
+			}
+			a, err := netip.ParseAddr(strings.TrimSpace(hop))
+			if err != nil {
+				return netip.Addr{}, true, false
+			}
+			client = a.Unmap()
+			if !s.trusted(client) {
+				return client, true, true
+			}
+		}
+	}
+	return client, true, true
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
@@ -296,11 +323,14 @@ func readBody(q *request) ([]byte, error) {
 func (s *Server) serveRegister(q *request, ct string, body []byte) {
 	reg, err := ParseRegistration(ct, body)
 	if err != nil {
+		s.auditFailure(q.sender.caller, "register", nil, "", err)
 		s.fail(q, err)
 		return
 	}
 	added, err := s.register(q.sender, reg)
 	if err != nil {
+		svcs, _ := reg.services()
+		s.auditFailure(q.sender.caller, "register", svcs, "", err)
 		s.fail(q, err)
 		return
 	}

@@ -51,6 +51,9 @@ type Instance struct {
 	Health       string `json:"health"`
 	HealthOutput string `json:"health_output,omitempty"`
 	Checks       string `json:"checks,omitempty"`
+	// TCPMux and MuxHelp are the registration's TCPMUX flags.
+	TCPMux  bool `json:"tcpmux,omitempty"`
+	MuxHelp bool `json:"muxhelp,omitempty"`
 }
 
 // RPCInfo is the RPC side of an instance under oncrpc.alt.
@@ -98,6 +101,8 @@ func serviceInstance(s registry.Service) Instance {
 		Public:    s.Flags&registry.Public != 0,
 		Since:     s.Registered,
 		Checks:    s.Checks.String(),
+		TCPMux:    s.Flags&registry.TCPMux != 0,
+		MuxHelp:   s.Flags&registry.MuxHelp != 0,
 	}
 	in.setHealth(s.Health)
 	if in.Public {

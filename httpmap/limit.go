@@ -28,6 +28,7 @@ func newConnLimits(cfg Config) connLimits {
 			Uncapped: cfg.TrustedProxies,
 			Budget:   cfg.Budget,
 			Logger:   cfg.Logger,
+			Observer: cfg.Observer,
 		}),
 		local: netlimit.New(netlimit.Config{
 			Name:     "http-local",
@@ -35,6 +36,7 @@ func newConnLimits(cfg Config) connLimits {
 			Local:    true,
 			Budget:   cfg.Budget,
 			Logger:   cfg.Logger,
+			Observer: cfg.Observer,
 		}),
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
@@ -57,6 +56,12 @@ type ServiceSpec struct {
 	Public    bool   `json:"public,omitempty"`
 	// Checks are what the daemon verifies of the service (checks.go).
 	Checks *CheckSpec `json:"checks,omitempty"`
+	// TCPMux makes the service reachable through portmapd's TCPMUX
+	// listener: a TCP port is spliced to, a unix path is a hand-off
+	// socket (see Client.Listen). MuxHelp, which needs it, lists the
+	// name in the listener's HELP.
+	TCPMux  bool `json:"tcpmux,omitempty"`
+	MuxHelp bool `json:"muxhelp,omitempty"`
 }
 
 // Port is a port number or a path; JSON may give it as a number or a
@@ -95,11 +100,20 @@ func (s ServiceSpec) toService() (registry.Service, error) {
 	if s.Public {
 		out.Flags |= registry.Public
 	}
+	if s.MuxHelp && !s.TCPMux {
+		return out, &RequestError{fmt.Sprintf("service %q: muxhelp lists a name in TCPMUX's HELP, so it needs tcpmux", s.Service)}
+	}
+	if s.TCPMux {
+		out.Flags |= registry.TCPMux
+	}
+	if s.MuxHelp {
+		out.Flags |= registry.MuxHelp
+	}
 	if out.Checks, err = s.Checks.checks(); err != nil {
 		return out, err
 	}
 	port := string(s.Port)
-	if strings.HasPrefix(port, "/") {
+	if registry.IsUnixPath(port) {
 		if out.Network == "" {
 			out.Network = netid.Unix
 		}
@@ -111,7 +125,7 @@ func (s ServiceSpec) toService() (registry.Service, error) {
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {
-		return out, &RequestError{fmt.Sprintf("service %q: port %q is neither a port from 1 to 65535 nor an absolute path", s.Service, port)}
+		return out, &RequestError{fmt.Sprintf("service %q: port %q is neither a port from 1 to 65535 nor an absolute path or @abstract name", s.Service, port)}
 	}
 	out.Port = uint16(n)
 	return out, nil
@@ -141,9 +155,10 @@ func isRegistration(contentType string, form url.Values) bool {
 // ParseRegistration decodes a registration from a request body of the
 // given content type: JSON (a Registration), or an HTML form with
 // repeatable service= and port= in pairs, optional protocol= (one for all,
-// or one per pair), and exclusive=, public=, pid=, start_time= and the
-// checks (ttl=, tcp=, http=, rpc=, interval=, timeout=,
-// deregister_after=; see CheckSpec) for the whole batch. Body must already be bounded by the caller.
+// or one per pair), and exclusive=, public=, tcpmux=, muxhelp=, pid=,
+// start_time= and the checks (ttl=, tcp=, http=, rpc=, interval=,
+// timeout=, deregister_after=; see CheckSpec) for the whole batch. Body
+// must already be bounded by the caller.
 func ParseRegistration(contentType string, body []byte) (*Registration, error) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil && contentType != "" {
@@ -226,6 +241,14 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 	if err != nil {
 		return nil, err
 	}
+	mux, err := flag("tcpmux")
+	if err != nil {
+		return nil, err
+	}
+	muxHelp, err := flag("muxhelp")
+	if err != nil {
+		return nil, err
+	}
 	checks, err := checkSpecFromForm(form)
 	if err != nil {
 		return nil, err
@@ -246,7 +269,7 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 		reg.StartTime = st
 	}
 	for i := range names {
-		s := ServiceSpec{Service: names[i], Port: Port(ports[i]), Exclusive: excl, Public: pub, Checks: checks}
+		s := ServiceSpec{Service: names[i], Port: Port(ports[i]), Exclusive: excl, Public: pub, TCPMux: mux, MuxHelp: muxHelp, Checks: checks}
 		switch len(protos) {
 		case 1:
 			s.Protocol = protos[0]

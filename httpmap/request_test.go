@@ -40,6 +40,15 @@ func TestParseRegistration(t *testing.T) {
 		{name: "bad rpc version", ctype: form, body: "service=a&port=1&rpc=100003/x", err: true},
 		{name: "bad tcp flag", ctype: form, body: "service=a&port=1&tcp=perhaps", err: true},
 		{name: "json unknown check", ctype: "application/json", body: `{"services":[{"service":"a","port":1,"checks":{"icmp":true}}]}`, err: true},
+		{name: "form tcpmux flags", ctype: form, body: "service=a.example.com&port=@handoff&service=b.example.com&port=7&tcpmux&muxhelp=1",
+			want: []registry.Service{
+				{Name: "a.example.com", Network: "unix", Path: "@handoff", Flags: registry.TCPMux | registry.MuxHelp},
+				{Name: "b.example.com", Network: "tcp", Port: 7, Flags: registry.TCPMux | registry.MuxHelp}}},
+		{name: "json tcpmux", ctype: "application/json",
+			body: `{"services":[{"service":"a.example.com","port":"@h","tcpmux":true},{"service":"b.example.com","port":7,"tcpmux":true,"muxhelp":true}]}`,
+			want: []registry.Service{{Name: "a.example.com", Network: "unix", Path: "@h", Flags: registry.TCPMux}, {Name: "b.example.com", Network: "tcp", Port: 7, Flags: registry.TCPMux | registry.MuxHelp}}},
+		{name: "muxhelp without tcpmux", ctype: form, body: "service=a&port=1&muxhelp", err: true},
+		{name: "bad tcpmux flag", ctype: form, body: "service=a&port=1&tcpmux=often", err: true},
 		{name: "unpaired", ctype: form, body: "service=a.example.com&service=b.example.com&port=80", err: true},
 		{name: "no services", ctype: form, body: "", err: true},
 		{name: "bad flag", ctype: form, body: "service=a&port=1&exclusive=maybe", err: true},
@@ -88,6 +97,7 @@ func FuzzParseRegistration(f *testing.F) {
 	f.Add("application/json", []byte(`{"pid":7,"services":[{"service":"a.example.com","port":80,"exclusive":true}]}`))
 	f.Add("application/x-www-form-urlencoded", []byte("service=a.example.com&port=/run/a&public=1"))
 	f.Add("", []byte("service=a&port=1&protocol=udp&pid=3&start_time=9"))
+	f.Add("", []byte("service=a&port=@h&tcpmux&muxhelp"))
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
 		reg, err := ParseRegistration(ctype, body)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/audit"
 	"github.com/portmapd/portmapd/internal/rpcent"
 	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/registry"
@@ -101,6 +102,17 @@ type Config struct {
 	// Checks is the health checker whose TTLs a PUT on a registration
 	// refreshes; without one, such a PUT is refused.
 	Checks *health.Checker
+	// Metrics, when set, is served at /metrics to this host (the local
+	// socket, loopback, and the address a request arrived at) and to the
+	// network addresses in MetricsFrom; others get 403.
+	Metrics     http.Handler
+	MetricsFrom []netip.Prefix
+	// Observer, when set, is told of every request answered and every
+	// connection the limits refuse or evict, for metrics.
+	Observer Observer
+	// Audit receives a line for every registration and deregistration
+	// asked for; none when nil.
+	Audit *audit.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -332,7 +344,7 @@ func (s *Server) register(p *sender, reg *Registration) ([]registry.Service, err
 		return nil, err
 	}
 	for _, a := range added {
-		s.log.Info("registered", "service", a.Name, "endpoint", a.Endpoint(), "network", a.Network, "flags", a.Flags.String(), "uid", a.UID, "pid", a.PID, "by_pid", p.caller.Cred.PID)
+		s.cfg.Audit.Change(p.caller, "register", auditService(a), audit.Done, nil)
 	}
 	return added, nil
 }
@@ -348,10 +360,13 @@ func (s *Server) deregister(c registry.Caller, svcs []registry.Service, name str
 	}
 	s.life.Deregistered(removed)
 	for _, r := range removed {
-		s.log.Info("deregistered", "service", r.Name, "endpoint", r.Endpoint(), "pid", r.PID)
+		s.cfg.Audit.Change(c, "deregister", auditService(r), audit.Done, nil)
 	}
 	if errors.Is(err, registry.ErrNotLocal) {
 		err = &localOnlyError{s.cfg.SocketPath}
+	}
+	if err != nil {
+		s.auditFailure(c, "deregister", svcs, name, err)
 	}
 	return removed, err
 }

@@ -85,7 +85,7 @@ func (b *Budget) EvictIdle() bool {
 	if v == nil {
 		return false
 	}
-	v.l.log.Note("evicted_" + ReasonDescriptors)
+	v.l.noteLimit(ReasonDescriptors, ActionEvicted)
 	v.evict()
 	return true
 }
@@ -131,6 +131,8 @@ type Config struct {
 	// LogInterval is the least time between two such lines;
 	// DefaultLogInterval when 0.
 	LogInterval time.Duration
+	// Observer, when set, is told of each refusal and eviction.
+	Observer Observer
 }
 
 // A Limiter admits a listener's connections within its limits. When a
@@ -268,17 +270,24 @@ func (l *Limiter) Admit(src netip.Addr, evict func()) (*Slot, error) {
 	}
 	l.b.mu.Unlock()
 	for _, v := range victims {
-		v.l.log.Note("evicted_" + v.evictedBy)
+		v.l.noteLimit(v.evictedBy, ActionEvicted)
 		v.evict()
 	}
 	if err != nil {
 		if re, ok := err.(*RefusedError); ok {
 			re.Source = src
-			l.log.Note("refused_" + re.Limit)
+			l.noteLimit(re.Limit, ActionRefused)
 		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// noteLimit logs (throttled) and observes that limit made the limiter
+// take action.
+func (l *Limiter) noteLimit(limit, action string) {
+	l.log.Note(action + "_" + limit)
+	observe(l.cfg.Observer, l.cfg.Name, limit, action)
 }
 
 func frontSlot(l *list.List) *Slot {

@@ -46,15 +46,16 @@ func (l *Listener) AcceptSlot() (net.Conn, *Slot, error) {
 			if !IsTemporary(err) {
 				return nil, nil, err
 			}
-			reason := "accept_failed"
 			if outOfDescriptors(err) {
-				reason = "accept_failed_no_descriptor"
 				if l.lim.b.EvictIdle() {
 					// A descriptor is being freed: try again soon.
 					backoff = 0
 				}
+				l.lim.log.Note("accept_failed_no_descriptor")
+				observe(l.lim.cfg.Observer, l.lim.cfg.Name, ReasonDescriptors, ActionAcceptFailed)
+			} else {
+				l.lim.log.Note("accept_failed")
 			}
-			l.lim.log.Note(reason)
 			backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
 			select {
 			case <-time.After(backoff):

@@ -360,7 +360,7 @@ func TestReplyBuckets(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := NewReplyBuckets(tc.rate, tc.burst)
-			b.start = start
+			b.buckets.start = start
 			for i, s := range tc.sends {
 				if got := b.Allow(netip.MustParseAddr(s.src), s.req, s.reply, at(s.at)); got != s.want {
 					t.Errorf("send %d (%s, %d for %d at %v) allowed %v, want %v", i, s.src, s.reply, s.req, s.at, got, s.want)
@@ -369,6 +369,67 @@ func TestReplyBuckets(t *testing.T) {
 		})
 	}
 	if b := NewReplyBuckets(0, 100); !b.Allow(netip.MustParseAddr("192.0.2.1"), 0, 1<<20, start) {
+		t.Error("rate 0 limits")
+	}
+}
+
+// TestSourceBuckets checks the buckets counted in tokens of any kind, such
+// as forwarded calls: whole tokens, fractional rates, and what a refused
+// cost leaves behind.
+func TestSourceBuckets(t *testing.T) {
+	start := time.Now()
+	type take struct {
+		src  string
+		cost float64
+		at   time.Duration
+		want bool
+	}
+	tests := []struct {
+		name        string
+		rate, burst float64
+		takes       []take
+	}{
+		{"one call at a time, the burst, then the rate", 0.5, 2, []take{
+			{"192.0.2.1", 1, 0, true},
+			{"192.0.2.1", 1, 0, true},
+			{"192.0.2.1", 1, 0, false},
+			{"192.0.2.1", 1, time.Second, false},
+			{"192.0.2.1", 1, 3 * time.Second, true},
+			{"192.0.2.1", 1, 3 * time.Second, false},
+		}},
+		{"a refused cost takes nothing", 1, 3, []take{
+			{"192.0.2.1", 2, 0, true},
+			{"192.0.2.1", 2, 0, false},
+			{"192.0.2.1", 1, 0, true},
+		}},
+		{"nothing is free but nothing", 1, 1, []take{
+			{"192.0.2.1", 1, 0, true},
+			{"192.0.2.1", 0, 0, true},
+			{"192.0.2.1", 1, 0, false},
+		}},
+		{"loopback and the local socket are never limited", 1, 1, []take{
+			{"127.0.0.2", 5, 0, true},
+			{"::1", 5, 0, true},
+			{"", 5, 0, true},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewSourceBuckets(tc.rate, tc.burst)
+			b.start = start
+			for i, tk := range tc.takes {
+				var src netip.Addr
+				if tk.src != "" {
+					src = netip.MustParseAddr(tk.src)
+				}
+				if got := b.Take(src, tk.cost, start.Add(tk.at)); got != tk.want {
+					t.Errorf("take %d (%s, %v at %v) = %v, want %v", i, tk.src, tk.cost, tk.at, got, tk.want)
+				}
+			}
+		})
+	}
+	var none *SourceBuckets
+	if NewSourceBuckets(0, 10) != nil || !none.Take(netip.MustParseAddr("192.0.2.1"), 100, start) {
 		t.Error("rate 0 limits")
 	}
 }

@@ -19,8 +19,9 @@ import (
 //
 // ServeRPC should write at most one reply to w. A handler that writes none
 // sends nothing, which is how a datagram call is dropped on purpose (CALLIT
-// with remote calls off). A call's Args alias a buffer that is reused once
-// ServeRPC returns.
+// with remote calls off), and a datagram call may be answered after
+// ServeRPC returns, through Defer. A call's Args alias a buffer that is
+// reused once ServeRPC returns.
 type Handler interface {
 	ServeRPC(w ReplyWriter, c *Call)
 }

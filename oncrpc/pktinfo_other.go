@@ -13,7 +13,12 @@ import (
 func enablePacketInfo(*net.UDPConn) bool { return false }
 
 // packetDestination is never called without packet information.
-func packetDestination([]byte) (netip.Addr, bool) { return netip.Addr{}, false }
+func packetDestination([]byte) (dst, src netip.Addr, ok bool) {
+	return netip.Addr{}, netip.Addr{}, false
+}
+
+// unsendableSource is never called without a source.
+func unsendableSource(error) bool { return false }
 
 // replySourceOOB adds nothing.
 func replySourceOOB(oob []byte, _ netip.Addr) []byte { return oob }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/portmapd/portmapd/netlimit"
@@ -28,6 +30,11 @@ type replyWriter interface {
 	// reset readies the writer for a new call whose accepted replies
 	// carry verf.
 	reset(verf xdr.OpaqueAuth)
+	// sent is the header of the reply given since reset, nil for none.
+	sent() *xdr.ReplyHeader
+	// deferred reports that the handler deferred its reply (Defer)
+	// since reset.
+	deferred() bool
 }
 
 // replyBuffer encodes one reply at a time into reused storage.
@@ -35,9 +42,28 @@ type replyBuffer struct {
 	enc     xdr.Encoder
 	verf    xdr.OpaqueAuth
 	written bool
+	// last is the header of the reply last encoded since reset, for
+	// the Server's Observer; encoded says there is one.
+	last    xdr.ReplyHeader
+	encoded bool
+	// handedOff says the reply was deferred to another writer.
+	handedOff bool
 }
 
-func (b *replyBuffer) reset(verf xdr.OpaqueAuth) { b.verf, b.written = verf, false }
+func (b *replyBuffer) reset(verf xdr.OpaqueAuth) {
+	b.verf, b.written, b.encoded, b.handedOff = verf, false, false, false
+}
+
+func (b *replyBuffer) deferred() bool { return b.handedOff }
+
+// sent returns the header of the reply given to the call since reset, or
+// nil when there was none.
+func (b *replyBuffer) sent() *xdr.ReplyHeader {
+	if !b.encoded {
+		return nil
+	}
+	return &b.last
+}
 
 func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) []byte {
 	b.enc.Reset()
@@ -48,6 +74,7 @@ func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Enco
 		h.Verf = b.verf
 	}
 	h.Encode(&b.enc)
+	b.last, b.encoded = h, true
 	if body != nil && h.Stat == xdr.MsgAccepted && h.Accept == xdr.Success {
 		body(&b.enc)
 	}
@@ -70,6 +97,9 @@ type datagramWriter struct {
 	callLen    int
 	replyLimit *netlimit.ReplyBuckets
 	withheld   *netlimit.LogThrottle
+	// srv and netid are for telling srv's Observer of a withheld reply.
+	srv   *Server
+	netid string
 }
 
 func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
@@ -83,10 +113,73 @@ func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) 
 	w.written = true
 	if !w.replyLimit.Allow(w.to.Addr(), w.callLen, len(b), time.Now()) {
 		w.withheld.Note("withheld")
+		w.srv.limitHit(w.netid, netlimit.LimitReplyRate, netlimit.ActionWithheld)
 		return ErrReplyWithheld
 	}
-	_, _, err := w.conn.WriteMsgUDPAddrPort(b, w.oob, w.to)
+	return sendDatagram(w.conn, b, w.oob, w.to)
+}
+
+// sendDatagram sends b to to from conn, from the source that oob names
+// when it names one. Should the kernel refuse that source, the datagram
+// goes from the source the kernel picks for to: the call's destination
+// stands in for the source when the kernel did not name one, and a
+// broadcast address cannot be one.
+func sendDatagram(conn *net.UDPConn, b, oob []byte, to netip.AddrPort) error {
+	_, _, err := conn.WriteMsgUDPAddrPort(b, oob, to)
+	if err != nil && len(oob) > 0 && unsendableSource(err) {
+		_, _, err = conn.WriteMsgUDPAddrPort(b, nil, to)
+	}
 	return err
+}
+
+// deferReply returns a writer that answers the call w answers later, as w
+// would, with an AUTH_NONE verifier. It shares nothing with w, which the
+// server reuses for the next call once the handler returns.
+func (w *datagramWriter) deferReply() ReplyWriter {
+	w.handedOff = true
+	d := &deferredDatagram{w: *w}
+	d.w.replyBuffer = replyBuffer{}
+	d.w.oob = slices.Clone(w.oob)
+	return d
+}
+
+// deferredDatagram is a datagramWriter detached from the serving loop,
+// for a goroutine other than the handler's to answer with.
+type deferredDatagram struct {
+	mu sync.Mutex
+	w  datagramWriter
+}
+
+func (d *deferredDatagram) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.w.WriteReply(h, body)
+}
+
+// deferrer is a ReplyWriter whose reply can be sent after the handler
+// returns.
+type deferrer interface {
+	deferReply() ReplyWriter
+}
+
+// Defer detaches the reply to the call that w answers from its handler,
+// for a handler that learns the answer later (the portmapper's forwarded
+// remote calls): the ReplyWriter it returns sends the reply as w would
+// have (on the same socket, to the caller, from the address the call
+// arrived at, within the Server's reply-byte limit), at most once, from
+// any goroutine, once the handler has returned. The handler then leaves w
+// alone. A deferred reply carries an AUTH_NONE verifier, as rpcbind's
+// forwarded replies do: the verifier the Server's AcceptFunc chose belongs
+// to the handler's turn.
+//
+// Only a datagram call can be answered later: on a stream the next call
+// is read once the handler returns, so Defer reports false there.
+func Defer(w ReplyWriter) (ReplyWriter, bool) {
+	d, ok := w.(deferrer)
+	if !ok {
+		return nil, false
+	}
+	return d.deferReply(), true
 }
 
 // streamWriter answers a call on a connection with one record.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -47,8 +48,10 @@ type Server struct {
 	Accept AcceptFunc
 	// Logger receives the server's messages; nothing is logged when nil.
 	Logger *slog.Logger
-	// LogCalls logs every call, like rpcbind -l.
+	// LogCalls logs every call, like rpcbind -l, within CallLog's bound
+	// on each source's lines (none when nil).
 	LogCalls bool
+	CallLog  *netlimit.LineLimiter
 	// MaxMessage is the largest call accepted and the largest datagram
 	// reply sent; xdr.DefaultMaxMessage when 0.
 	MaxMessage int
@@ -90,6 +93,9 @@ type Server struct {
 	// cannot start an RPC record (an HTTP request line), with that byte
 	// still to be read. Divert owns the connection.
 	Divert func(net.Conn)
+	// Observer, when set, is told of every call served and every limit
+	// hit, for metrics.
+	Observer Observer
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -167,10 +173,17 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 		s.logger().Debug("answered RPC_MISMATCH", "netid", c.Peer.Transport, "from", c.Peer.String(), "rpcvers", h.RPCVers)
 		w.reset(xdr.OpaqueAuth{})
 		_ = w.WriteReply(xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}, nil)
+		if s.Observer != nil {
+			c.CallHeader = h
+			s.Observer.CallServed(c, w.sent(), w.deferred())
+		}
 		return true
 	}
 	if err != nil {
 		s.logger().Debug("dropped undecodable message", "netid", c.Peer.Transport, "from", c.Peer.String(), "err", err)
+		if s.Observer != nil {
+			s.Observer.Malformed(c.Peer.Transport)
+		}
 		return false
 	}
 	c.CallHeader, c.Args, c.AuthSys = h, args, nil
@@ -182,13 +195,53 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 	w.reset(verf)
 	if why != xdr.AuthOK {
 		_ = Deny(w, c, why)
-		return true
+	} else {
+		if s.LogCalls {
+			s.logCall(c)
+		}
+		s.handle(w, c)
 	}
-	if s.LogCalls {
-		s.logger().Info("call", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc, "netid", c.Peer.Transport, "from", c.Peer.String())
+	if s.Observer != nil {
+		s.Observer.CallServed(c, w.sent(), w.deferred())
 	}
-	s.handle(w, c)
 	return true
+}
+
+// logCall logs c, unless its source has logged as many lines as CallLog
+// allows; the next line it may log says how many it did not.
+func (s *Server) logCall(c *Call) {
+	ok, notLogged := s.CallLog.Allow(callSource(c.Peer))
+	if !ok {
+		return
+	}
+	attrs := []any{"prog", c.Prog, "vers", c.Vers, "proc", c.Proc, "netid", c.Peer.Transport, "from", c.Peer.String()}
+	if notLogged > 0 {
+		attrs = append(attrs, "not_logged_before", notLogged)
+	}
+	s.logger().Info("call", attrs...)
+}
+
+// callSource is the source whose calls CallLog bounds together: a local
+// peer's uid, a network peer's address (an IPv6 /64).
+func callSource(p peer.Peer) string {
+	switch {
+	case p.Cred != nil:
+		return "uid " + strconv.FormatUint(uint64(p.Cred.UID), 10)
+	case !p.Addr.IsValid():
+		return "local"
+	}
+	if key, limited := netlimit.SourceKey(p.Addr.Addr()); limited {
+		return key.String()
+	}
+	return p.Addr.Addr().String()
+}
+
+// limitHit tells the Observer, if any, that a peer on netid ran into
+// limit and what was done.
+func (s *Server) limitHit(netid, limit, action string) {
+	if s != nil && s.Observer != nil {
+		s.Observer.LimitHit(netid, limit, action)
+	}
 }
 
 // handle runs the handler so that a panic answers SYSTEM_ERR instead of
@@ -211,7 +264,8 @@ func (s *Server) handle(w replyWriter, c *Call) {
 // the transport in TI-RPC's terms (udp or udp6): it is the Transport of
 // each call's Peer, and names the transport in the log. Replies leave
 // from the address each call arrived at, even when conn is bound to a
-// wildcard address.
+// wildcard address (from the receiving interface's address for a call sent
+// to a broadcast or multicast address).
 func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) error {
 	pktinfo := enablePacketInfo(conn)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
@@ -238,7 +292,7 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 	// that fits exactly.
 	buf := make([]byte, max+1)
 	oob := make([]byte, 256)
-	w := &datagramWriter{conn: conn, limit: max, replyLimit: s.ReplyLimit, withheld: withheld}
+	w := &datagramWriter{conn: conn, limit: max, replyLimit: s.ReplyLimit, withheld: withheld, srv: s, netid: netid}
 	local := peer.AddrPort(conn.LocalAddr())
 	for {
 		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
@@ -253,14 +307,17 @@ func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, p
 		}
 		if n > max {
 			s.logger().Debug("dropped oversized datagram", "netid", netid, "from", from, "limit", max)
+			s.limitHit(netid, netlimit.LimitMessageSize, netlimit.ActionDropped)
 			continue
 		}
 		c := Call{Peer: peer.Peer{Transport: netid, Addr: peer.Unmap(from), Local: local}}
 		w.oob = w.oob[:0]
 		if pktinfo {
-			if dst, ok := packetDestination(oob[:oobn]); ok {
+			if dst, src, ok := packetDestination(oob[:oobn]); ok {
 				c.Peer.Local = netip.AddrPortFrom(dst, local.Port())
-				w.oob = replySourceOOB(w.oob, dst)
+				if src.IsValid() {
+					w.oob = replySourceOOB(w.oob, src)
+				}
 			}
 		}
 		w.to, w.callLen = from, n
@@ -283,6 +340,7 @@ func (s *Server) ServeStream(ctx context.Context, ln net.Listener, netid string)
 		Local:        local,
 		Budget:       s.Budget,
 		Logger:       s.logger(),
+		Observer:     s.Observer,
 	})
 	defer lim.Close()
 	// A peer may announce a record over the limit on every connection it
@@ -405,6 +463,7 @@ func (s *Server) connEnded(ctx context.Context, conn net.Conn, c *Call, err erro
 	case errors.As(err, &tooLarge):
 		s.logger().Debug("resetting connection: record too large", "netid", c.Peer.Transport, "from", c.Peer.String(), "err", err)
 		resets.Note("reset")
+		s.limitHit(c.Peer.Transport, netlimit.LimitRecordSize, netlimit.ActionReset)
 		// Reset rather than close, as rpcbind does: the rest of the
 		// record is never read, and the peer learns at once.
 		if tc, ok := conn.(*net.TCPConn); ok {

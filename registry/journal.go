@@ -105,6 +105,9 @@ func (r *Registry) apply(mutate func(cs *changeSet)) (last uint64, logLater func
 	if len(cs.changes) == 0 {
 		return 0, cs.logLater, noWait
 	}
+	if r.opts.Observer != nil {
+		r.opts.Observer.Changed(cs.changes)
+	}
 	last = r.feed.number(cs.changes, r.opts.Now())
 	if r.journal == nil {
 		return last, cs.logLater, noWait

@@ -52,10 +52,18 @@ const (
 	Exclusive NamedFlags = 1 << iota
 	// Public advertises the registering process's executable path.
 	Public
+	// TCPMux makes the service reachable by its name through the TCPMUX
+	// listener (RFC 1078; package tcpmux): a TCP port is spliced to, an
+	// AF_UNIX socket is a hand-off socket that is passed each connection.
+	TCPMux
+	// MuxHelp lists the name in the TCPMUX listener's HELP (xinetd's
+	// MUXHELP); a name is never listed without it.
+	MuxHelp
 )
 
 // String lists the flags as httportmap's letters, X for exclusive and P for
-// public, so that logs and the HTML page stay compact.
+// public, then M for tcpmux and H for muxhelp, so that logs and the HTML
+// page stay compact.
 func (f NamedFlags) String() string {
 	var b strings.Builder
 	if f&Exclusive != 0 {
@@ -63,6 +71,12 @@ func (f NamedFlags) String() string {
 	}
 	if f&Public != 0 {
 		b.WriteByte('P')
+	}
+	if f&TCPMux != 0 {
+		b.WriteByte('M')
+	}
+	if f&MuxHelp != 0 {
+		b.WriteByte('H')
 	}
 	return b.String()
 }
@@ -91,7 +105,8 @@ type Service struct {
 	Network netid.ID
 	// Port is the TCP or UDP port; zero for netid.Unix.
 	Port uint16
-	// Path is the absolute AF_UNIX path for netid.Unix.
+	// Path is the absolute AF_UNIX path, or an @ and an abstract name,
+	// for netid.Unix.
 	Path  string
 	Flags NamedFlags
 	// Process is whose life the registration shares; set by the registry
@@ -354,8 +369,8 @@ func CheckService(s Service) error {
 			return badEndpoint("a " + string(s.Network) + " service needs a port from 1 to 65535 and no path")
 		}
 	case netid.Unix:
-		if s.Port != 0 || !strings.HasPrefix(s.Path, "/") {
-			return badEndpoint("a unix service needs an absolute path and no port")
+		if s.Port != 0 || !IsUnixPath(s.Path) {
+			return badEndpoint("a unix service needs an absolute path or an @abstract name, and no port")
 		}
 		if len(s.Path) > 107 {
 			return badEndpoint("path longer than an AF_UNIX address holds")
@@ -368,7 +383,16 @@ func CheckService(s Service) error {
 	default:
 		return badEndpoint(fmt.Sprintf("network %q is not tcp, udp or unix", s.Network))
 	}
+	if s.Flags&(TCPMux|MuxHelp) != 0 && s.Network == netid.UDP {
+		return badEndpoint("TCPMUX reaches a tcp port or a unix hand-off socket, not a udp port")
+	}
 	return checkChecks(s)
+}
+
+// IsUnixPath reports whether p names an AF_UNIX socket as a named service
+// gives it: an absolute path, or @ and a name in the abstract namespace.
+func IsUnixPath(p string) bool {
+	return strings.HasPrefix(p, "/") || len(p) > 1 && p[0] == '@'
 }
 
 // RegisterNamed registers svcs for process p on behalf of c, all or none.
@@ -439,14 +463,16 @@ func (r *Registry) registerNamed(cs *changeSet, p Process, svcs []Service) ([]Se
 	}
 	held := len(t.byProc[procKey{p.PID, p.Start}])
 	var capErr error
+	limit := LimitNamedPerProcess
 	switch {
 	case held+len(add) > r.maxNamed():
 		capErr = &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("pid %d holds %d, asked for %d more, per-process cap is %d", p.PID, held, len(add), r.maxNamed())}
 	case held == 0 && len(add) > 0 && p.UID != 0 && t.procsByUID[p.UID] >= r.maxProcesses():
+		limit = LimitProcessesPerUID
 		capErr = &NamedError{Err: ErrCapReached, Detail: fmt.Sprintf("uid %d has services in %d processes, per-uid cap is %d", p.UID, t.procsByUID[p.UID], r.maxProcesses())}
 	}
 	if capErr != nil {
-		cs.logLater = r.refusedCap("named", strconv.FormatUint(uint64(p.UID), 10), capErr)
+		cs.logLater = r.refusedCap("named", limit, strconv.FormatUint(uint64(p.UID), 10), capErr)
 		return nil, capErr
 	}
 	for _, s := range add {
@@ -587,6 +613,13 @@ func (r *Registry) LookupNamed(name string) []Service {
 		out[i] = n.Service
 	}
 	return out
+}
+
+// NamedLen returns the number of named services.
+func (r *Registry) NamedLen() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.named.order.n
 }
 
 // NamedServices returns every named service in registration order.

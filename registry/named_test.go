@@ -190,6 +190,8 @@ func TestNamedAtomicBatch(t *testing.T) {
 		{"bad port", []Service{tcp("a.example.com", 1, 0), tcp("b.example.com", 0, 0)}, ErrBadEndpoint},
 		{"relative path", []Service{tcp("a.example.com", 1, 0), {Name: "b.example.com", Network: netid.Unix, Path: "run/b"}}, ErrBadEndpoint},
 		{"unknown network", []Service{{Name: "b.example.com", Network: "sctp", Port: 1}}, ErrBadEndpoint},
+		{"bare @", []Service{tcp("a.example.com", 1, 0), {Name: "b.example.com", Network: netid.Unix, Path: "@"}}, ErrBadEndpoint},
+		{"tcpmux on udp", []Service{tcp("a.example.com", 1, 0), {Name: "b.example.com", Network: netid.UDP, Port: 53, Flags: TCPMux}}, ErrBadEndpoint},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,5 +333,21 @@ func TestSnapshot(t *testing.T) {
 	entries, svcs := r.Snapshot()
 	if len(entries) != 1 || len(svcs) != 1 || svcs[0].Exe != "/usr/bin/svc" || svcs[0].Flags.String() != "P" {
 		t.Fatalf("snapshot = %+v, %+v", entries, svcs)
+	}
+}
+
+func TestNamedFlagsString(t *testing.T) {
+	for _, tt := range []struct {
+		f    NamedFlags
+		want string
+	}{
+		{0, ""},
+		{Exclusive | Public, "XP"},
+		{TCPMux, "M"},
+		{Exclusive | TCPMux | MuxHelp, "XMH"},
+	} {
+		if got := tt.f.String(); got != tt.want {
+			t.Errorf("%#x.String() = %q, want %q", uint8(tt.f), got, tt.want)
+		}
 	}
 }

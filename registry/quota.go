@@ -134,19 +134,32 @@ func (r *Registry) account(e Entry, sign int) {
 	r.usage[e.Owner] = u
 }
 
-// checkCap refuses e when its owner already holds the entry or byte cap;
-// r.mu must be held. The superuser is not capped: root's entries are the
-// kernel's and the system services', and root could exhaust the host by
-// other means anyway.
-func (r *Registry) checkCap(e Entry) error {
+// Caps, as an Observer's LimitHit names them.
+const (
+	LimitRPCPerUID       = "rpc_per_uid"
+	LimitRPCBytesPerUID  = "rpc_bytes_per_uid"
+	LimitNamedPerProcess = "named_per_process"
+	LimitProcessesPerUID = "processes_per_uid"
+)
+
+// checkCap refuses e when its owner already holds the entry or byte cap,
+// and says which (a Limit constant); r.mu must be held. The superuser is
+// not capped: root's entries are the kernel's and the system services',
+// and root could exhaust the host by other means anyway.
+func (r *Registry) checkCap(e Entry) (string, error) {
 	if e.Owner == OwnerSuperuser {
-		return nil
+		return "", nil
 	}
 	u := r.usage[e.Owner]
-	if u.entries+1 <= r.maxRPC() && u.bytes+entryBytes(e) <= r.maxRPCBytes() {
-		return nil
+	limit := LimitRPCPerUID
+	switch {
+	case u.entries+1 > r.maxRPC():
+	case u.bytes+entryBytes(e) > r.maxRPCBytes():
+		limit = LimitRPCBytesPerUID
+	default:
+		return "", nil
 	}
-	return &refusedError{Owner: e.Owner, Err: errOverCap, Detail: fmt.Sprintf("holds %d entries of %d bytes, cap is %d entries or %d bytes", u.entries, u.bytes, r.maxRPC(), r.maxRPCBytes())}
+	return limit, &refusedError{Owner: e.Owner, Err: errOverCap, Detail: fmt.Sprintf("holds %d entries of %d bytes, cap is %d entries or %d bytes", u.entries, u.bytes, r.maxRPC(), r.maxRPCBytes())}
 }
 
 // A rateLog says when a refusal for a key may be logged: the first at once,
@@ -226,10 +239,14 @@ const (
 	rateLogOverflow = "*"
 )
 
-// refusedCap counts a cap refusal of kind ("rpc" or "named") for key and
-// returns a function that logs it, for changeSet.logLater, or nil when the
-// key's rate allows no line now; r.mu must be held.
-func (r *Registry) refusedCap(kind, key string, err error) func() {
+// refusedCap counts a refusal of kind ("rpc" or "named") at cap limit for
+// key, tells the Observer, and returns a function that logs it, for
+// changeSet.logLater, or nil when the key's rate allows no line now; r.mu
+// must be held.
+func (r *Registry) refusedCap(kind, limit, key string, err error) func() {
+	if r.opts.Observer != nil {
+		r.opts.Observer.LimitHit(kind, limit, "refused")
+	}
 	l := &r.rpcLog
 	if kind == "named" {
 		r.refused.Named++

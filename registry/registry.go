@@ -82,6 +82,22 @@ type Options struct {
 	// FeedSize is how many recent changes are kept for watchers to
 	// resume from (feed.go); DefaultFeedSize when zero.
 	FeedSize int
+	// Observer, when set, is told of every change and every refusal at
+	// a cap, for metrics.
+	Observer Observer
+}
+
+// An Observer is told what changes the registry, for counting (the
+// daemon's metrics). It is called with the registry locked, so it must
+// only count and return, and never call the registry.
+type Observer interface {
+	// Changed is told of the changes one request or removal made, in
+	// the order made.
+	Changed(changes []Change)
+	// LimitHit is told of each registration refused at a cap: where is
+	// its kind ("rpc" or "named"), limit one of the Limit constants,
+	// action "refused".
+	LimitHit(where, limit, action string)
 }
 
 type key struct {
@@ -210,8 +226,9 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 			ok = old.Addr == e.Addr
 			return
 		}
-		if err = r.checkCap(e); err != nil {
-			cs.logLater = r.refusedCap("rpc", e.Owner, err)
+		var limit string
+		if limit, err = r.checkCap(e); err != nil {
+			cs.logLater = r.refusedCap("rpc", limit, e.Owner, err)
 			return
 		}
 		e.Registered = r.opts.Now()

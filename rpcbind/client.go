@@ -61,3 +61,15 @@ func (c *Client) GetPort(ctx context.Context, prog, vers, prot uint32) (uint32, 
 func (c *Client) Dump(ctx context.Context) ([]xdr.Mapping, error) {
 	return oncrpc.CallList(ctx, c.Client, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcDump, nil, 4+4*4, (*xdr.Mapping).Decode)
 }
+
+// PmapCallit makes a remote call through the portmapper with a v2 CALLIT:
+// procedure a.Proc of program a.Prog, version a.Vers, with a.Args as its
+// encoded arguments. It returns the program's port and encoded results.
+// Only a datagram call is forwarded, and the portmapper answers only a
+// call that succeeded: any failure is a timeout (or, for a call the
+// portmapper refuses to make, AUTH_TOOWEAK).
+func (c *Client) PmapCallit(ctx context.Context, a xdr.CallArgs) (xdr.CallResult, error) {
+	var r xdr.CallResult
+	err := c.Call(ctx, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcCallit, a.Encode, r.Decode)
+	return r, err
+}

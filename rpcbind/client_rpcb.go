@@ -123,6 +123,31 @@ func (c *Client) Taddr2Uaddr(ctx context.Context, vers uint32, nb xdr.Netbuf) (s
 	return c.rpcbString(ctx, vers, xdr.RpcbProcTaddr2uaddr, nb.Encode, "uaddr")
 }
 
+// RpcbCallit makes a remote call through the portmapper with version 3's
+// CALLIT or version 4's BCAST, as PmapCallit does, and returns the
+// program's universal address, as the caller can reach it, and its
+// encoded results.
+func (c *Client) RpcbCallit(ctx context.Context, vers uint32, a xdr.CallArgs) (xdr.RmtCallResult, error) {
+	if err := checkRpcbVers(vers); err != nil {
+		return xdr.RmtCallResult{}, err
+	}
+	return c.rmtCall(ctx, vers, xdr.RpcbProcCallit, a)
+}
+
+// Indirect makes a remote call through the portmapper with version 4's
+// INDIRECT, which, unlike CALLIT, answers failures: PROG_UNAVAIL and
+// PROG_MISMATCH for a program or version that is not registered,
+// SYSTEM_ERR for a call that failed, as a *xdr.ReplyError.
+func (c *Client) Indirect(ctx context.Context, a xdr.CallArgs) (xdr.RmtCallResult, error) {
+	return c.rmtCall(ctx, xdr.RpcbVers4, xdr.RpcbProcIndirect, a)
+}
+
+func (c *Client) rmtCall(ctx context.Context, vers, proc uint32, a xdr.CallArgs) (xdr.RmtCallResult, error) {
+	var r xdr.RmtCallResult
+	err := c.Call(ctx, xdr.PmapProg, vers, proc, a.Encode, r.Decode)
+	return r, err
+}
+
 // DefaultLocalSocket is where rpcbind serves the local transport.
 const DefaultLocalSocket = "/run/rpcbind.sock"
 

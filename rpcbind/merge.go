@@ -49,7 +49,13 @@ func (p *Portmapper) mergeAddr(c *oncrpc.Call, id netid.ID, servUaddr, hint stri
 	}
 	var dst netip.Addr
 	if l := c.Peer.Local.Addr(); l.IsValid() && !l.IsUnspecified() && l.Is4() == caller.Is4() {
-		dst, target = l, l
+		dst = l
+		// A call to a multicast group (an IPv6 broadcast remote call)
+		// says nothing of the interface it came through; the caller's
+		// address does, a link-local one by its zone.
+		if !l.IsMulticast() {
+			target = l
+		}
 	}
 	ifs, err := p.interfaces(dst)
 	if err != nil {

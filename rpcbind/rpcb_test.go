@@ -171,6 +171,28 @@ func TestGetaddr(t *testing.T) {
 	}
 }
 
+// TestGetaddrMulticastCall: a call sent to a multicast group (an IPv6
+// broadcast remote call) names no interface, so the caller's address does:
+// a link-local caller gets the link-local address of its link, as from
+// rpcbind, which merges with the caller's address.
+func TestGetaddrMulticastCall(t *testing.T) {
+	h := newHarness(t)
+	ifs := append(slices.Clone(loopbackIfaces), ifaddrs.Addr{Prefix: netip.MustParsePrefix("fe80::10/64"), Index: 2, Name: "eth0", Up: true})
+	h.pm.Interfaces = func(netip.Addr) ([]ifaddrs.Addr, error) { return ifs, nil }
+	h.call(root, 3, xdr.RpcbProcSet, rpcbArgs(progT, 1, "udp6", "::.156.65")).boolean(t)
+	for _, tc := range []struct {
+		f    from
+		want string
+	}{
+		{from{netid: "udp6", remote: "[fe80::77%eth0]:40000", local: "[ff02::202]:111"}, "fe80::10.156.65"},
+		{from{netid: "udp6", remote: "[2001:db8::77]:40000", local: "[ff02::202]:111"}, "2001:db8::10.156.65"},
+	} {
+		if got := h.call(tc.f, 4, xdr.RpcbProcGetaddr, rpcbArgs(progT, 1, "", "")).str(t); got != tc.want {
+			t.Errorf("from %s to %s: %q, want %q", tc.f.remote, tc.f.local, got, tc.want)
+		}
+	}
+}
+
 func TestGetaddrlist(t *testing.T) {
 	h := newHarness(t)
 	var list []xdr.RPCBEntry
@@ -359,6 +381,26 @@ func TestGetstatCounts(t *testing.T) {
 	}
 	if len(st[0].RmtInfo) != 1 || st[0].RmtInfo[0].Success != 1 {
 		t.Errorf("v2 rmtinfo %+v", st[0].RmtInfo)
+	}
+}
+
+// TestRmtCallIndirectCount: rpcbind starts each remote-call row's
+// indirect count at one, whatever the procedure of the call that made the
+// row, and counts later calls only when they are INDIRECT.
+func TestRmtCallIndirectCount(t *testing.T) {
+	var s Stats
+	for _, c := range []struct {
+		indirect bool
+		want     int32
+	}{{false, 1}, {false, 1}, {true, 2}, {false, 2}, {true, 3}} {
+		s.RmtCall(4, c.indirect, progT, 1, 0, "udp", true)
+		if got := s.Snapshot()[2].RmtInfo[0].Indirect; got != c.want {
+			t.Errorf("after a call (indirect %v): indirect count %d, want %d", c.indirect, got, c.want)
+		}
+	}
+	s.RmtCall(4, true, progT, 2, 0, "udp", false)
+	if r := s.Snapshot()[2].RmtInfo[0]; r.Indirect != 1 || r.Failure != 1 {
+		t.Errorf("a new row made by INDIRECT: %+v, want indirect 1", r)
 	}
 }
 

@@ -36,9 +36,19 @@ type serverOption func(*oncrpc.Server)
 // that the reply source matters) and TCP ports chosen by the kernel.
 func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
+	return startPortmapper(t, nil, opts...)
+}
+
+// startPortmapper is startServer with setup, when not nil, given the
+// Portmapper before it serves.
+func startPortmapper(t testing.TB, setup func(*Portmapper), opts ...serverOption) *testServer {
+	t.Helper()
 	reg := registry.New(registry.Options{})
 	mux := &oncrpc.ServeMux{}
 	pm := &Portmapper{Registry: reg}
+	if setup != nil {
+		setup(pm)
+	}
 	pm.Register(mux)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

@@ -115,7 +115,10 @@ func (s *Stats) Addr(statVers, prog, vers uint32, id netid.ID, answer string) {
 }
 
 // RmtCall counts a remote call to prog, vers, proc on a served netid; ok
-// says the exact version was registered.
+// says the exact version was registered. As rpcbind's rpcbs_rmtcall
+// does, the first call of a key counts as indirect whatever its
+// procedure (the row starts at one), and later ones only for INDIRECT:
+// rpcinfo -m shows that count for version 4.
 func (s *Stats) RmtCall(statVers uint32, indirect bool, prog, vers, proc uint32, id netid.ID, ok bool) {
 	v := s.version(statVers)
 	if v == nil {
@@ -130,16 +133,15 @@ func (s *Stats) RmtCall(statVers uint32, indirect bool, prog, vers, proc uint32,
 		if len(v.rmt) >= s.maxEntries() {
 			return
 		}
-		v.rmt = append(v.rmt, xdr.RmtCallStat{Prog: prog, Vers: vers, Proc: proc, Netid: string(id)})
+		v.rmt = append(v.rmt, xdr.RmtCallStat{Prog: prog, Vers: vers, Proc: proc, Netid: string(id), Indirect: 1})
 		i = len(v.rmt) - 1
+	} else if indirect {
+		v.rmt[i].Indirect++
 	}
 	if ok {
 		v.rmt[i].Success++
 	} else {
 		v.rmt[i].Failure++
-	}
-	if indirect {
-		v.rmt[i].Indirect++
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	xdr2 "github.com/davecgh/go-xdr/xdr2"
@@ -85,6 +86,10 @@ func TestEncoderMatchesGoXDR(t *testing.T) {
 		r := xdr.CallResult{Port: 2049, Res: bytes.Repeat([]byte{0x5a}, n)}
 		if got, want := encode(r.Encode), marshal(t, r); !bytes.Equal(got, want) {
 			t.Errorf("CallResult with %d bytes = %x, go-xdr %x", n, got, want)
+		}
+		rr := xdr.RmtCallResult{Addr: strings.Repeat("1", n), Results: bytes.Repeat([]byte{0x5a}, n)}
+		if got, want := encode(rr.Encode), marshal(t, rr); !bytes.Equal(got, want) {
+			t.Errorf("RmtCallResult with %d bytes = %x, go-xdr %x", n, got, want)
 		}
 	}
 	// authsys_parms as go-xdr sees it: gids<16> is a counted array.

@@ -269,6 +269,30 @@ func FuzzDecodeCallArgs(f *testing.F) {
 	})
 }
 
+func FuzzDecodeRmtCallResult(f *testing.F) {
+	f.Add(golden(f, "reply-rmtcall-v3.hex")[24:])
+	f.Fuzz(func(t *testing.T, res []byte) {
+		var r xdr.RmtCallResult
+		d := xdr.NewDecoder(res)
+		r.Decode(d)
+		if err := d.Err(); err != nil {
+			if r.Results != nil {
+				t.Fatalf("%d bytes of results with error %v", len(r.Results), err)
+			}
+			return
+		}
+		if 8+len(r.Addr)+len(r.Results) > len(res) {
+			t.Fatalf("%d bytes of address and results from %d bytes", len(r.Addr)+len(r.Results), len(res))
+		}
+		var r2 xdr.RmtCallResult
+		d2 := xdr.NewDecoder(encode(r.Encode))
+		r2.Decode(d2)
+		if err := d2.Finish(); err != nil || !reflect.DeepEqual(r, r2) {
+			t.Fatalf("round trip: %+v, %v; want %+v", r2, err, r)
+		}
+	})
+}
+
 func FuzzDecodeList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := xdr.NewDecoder(data)

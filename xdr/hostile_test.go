@@ -116,6 +116,17 @@ func TestHostileCallArgs2GiB(t *testing.T) {
 	if !errors.As(err, &le) || le.Length != 1<<31 {
 		t.Errorf("CallResult.Decode: %v, want a LengthError", err)
 	}
+	// And through RmtCallResult, after an empty address.
+	msg = words(0, 1<<31)
+	checkCheap(t, func() {
+		var r xdr.RmtCallResult
+		d := xdr.NewDecoder(msg)
+		r.Decode(d)
+		err = d.Err()
+	})
+	if !errors.As(err, &le) || le.Length != 1<<31 {
+		t.Errorf("RmtCallResult.Decode: %v, want a LengthError", err)
+	}
 }
 
 // TestHostileCredentialLength: opaque_auth bodies are bounded by 400 bytes

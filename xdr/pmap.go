@@ -75,7 +75,8 @@ func DecodeList[T any](d *Decoder, decode func(*T, *Decoder)) []T {
 }
 
 // CallArgs are the arguments of CALLIT: the procedure to call and its
-// already encoded arguments.
+// already encoded arguments. Versions 3 and 4 send the same layout
+// (rpcb_rmtcallargs) to CALLIT, BCAST and INDIRECT.
 type CallArgs struct {
 	Prog, Vers, Proc uint32
 	Args             []byte

@@ -58,6 +58,27 @@ func (r *RPCB) Encode(e *Encoder) {
 	e.String(r.Owner)
 }
 
+// RmtCallResult is the result of CALLIT, BCAST and INDIRECT in versions
+// 3 and 4 (rpcb_rmtcallres): the universal address of the program called,
+// as the caller can reach it, and that program's encoded results.
+type RmtCallResult struct {
+	Addr    string
+	Results []byte
+}
+
+// Decode reads an rpcb_rmtcallres.
+func (r *RmtCallResult) Decode(d *Decoder) { r.walk(decoding(d)) }
+
+// Encode appends r.
+func (r *RmtCallResult) Encode(e *Encoder) { r.walk(encoding(e)) }
+
+// walk is rpcb_rmtcallres's layout. The results can be no larger than the
+// message that carries them.
+func (r *RmtCallResult) walk(w walker) {
+	w.string(&r.Addr, "rpcb_rmtcallres.addr", MaxRPCBString)
+	w.opaque(&r.Results, "rpcb_rmtcallres.results", w.remaining())
+}
+
 // An RPCBEntry is one element of GETADDRLIST's result: an address and the
 // netconfig facts of its transport.
 type RPCBEntry struct {

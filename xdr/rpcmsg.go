@@ -157,7 +157,11 @@ func ParseAuthSys(body []byte) (AuthSysParms, error) {
 }
 
 // Encode appends p as an opaque_auth of flavour AUTH_SYS.
-func (p AuthSysParms) Encode(e *Encoder) {
+func (p AuthSysParms) Encode(e *Encoder) { e.opaqueAuth(p.OpaqueAuth()) }
+
+// OpaqueAuth returns p as the credential of a call: flavour AUTH_SYS, p
+// encoded as its body.
+func (p AuthSysParms) OpaqueAuth() OpaqueAuth {
 	var body Encoder
 	body.Uint32(p.Stamp)
 	body.String(p.MachineName)
@@ -167,7 +171,7 @@ func (p AuthSysParms) Encode(e *Encoder) {
 	for _, g := range p.GIDs {
 		body.Uint32(g)
 	}
-	e.opaqueAuth(OpaqueAuth{Flavor: AuthSys, Body: body.Bytes()})
+	return OpaqueAuth{Flavor: AuthSys, Body: body.Bytes()}
 }
 
 // A CallHeader is the fixed part of an RPC call message.

@@ -96,6 +96,16 @@ func TestCommands(t *testing.T) {
 			{"register-missing-command", []string{"register", "a.example.com", "1"}},
 			{"register-nothing-after-dash", []string{"register", "a.example.com", "1", "--"}},
 			{"register-too-many", []string{"register", "a.example.com", "1", "2", "--", "true"}},
+			{"call-over-tcp", []string{"call", "-T", "tcp", "127.0.0.1", "100000", "2", "0"}},
+			{"call-missing-proc", []string{"call", "127.0.0.1", "100000", "2"}},
+			{"call-bad-proc", []string{"call", "127.0.0.1", "100000", "2", "null"}},
+			{"call-bad-args", []string{"call", "127.0.0.1", "100000", "2", "0", "xyz"}},
+			{"call-bad-version", []string{"call", "--version", "5", "127.0.0.1", "100000", "2", "0"}},
+			{"call-indirect-v3", []string{"call", "--indirect", "--version", "3", "127.0.0.1", "100000", "2", "0"}},
+			{"broadcast-missing-vers", []string{"broadcast", "100000"}},
+			{"broadcast-unknown-name", []string{"broadcast", "nosuchprogram", "1"}},
+			{"register-listen-with-port", []string{"register", "a.example.com", "1", "--listen", "--", "cat"}},
+			{"register-muxhelp-without-tcpmux", []string{"register", "a.example.com", "1", "--muxhelp", "--", "true"}},
 		}},
 	}
 	for _, g := range groups {

@@ -98,7 +98,7 @@ func rpcinfoArgs(t *testing.T, command string) []string {
 		case "-T":
 			i++
 			netid = f[i]
-		case "-p", "-t", "-u", "-s", "-m", "-l", "-d":
+		case "-p", "-t", "-u", "-s", "-m", "-l", "-d", "-b":
 			function = f[i]
 		default:
 			t.Fatalf("no portmapctl equivalent for %q", command)
@@ -127,6 +127,8 @@ func rpcinfoArgs(t *testing.T, command string) []string {
 		return with("addrlist")
 	case "-d":
 		return with("delete")
+	case "-b":
+		return append([]string{"broadcast"}, rest...)
 	}
 	if len(rest) > 1 {
 		return with("ping")
@@ -214,6 +216,9 @@ func TestAgainstRpcinfo(t *testing.T) {
 		want := readTranscript(t, file)
 		t.Run(name, func(t *testing.T) {
 			args := rpcinfoArgs(t, want.Command)
+			if args[0] == "broadcast" {
+				t.Skip("skipped: a broadcast goes to every network of the host; TestLiveRpcbind replays it where there is only loopback")
+			}
 			if strings.Contains(want.Command, "::1") && !hasIPv6Loopback() {
 				t.Skip("skipped: this host has no IPv6 loopback")
 			}

@@ -191,8 +191,10 @@ it), such as --owner root for a system service.`,
 func newRegisterCmd(g *globals) *cobra.Command {
 	var hf httpFlags
 	var spec httpmap.ServiceSpec
+	var listen bool
+	var maxChildren int
 	cmd := &cobra.Command{
-		Use:   "register NAME PORT|PATH [--exclusive] [--public] -- COMMAND [ARGS...]",
+		Use:   "register NAME {PORT|PATH|--listen} [--exclusive] [--public] [--tcpmux [--muxhelp]] -- COMMAND [ARGS...]",
 		Short: "Run COMMAND with NAME registered for exactly as long as it runs",
 		Long: `register starts COMMAND, registers NAME at PORT (or the absolute AF_UNIX
 PATH) on its behalf through portmapd's local socket, and waits for it.
@@ -207,17 +209,38 @@ as it does when COMMAND ends after being registered.
 When portmapd is not running COMMAND is not started; when it refuses the
 registration, the reason is printed, COMMAND is stopped and the exit
 status is 1. Otherwise the exit status is COMMAND's (128+N when killed by
-signal N). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.`,
+signal N). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.
+
+--tcpmux also makes NAME reachable through portmapd's TCPMUX listener
+(portmapd --tcpmux), which splices its clients to PORT; --muxhelp lists
+NAME in that listener's HELP.
+
+--listen, instead of a PORT or PATH, registers NAME for TCPMUX for as long
+as portmapctl runs, and runs COMMAND once for each connection portmapd
+hands over, with the connection as its standard input and output, as
+inetd runs a "+" service: portmapd has answered the client "+", so
+COMMAND's first byte is its protocol's. At most --max-children COMMANDs
+run at once; further connections wait. SIGINT, SIGTERM or SIGHUP ends the
+registration and is passed on to the COMMANDs running; portmapctl exits
+0 once they are done.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
 			before := args
 			if dash >= 0 {
 				before = args[:dash]
 			}
-			if err := positional("NAME", "PORT|PATH")(cmd, before); err != nil {
+			names := []string{"NAME", "PORT|PATH"}
+			if listen {
+				names = names[:1]
+			}
+			if err := positional(names...)(cmd, before); err != nil {
 				return err
 			}
 			switch {
+			case spec.MuxHelp && !spec.TCPMux && !listen:
+				return usageError(cmd, "--muxhelp lists NAME in TCPMUX's HELP, so it needs --tcpmux")
+			case maxChildren < 1:
+				return usageError(cmd, "--max-children must be at least 1")
 			case dash < 0:
 				return usageError(cmd, "missing -- COMMAND")
 			case len(args) == dash:
@@ -226,6 +249,10 @@ signal N). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if listen {
+				spec.Service = args[0]
+				return listening{cmd: cmd, g: g, client: hf.client(), spec: spec, argv: args[1:], maxChildren: maxChildren}.run()
+			}
 			spec.Service, spec.Port = args[0], httpmap.Port(args[1])
 			return runRegistered(cmd, g, hf.client(), spec, args[2:])
 		},
@@ -235,6 +262,10 @@ signal N). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.`,
 	cmd.Flags().BoolVar(&spec.Public, "public", false, "advertise COMMAND's executable path")
 	cmd.Flags().StringVar(&spec.Protocol, "protocol", "", "tcp or udp for a PORT (default tcp)")
 	addCheckFlags(cmd, &spec)
+	cmd.Flags().BoolVar(&spec.TCPMux, "tcpmux", false, "make NAME reachable through portmapd's TCPMUX listener")
+	cmd.Flags().BoolVar(&spec.MuxHelp, "muxhelp", false, "list NAME in the TCPMUX listener's HELP")
+	cmd.Flags().BoolVar(&listen, "listen", false, "take TCPMUX connections for NAME and run COMMAND on each, as its standard input and output")
+	cmd.Flags().IntVar(&maxChildren, "max-children", 64, "with --listen, most COMMANDs running at once")
 	return cmd
 }
 

@@ -71,6 +71,8 @@ func TestLiveRpcbind(t *testing.T) {
 		{"delete-v3", "$CTL delete 200100 1"},
 		{"rpcinfo-after-delete", "rpcinfo -s"},
 		{"delete-nobody", "setpriv --reuid=65534 --regid=65534 --clear-groups $CTL delete 100000 4"},
+		// Loopback alone cannot broadcast.
+		{"broadcast-no-interface", "$CTL broadcast 100000 2"},
 	}
 	var script strings.Builder
 	fmt.Fprintf(&script, `set -u
@@ -122,7 +124,7 @@ CTL="%s --rpc-file %s"
 	}
 	for _, name := range []string{"dump-fresh", "ping-udp-v2", "ping-tcp-all", "ping-tcp-name", "ping-udp-v5", "ping-udp-unregistered",
 		"rpcb-dump-local-fresh", "rpcb-summary-local-fresh", "rpcb-dump-tcp6-fresh", "addrlist-fresh", "addrlist-v6-fresh",
-		"ping-tcp6-v4", "ping-udp6-all", "ping-local-v3", "ping-local-all", "ping-tcp6-unregistered"} {
+		"ping-tcp6-v4", "ping-udp6-all", "ping-local-v3", "ping-local-all", "ping-tcp6-unregistered", "broadcast-no-interface"} {
 		t.Run(name, func(t *testing.T) {
 			want := readTranscript(t, filepath.Join("testdata", "rpcinfo", name+".txt"))
 			want.Stderr = rpcinfoPrefix.ReplaceAllString(want.Stderr, "portmapctl: ")

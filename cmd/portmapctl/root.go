@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/internal/buildinfo"
+	"github.com/portmapd/portmapd/internal/clidoc"
 	"github.com/portmapd/portmapd/internal/rpcent"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
@@ -120,8 +122,17 @@ interrupted.`,
 		newStatsCmd(g),
 		newAddrlistCmd(g),
 		newDeleteCmd(g),
+		newBroadcastCmd(g),
+		newCallCmd(g),
 	)
 	root.AddCommand(newHTTPCmds(g)...)
+	root.AddCommand(newMigrateCmd(g))
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version and the build information the binary carries",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { buildinfo.Write(cmd.OutOrStdout(), "portmapctl") },
+	}, clidoc.Command(root, "1", "User Commands", buildinfo.Version))
 	return root
 }
 

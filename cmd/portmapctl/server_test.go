@@ -50,6 +50,8 @@ type serverOptions struct {
 	denyAll bool
 	// uid, when set, is the uid every local-socket caller has.
 	uid *uint32
+	// forward makes the portmapper forward remote calls.
+	forward bool
 }
 
 // startServer serves the portmapper on 127.0.0.1 until the test ends.
@@ -57,7 +59,16 @@ func startServer(t *testing.T, opts serverOptions) *testServer {
 	t.Helper()
 	reg := registry.New(registry.Options{})
 	var mux oncrpc.ServeMux
-	(&rpcbind.Portmapper{Registry: reg}).Register(&mux)
+	pm := &rpcbind.Portmapper{Registry: reg}
+	if opts.forward {
+		fw, err := rpcbind.OpenForwarder(rpcbind.ForwardConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = fw.Close() })
+		pm.Forwarder = fw
+	}
+	pm.Register(&mux)
 	var h oncrpc.Handler = &mux
 	if opts.denyAll || opts.uid != nil {
 		remote := netip.MustParseAddrPort("192.0.2.1:700")

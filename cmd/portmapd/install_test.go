@@ -1,12 +1,15 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/portmapd/portmapd/internal/clidoc"
 )
 
 // repoRoot is the repository's top, from this package's directory.
@@ -37,6 +40,17 @@ func checkout(t *testing.T, built bool) string {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(dst, []byte("#!/bin/sh\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// What make build generates beside them.
+		root := newRootCmd("portmapd", io.Discard, io.Discard)
+		if err := clidoc.Generate(root, filepath.Join(dir, "bin/docs"), "8", "System Manager's Manual", "test"); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"man/portmapctl.1", "man/portmapctl-dump.1", "completion/bash/portmapctl", "completion/zsh/_portmapctl", "completion/fish/portmapctl.fish"} {
+			dst := filepath.Join(dir, "bin/docs", f)
+			if err := os.WriteFile(dst, []byte("portmapctl\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -71,6 +85,11 @@ func TestAdminInstallsWithSudo(t *testing.T) {
 		"usr/sbin/portmapd", "usr/bin/portmapctl",
 		"etc/systemd/system/portmapd.service", "etc/systemd/system/portmapd.socket",
 		"usr/share/doc/portmapd/README.md", "usr/share/doc/portmapd/httpmap/README.md",
+		"usr/share/man/man8/portmapd.8", "usr/share/man/man8/portmapd-version.8",
+		"usr/share/man/man1/portmapctl.1", "usr/share/man/man1/portmapctl-dump.1",
+		"usr/share/bash-completion/completions/portmapd", "usr/share/bash-completion/completions/portmapctl",
+		"usr/share/zsh/site-functions/_portmapd", "usr/share/zsh/site-functions/_portmapctl",
+		"usr/share/fish/vendor_completions.d/portmapd.fish", "usr/share/fish/vendor_completions.d/portmapctl.fish",
 	} {
 		if _, err := os.Stat(filepath.Join(stage, f)); err != nil {
 			t.Errorf("not installed: %v", err)
@@ -121,6 +140,43 @@ func TestREADMEReferencesExist(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(repoRoot, r[1])); err != nil {
 			t.Errorf("README refers to %s: %v", r[1], err)
+		}
+	}
+}
+
+// TestManPageRenders: the generated portmapd(8) renders with man (as
+// `man ./portmapd.8` does), naming the command, its rpcbind options and
+// its long flags, and the bash completion script parses.
+func TestManPageRenders(t *testing.T) {
+	manPath, err := exec.LookPath("man")
+	if err != nil {
+		t.Skip("needs man: apt-get install man-db groff-base")
+	}
+	dir := t.TempDir()
+	root := newRootCmd("portmapd", io.Discard, io.Discard)
+	if err := clidoc.Generate(root, dir, "8", "System Manager's Manual", "test"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(manPath, "./portmapd.8")
+	cmd.Dir = filepath.Join(dir, "man")
+	cmd.Env = append(os.Environ(), "MANWIDTH=100", "MANPAGER=cat", "PAGER=cat", "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("man ./portmapd.8: %v\n%s", err, out)
+	}
+	page := string(out)
+	for _, want := range []string{"PORTMAPD(8)", "System Manager's Manual", "NAME", "portmapd - ONC RPC portmapper",
+		"--warm-start[=false]", "--metrics", "--state-dir", "portmapd-version(8)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the rendered page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "gendocs") {
+		t.Errorf("the page names the hidden gendocs command:\n%s", page)
+	}
+	if bash, err := exec.LookPath("bash"); err == nil {
+		if out, err := exec.Command(bash, "-n", filepath.Join(dir, "completion/bash/portmapd")).CombinedOutput(); err != nil {
+			t.Errorf("bash -n on the completion script: %v\n%s", err, out)
 		}
 	}
 }

@@ -40,12 +40,14 @@ func TestCommandLine(t *testing.T) {
 		wantStderr []string
 	}{
 		{"-v prints rpcbind's two lines", []string{"-v"}, 0, []string{"portmapd ", "\ndebug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: ", "user: root, "}},
+		{"-v with -r says remote calls", []string{"-v", "-r"}, 0, []string{"nss modules: files, remote calls: yes, statedir: "}},
+		{"-v with --enable-rmtcalls", []string{"--enable-rmtcalls", "-v"}, 0, []string{"remote calls: yes, "}},
 		{"-v with -s names the user", []string{"-v", "-s"}, 0, []string{"user: " + daemon.DefaultRunAs() + ", "}},
 		{"-v with -s and --user", []string{"-v", "-s", "--user", "nobody"}, 0, []string{"user: nobody, "}},
-		{"unknown option", []string{"-x"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
-		{"unknown long option", []string{"--bogus"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
-		{"-h needs an address", []string{"-h"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
-		{"stray argument", []string{"-f", "extra"}, 1, []string{"usage: portmapd [-adfhilsvw]\n"}},
+		{"unknown option", []string{"-x"}, 1, []string{"usage: portmapd [-adfhilrsvw]\n"}},
+		{"unknown long option", []string{"--bogus"}, 1, []string{"usage: portmapd [-adfhilrsvw]\n"}},
+		{"-h needs an address", []string{"-h"}, 1, []string{"usage: portmapd [-adfhilrsvw]\n"}},
+		{"stray argument", []string{"-f", "extra"}, 1, []string{"usage: portmapd [-adfhilrsvw]\n"}},
 		{"bad port", []string{"-f", "--port", "70000"}, 1, []string{"--port 70000", "usage:"}},
 		{"bad trusted proxy", []string{"-f", "--trusted-proxy", "nonsense"}, 1, []string{"--trusted-proxy", "usage:"}},
 		{"negative compaction size", []string{"-f", "--state-compact-bytes", "-1"}, 1, []string{"--state-compact-bytes -1: must not be negative", "usage:"}},
@@ -55,12 +57,18 @@ func TestCommandLine(t *testing.T) {
 		{"UDP reply burst below the largest reply", []string{"-f", "--udp-reply-burst", "8999"}, 1, []string{"--udp-reply-burst 8999: must be at least --max-message (9000)", "usage:"}},
 		{"negative UDP reply rate", []string{"-f", "--udp-reply-rate", "-1"}, 1, []string{"--udp-reply-rate -1: must not be negative", "usage:"}},
 		{"descriptor reserve of 0", []string{"-f", "--fd-reserve", "0"}, 1, []string{"--fd-reserve 0: must be at least 1", "usage:"}},
+		{"negative remote-call rate", []string{"-f", "-r", "--rmtcall-rate", "-1"}, 1, []string{"--rmtcall-rate -1: must not be negative", "usage:"}},
+		{"no remote calls waiting", []string{"-f", "-r", "--rmtcall-max-pending", "0"}, 1, []string{"--rmtcall-max-pending 0: must be at least 1", "usage:"}},
 		{"HTTP cap of 0", []string{"-f", "--http-max-conns", "0"}, 1, []string{"--http-max-conns 0: must be at least 1", "usage:"}},
 		{"HTTP per-source cap of 0", []string{"-f", "--http-max-conns-per-source", "0"}, 1, []string{"--http-max-conns-per-source 0: must be at least 1", "usage:"}},
 		{"HTTP idle timeout of 0", []string{"-f", "--http-idle-timeout", "0s"}, 1, []string{"--http-idle-timeout 0s: must be positive", "usage:"}},
 		{"empty HTTP address", []string{"-f", "--http", ""}, 1, []string{`--http: empty (use "off" to disable it)`, "usage:"}},
 		{"empty HTTP socket", []string{"-f", "--http-socket", ""}, 1, []string{`--http-socket: empty (use "off" to disable it)`, "usage:"}},
 		{"empty state directory", []string{"-f", "--state-dir", ""}, 1, []string{`--state-dir: empty (use "off" to disable it)`, "usage:"}},
+		{"bad metrics audience", []string{"-f", "--metrics", "everyone"}, 1, []string{`--metrics "everyone": not "local", "all", "off" or a CIDR`, "usage:"}},
+		{"metrics off with a CIDR", []string{"-f", "--metrics", "off", "--metrics", "10.0.0.0/8"}, 1, []string{"--metrics off: cannot be given with other values", "usage:"}},
+		{"log burst of 0", []string{"-f", "--log-burst", "0"}, 1, []string{"--log-burst 0: must be at least 1", "usage:"}},
+		{"unknown word", []string{"versions"}, 1, []string{`unexpected argument "versions"`, "usage: portmapd [-adfhilrsvw]\n"}},
 	}
 	bin := binary(t)
 	for _, tc := range tests {
@@ -215,5 +223,19 @@ func stopDaemonHolding(t *testing.T, lock string) {
 	}
 	for _, pid := range strings.Fields(string(out)) {
 		_ = exec.Command("kill", "-TERM", strings.TrimRight(pid, ":")).Run()
+	}
+}
+
+// TestVersionCommand: portmapd version prints the version and the build
+// information the binary carries, on standard output.
+func TestVersionCommand(t *testing.T) {
+	out, err := exec.Command(binary(t), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"portmapd ", "\ngo\tgo1.", "\npath\tgithub.com/portmapd/portmapd/cmd/portmapd\n", "\ndep\tgithub.com/spf13/cobra\t"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("portmapd version lacks %q:\n%s", want, out)
+		}
 	}
 }

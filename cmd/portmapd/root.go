@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/buildinfo"
+	"github.com/portmapd/portmapd/internal/clidoc"
 	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netlimit"
@@ -24,11 +26,9 @@ import (
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
+	"github.com/portmapd/portmapd/tcpmux"
 	"github.com/portmapd/portmapd/xdr"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0"
 
 // options are the command line's values before they become a
 // daemon.Config.
@@ -42,6 +42,13 @@ type options struct {
 	dropRoot   bool
 	showConfig bool
 	warmStart  bool
+	rmtCalls   bool
+
+	rmtRate       float64
+	rmtBurst      int
+	rmtMaxPending int
+	rmtTimeout    time.Duration
+	rmtReplyRatio int
 
 	user          string
 	port          int
@@ -70,6 +77,12 @@ type options struct {
 	maxPidfds      int
 	procPoll       time.Duration
 
+	muxAddr      string
+	muxMaxConns  int
+	muxPerSource int
+	muxTimeout   time.Duration
+	muxIdle      time.Duration
+
 	stateDir      string
 	compactBytes  int64
 	warmStartDir  string
@@ -77,6 +90,9 @@ type options struct {
 	pruneInterval time.Duration
 	noPrune       bool
 	logFile       string
+	metrics       []string
+	logBurst      int
+	logRate       int
 
 	dnsAddr          string
 	watchHistory     int
@@ -111,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		// rpcbind's getopt error and usage line, under the name this
 		// program was started as (so "rpcbind" when installed as it).
-		fmt.Fprintf(stderr, "%s: %v\nusage: %s [-adfhilsvw]\n", prog, ue.err, prog)
+		fmt.Fprintf(stderr, "%s: %v\nusage: %s [-adfhilrsvw]\n", prog, ue.err, prog)
 	default:
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	}
@@ -121,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func newRootCmd(prog string, stdout, stderr io.Writer) *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
-		Use:   prog + " [-adfhilsvw]",
+		Use:   prog + " [-adfhilrsvw]",
 		Short: "ONC RPC portmapper, a drop-in replacement for rpcbind",
 		Long: `portmapd maps ONC RPC program numbers to the addresses their services
 listen on. It answers portmap version 2 and rpcbind versions 3 and 4 on UDP
@@ -140,6 +156,19 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Completion scripts are generated with the man pages (gendocs), not
+	// offered as a command of the daemon.
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "print the version and the build information the binary carries",
+		Long: `version prints portmapd's version, then what the Go toolchain recorded in
+the binary (as "go version -m" prints it): the Go version, the module and
+each dependency with its version, and the build settings. -v prints
+rpcbind's two lines instead.`,
+		Args: cobra.NoArgs,
+		Run:  func(cmd *cobra.Command, _ []string) { buildinfo.Write(cmd.OutOrStdout(), prog) },
+	}, clidoc.Command(cmd, "8", "System Manager's Manual", buildinfo.Version))
 	f := cmd.Flags()
 	f.SortFlags = false
 	// rpcbind's options, with its meanings.
@@ -149,6 +178,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.StringArrayVarP(&o.udpAddrs, "host", "h", nil, "serve UDP only on this address (repeatable; 127.0.0.1 and ::1 are always added; TCP is unaffected)")
 	f.BoolVarP(&o.insecure, "insecure", "i", false, "accept SET and UNSET from any host, not only from this one")
 	f.BoolVarP(&o.logCalls, "log-calls", "l", false, "log every call")
+	f.BoolVarP(&o.rmtCalls, "enable-rmtcalls", "r", false, "forward remote calls (CALLIT, BCAST, INDIRECT) to the services they name, as rpcbind -r")
 	f.BoolVarP(&o.dropRoot, "run-as-daemon", "s", false, "become the --user user once the sockets are open")
 	f.BoolVarP(&o.showConfig, "version", "v", false, "print the version and configuration, then exit")
 	f.BoolVarP(&o.warmStart, "warm-start", "w", false, "read rpcbind's warm-start files at start and write them on exit, to switch from rpcbind and back")
@@ -166,12 +196,22 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.IntVar(&o.replyRate, "udp-reply-rate", oncrpc.DefaultUDPReplyRate, "bytes per second by which UDP replies to one remote address may exceed its calls (0: no limit)")
 	f.IntVar(&o.replyBurst, "udp-reply-burst", oncrpc.DefaultUDPReplyBurst, "bytes of such excess one remote address may use at once (at least --max-message)")
 	f.IntVar(&o.fdReserve, "fd-reserve", netlimit.DefaultReserve, "file descriptors that TCP connections leave for the local sockets and the daemon itself")
+	f.Float64Var(&o.rmtRate, "rmtcall-rate", rpcbind.DefaultForwardRate, "with -r, remote calls a second one remote address (IPv6: one /64) may have forwarded (0: no limit)")
+	f.IntVar(&o.rmtBurst, "rmtcall-burst", rpcbind.DefaultForwardBurst, "with -r, remote calls one remote address may have forwarded at once")
+	f.IntVar(&o.rmtMaxPending, "rmtcall-max-pending", rpcbind.DefaultMaxForwards, "with -r, most forwarded calls waiting for their answers; past it the one waiting longest is given up")
+	f.DurationVar(&o.rmtTimeout, "rmtcall-timeout", rpcbind.DefaultForwardTimeout, "with -r, how long a forwarded call waits for its answer")
+	f.IntVar(&o.rmtReplyRatio, "rmtcall-reply-ratio", rpcbind.DefaultForwardReplyRatio, "with -r, how many times larger than its call an answer relayed to a remote address may be (0: no limit)")
 	f.StringVar(&o.httpAddr, "http", httpmap.DefaultHTTPAddr, `HTTP listing address; "off" disables`)
 	f.StringVar(&o.httpSocket, "http-socket", httpmap.DefaultSocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	f.IntVar(&o.httpMaxConns, "http-max-conns", httpmap.DefaultMaxConns, "most open HTTP connections over TCP (--http and port 111 together), and on the HTTP socket; when full, the one idle longest is closed")
 	f.IntVar(&o.httpPerSource, "http-max-conns-per-source", httpmap.DefaultMaxConnsPerSource, "most open HTTP connections over TCP from one address (IPv6: one /64); loopback and --trusted-proxy addresses are not capped")
 	f.DurationVar(&o.httpIdle, "http-idle-timeout", httpmap.DefaultIdleTimeout, "close HTTP keep-alive connections idle for this long")
+	f.StringVar(&o.muxAddr, "tcpmux", tcpmux.Off, `TCPMUX (RFC 1078) address, such as :1, where clients reach services registered with tcpmux by name; "off" disables`)
+	f.IntVar(&o.muxMaxConns, "tcpmux-max-conns", tcpmux.DefaultMaxConns, "most open TCPMUX connections; when full, the one waiting longest for its name is closed")
+	f.IntVar(&o.muxPerSource, "tcpmux-max-conns-per-source", tcpmux.DefaultMaxConnsPerSource, "most open TCPMUX connections from one address (IPv6: one /64); loopback is not capped")
+	f.DurationVar(&o.muxTimeout, "tcpmux-timeout", tcpmux.DefaultTimeout, "time a TCPMUX client has to send a service name, and portmapd to reach the service")
+	f.DurationVar(&o.muxIdle, "tcpmux-idle-timeout", tcpmux.DefaultIdleTimeout, "close a spliced TCPMUX connection over which nothing passes either way for this long")
 	f.IntVar(&o.maxPerProcess, "max-per-process", registry.DefaultMaxNamedPerProcess, "named services one process may hold")
 	f.IntVar(&o.maxRPCPerUID, "max-rpc-per-uid", registry.DefaultMaxRPCPerUID, "RPC registrations one uid may hold (root is not capped; unprivileged loopback UDP and TCP callers share one count)")
 	f.IntVar(&o.maxRPCBytes, "max-rpc-bytes-per-uid", registry.DefaultMaxRPCBytesPerUID, "bytes of netid and address one uid's RPC registrations may hold")
@@ -194,6 +234,9 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 	f.DurationVar(&o.checkTimeout, "check-timeout", health.DefaultTimeout, "longest a health check may take, unless its registration asks for less")
 	f.DurationVar(&o.checkInterval, "check-interval", health.DefaultInterval, "time between active health checks of a registration that gives none")
 	f.DurationVar(&o.rpcCheckInterval, "rpc-check-interval", 0, "check every RPC registration on this host with a NULL call this often (0: never)")
+	f.IntVar(&o.logBurst, "log-burst", netlimit.DefaultLineBurst, "audit lines (and, with -l, call lines) one source (a uid, an address) may cause at once")
+	f.IntVar(&o.logRate, "log-rate", netlimit.DefaultLinesPerMinute, "audit lines (and, with -l, call lines) one source may cause a minute after the burst; the rest are counted in one line")
+	f.StringArrayVar(&o.metrics, "metrics", []string{metricsLocal}, `who may read /metrics on the HTTP face: "local" (this host: loopback and the HTTP socket), "all", a CIDR allowed besides this host (repeatable), or "off" (no metrics are kept)`)
 	f.Bool("help", false, "show this help")
 	return cmd
 }
@@ -208,7 +251,7 @@ func noArgs(args []string) error {
 // printConfig prints the version and build configuration in rpcbind -v's
 // two-line format, which scripts (LTP among them) read.
 func printConfig(w io.Writer, prog string, o options) {
-	fmt.Fprintf(w, "%s %s\n", prog, version)
+	fmt.Fprintf(w, "%s %s\n", prog, buildinfo.Version)
 	user := "root"
 	if o.dropRoot {
 		user = o.user
@@ -216,7 +259,11 @@ func printConfig(w io.Writer, prog string, o options) {
 			user = daemon.DefaultRunAs()
 		}
 	}
-	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: no, statedir: %s, systemd: yes, user: %s, warm start: yes\n", o.stateDir, user)
+	rmtCalls := "no"
+	if o.rmtCalls {
+		rmtCalls = "yes"
+	}
+	fmt.Fprintf(w, "debug: no, libset debug: no, libwrap: no, nss modules: files, remote calls: %s, statedir: %s, systemd: yes, user: %s, warm start: yes\n", rmtCalls, o.stateDir, user)
 }
 
 // A flagCheck is a rule the value of one flag must keep: bad when it
@@ -239,7 +286,7 @@ func positive(flag string, d time.Duration) flagCheck {
 }
 
 // notNegative is the rule of a value for which zero means none.
-func notNegative[T int | int64 | time.Duration](flag string, v T) flagCheck {
+func notNegative[T int | int64 | float64 | time.Duration](flag string, v T) flagCheck {
 	return flagCheck{flag, v, v < 0, "must not be negative"}
 }
 
@@ -256,8 +303,13 @@ func (o options) validate() error {
 		{"--udp-reply-burst", o.replyBurst, o.replyRate > 0 && o.replyBurst < o.maxMessage,
 			fmt.Sprintf("must be at least --max-message (%d), or no reply that large could be sent", o.maxMessage)},
 		atLeastOne("--fd-reserve", o.fdReserve),
+		notNegative("--rmtcall-rate", o.rmtRate),
+		atLeastOne("--rmtcall-burst", o.rmtBurst), atLeastOne("--rmtcall-max-pending", o.rmtMaxPending),
+		positive("--rmtcall-timeout", o.rmtTimeout), notNegative("--rmtcall-reply-ratio", o.rmtReplyRatio),
 		atLeastOne("--http-max-conns", o.httpMaxConns), atLeastOne("--http-max-conns-per-source", o.httpPerSource),
 		positive("--http-idle-timeout", o.httpIdle),
+		atLeastOne("--tcpmux-max-conns", o.muxMaxConns), atLeastOne("--tcpmux-max-conns-per-source", o.muxPerSource),
+		positive("--tcpmux-timeout", o.muxTimeout), positive("--tcpmux-idle-timeout", o.muxIdle),
 		atLeastOne("--max-per-process", o.maxPerProcess),
 		atLeastOne("--max-rpc-per-uid", o.maxRPCPerUID), atLeastOne("--max-rpc-bytes-per-uid", o.maxRPCBytes),
 		atLeastOne("--max-processes-per-uid", o.maxProcsPerUID),
@@ -268,6 +320,7 @@ func (o options) validate() error {
 		atLeastOne("--watch-max-per-source", o.watchPerSource), positive("--watch-max-wait", o.watchMaxWait),
 		atLeastOne("--check-concurrency", o.checkConcurrency), positive("--check-timeout", o.checkTimeout),
 		positive("--check-interval", o.checkInterval), notNegative("--rpc-check-interval", o.rpcCheckInterval),
+		atLeastOne("--log-burst", o.logBurst), atLeastOne("--log-rate", o.logRate),
 	} {
 		if c.bad {
 			return fmt.Errorf("%s %v: %s", c.flag, c.value, c.rule)
@@ -277,7 +330,7 @@ func (o options) validate() error {
 	// wish to do without: "off" says that. --socket and --lock-file took
 	// empty for none before "off", and still do (offAlias).
 	for _, f := range []struct{ name, value string }{
-		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir}, {"--dns", o.dnsAddr},
+		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir}, {"--dns", o.dnsAddr}, {"--tcpmux", o.muxAddr},
 	} {
 		if f.value == "" {
 			return fmt.Errorf(`%s: empty (use "off" to disable it)`, f.name)
@@ -292,6 +345,36 @@ func offAlias(v string) string {
 		return httpmap.Off
 	}
 	return v
+}
+
+// Words of --metrics besides a CIDR.
+const (
+	metricsLocal = "local"
+	metricsAll   = "all"
+)
+
+// metricsFrom reads --metrics: whether metrics are kept, and which
+// network addresses besides this host's may read them.
+func (o options) metricsFrom() (on bool, from []netip.Prefix, err error) {
+	for _, v := range o.metrics {
+		switch v {
+		case httpmap.Off:
+			if len(o.metrics) > 1 {
+				return false, nil, fmt.Errorf("--metrics off: cannot be given with other values")
+			}
+			return false, nil, nil
+		case metricsLocal:
+		case metricsAll:
+			from = append(from, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
+		default:
+			pfx, err := netip.ParsePrefix(v)
+			if err != nil {
+				return false, nil, fmt.Errorf(`--metrics %q: not "local", "all", "off" or a CIDR`, v)
+			}
+			from = append(from, pfx.Masked())
+		}
+	}
+	return true, from, nil
 }
 
 func (o options) proxies() ([]netip.Prefix, error) {
@@ -314,6 +397,10 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	metricsOn, metricsFrom, err := o.metricsFrom()
+	if err != nil {
+		return usageError{err}
+	}
 	// Like rpcbind, detach unless told to stay or debugging.
 	reporter := daemon.NewReporter()
 	if !o.foreground && !o.debug && !reporter.Detached() {
@@ -333,10 +420,14 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		activated = append(activated, s)
 	}
 	cfg := daemon.Config{
-		Logger:            log,
-		Port:              o.port,
-		UDPAddrs:          o.udpAddrs,
-		Insecure:          o.insecure,
+		Logger:      log,
+		Port:        o.port,
+		UDPAddrs:    o.udpAddrs,
+		Insecure:    o.insecure,
+		RemoteCalls: o.rmtCalls,
+		RemoteCallLimits: daemon.RemoteCallLimits{
+			Rate: o.rmtRate, Burst: o.rmtBurst, MaxPending: o.rmtMaxPending, Timeout: o.rmtTimeout, ReplyRatio: o.rmtReplyRatio,
+		},
 		LogCalls:          o.logCalls,
 		LockFile:          offAlias(o.lockFile),
 		Socket:            offAlias(o.socket),
@@ -362,6 +453,13 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 			MaxWatchersPerSource: o.watchPerSource,
 			MaxWait:              o.watchMaxWait,
 		},
+		TCPMux: tcpmux.Config{
+			Addr:              o.muxAddr,
+			MaxConns:          o.muxMaxConns,
+			MaxConnsPerSource: o.muxPerSource,
+			Timeout:           o.muxTimeout,
+			IdleTimeout:       o.muxIdle,
+		},
 		MaxNamedPerProcess: o.maxPerProcess,
 		MaxRPCPerUID:       o.maxRPCPerUID,
 		MaxRPCBytesPerUID:  o.maxRPCBytes,
@@ -384,6 +482,8 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
 	cfg.DNSAddr, cfg.WatchHistory = o.dnsAddr, o.watchHistory
 	cfg.Checks = health.Config{Concurrency: o.checkConcurrency, Timeout: o.checkTimeout, Interval: o.checkInterval, RPCInterval: o.rpcCheckInterval}
+	cfg.Metrics, cfg.MetricsFrom = metricsOn, metricsFrom
+	cfg.LogBurst, cfg.LogPerMinute = o.logBurst, o.logRate
 	if err := daemon.Run(ctx, cfg); err != nil {
 		return reporter.Failed(err)
 	}

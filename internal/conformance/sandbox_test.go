@@ -45,8 +45,10 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(scenario))
 	}
 	code := m.Run()
-	if builtPortmapd.path != "" {
-		os.RemoveAll(filepath.Dir(builtPortmapd.path))
+	for _, b := range []*builtCommand{builtPortmapd, builtPortmapctl} {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
 	}
 	os.Exit(code)
 }
@@ -93,43 +95,53 @@ func daemonArgv(t *testing.T, reference bool) []string {
 	return []string{portmapdBin(t), "-f"}
 }
 
+// A builtCommand is one of portmapd's commands, from $ENV or built once
+// into a temporary directory when that is unset.
+type builtCommand struct {
+	env, pkg string
+	once     sync.Once
+	path     string
+	err      error
+}
+
 var (
-	buildOnce     sync.Once
-	builtPortmapd struct {
-		path string
-		err  error
-	}
+	builtPortmapd   = &builtCommand{env: "PORTMAPD_BIN", pkg: "github.com/portmapd/portmapd/cmd/portmapd"}
+	builtPortmapctl = &builtCommand{env: "PORTMAPCTL_BIN", pkg: "github.com/portmapd/portmapd/cmd/portmapctl"}
 )
 
-// portmapdBin is $PORTMAPD_BIN, or portmapd built once into a temporary
-// directory when that is unset.
-func portmapdBin(t *testing.T) string {
+// portmapdBin is $PORTMAPD_BIN, or portmapd built once.
+func portmapdBin(t *testing.T) string { return builtPortmapd.bin(t) }
+
+// portmapctlBin is $PORTMAPCTL_BIN, or portmapctl built once.
+func portmapctlBin(t *testing.T) string { return builtPortmapctl.bin(t) }
+
+func (b *builtCommand) bin(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("PORTMAPD_BIN"); p != "" {
+	if p := os.Getenv(b.env); p != "" {
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return abs
 	}
-	buildOnce.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "portmapd-conformance-bin-")
 		if err != nil {
-			builtPortmapd.err = err
+			b.err = err
 			return
 		}
-		out := filepath.Join(dir, "portmapd")
-		cmd := exec.Command("go", "build", "-o", out, "github.com/portmapd/portmapd/cmd/portmapd")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			builtPortmapd.err = fmt.Errorf("go build portmapd: %v\n%s", err, b)
+		out := filepath.Join(dir, filepath.Base(b.pkg))
+		cmd := exec.Command("go", "build", "-o", out, b.pkg)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, o)
 			return
 		}
-		builtPortmapd.path = out
+		b.path = out
 	})
-	if builtPortmapd.err != nil {
-		t.Fatal(builtPortmapd.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return builtPortmapd.path
+	return b.path
 }
 
 var nsCounter atomic.Int64

@@ -16,8 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/audit"
 	"github.com/portmapd/portmapd/dnsmap"
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
@@ -29,6 +31,7 @@ import (
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
+	"github.com/portmapd/portmapd/tcpmux"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,6 +50,11 @@ type Config struct {
 	UDPAddrs []string
 	// Insecure accepts SET and UNSET from any host (rpcbind -i).
 	Insecure bool
+	// RemoteCalls forwards CALLIT, BCAST and INDIRECT to the services
+	// they name (rpcbind -r, --enable-rmtcalls), within
+	// RemoteCallLimits; without it they are dropped as by stock rpcbind.
+	RemoteCalls      bool
+	RemoteCallLimits RemoteCallLimits
 	// LogCalls logs every call (rpcbind -l).
 	LogCalls bool
 	// LockFile keeps a second instance from starting; DefaultLockFile
@@ -92,6 +100,9 @@ type Config struct {
 	// HTTP configures the HTTP face. HTTP is also answered on the RPC TCP
 	// port.
 	HTTP httpmap.Config
+	// TCPMux configures the TCPMUX face (RFC 1078); off unless its Addr
+	// is set.
+	TCPMux tcpmux.Config
 	// MaxNamedPerProcess caps the named services one process may hold.
 	MaxNamedPerProcess int
 	// MaxRPCPerUID, MaxRPCBytesPerUID and MaxProcessesPerUID cap what
@@ -143,6 +154,17 @@ type Config struct {
 	// is optional: an address that cannot be had is said once and
 	// served without.
 	DNSAddr string
+	// LogBurst and LogPerMinute bound the lines of the audit trail and
+	// of LogCalls that each source (a uid, an address) may cause: a
+	// burst, then so many a minute (netlimit.LineLimiter's defaults
+	// when 0).
+	LogBurst     int
+	LogPerMinute int
+	// Metrics counts what the daemon does and serves it at /metrics on
+	// the HTTP face, to this host and to the network addresses in
+	// MetricsFrom (internal/metrics). Without it nothing is counted.
+	Metrics     bool
+	MetricsFrom []netip.Prefix
 }
 
 // DefaultStateDir is where registrations are saved: under /run, so that
@@ -262,6 +284,17 @@ type daemon struct {
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
 	addrs ifaddrs.Source
+	// metrics is nil unless Config.Metrics.
+	metrics *metrics.Metrics
+	// audit writes the audit trail; callLog bounds LogCalls' lines.
+	audit   *audit.Logger
+	callLog *netlimit.LineLimiter
+	// multicast keeps the udp6 sockets in the group of udp6 broadcasts,
+	// with remote calls on.
+	multicast *multicastMember
+	// mux and muxLn are the TCPMUX face and its listener; nil when off.
+	mux   *tcpmux.Server
+	muxLn net.Listener
 }
 
 // close releases what the start took, in reverse order.
@@ -332,6 +365,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			d.release = append(d.release, func() { pc.Close(); ln.Close() })
 		}
 	}
+	// Port 1, TCPMUX's, needs root: open it now. It is optional too.
+	if ln, err := tcpmux.Listen(cfg.TCPMux); err != nil {
+		log.Error("TCPMUX address unavailable; serving without it", "addr", cfg.TCPMux.Addr, "err", err,
+			"fix", "choose another with --tcpmux ADDR, or disable it with --tcpmux off")
+	} else if ln != nil {
+		d.muxLn = ln
+		d.release = append(d.release, func() { _ = ln.Close() })
+	}
 	if os.Geteuid() == 0 && cfg.StateDir != httpmap.Off {
 		// With -s, the state goes to the user the daemon becomes; as
 		// root, it comes back from -s's default user.
@@ -360,6 +401,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		}
 	}
 
+	obs := d.observers(cfg)
+	d.audit = audit.New(log, audit.Options{Burst: cfg.LogBurst, PerMinute: cfg.LogPerMinute, ProcRoot: cfg.ProcRoot})
+	d.release = append(d.release, d.audit.Close)
+	if cfg.LogCalls {
+		d.callLog = netlimit.NewLineLimiter(cfg.LogBurst, cfg.LogPerMinute, func(source string, n uint64) {
+			log.Info("calls not logged", "source", source, "not_logged", n, "why", "each source's call lines are rate-limited")
+		})
+		d.release = append(d.release, d.callLog.Flush)
+	}
 	d.reg = registry.New(registry.Options{
 		Insecure:           cfg.Insecure,
 		MaxNamedPerProcess: cfg.MaxNamedPerProcess,
@@ -368,7 +418,11 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
 		Logger:             log.With("part", "registry"),
 		FeedSize:           cfg.WatchHistory,
+		Observer:           obs.registry,
 	})
+	if d.metrics != nil {
+		d.metrics.WatchRegistry(d.reg)
+	}
 	// One list of the host's addresses, kept fresh by the kernel's
 	// announcements, serves address merging and the pruner alike.
 	d.addrs = ifaddrs.ReadSource
@@ -387,6 +441,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		PruneGrace:    cfg.PruneGrace,
 		PruneInterval: cfg.PruneInterval,
 		Interfaces:    d.addrs,
+		Observer:      obs.lifetime,
 	})
 	if err != nil {
 		return nil, err
@@ -413,14 +468,35 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
 	hcfg.Checks = d.checks
+	hcfg.Observer = obs.http
+	hcfg.Audit = d.audit
+	if d.metrics != nil {
+		hcfg.Metrics, hcfg.MetricsFrom = d.metrics.Handler(), cfg.MetricsFrom
+	}
 	d.web, err = httpmap.NewServer(d.reg, d.life, hcfg)
 	if err != nil {
 		return nil, err
 	}
 	d.release = append(d.release, func() { _ = d.web.Close() })
+	if d.muxLn != nil {
+		mcfg := cfg.TCPMux
+		mcfg.Logger = log.With("face", "tcpmux")
+		mcfg.Budget = budget
+		mcfg.Observer = obs.limits
+		d.mux = tcpmux.NewServer(d.reg, mcfg)
+	}
 	var mux oncrpc.ServeMux
 	eps := d.ls.endpoints()
-	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs}
+	pm := &rpcbind.Portmapper{Registry: d.reg, Insecure: cfg.Insecure, Interfaces: d.addrs, Audit: d.audit}
+	if cfg.RemoteCalls {
+		if pm.Forwarder, err = openForwarder(cfg.RemoteCallLimits, log); err != nil {
+			return nil, err
+		}
+		d.release = append(d.release, func() { _ = pm.Forwarder.Close() })
+		if d.multicast = newMulticastMember(d.ls, log); d.multicast != nil {
+			d.multicast.join()
+		}
+	}
 	for _, ep := range eps {
 		pm.Netids = append(pm.Netids, ep.Netid)
 	}
@@ -436,7 +512,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	if cfg.WarmStart {
 		warm = readWarmStart(cfg.WarmStartDir, log)
 	}
-	d.journal, err = restoreState(ctx, cfg, d.reg, d.life, warm, log)
+	d.journal, err = restoreState(ctx, cfg, d.reg, d.life, warm, obs.journal, log)
 	if err != nil {
 		// Stopped while reading the state: nothing was written, so
 		// that the next start finds everything as it was.
@@ -459,6 +535,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		Handler:           &mux,
 		Logger:            log,
 		LogCalls:          cfg.LogCalls,
+		CallLog:           d.callLog,
 		MaxMessage:        cfg.MaxMessage,
 		IdleTimeout:       cfg.IdleTimeout,
 		RecordTimeout:     cfg.RecordTimeout,
@@ -468,8 +545,31 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		ReplyLimit:        replies,
 		Abort:             cfg.AbortOnError,
 		Divert:            d.web.Divert,
+		Observer:          obs.rpc,
 	}
 	return d, nil
+}
+
+// observers are the observer of each part, all d.metrics or all nil.
+type observers struct {
+	registry registry.Observer
+	lifetime lifetime.Observer
+	journal  journal.Observer
+	http     httpmap.Observer
+	rpc      oncrpc.Observer
+	limits   netlimit.Observer
+}
+
+// observers makes d.metrics when cfg asks for it, and returns it as each
+// part's observer; without it they are nil interfaces, not interfaces
+// holding a nil pointer.
+func (d *daemon) observers(cfg Config) observers {
+	if !cfg.Metrics {
+		return observers{}
+	}
+	d.metrics = metrics.New()
+	m := d.metrics
+	return observers{registry: m, lifetime: m, journal: m, http: m, rpc: m, limits: m}
 }
 
 // serve serves until ctx is done or a listener fails, then writes the
@@ -500,6 +600,9 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	if d.dns != nil {
 		serve("dns", func() error { return d.dns.Serve(ctx, d.dnsUDP, d.dnsTCP) })
 	}
+	if d.multicast != nil {
+		serve("multicast", func() error { d.multicast.follow(ctx); return nil })
+	}
 	for _, u := range d.ls.udp {
 		serve(string(u.netid), func() error { return d.srv.ServeUDP(ctx, u.conn, string(u.netid)) })
 	}
@@ -511,6 +614,10 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	logHTTPServing(log, d.webLs, d.ls)
 	if d.dns != nil {
 		log.Info("serving DNS", "addr", d.dnsUDP.LocalAddr().String())
+	}
+	if d.mux != nil {
+		serve("tcpmux", func() error { return d.mux.Serve(ctx, d.muxLn) })
+		log.Info("serving TCPMUX", "addr", d.muxLn.Addr().String())
 	}
 	if cfg.Ready != nil {
 		cfg.Ready()

@@ -358,8 +358,8 @@ func TestAdminRunsWithDashS(t *testing.T) {
 			_, ok := mappingsAt(t, rpcSock)[[2]uint32{300200, netid.ProtoTCP}]
 			return !ok
 		})
-		lines := linesWith(p.Output(), "prog=300200")
-		if len(lines) != 1 || !strings.Contains(lines[0], "pruned registration") || !strings.Contains(lines[0], "owner=65534") || !strings.Contains(lines[0], "has exited") {
+		lines := linesWith(p.Output(), "pruned registration")
+		if len(lines) != 1 || !strings.Contains(lines[0], "prog=300200") || !strings.Contains(lines[0], "owner=65534") || !strings.Contains(lines[0], "has exited") {
 			t.Errorf("pruning logged %q", lines)
 		}
 		if _, ok := mappingsAt(t, rpcSock)[[2]uint32{300100, netid.ProtoTCP}]; !ok {

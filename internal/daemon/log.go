@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"log/syslog"
 	"os"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -17,9 +18,12 @@ const DefaultLogFile = "/var/log/portmapd.log"
 
 // NewLogger returns the daemon's logger: text records of level and above.
 //
-// In the foreground they go to stderr, without times under systemd, whose
-// journal stamps each line itself. A process started by Detach (r says
-// so) has no terminal once it serves, so its records go
+// In the foreground they go to stderr. When stderr is systemd's journal
+// (JOURNAL_STREAM names it), each line goes without a time, which the
+// journal records itself, and starts with the priority of its level as
+// the journal reads it (<3> error, <4> warning, <6> info, <7> debug), so
+// that journalctl -p filters and colours them. A process started by
+// Detach (r says so) has no terminal once it serves, so its records go
 //
 //   - until it serves or fails, to the standard error of the command that
 //     started it (through r), so that a failed start says why there;
@@ -33,13 +37,18 @@ const DefaultLogFile = "/var/log/portmapd.log"
 // lost.
 func NewLogger(stderr io.Writer, level slog.Level, r *Reporter, logFile string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if r.Detached() || os.Getenv("JOURNAL_STREAM") != "" {
+	journal := !r.Detached() && isJournal(stderr)
+	if r.Detached() || journal {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}
 			}
 			return a
 		}
+	}
+	if journal {
+		sink := &journalSink{w: stderr}
+		return slog.New(&leveledHandler{mu: &sync.Mutex{}, text: slog.NewTextHandler(sink, opts), sink: sink})
 	}
 	if !r.Detached() {
 		return slog.New(slog.NewTextHandler(stderr, opts))
@@ -85,14 +94,39 @@ func openLogFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// A leveledHandler is a TextHandler writing into a detachedSink that
-// knows the level of the record being written, for its syslog priority.
+// isJournal reports whether w is the stream JOURNAL_STREAM names
+// ("DEVICE:INODE" of the journal's socket), as systemd.exec(5) says to
+// check: the variable is inherited by processes whose stderr is
+// elsewhere.
+func isJournal(w io.Writer) bool {
+	v := os.Getenv("JOURNAL_STREAM")
+	f, ok := w.(*os.File)
+	if v == "" || !ok {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return v == strconv.FormatUint(st.Dev, 10)+":"+strconv.FormatUint(st.Ino, 10)
+}
+
+// A leveledSink takes formatted records one per Write, knowing the level
+// of the record being written.
+type leveledSink interface {
+	io.Writer
+	setLevel(slog.Level)
+}
+
+// A leveledHandler is a TextHandler writing into a sink that knows the
+// level of the record being written: for its syslog priority, or the
+// journal's prefix.
 type leveledHandler struct {
 	// mu, shared by the handlers derived from one another, holds the
 	// sink's level steady while a record is written.
 	mu   *sync.Mutex
 	text slog.Handler
-	sink *detachedSink
+	sink leveledSink
 }
 
 func (h *leveledHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -102,7 +136,7 @@ func (h *leveledHandler) Enabled(ctx context.Context, l slog.Level) bool {
 func (h *leveledHandler) Handle(ctx context.Context, rec slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.sink.level = rec.Level
+	h.sink.setLevel(rec.Level)
 	return h.text.Handle(ctx, rec)
 }
 
@@ -123,6 +157,40 @@ type detachedSink struct {
 	// level is the level of the record being written; set under the
 	// leveledHandler's mu.
 	level slog.Level
+}
+
+func (s *detachedSink) setLevel(l slog.Level) { s.level = l }
+
+// A journalSink writes each record to the journal's stream with the
+// priority prefix of its level (sd-daemon(3)).
+type journalSink struct {
+	w     io.Writer
+	level slog.Level
+	buf   []byte
+}
+
+func (s *journalSink) setLevel(l slog.Level) { s.level = l }
+
+func (s *journalSink) Write(p []byte) (int, error) {
+	s.buf = append(append(s.buf[:0], journalPriority(s.level)...), p...)
+	if _, err := s.w.Write(s.buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// journalPriority is the prefix of a record of level l: syslog's
+// priorities, as sd-daemon.h spells them.
+func journalPriority(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "<3>"
+	case l >= slog.LevelWarn:
+		return "<4>"
+	case l >= slog.LevelInfo:
+		return "<6>"
+	}
+	return "<7>"
 }
 
 func (s *detachedSink) Write(p []byte) (int, error) {

@@ -16,18 +16,18 @@ import (
 // restoreState loads the state directory into reg, which already holds
 // the portmapper's own entries, through life, which leaves out the named
 // services whose process has exited and watches the others. It returns the
-// journal that is to record changes from then on, not yet started. Nothing in the state
-// directory stops the daemon: without a usable one it serves without
-// saving (the journal is nil), and says so in one line. warm is what
-// rpcbind's warm-start files held (see rpcEntries). The only error is
-// ctx's, when it ends while the state is read; nothing has been changed
-// then.
-func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life *lifetime.Keeper, warm warmstart.Saved, log *slog.Logger) (*journal.Journal, error) {
+// journal that is to record changes from then on, not yet started, which
+// tells obs of its writes. Nothing in the state directory stops the
+// daemon: without a usable one it serves without saving (the journal is
+// nil), and says so in one line. warm is what rpcbind's warm-start files
+// held (see rpcEntries). The only error is ctx's, when it ends while the
+// state is read; nothing has been changed then.
+func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life *lifetime.Keeper, warm warmstart.Saved, obs journal.Observer, log *slog.Logger) (*journal.Journal, error) {
 	var st journal.State
 	var store *journal.Store
 	if cfg.StateDir != httpmap.Off {
 		var err error
-		store, err = journal.Open(cfg.StateDir, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes, FeedSize: cfg.WatchHistory})
+		store, err = journal.Open(cfg.StateDir, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes, FeedSize: cfg.WatchHistory, Observer: obs})
 		if err != nil {
 			log.Error("cannot use the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
 		} else if st, err = store.Load(ctx); err != nil {

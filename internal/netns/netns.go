@@ -444,3 +444,19 @@ func mustRun(t testing.TB, argv ...string) {
 		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
 }
+
+// ServeEach accepts connections from ln until it fails, and serves each
+// in a goroutine of its own, closing it once serve returns: a service for
+// a test to reach.
+func ServeEach(ln net.Listener, serve func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			serve(c)
+		}()
+	}
+}

@@ -31,8 +31,13 @@ type Addr struct {
 	Index int
 	Name  string
 	// Up, Loopback and PointToPoint are the link's IFF_UP,
-	// IFF_LOOPBACK and IFF_POINTOPOINT.
+	// IFF_LOOPBACK and IFF_POINTOPOINT; Broadcast and Multicast its
+	// IFF_BROADCAST and IFF_MULTICAST.
 	Up, Loopback, PointToPoint bool
+	Broadcast, Multicast       bool
+	// BroadcastAddr is an IPv4 address's broadcast address
+	// (IFA_BROADCAST, getifaddrs's ifa_broadaddr), when it was given one.
+	BroadcastAddr netip.Addr
 }
 
 // OnLink reports whether zone, as Go spells a scoped address's zone (the

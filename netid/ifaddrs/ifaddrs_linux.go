@@ -75,13 +75,15 @@ func read() ([]Addr, error) {
 		if err != nil {
 			return fmt.Errorf("ifaddrs: address attributes: %w", err)
 		}
-		var address, local []byte
+		var address, local, brd []byte
 		for _, a := range attrs {
 			switch a.Attr.Type {
 			case unix.IFA_ADDRESS:
 				address = a.Value
 			case unix.IFA_LOCAL:
 				local = a.Value
+			case unix.IFA_BROADCAST:
+				brd = a.Value
 			}
 		}
 		// getifaddrs takes IFA_LOCAL as the address when there is one.
@@ -97,14 +99,20 @@ func read() ([]Addr, error) {
 			return fmt.Errorf("ifaddrs: prefix length %d for %s", prefixLen, ip)
 		}
 		l := links[index]
-		out = append(out, Addr{
+		a := Addr{
 			Prefix:       netip.PrefixFrom(ip, prefixLen),
 			Index:        int(index),
 			Name:         l.name,
 			Up:           l.flags&unix.IFF_UP != 0,
 			Loopback:     l.flags&unix.IFF_LOOPBACK != 0,
 			PointToPoint: l.flags&unix.IFF_POINTOPOINT != 0,
-		})
+			Broadcast:    l.flags&unix.IFF_BROADCAST != 0,
+			Multicast:    l.flags&unix.IFF_MULTICAST != 0,
+		}
+		if b, ok := netip.AddrFromSlice(brd); ok && b.Is4() {
+			a.BroadcastAddr = b
+		}
+		out = append(out, a)
 		return nil
 	})
 	return out, err

@@ -1,10 +1,12 @@
 package ifaddrs
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/portmapd/portmapd/internal/netns"
 )
@@ -48,7 +50,8 @@ func TestReadAgreesWithNet(t *testing.T) {
 			continue
 		}
 		if a.Name != ifc.Name || a.Up != (ifc.Flags&net.FlagUp != 0) || a.Loopback != (ifc.Flags&net.FlagLoopback != 0) ||
-			a.PointToPoint != (ifc.Flags&net.FlagPointToPoint != 0) {
+			a.PointToPoint != (ifc.Flags&net.FlagPointToPoint != 0) || a.Broadcast != (ifc.Flags&net.FlagBroadcast != 0) ||
+			a.Multicast != (ifc.Flags&net.FlagMulticast != 0) {
 			t.Errorf("%s: %+v, but net says %s %v", a.Prefix, a, ifc.Name, ifc.Flags)
 		}
 	}
@@ -213,5 +216,83 @@ func BenchmarkTable(b *testing.B) {
 		if _, err := tab.Addrs(dst); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestWatch: Watch calls back once subscribed, then when a link appears
+// in the namespace it watches, and returns once its context ends.
+func TestWatch(t *testing.T) {
+	h := netns.NewHost(t, "ifw")
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- h.Do(func() error {
+			return Watch(ctx, func() {
+				select {
+				case changes <- struct{}{}:
+				default:
+				}
+			})
+		})
+	}()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changes:
+		case err := <-done:
+			t.Fatalf("Watch returned before it was stopped: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no call %s within 10s", what)
+		}
+	}
+	wait("once subscribed")
+	h.MustIP("link", "add", "w0", "type", "veth", "peer", "name", "w0p")
+	wait("for a new link")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return once its context ended")
+	}
+}
+
+// TestReadBroadcastAddresses: an IPv4 address's broadcast address is the
+// one it was given, if any, as getifaddrs reports it (rpc_broadcast sends
+// only to those); the link's flags say whether it can broadcast and
+// multicast.
+func TestReadBroadcastAddresses(t *testing.T) {
+	h := netns.NewHost(t, "ifb")
+	h.MustIP("link", "add", "b0", "type", "veth", "peer", "name", "b1")
+	h.MustIP("addr", "add", "10.8.0.1/24", "brd", "+", "dev", "b0")
+	h.MustIP("addr", "add", "10.9.0.1/16", "dev", "b0")
+	h.MustIP("addr", "add", "10.10.0.1/24", "brd", "10.10.0.7", "dev", "b0")
+	var list []Addr
+	if err := h.Do(func() error {
+		var err error
+		list, err = Read()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"10.8.0.1": "10.8.0.255", "10.9.0.1": "invalid IP", "10.10.0.1": "10.10.0.7", "127.0.0.1": "invalid IP"}
+	for _, a := range list {
+		w, ok := want[a.Prefix.Addr().String()]
+		if !ok {
+			continue
+		}
+		delete(want, a.Prefix.Addr().String())
+		if got := a.BroadcastAddr.String(); got != w {
+			t.Errorf("%s: broadcast address %s, want %s", a.Prefix, got, w)
+		}
+		if a.Name == "b0" && (!a.Broadcast || !a.Multicast) || a.Name == "lo" && (a.Broadcast || a.Multicast) {
+			t.Errorf("%s on %s: broadcast %v, multicast %v", a.Prefix, a.Name, a.Broadcast, a.Multicast)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("addresses not listed: %v", want)
 	}
 }

@@ -32,14 +32,23 @@ func Read() ([]Addr, error) {
 				continue
 			}
 			ones, _ := n.Mask.Size()
-			out = append(out, Addr{
+			ad := Addr{
 				Prefix:       netip.PrefixFrom(ip.Unmap(), ones),
 				Index:        ifc.Index,
 				Name:         ifc.Name,
 				Up:           ifc.Flags&net.FlagUp != 0,
 				Loopback:     ifc.Flags&net.FlagLoopback != 0,
 				PointToPoint: ifc.Flags&net.FlagPointToPoint != 0,
-			})
+				Broadcast:    ifc.Flags&net.FlagBroadcast != 0,
+				Multicast:    ifc.Flags&net.FlagMulticast != 0,
+			}
+			// The standard library does not say an address's broadcast
+			// address; it is the last of its network unless set
+			// otherwise, which only Linux's list tells.
+			if ad.Broadcast && ad.Prefix.Addr().Is4() && ad.Prefix.Bits() < 31 {
+				ad.BroadcastAddr = lastAddr(ad.Prefix)
+			}
+			out = append(out, ad)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Addr) int {

@@ -2,6 +2,18 @@
 
 package ifaddrs
 
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Watch reports that it cannot watch: the kernel announces no changes
+// here.
+func Watch(context.Context, func()) error {
+	return fmt.Errorf("ifaddrs: no announcements of address changes on this system: %w", errors.ErrUnsupported)
+}
+
 // Open returns a Table. The kernel announces no changes that it could
 // subscribe to here, so it reads the list on every call.
 func Open() (*Table, error) {

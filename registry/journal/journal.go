@@ -32,6 +32,23 @@ type Options struct {
 	// State.Feed; registry.DefaultFeedSize when 0. Snapshots keep what
 	// the registry keeps.
 	FeedSize int
+	// Observer, when set, is told of every write and compaction, for
+	// metrics.
+	Observer Observer
+}
+
+// An Observer is told what a Journal writes, for counting (the daemon's
+// metrics). It is called from the journal's own goroutines and must only
+// count and return.
+type Observer interface {
+	// StateWritten is told of each batch of records written to the
+	// journal: its size, how long its fdatasync took, and the error of
+	// the write or sync (nil when both worked; sync is 0 when the write
+	// failed).
+	StateWritten(bytes int, sync time.Duration, err error)
+	// StateCompacted is told of each compaction: how long it took and
+	// its error.
+	StateCompacted(took time.Duration, err error)
 }
 
 // A Journal is a registry.Journal writing to a state directory. Record
@@ -180,8 +197,14 @@ func (j *Journal) flushLocked() {
 	j.mu.Unlock()
 	if len(buf) > 0 {
 		err := writeAll(j.f, buf)
+		var took time.Duration
 		if err == nil {
+			start := time.Now()
 			err = unix.Fdatasync(int(j.f.Fd()))
+			took = time.Since(start)
+		}
+		if o := j.opts.Observer; o != nil {
+			o.StateWritten(len(buf), took, err)
 		}
 		if err != nil {
 			j.fail(fmt.Errorf("writing %s: %w", j.name(), err))
@@ -229,7 +252,12 @@ func (j *Journal) compactor() {
 			return
 		case <-j.compactc:
 		}
-		if err := j.compact(); err != nil {
+		start := time.Now()
+		err := j.compact()
+		if o := j.opts.Observer; o != nil {
+			o.StateCompacted(time.Since(start), err)
+		}
+		if err != nil {
 			j.log.Error("state compaction failed", "dir", j.dir.Path(), "err", err)
 		}
 	}

@@ -39,6 +39,44 @@ type Config struct {
 	// Interfaces lists this host's addresses, for telling which RPC
 	// registrations a port check can judge; ifaddrs.ReadSource when nil.
 	Interfaces ifaddrs.Source
+	// Observer, when set, is told of every registration the keeper
+	// removes and every process polled for want of a pidfd, for
+	// metrics.
+	Observer Observer
+}
+
+// Causes of a removal, as an Observer's Removed names them.
+const (
+	// CauseProcessExited: the registering process exited (and, for an
+	// RPC registration, nothing is bound to its port).
+	CauseProcessExited = "process_exited"
+	// CauseUnbound: no registering process is known, and nothing has
+	// been bound to the port for UnknownMisses checks.
+	CauseUnbound = "unbound"
+	// CauseUnwatchable: the process could not be watched.
+	CauseUnwatchable = "unwatchable"
+)
+
+// An Observer is told what the Keeper does on its own, for counting (the
+// daemon's metrics). It must only count and return.
+type Observer interface {
+	// Removed is told of each registration removed: kind "rpc" or
+	// "named", cause a Cause constant.
+	Removed(kind, cause string)
+	// LimitHit is told of each process polled because the pidfd budget
+	// (MaxPidfds) is spent: where "lifetime", limit "pidfds", action
+	// "polled".
+	LimitHit(where, limit, action string)
+}
+
+// removed tells o, when there is one, of n removals of kind for cause.
+func removed(o Observer, kind, cause string, n int) {
+	if o == nil {
+		return
+	}
+	for range n {
+		o.Removed(kind, cause)
+	}
 }
 
 // A Keeper ends registrations when their service is gone. It watches the
@@ -53,6 +91,7 @@ type Config struct {
 type Keeper struct {
 	reg      *registry.Registry
 	log      *slog.Logger
+	obs      Observer // nil when none
 	procRoot string
 	w        *watcher
 	// prune is nil when pruning is off.
@@ -82,14 +121,14 @@ func New(reg *registry.Registry, cfg Config) (*Keeper, error) {
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = DefaultProcRoot
 	}
-	w, err := newWatcher(watcherConfig{Logger: cfg.Logger, ProcRoot: cfg.ProcRoot, MaxPidfds: cfg.MaxPidfds, PollInterval: cfg.PollInterval})
+	w, err := newWatcher(watcherConfig{Logger: cfg.Logger, ProcRoot: cfg.ProcRoot, MaxPidfds: cfg.MaxPidfds, PollInterval: cfg.PollInterval, Observer: cfg.Observer})
 	if err != nil {
 		return nil, err
 	}
-	k := &Keeper{reg: reg, log: cfg.Logger, procRoot: cfg.ProcRoot, w: w}
+	k := &Keeper{reg: reg, log: cfg.Logger, procRoot: cfg.ProcRoot, w: w, obs: cfg.Observer}
 	if !cfg.NoPrune {
 		k.prune = newPruner(reg, pruneConfig{Grace: cfg.PruneGrace, Interval: cfg.PruneInterval, ProcRoot: cfg.ProcRoot,
-			Interfaces: cfg.Interfaces, Logger: cfg.Logger})
+			Interfaces: cfg.Interfaces, Logger: cfg.Logger, Observer: cfg.Observer})
 	}
 	return k, nil
 }
@@ -205,7 +244,9 @@ func (k *Keeper) watch(h *Handle) error {
 		return nil
 	}
 	if _, err := k.w.Watch(h, k.processGone); err != nil {
-		for _, g := range k.reg.DropProcess(h.PID, h.Start) {
+		dropped := k.reg.DropProcess(h.PID, h.Start)
+		removed(k.obs, "named", CauseUnwatchable, len(dropped))
+		for _, g := range dropped {
 			k.log.Warn("deregistered: cannot watch the process", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, exeAttr(g.Exe), "err", err)
 		}
 		return err
@@ -215,7 +256,9 @@ func (k *Keeper) watch(h *Handle) error {
 
 // processGone is called by the watcher when a registering process exits.
 func (k *Keeper) processGone(info Info) {
-	for _, g := range k.reg.DropProcess(info.PID, info.Start) {
+	dropped := k.reg.DropProcess(info.PID, info.Start)
+	removed(k.obs, "named", CauseProcessExited, len(dropped))
+	for _, g := range dropped {
 		k.log.Info("deregistered: process exited", "service", g.Name, "endpoint", g.Endpoint(), "pid", g.PID, exeAttr(g.Exe))
 	}
 }

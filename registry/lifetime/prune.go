@@ -47,6 +47,8 @@ type pruneConfig struct {
 	// registrations carry when they were made over a local socket;
 	// the calling process's when 0.
 	NetNS uint64
+	// Observer, when set, is told of each removal.
+	Observer Observer
 }
 
 // A pruner removes registrations whose service is gone:
@@ -140,7 +142,7 @@ func (p *pruner) check() []registry.Entry {
 	now := p.cfg.Now()
 	var local map[netip.Addr]bool
 	seen := make(map[missKey]bool)
-	var removed []registry.Entry
+	var pruned []registry.Entry
 	for _, e := range p.reg.Entries() {
 		k := missKey{e.Prog, e.Vers, e.Netid.Lower(), e.PID, e.Registered.UnixNano()}
 		seen[k] = true
@@ -173,6 +175,7 @@ func (p *pruner) check() []registry.Entry {
 			continue
 		}
 		var reason string
+		cause := CauseProcessExited
 		if e.PID != 0 {
 			reason = fmt.Sprintf("registering process %d has exited and nothing is bound to %s", e.PID, where)
 		} else {
@@ -181,9 +184,11 @@ func (p *pruner) check() []registry.Entry {
 				continue
 			}
 			reason = fmt.Sprintf("no registering process is known and nothing has been bound to %s for %d checks", where, UnknownMisses)
+			cause = CauseUnbound
 		}
 		if p.reg.Prune(e, reason) {
-			removed = append(removed, e)
+			removed(p.cfg.Observer, "rpc", cause, 1)
+			pruned = append(pruned, e)
 			p.logPruned(e, reason)
 		}
 	}
@@ -197,7 +202,7 @@ func (p *pruner) check() []registry.Entry {
 			delete(p.netns, k)
 		}
 	}
-	return removed
+	return pruned
 }
 
 // logPruned logs a removal. The registering pid is given when one is

@@ -321,6 +321,8 @@ type diagReply struct {
 	// (NLM_F_DUMP_INTR); the answer still runs to its end, and must be
 	// read to it so that the next request's answer starts clean.
 	interrupted bool
+	// visit, when set, is given each socket's message instead of table.
+	visit func(msg []byte) error
 }
 
 // parse decodes one datagram of the answer. Every length it reads is
@@ -364,7 +366,11 @@ func (r *diagReply) parse(b []byte) error {
 				return r.errno(e)
 			}
 		case unix.SOCK_DIAG_BY_FAMILY:
-			if err := r.socket(payload); err != nil {
+			visit := r.socket
+			if r.visit != nil {
+				visit = r.visit
+			}
+			if err := visit(payload); err != nil {
 				return err
 			}
 		default:

@@ -54,6 +54,9 @@ type watcherConfig struct {
 	// PollInterval is how often polled processes are checked, and so
 	// how late their end may be seen; DefaultPollInterval when zero.
 	PollInterval time.Duration
+	// Observer, when set, is told of each process polled for want of a
+	// pidfd.
+	Observer Observer
 }
 
 // DefaultMaxPidfds returns a quarter of the soft RLIMIT_NOFILE as it is
@@ -78,6 +81,7 @@ func DefaultMaxPidfds() int {
 // their exits are seen once it does.
 type watcher struct {
 	log       *slog.Logger
+	obs       Observer // nil when none
 	procRoot  string
 	maxPidfds int
 	interval  time.Duration
@@ -129,6 +133,7 @@ func newWatcher(cfg watcherConfig) (*watcher, error) {
 	}
 	w := &watcher{
 		log:       log,
+		obs:       cfg.Observer,
 		procRoot:  cfg.ProcRoot,
 		maxPidfds: cfg.MaxPidfds,
 		interval:  cfg.PollInterval,
@@ -186,6 +191,9 @@ func (w *watcher) Watch(h *Handle, gone func(Info)) (bool, error) {
 	}
 	wt := &watch{h: h, gone: gone}
 	if len(w.byToken) >= w.maxPidfds {
+		if w.obs != nil {
+			w.obs.LimitHit("lifetime", "pidfds", "polled")
+		}
 		h.Close()
 		w.byKey[h.Key()] = wt
 		w.polled[h.Key()] = wt

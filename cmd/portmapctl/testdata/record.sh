@@ -98,6 +98,9 @@ if [ "${1:-}" = "--inside" ]; then
 	case_ ping-tcp6-unregistered -T tcp6 ::1 200001 1
 	case_ ping-udp6-v5 -T udp6 ::1 100000 5
 	case_ ping-bad-netid -T sctp 127.0.0.1 100000 2
+	# Loopback can neither broadcast nor multicast: no transport to
+	# broadcast on.
+	case_ broadcast-no-interface -b 100000 2
 	stats_ stats-fresh -m 127.0.0.1
 	stats_ stats-local-fresh -m
 

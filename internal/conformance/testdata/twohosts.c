@@ -12,12 +12,21 @@
  *                                     pmap_getport (v2 GETPORT) to IPv4 HOST
  *   twohosts call HOST PROG VERS NETTYPE
  *                                     clnt_create, then procedure 1 (double)
+ *   twohosts rmtcall HOST PROG VERS   pmap_rmtcall (v2 CALLIT) of procedure 1
+ *                                     through IPv4 HOST's portmapper
+ *   twohosts rpcbrmtcall HOST PROG VERS NETID
+ *                                     rpcb_rmtcall (v4 BCAST, then v3
+ *                                     CALLIT) of procedure 1
+ *   twohosts broadcast PROG VERS NETTYPE
+ *                                     rpc_broadcast of procedure 1; the
+ *                                     first answer ends it
  *
  * Every client mode prints one line. The service binds a fixed port so that
  * no answer depends on the kernel's choice.
  */
 #include <rpc/rpc.h>
 #include <rpc/pmap_clnt.h>
+#include <rpc/pmap_rmt.h>
 #include <rpc/rpcb_clnt.h>
 #include <netconfig.h>
 #include <arpa/inet.h>
@@ -93,6 +102,49 @@ static int call(const char *host, unsigned long prog, unsigned long vers, const 
 	return 0;
 }
 
+static int rmtcall(const char *host, unsigned long prog, unsigned long vers) {
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) { printf("not an IPv4 address: %s\n", host); return 1; }
+	u_int in = 21, out = 0;
+	u_long port = 0;
+	struct timeval tv = { 5, 0 };
+	enum clnt_stat st = pmap_rmtcall(&sin, prog, vers, 1, (xdrproc_t)xdr_u_int, (caddr_t)&in,
+		(xdrproc_t)xdr_u_int, (caddr_t)&out, tv, &port);
+	if (st != RPC_SUCCESS) { printf("pmap_rmtcall: %s\n", clnt_sperrno(st)); return 1; }
+	printf("pmap_rmtcall: port %lu, 21 doubled is %u\n", port, out);
+	return 0;
+}
+
+static int rpcbrmtcall(const char *host, unsigned long prog, unsigned long vers, const char *netid) {
+	struct netconfig *nc = getnetconfigent(netid);
+	struct sockaddr_storage ss;
+	struct netbuf nb = { sizeof ss, 0, &ss };
+	if (!nc) { printf("no netconfig entry %s\n", netid); return 1; }
+	u_int in = 21, out = 0;
+	struct timeval tv = { 5, 0 };
+	enum clnt_stat st = rpcb_rmtcall(nc, host, prog, vers, 1, (xdrproc_t)xdr_u_int, (caddr_t)&in,
+		(xdrproc_t)xdr_u_int, (caddr_t)&out, tv, &nb);
+	if (st != RPC_SUCCESS) { printf("rpcb_rmtcall: %s\n", clnt_sperrno(st)); return 1; }
+	char *u = taddr2uaddr(nc, &nb);
+	printf("rpcb_rmtcall: %s, 21 doubled is %u\n", u ? u : "(unprintable)", out);
+	return 0;
+}
+
+static bool_t first_answer(caddr_t res, struct netbuf *who, struct netconfig *nc) {
+	char *u = taddr2uaddr(nc, who);
+	printf("rpc_broadcast: %s, 21 doubled is %u\n", u ? u : "(unprintable)", *(u_int *)res);
+	free(u);
+	return TRUE;
+}
+
+static int broadcast(unsigned long prog, unsigned long vers, const char *nettype) {
+	u_int in = 21, out = 0;
+	enum clnt_stat st = rpc_broadcast(prog, vers, 1, (xdrproc_t)xdr_u_int, (caddr_t)&in,
+		(xdrproc_t)xdr_u_int, (caddr_t)&out, (resultproc_t)first_answer, nettype);
+	if (st != RPC_SUCCESS) { printf("rpc_broadcast: %s\n", clnt_sperrno(st)); return 1; }
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 5 && !strcmp(argv[1], "serve"))
@@ -103,6 +155,13 @@ int main(int argc, char **argv) {
 		return getport(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0), argv[5]);
 	if (argc == 6 && !strcmp(argv[1], "call"))
 		return call(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0), argv[5]);
-	fprintf(stderr, "usage: twohosts serve PROG VERS PORT | getaddr|getport|call HOST PROG VERS NETID\n");
+	if (argc == 5 && !strcmp(argv[1], "rmtcall"))
+		return rmtcall(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
+	if (argc == 6 && !strcmp(argv[1], "rpcbrmtcall"))
+		return rpcbrmtcall(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0), argv[5]);
+	if (argc == 5 && !strcmp(argv[1], "broadcast"))
+		return broadcast(strtoul(argv[2], NULL, 0), strtoul(argv[3], NULL, 0), argv[4]);
+	fprintf(stderr, "usage: twohosts serve PROG VERS PORT | getaddr|getport|call HOST PROG VERS NETID"
+		" | rmtcall HOST PROG VERS | rpcbrmtcall HOST PROG VERS NETID | broadcast PROG VERS NETTYPE\n");
 	return 2;
 }
