@@ -70,7 +70,7 @@ func New() *Metrics {
 		"program", "version", "procedure", "transport", "result")
 	m.rpcMalformed = counter("rpc", "malformed_total", "Messages dropped because they are not a readable RPC call, by transport.", "transport")
 	m.changes = counter("registry", "changes_total",
-		"Changes to the registry, by kind (rpc, named) and op (set, unset, register, deregister); pruning and process exits included.",
+		"Changes to the registry, by kind (rpc, named) and op (set, unset, register, deregister, health: a health check's status changed); pruning and process exits included.",
 		"kind", "op")
 	m.prunes = counter("registry", "prunes_total",
 		"Registrations the daemon removed on its own, by kind and cause (process_exited, unbound, unwatchable).", "kind", "cause")
@@ -232,6 +232,10 @@ func (m *Metrics) Changed(changes []registry.Change) {
 			kind, op = "named", "register"
 		case registry.OpDeregister:
 			kind, op = "named", "deregister"
+		case registry.OpServiceHealth:
+			kind, op = "named", "health"
+		case registry.OpEntryHealth:
+			op = "health"
 		}
 		m.changes.WithLabelValues(kind, op).Inc()
 	}
