@@ -449,6 +449,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	d.release = append(d.release, func() { _ = d.life.Close() })
 	ccfg := cfg.Checks
 	ccfg.Logger, ccfg.Interfaces, ccfg.Removed = log.With("part", "health"), d.addrs, d.life.Deregistered
+	ccfg.Observer = obs.health
 	d.checks = health.New(d.reg, ccfg)
 	d.release = append(d.release, func() { _ = d.checks.Close() })
 	// One remote source has one budget of reply bytes, over RPC and DNS
@@ -554,6 +555,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 type observers struct {
 	registry registry.Observer
 	lifetime lifetime.Observer
+	health   health.Observer
 	journal  journal.Observer
 	http     httpmap.Observer
 	rpc      oncrpc.Observer
@@ -569,7 +571,7 @@ func (d *daemon) observers(cfg Config) observers {
 	}
 	d.metrics = metrics.New()
 	m := d.metrics
-	return observers{registry: m, lifetime: m, journal: m, http: m, rpc: m, limits: m}
+	return observers{registry: m, lifetime: m, health: m, journal: m, http: m, rpc: m, limits: m}
 }
 
 // serve serves until ctx is done or a listener fails, then writes the

@@ -94,8 +94,25 @@ type Config struct {
 	// they are removed; the daemon points it at the lifetime keeper's
 	// Deregistered.
 	Removed func([]registry.Service)
+	// Observer, when set, is told of each registration removed for
+	// staying critical, for metrics.
+	Observer Observer
 	// Now returns the time; time.Now when nil.
 	Now func() time.Time
+}
+
+// CauseCritical is the cause an Observer is told of a removal for
+// staying critical longer than its DeregisterAfter, beside
+// registry/lifetime's causes of the daemon's own removals.
+const CauseCritical = "critical"
+
+// An Observer is told of the registrations a Checker removes, for
+// counting (the daemon's metrics); lifetime.Observer's Removed is the
+// same, so one counter serves both. It must only count and return.
+type Observer interface {
+	// Removed is told of each registration removed: kind "named",
+	// cause CauseCritical.
+	Removed(kind, cause string)
 }
 
 // A Checker runs the checks of a registry's registrations. Its methods
@@ -285,6 +302,11 @@ func (c *Checker) step(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
+	if c.cfg.Observer != nil {
+		for range removed {
+			c.cfg.Observer.Removed("named", CauseCritical)
+		}
+	}
 	if len(removed) > 0 && c.cfg.Removed != nil {
 		c.cfg.Removed(removed)
 	}

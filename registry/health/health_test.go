@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -157,11 +158,12 @@ func TestTCPCheckAndDeregisterAfter(t *testing.T) {
 	reg := registry.New(registry.Options{})
 	var mu sync.Mutex
 	var removed []registry.Service
+	causes := &removals{}
 	run(t, reg, Config{Removed: func(s []registry.Service) {
 		mu.Lock()
 		removed = append(removed, s...)
 		mu.Unlock()
-	}})
+	}, Observer: causes})
 	s := register(t, reg, registry.Service{Name: "tcp.example.com", Network: netid.TCP, Port: port,
 		Checks: registry.Checks{TCP: true, Interval: time.Second, DeregisterAfter: 2 * time.Second}})
 	if s.Health.Status != registry.Critical {
@@ -172,9 +174,15 @@ func TestTCPCheckAndDeregisterAfter(t *testing.T) {
 	dead := waitStatus(t, reg, "tcp.example.com", registry.Critical)
 	t.Logf("critical: %s", dead.Health.Output)
 	deadline := time.Now().Add(patience)
-	for len(reg.LookupNamed("tcp.example.com")) > 0 {
+	// Removed is told after the registry has changed: wait for both.
+	told := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(removed) > 0
+	}
+	for len(reg.LookupNamed("tcp.example.com")) > 0 || !told() {
 		if time.Now().After(deadline) {
-			t.Fatal("still registered long after deregister_after")
+			t.Fatal("still registered, or Removed not told, long after deregister_after")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -182,6 +190,9 @@ func TestTCPCheckAndDeregisterAfter(t *testing.T) {
 	defer mu.Unlock()
 	if len(removed) != 1 || removed[0].Name != "tcp.example.com" {
 		t.Errorf("Removed told %+v", removed)
+	}
+	if got := causes.list(); !slices.Equal(got, []string{"named " + CauseCritical}) {
+		t.Errorf("Observer told of removals %q, want one named, critical", got)
 	}
 	events, counts := reg.RecentEvents()
 	if counts.Named != 1 || len(events) != 1 {
@@ -383,4 +394,22 @@ func TestUncheckedEntriesPass(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// removals is an Observer that lists the removals it is told of.
+type removals struct {
+	mu   sync.Mutex
+	told []string
+}
+
+func (r *removals) Removed(kind, cause string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.told = append(r.told, kind+" "+cause)
+}
+
+func (r *removals) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.told)
 }
