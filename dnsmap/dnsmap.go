@@ -71,6 +71,10 @@ type Config struct {
 	// daemon's descriptor budget they are charged to; none when nil.
 	MaxConns, MaxConnsPerSource int
 	Budget                      *netlimit.Budget
+	// Observer, when set, is told of each TCP connection refused or
+	// evicted at a limit and each UDP reply withheld, where "dns" (the
+	// daemon's metrics).
+	Observer netlimit.Observer
 	// Logger receives the log; nothing is logged when nil.
 	Logger *slog.Logger
 }
@@ -114,8 +118,8 @@ func NewServer(reg *registry.Registry, cfg Config) *Server {
 		names: rpcent.NewNames(cfg.RPCNames, func(name string) bool { return registry.ValidateName(name) == nil }),
 		host:  dns.Fqdn(cfg.Hostname),
 		lim: netlimit.New(netlimit.Config{
-			Name: "dns", MaxConns: cfg.MaxConns, MaxPerSource: cfg.MaxConnsPerSource,
-			Budget: cfg.Budget, Logger: cfg.Logger,
+			Name: faceName, MaxConns: cfg.MaxConns, MaxPerSource: cfg.MaxConnsPerSource,
+			Budget: cfg.Budget, Logger: cfg.Logger, Observer: cfg.Observer,
 		}),
 	}
 }
@@ -145,6 +149,10 @@ func Listen(addr string) (*net.UDPConn, net.Listener, error) {
 		}
 	}
 }
+
+// faceName is the DNS face's name in its limiter's log lines and to an
+// Observer.
+const faceName = "dns"
 
 // maxPortTries bounds the search for a port free for both UDP and TCP.
 const maxPortTries = 16
@@ -262,7 +270,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	m.Truncate(size)
 	if udp && s.cfg.ReplyLimit != nil && !src.IsLoopback() && !s.cfg.ReplyLimit.Allow(src, r.Len(), m.Len(), time.Now()) {
-		return // withheld: this source has taken its share
+		// Withheld: this source has taken its share.
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.LimitHit(faceName, netlimit.LimitReplyRate, netlimit.ActionWithheld)
+		}
+		return
 	}
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns reply not sent", "remote", w.RemoteAddr(), "err", err)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -244,4 +246,76 @@ func TestTruncated(t *testing.T) {
 	if err != nil || r.Truncated || len(r.Answer) != 60 {
 		t.Errorf("TCP answer: %d records, truncated %v, %v", len(r.Answer), r != nil && r.Truncated, err)
 	}
+}
+
+// TestLimitsObserved checks that the DNS face tells its Observer, as the
+// other faces tell theirs, of a UDP reply withheld from a remote source
+// past its reply budget and of a TCP connection turned away or evicted
+// at the connection cap.
+func TestLimitsObserved(t *testing.T) {
+	hits := &limitHits{}
+	s := NewServer(testRegistry(t), Config{Hostname: "testhost", RPCNames: "../httpmap/testdata/rpc",
+		ReplyLimit: netlimit.NewReplyBuckets(1, 1), Observer: hits})
+	q := new(dns.Msg)
+	q.SetQuestion("_tcp.backup.example.com.", dns.TypeSRV)
+	w := &recordingWriter{remote: &net.UDPAddr{IP: net.ParseIP("192.0.2.9"), Port: 5353}}
+	s.ServeDNS(w, q)
+	if w.sent != nil {
+		t.Errorf("a reply past the source's budget was sent: %v", w.sent)
+	}
+	if got := hits.list(); !slices.Equal(got, []string{"dns udp_reply_rate withheld"}) {
+		t.Errorf("limit hits observed %q, want one withheld reply on dns", got)
+	}
+
+	conns := &limitHits{}
+	addr := serve(t, testRegistry(t), Config{MaxConns: 1, Observer: conns})
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.ContainsFunc(conns.list(), func(h string) bool { return strings.HasPrefix(h, "dns total ") }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("limit hits observed %q, want the total cap on dns", conns.list())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recordingWriter is a dns.ResponseWriter that keeps what is sent.
+type recordingWriter struct {
+	remote net.Addr
+	sent   *dns.Msg
+}
+
+func (w *recordingWriter) LocalAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+}
+func (w *recordingWriter) RemoteAddr() net.Addr        { return w.remote }
+func (w *recordingWriter) WriteMsg(m *dns.Msg) error   { w.sent = m; return nil }
+func (w *recordingWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *recordingWriter) Close() error                { return nil }
+func (w *recordingWriter) TsigStatus() error           { return nil }
+func (w *recordingWriter) TsigTimersOnly(bool)         {}
+func (w *recordingWriter) Hijack()                     {}
+
+// limitHits is a netlimit.Observer that lists the limits hit.
+type limitHits struct {
+	mu   sync.Mutex
+	hits []string
+}
+
+func (h *limitHits) LimitHit(where, limit, action string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hits = append(h.hits, where+" "+limit+" "+action)
+}
+
+func (h *limitHits) list() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.hits)
 }

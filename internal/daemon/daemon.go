@@ -462,6 +462,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			Interfaces: d.addrs,
 			ReplyLimit: replies,
 			Budget:     budget,
+			Observer:   obs.limits,
 			Logger:     log.With("face", "dns"),
 		})
 	}
