@@ -42,6 +42,8 @@ var errTooManyWatchers = errors.New("too many blocking queries and event streams
 type watchers struct {
 	max, perSource int
 	uncapped       []netip.Prefix
+	// obs, when set, is told of each watcher refused at a cap.
+	obs netlimit.Observer
 
 	mu       sync.Mutex
 	total    int
@@ -49,8 +51,16 @@ type watchers struct {
 }
 
 func newWatchers(cfg Config) watchers {
-	return watchers{max: cfg.MaxWatchers, perSource: cfg.MaxWatchersPerSource, uncapped: cfg.TrustedProxies, bySource: map[netip.Prefix]int{}}
+	return watchers{max: cfg.MaxWatchers, perSource: cfg.MaxWatchersPerSource, uncapped: cfg.TrustedProxies, obs: cfg.Observer,
+		bySource: map[netip.Prefix]int{}}
 }
+
+// Limits a watcher refused is counted under, beside the connection caps
+// netlimit names.
+const (
+	limitWatchers          = "watchers"
+	limitWatchersPerSource = "watchers_per_source"
+)
 
 // acquire counts a watcher from p, and returns the function that stops
 // counting it, or errTooManyWatchers.
@@ -65,6 +75,16 @@ func (w *watchers) acquire(p *sender) (func(), error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.total >= w.max || capped && w.bySource[src] >= w.perSource {
+		if w.obs != nil {
+			where, limit := "http", limitWatchers
+			if p.caller.Transport == registry.Local {
+				where = "http-local"
+			}
+			if w.total < w.max {
+				limit = limitWatchersPerSource
+			}
+			w.obs.LimitHit(where, limit, netlimit.ActionRefused)
+		}
 		return nil, fmt.Errorf("%w (at most %d, %d from one address)", errTooManyWatchers, w.max, w.perSource)
 	}
 	w.total++

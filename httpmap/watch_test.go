@@ -198,7 +198,8 @@ func TestWaitFor(t *testing.T) {
 // TestWatchersBounded checks the caps on blocked requests, in total and
 // from one source, and that loopback is not capped by source.
 func TestWatchersBounded(t *testing.T) {
-	s := testServer(t, testRegistry(t), Config{MaxWatchers: 3, MaxWatchersPerSource: 1})
+	obs := &routeCounter{}
+	s := testServer(t, testRegistry(t), Config{MaxWatchers: 3, MaxWatchersPerSource: 1, Observer: obs})
 	index := strconv.FormatUint(s.reg.Index(), 10)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
@@ -242,6 +243,10 @@ func TestWatchersBounded(t *testing.T) {
 	}
 	if c := code(serve("192.0.2.2:1000", "/portmap")); c != http.StatusOK {
 		t.Errorf("a listing without index= past the cap: %d", c)
+	}
+	// The daemon's metrics are told of both refusals.
+	if _, limits := obs.lists(); !slices.Equal(limits, []string{"http watchers_per_source refused", "http watchers refused"}) {
+		t.Errorf("limit hits observed %q, want the per-source cap, then the total", limits)
 	}
 }
 
