@@ -155,6 +155,12 @@ func checkChecks(s Service) error {
 	if c.DeregisterAfter != 0 && !c.Any() {
 		return bad("deregister_after= needs a check to go by")
 	}
+	if c.Active() && s.Network == netid.Unix && s.Flags&TCPMux != 0 {
+		// The socket takes portmapd's hand-overs (tcpmux/handoff):
+		// a probe would be refused there as a bad hand-over, and
+		// would say nothing of the service's own protocol.
+		return bad("a TCPMUX hand-off socket speaks the hand-off's exchange, not the service's protocol: only ttl= can check it")
+	}
 	stream := s.Network == netid.TCP || s.Network == netid.Unix
 	if c.TCP && !stream {
 		return bad("a tcp check needs a tcp or unix service")

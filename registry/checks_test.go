@@ -18,6 +18,12 @@ func TestCheckServiceChecks(t *testing.T) {
 		}
 		return s
 	}
+	// A unix socket registered for TCPMUX is a hand-off socket.
+	handoff := func(c Checks) Service {
+		s := svc(netid.Unix, c)
+		s.Flags = TCPMux
+		return s
+	}
 	tests := []struct {
 		name string
 		s    Service
@@ -42,6 +48,11 @@ func TestCheckServiceChecks(t *testing.T) {
 		{"interval without an active check", svc(netid.TCP, Checks{TTL: time.Minute, Interval: time.Second}), false},
 		{"deregister after", svc(netid.TCP, Checks{TCP: true, DeregisterAfter: time.Minute}), true},
 		{"deregister after without a check", svc(netid.TCP, Checks{DeregisterAfter: time.Minute}), false},
+		{"ttl on a hand-off socket", handoff(Checks{TTL: time.Minute, DeregisterAfter: time.Minute}), true},
+		{"tcp on a hand-off socket", handoff(Checks{TCP: true}), false},
+		{"http on a hand-off socket", handoff(Checks{HTTP: "/healthz"}), false},
+		{"rpc on a hand-off socket", handoff(Checks{RPC: true, RPCProg: 100003}), false},
+		{"tcp on a spliced port", func() Service { s := svc(netid.TCP, Checks{TCP: true}); s.Flags = TCPMux; return s }(), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
