@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/registry"
 )
 
@@ -253,7 +253,7 @@ func TestTruncated(t *testing.T) {
 // past its reply budget and of a TCP connection turned away or evicted
 // at the connection cap.
 func TestLimitsObserved(t *testing.T) {
-	hits := &limitHits{}
+	hits := &netlimittest.Hits{}
 	s := NewServer(testRegistry(t), Config{Hostname: "testhost", RPCNames: "../httpmap/testdata/rpc",
 		ReplyLimit: netlimit.NewReplyBuckets(1, 1), Observer: hits})
 	q := new(dns.Msg)
@@ -263,11 +263,11 @@ func TestLimitsObserved(t *testing.T) {
 	if w.sent != nil {
 		t.Errorf("a reply past the source's budget was sent: %v", w.sent)
 	}
-	if got := hits.list(); !slices.Equal(got, []string{"dns udp_reply_rate withheld"}) {
+	if got := hits.List(); !slices.Equal(got, []string{"dns udp_reply_rate withheld"}) {
 		t.Errorf("limit hits observed %q, want one withheld reply on dns", got)
 	}
 
-	conns := &limitHits{}
+	conns := &netlimittest.Hits{}
 	addr := serve(t, testRegistry(t), Config{MaxConns: 1, Observer: conns})
 	for range 2 {
 		c, err := net.Dial("tcp", addr)
@@ -277,9 +277,9 @@ func TestLimitsObserved(t *testing.T) {
 		defer c.Close()
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(conns.list(), func(h string) bool { return strings.HasPrefix(h, "dns total ") }) {
+	for !slices.ContainsFunc(conns.List(), func(h string) bool { return strings.HasPrefix(h, "dns total ") }) {
 		if time.Now().After(deadline) {
-			t.Fatalf("limit hits observed %q, want the total cap on dns", conns.list())
+			t.Fatalf("limit hits observed %q, want the total cap on dns", conns.List())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -301,21 +301,3 @@ func (w *recordingWriter) Close() error                { return nil }
 func (w *recordingWriter) TsigStatus() error           { return nil }
 func (w *recordingWriter) TsigTimersOnly(bool)         {}
 func (w *recordingWriter) Hijack()                     {}
-
-// limitHits is a netlimit.Observer that lists the limits hit.
-type limitHits struct {
-	mu   sync.Mutex
-	hits []string
-}
-
-func (h *limitHits) LimitHit(where, limit, action string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.hits = append(h.hits, where+" "+limit+" "+action)
-}
-
-func (h *limitHits) list() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.hits)
-}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
 )
@@ -524,7 +524,7 @@ func TestManyConnectionsAtOnce(t *testing.T) {
 // longest for its name makes room; when every one is in use (spliced),
 // a new one is closed unanswered.
 func TestConnectionsBounded(t *testing.T) {
-	hits := &limitHits{}
+	hits := &netlimittest.Hits{}
 	m := startMux(t, Config{MaxConns: 2, Observer: hits})
 	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
 
@@ -539,7 +539,7 @@ func TestConnectionsBounded(t *testing.T) {
 	}
 	silent.Close()
 	// The daemon's metrics are told of the eviction.
-	if got := hits.list(); len(got) != 1 || got[0] != "tcpmux total evicted" {
+	if got := hits.List(); len(got) != 1 || got[0] != "tcpmux total evicted" {
 		t.Errorf("limit hits observed %q, want one eviction on tcpmux", got)
 	}
 
@@ -633,22 +633,4 @@ func FuzzReadName(f *testing.F) {
 			t.Fatalf("returned %q", name)
 		}
 	})
-}
-
-// limitHits is a netlimit.Observer that lists the limits hit.
-type limitHits struct {
-	mu   sync.Mutex
-	hits []string
-}
-
-func (h *limitHits) LimitHit(where, limit, action string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.hits = append(h.hits, where+" "+limit+" "+action)
-}
-
-func (h *limitHits) list() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.hits)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,22 +11,16 @@ import (
 	"github.com/portmapd/portmapd/registry"
 )
 
-// syncBuffer is a bytes.Buffer safe to read while the command writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer is a bytes.Buffer the command writes through lockedWriter,
+// safe to read while it writes.
+type syncBuffer struct{ lockedWriter }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+func newSyncBuffer() *syncBuffer { return &syncBuffer{lockedWriter{w: new(bytes.Buffer)}} }
 
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.String()
+	return s.w.(*bytes.Buffer).String()
 }
 
 // TestWatch runs portmapctl watch NAME and checks that it prints NAME's
@@ -35,9 +28,9 @@ func (s *syncBuffer) String() string {
 func TestWatch(t *testing.T) {
 	sock, reg := startHTTP(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	out, errb := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"watch", "--http-socket", sock, "watched.example.com"}, &out, &errb) }()
+	go func() { done <- run(ctx, []string{"watch", "--http-socket", sock, "watched.example.com"}, out, errb) }()
 	internal := registry.Caller{Transport: registry.Internal}
 	p := registry.Process{PID: 4242, UID: 1000, Start: 1}
 	wait := func(what string) {
