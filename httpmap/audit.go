@@ -18,6 +18,11 @@ func auditService(sv registry.Service) []slog.Attr {
 	if f := sv.Flags.String(); f != "" {
 		attrs = append(attrs, slog.String("flags", f))
 	}
+	// What the daemon is asked to check says what may remove the
+	// registration besides its process's exit (deregister_after).
+	if c := sv.Checks.String(); c != "" {
+		attrs = append(attrs, slog.String("checks", c))
+	}
 	return attrs
 }
 

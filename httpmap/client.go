@@ -43,6 +43,8 @@ type Client struct {
 	where string
 	// owner restricts lookups to one user's registrations (WithOwner).
 	owner url.Values
+	// passing restricts lookups to passing instances (WithPassing).
+	passing bool
 }
 
 // NewLocalClient returns a Client for the daemon's local socket (empty:
@@ -134,17 +136,24 @@ func (c *Client) do(ctx context.Context, method, path string, body any) ([]Insta
 
 // listing sends a request and decodes the JSON listing it answers.
 func (c *Client) listing(ctx context.Context, method, path string, body any) (*Listing, error) {
+	l, _, err := c.indexedListing(ctx, method, path, body)
+	return l, err
+}
+
+// indexedListing is listing, with the index the answer is as of
+// (IndexHeader), also with a refusal.
+func (c *Client) indexedListing(ctx context.Context, method, path string, body any) (*Listing, uint64, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req.Header.Set("Accept", TypeJSON)
 	if body != nil {
@@ -152,26 +161,27 @@ func (c *Client) listing(ctx context.Context, method, path string, body any) (*L
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
+		return nil, 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	defer resp.Body.Close()
+	index, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
 	// A listing of a busy host is large, but not unbounded.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
+		return nil, 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 			eb.Error = strings.TrimSpace(string(data))
 		}
-		return nil, &Error{Status: resp.StatusCode, Message: eb.Error}
+		return nil, index, &Error{Status: resp.StatusCode, Message: eb.Error}
 	}
 	var l Listing
 	if err := json.Unmarshal(data, &l); err != nil {
-		return nil, fmt.Errorf("portmapd: bad listing: %w", err)
+		return nil, index, fmt.Errorf("portmapd: bad listing: %w", err)
 	}
-	return &l, nil
+	return &l, index, nil
 }
 
 // Register registers reg's services, all or none, and returns those added.
@@ -209,9 +219,16 @@ func isDecimal(s string) bool {
 }
 
 // ownerQuery is the query part ("" or "?...") that restricts a lookup to
-// the owner.
+// the owner and, after WithPassing, to passing instances.
 func (c *Client) ownerQuery() string {
-	if e := c.owner.Encode(); e != "" {
+	q := url.Values{}
+	for k, v := range c.owner {
+		q[k] = v
+	}
+	if c.passing {
+		q.Set("passing", "1")
+	}
+	if e := q.Encode(); e != "" {
 		return "?" + e
 	}
 	return ""
@@ -226,18 +243,7 @@ type Filter struct {
 
 // List returns the instances passing f.
 func (c *Client) List(ctx context.Context, f Filter) ([]Instance, error) {
-	q := url.Values{"service": f.Services, "user": f.Users, "prog": f.Progs}
-	for _, u := range f.UIDs {
-		q.Add("uid", strconv.FormatUint(uint64(u), 10))
-	}
-	for _, p := range f.PIDs {
-		q.Add("pid", strconv.Itoa(int(p)))
-	}
-	path := listPath
-	if e := q.Encode(); e != "" {
-		path += "?" + e
-	}
-	return c.do(ctx, http.MethodGet, path, nil)
+	return c.do(ctx, http.MethodGet, listPath+f.query(), nil)
 }
 
 // Ping checks that the server answers, at the cost of a listing of

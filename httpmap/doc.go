@@ -12,5 +12,12 @@
 // Registration is accepted only over the local HTTP socket, whose peer
 // credentials the kernel gives: the rules (names, exclusivity, the cap) are
 // the registry's; this package passes the caller it saw and ties each
-// registration to its process's life through registry/lifetime.
+// registration to its process's life through registry/lifetime, and its
+// TTL to registry/health, whose refreshes PUT brings.
+//
+// Changes can be followed without polling: a listing with index= waits
+// for the next change it would show (watch.go), and /portmap/events
+// streams them as Server-Sent Events (events.go). Every view, streamed
+// or not, goes through the rule of what a viewer on another host may see
+// (view.go).
 package httpmap

@@ -33,12 +33,14 @@ func csvField(b *bytes.Buffer, s string, neutralise bool) {
 	b.WriteByte('"')
 }
 
-// writeCSV writes httportmap's CSV: a header, then one line per instance.
-// neutralise is for CSV that a spreadsheet will open (see csvField).
+// writeCSV writes httportmap's CSV: a header, then one line per instance;
+// after httportmap's five columns comes the instance's health, where a
+// reader of those five by position does not look. neutralise is for CSV
+// that a spreadsheet will open (see csvField).
 func writeCSV(b *bytes.Buffer, ins []Instance, neutralise bool) {
-	b.WriteString("service,user,pid,prog,port\n")
+	b.WriteString("service,user,pid,prog,port,health\n")
 	for _, in := range ins {
-		for i, f := range [...]string{in.Service, in.User(), in.PIDString(), in.Prog, in.Port} {
+		for i, f := range [...]string{in.Service, in.User(), in.PIDString(), in.Prog, in.Port, in.Health} {
 			if i > 0 {
 				b.WriteByte(',')
 			}
@@ -51,8 +53,9 @@ func writeCSV(b *bytes.Buffer, ins []Instance, neutralise bool) {
 // xslPath is where the stylesheet the XML names is served.
 const xslPath = "/portmap/portmap.xsl"
 
-// writeXML writes httportmap's XML exactly: no attributes, no whitespace
-// between elements, children in its fixed order.
+// writeXML writes httportmap's XML: no attributes, no whitespace between
+// elements, children in its fixed order, and the instance's health after
+// them.
 func writeXML(b *bytes.Buffer, ins []Instance) {
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
 	b.WriteString(`<?xml-stylesheet type="text/xml" href="` + xslPath + `"?>` + "\n")
@@ -60,7 +63,7 @@ func writeXML(b *bytes.Buffer, ins []Instance) {
 	for _, in := range ins {
 		b.WriteString("<instance>")
 		for _, f := range [...]struct{ tag, v string }{
-			{"service", in.Service}, {"user", in.User()}, {"pid", in.PIDString()}, {"prog", in.Prog}, {"port", in.Port},
+			{"service", in.Service}, {"user", in.User()}, {"pid", in.PIDString()}, {"prog", in.Prog}, {"port", in.Port}, {"health", in.Health},
 		} {
 			b.WriteString("<" + f.tag + ">")
 			xml.EscapeText(b, []byte(f.v))

@@ -23,11 +23,12 @@ const (
 // Methods each kind of path takes, as a 405's Allow header lists them.
 const (
 	listingMethods    = "GET, HEAD, POST, DELETE"
+	nameMethods       = "GET, HEAD, POST, PUT, DELETE"
 	stylesheetMethods = "GET, HEAD"
 )
 
 // ServeHTTP answers /portmap (list, register, deregister), /portmap/NAME
-// (look up, deregister) and the stylesheets.
+// (look up, refresh, deregister), /portmap/events and the stylesheets.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Observer == nil {
 		s.mux.ServeHTTP(w, r)
@@ -60,8 +61,10 @@ func (s *Server) routes() {
 	name := listPath + "/{name...}"
 	m.Handle("GET "+name, s.named(s.serveList))
 	m.Handle("POST "+name, s.named(s.serveList))
+	m.Handle("PUT "+name, s.named(s.serveRefresh))
 	m.Handle("DELETE "+name, s.named(s.serveDeregisterName))
-	m.Handle(name, s.named(refuseMethod))
+	m.Handle(name, s.named(refuseNameMethod))
+	m.HandleFunc("GET "+eventsPath, s.serveEvents)
 	m.Handle("GET "+xslPath, stylesheet("assets/portmap.xsl", "text/xsl; charset=utf-8"))
 	m.Handle("GET "+cssPath, stylesheet("assets/portmap.css", "text/css; charset=utf-8"))
 	if s.cfg.Metrics != nil {
@@ -123,6 +126,16 @@ func (s *Server) named(h func(*request)) http.Handler {
 }
 
 func refuseMethod(q *request) { methodNotAllowed(q.w, listingMethods) }
+
+// refuseNameMethod refuses a method a name does not take; /portmap/,
+// which reaches it too, is the listing.
+func refuseNameMethod(q *request) {
+	if q.name == "" {
+		refuseMethod(q)
+		return
+	}
+	methodNotAllowed(q.w, nameMethods)
+}
 
 // stylesheet serves an embedded asset of the given type.
 func stylesheet(name, typ string) http.Handler {
@@ -278,12 +291,19 @@ func (s *Server) servePost(q *request) {
 }
 
 // renderFiltered renders what the filters select, or says what is wrong
-// with them.
+// with them. With index= in the query, it first waits for a change (see
+// block).
 func (s *Server) renderFiltered(q *request, filters url.Values) {
 	f, err := parseFilter(filters)
 	if err != nil {
 		s.fail(q, err)
 		return
+	}
+	if q.r.URL.Query().Has("index") {
+		if err := s.block(q, f); err != nil {
+			s.fail(q, err)
+			return
+		}
 	}
 	s.render(q, f)
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/portmapd/portmapd/internal/rpcent"
@@ -45,6 +44,13 @@ type Instance struct {
 	Since     time.Time `json:"registered"`
 	// RPC describes the program for names under oncrpc.alt.
 	RPC *RPCInfo `json:"rpc,omitempty"`
+	// Health is passing, warning or critical, as the registration's
+	// checks last found it (passing without checks), and HealthOutput
+	// says why. Checks lists a named registration's checks as its
+	// registration spelled them.
+	Health       string `json:"health"`
+	HealthOutput string `json:"health_output,omitempty"`
+	Checks       string `json:"checks,omitempty"`
 	// TCPMux and MuxHelp are the registration's TCPMUX flags.
 	TCPMux  bool `json:"tcpmux,omitempty"`
 	MuxHelp bool `json:"muxhelp,omitempty"`
@@ -94,25 +100,32 @@ func serviceInstance(s registry.Service) Instance {
 		Exclusive: s.Flags&registry.Exclusive != 0,
 		Public:    s.Flags&registry.Public != 0,
 		Since:     s.Registered,
+		Checks:    s.Checks.String(),
 		TCPMux:    s.Flags&registry.TCPMux != 0,
 		MuxHelp:   s.Flags&registry.MuxHelp != 0,
 	}
+	in.setHealth(s.Health)
 	if in.Public {
 		in.Prog = s.Exe
 	}
 	return in
 }
 
+func (in *Instance) setHealth(h registry.Health) {
+	in.Health, in.HealthOutput = h.Status.String(), h.Output
+}
+
 // rpcInstances presents an RPC entry under its number and, when /etc/rpc
 // names the program, under its name too.
-func rpcInstances(e registry.Entry, names *rpcNames) []Instance {
-	info := &RPCInfo{Program: e.Prog, Name: names.name(e.Prog), Version: e.Vers, Netid: e.Netid, Address: e.Addr, Owner: e.Owner}
+func rpcInstances(e registry.Entry, names *rpcent.Names) []Instance {
+	info := &RPCInfo{Program: e.Prog, Name: names.Name(e.Prog), Version: e.Vers, Netid: e.Netid, Address: e.Addr, Owner: e.Owner}
 	in := Instance{
 		Service: strconv.FormatUint(uint64(e.Prog), 10) + "." + registry.ReservedZone,
 		PID:     e.PID,
 		Since:   e.Registered,
 		RPC:     info,
 	}
+	in.setHealth(e.Health)
 	switch e.Owner {
 	case registry.OwnerSuperuser:
 		in.UID = ptr(0)
@@ -154,6 +167,8 @@ type filter struct {
 	uids     []uint32
 	pids     []int32
 	progs    []string
+	// passing keeps only the instances whose checks pass.
+	passing bool
 }
 
 // FilterError reports a filter value that cannot match anything by its
@@ -196,15 +211,26 @@ func parseFilter(v url.Values) (filter, error) {
 		f.pids = append(f.pids, int32(pid))
 	}
 	f.progs = v["prog"]
+	if v.Has("passing") {
+		p := v.Get("passing")
+		b, err := strconv.ParseBool(p)
+		if p != "" && err != nil {
+			return f, &FilterError{"passing", p}
+		}
+		f.passing = p == "" || b
+	}
 	return f, nil
 }
 
 // match reports whether in passes f. uid= matches the owner's uid and user=
 // its uid or login name; an instance whose owner is unknown matches
-// neither. prog= matches the executable path and, for RPC programs, the
+// neither. passing (or passing=1) keeps only passing instances. prog= matches the executable path and, for RPC programs, the
 // program's number or /etc/rpc name.
 func (f filter) match(in Instance, users *userNames) bool {
 	if len(f.services) > 0 && !slices.Contains(f.services, strings.ToLower(in.Service)) {
+		return false
+	}
+	if f.passing && in.Health != registry.Passing.String() {
 		return false
 	}
 	if len(f.users) > 0 && !slices.ContainsFunc(f.users, func(u string) bool {
@@ -227,46 +253,6 @@ func (f filter) match(in Instance, users *userNames) bool {
 		return false
 	}
 	return true
-}
-
-// rpcNames maps RPC program numbers to their /etc/rpc names. The file is
-// re-read when it changes, checked at most once a request.
-type rpcNames struct {
-	path string
-
-	mu      sync.Mutex
-	modTime time.Time
-	size    int64
-	byProg  map[uint32]string
-}
-
-func newRPCNames(path string) *rpcNames {
-	return &rpcNames{path: path, byProg: map[uint32]string{}}
-}
-
-// refresh re-reads the file if it changed since the last read.
-func (n *rpcNames) refresh() {
-	if n == nil || n.path == "" {
-		return
-	}
-	fi, err := os.Stat(n.path)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err != nil {
-		n.byProg = map[uint32]string{}
-		n.modTime = time.Time{}
-		return
-	}
-	if fi.ModTime().Equal(n.modTime) && fi.Size() == n.size {
-		return
-	}
-	// /etc/rpc is small; a bound keeps a mistaken path from costing much.
-	data, err := readBounded(n.path, 1<<20)
-	if err != nil {
-		return
-	}
-	n.byProg = parseRPCNames(data)
-	n.modTime, n.size = fi.ModTime(), fi.Size()
 }
 
 func readBounded(path string, limit int64) ([]byte, error) {
@@ -295,32 +281,6 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	k, err := l.f.Read(p)
 	l.n -= int64(k)
 	return k, err
-}
-
-// parseRPCNames maps numbers to official names from an /etc/rpc; the first
-// line for a number wins, as getrpcbynumber(3) does. A name that cannot be
-// a label of a service name is left out.
-func parseRPCNames(data []byte) map[uint32]string {
-	out := make(map[uint32]string)
-	t, _ := rpcent.Parse(bytes.NewReader(data))
-	if t == nil {
-		return out
-	}
-	for _, e := range t.Entries() {
-		if _, ok := out[e.Number]; !ok && registry.ValidateName(e.Name) == nil {
-			out[e.Number] = e.Name
-		}
-	}
-	return out
-}
-
-func (n *rpcNames) name(prog uint32) string {
-	if n == nil {
-		return ""
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.byProg[prog]
 }
 
 // userNames resolves uids to login names from a passwd file once per

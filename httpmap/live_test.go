@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/health"
 )
 
 // liveServer serves s on a real AF_UNIX socket (mode 0666, in a directory
@@ -31,13 +32,24 @@ type liveServer struct {
 
 func startLive(t *testing.T, opts registry.Options) *liveServer {
 	t.Helper()
+	return startLiveWith(t, opts, Config{})
+}
+
+// startLiveWith is startLive with cfg, whose socket, host name and health
+// checker (running until the test ends) it sets.
+func startLiveWith(t *testing.T, opts registry.Options, cfg Config) *liveServer {
+	t.Helper()
 	reg := registry.New(opts)
 	dir := t.TempDir()
 	// Let other uids reach the socket for the exclusivity matrix.
 	os.Chmod(dir, 0o755)
 	os.Chmod(filepath.Dir(dir), 0o755)
 	sock := filepath.Join(dir, "portmapd.sock")
-	s := testServer(t, reg, Config{SocketPath: sock, Hostname: "live"})
+	checks := health.New(reg, health.Config{})
+	go checks.Run(context.Background())
+	t.Cleanup(func() { checks.Close() })
+	cfg.SocketPath, cfg.Hostname, cfg.Checks = sock, "live", checks
+	s := testServer(t, reg, cfg)
 	ul, err := ListenUnix(sock, 0o666)
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 
 // statusRecorder remembers the status code a handler sends, for the
 // Observer. Unwrap lets http.ResponseController reach the connection's
-// writer, and Flush passes through, so that streaming responses work.
+// writer, and Flush passes through with its error (FlushError), so that
+// streaming responses work and learn when their client is gone.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
@@ -63,11 +64,15 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *statusRecorder) Flush() {
+func (w *statusRecorder) Flush() { _ = w.FlushError() }
+
+// FlushError flushes, as http.ResponseController's Flush asks of a writer
+// that has it, and returns the error of the writer beneath.
+func (w *statusRecorder) FlushError() error {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,20 +1,27 @@
 package httpmap
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/portmapd/portmapd/netlimit"
+	"github.com/portmapd/portmapd/registry"
 )
 
 // routeCounter is an Observer that records what it is told.
 type routeCounter struct {
 	mu     sync.Mutex
 	served []string
+	limits []string
 }
 
 func (c *routeCounter) HTTPServed(route string, code int) {
@@ -23,7 +30,18 @@ func (c *routeCounter) HTTPServed(route string, code int) {
 	c.served = append(c.served, route+" "+http.StatusText(code))
 }
 
-func (c *routeCounter) LimitHit(where, limit, action string) {}
+func (c *routeCounter) LimitHit(where, limit, action string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.limits = append(c.limits, where+" "+limit+" "+action)
+}
+
+// lists returns copies of what the counter was told.
+func (c *routeCounter) lists() (served, limits []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.served), slices.Clone(c.limits)
+}
 
 var _ netlimit.Observer = (*routeCounter)(nil)
 
@@ -93,5 +111,62 @@ func TestNoMetricsWithoutHandler(t *testing.T) {
 	s.ServeHTTP(rec, req)
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("%d, want 404", rec.Code)
+	}
+}
+
+// TestMetricsCountWatching: the routes watching added are counted under
+// their own patterns, the event stream once it ends, and the stream
+// still flushes each message through the Observer's recorder.
+func TestMetricsCountWatching(t *testing.T) {
+	obs := &routeCounter{}
+	l := startLiveWith(t, registry.Options{}, Config{Observer: obs})
+	child := sleeper(t, os.Geteuid())
+	ctx := context.Background()
+	if _, err := l.client.Register(ctx, Registration{PID: int32(child.Process.Pid), Services: []ServiceSpec{
+		{Service: "ttl.example.com", Port: "8080", Checks: &CheckSpec{TTL: "1m"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.client.Refresh(ctx, "ttl.example.com", registry.Passing, ""); err != nil {
+		t.Fatal(err)
+	}
+	s := openStream(t, "http://"+l.tcp+"/portmap/events", nil)
+	if m := s.next(t); m["id"] == "" {
+		t.Fatalf("first message %q, want the index", m)
+	}
+	s.body.Close()
+	want := []string{"POST /portmap Created", "PUT /portmap/{name...} OK", "GET /portmap/events OK"}
+	deadline := time.Now().Add(patience)
+	for {
+		served, _ := obs.lists()
+		if slices.Equal(served, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("observer told %q, want %q", served, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// flushFailer is a ResponseWriter whose flush fails, as a connection
+// whose client has gone does.
+type flushFailer struct {
+	httptest.ResponseRecorder
+}
+
+var errGone = errors.New("client gone")
+
+func (*flushFailer) FlushError() error { return errGone }
+
+// TestStatusRecorderPassesFlushErrors: the recorder the Observer needs
+// does not hide a failed flush from a handler that streams (the event
+// stream ends on it).
+func TestStatusRecorderPassesFlushErrors(t *testing.T) {
+	rec := &statusRecorder{ResponseWriter: &flushFailer{}}
+	if err := http.NewResponseController(rec).Flush(); !errors.Is(err, errGone) {
+		t.Errorf("Flush through the recorder: %v, want %v", err, errGone)
+	}
+	if rec.code != http.StatusOK {
+		t.Errorf("a flush before any write sends 200; recorded %d", rec.code)
 	}
 }

@@ -14,7 +14,10 @@ import (
 // render answers q with the instances that pass f (only those of q's
 // name, for /portmap/NAME); 404 when a name has none the viewer may see.
 func (s *Server) render(q *request, f filter) {
-	s.names.refresh()
+	s.names.Refresh()
+	// Read before the registry: what the answer shows includes every
+	// change up to it, so that a blocking query from it misses none.
+	q.w.Header().Set(IndexHeader, strconv.FormatUint(s.reg.Index(), 10))
 	name, users := q.name, q.users
 	var (
 		named []Instance
@@ -122,7 +125,10 @@ type pageData struct {
 	Services     []pageService
 	RPC          []pageRPC
 	Script       any
-	query        url.Values
+	// EventsURL is the event stream of the page's changes, from the
+	// index it shows, with its filters.
+	EventsURL string
+	query     url.Values
 }
 
 type pageService struct {
@@ -138,6 +144,9 @@ type pageRPC struct {
 	RPCInfo
 	Port, SortPort, PIDString string
 	Names                     []string
+	// Health, HealthOutput and Checks are the entry's, as an Instance
+	// has them, for the page's health template.
+	Health, HealthOutput, Checks string
 }
 
 // FormatURL links to this listing, with its filters, in another format.
@@ -171,6 +180,18 @@ func (s *Server) pageData(q *request, v view) pageData {
 		query:     r.URL.Query(),
 	}
 	d.query.Del("format")
+	d.query.Del("index")
+	d.query.Del("wait")
+	events := url.Values{}
+	for k, v := range d.query {
+		events[k] = v
+	}
+	if name := q.name; name != "" {
+		events.Set("service", name)
+	}
+	events.Del("passing")
+	events.Set("index", q.w.Header().Get(IndexHeader))
+	d.EventsURL = eventsPath + "?" + events.Encode()
 	if d.Host == "" {
 		d.Host = hostOf(r.Host)
 	}
@@ -179,7 +200,7 @@ func (s *Server) pageData(q *request, v view) pageData {
 	}
 	for _, row := range v.rpc {
 		first := row.ins[0]
-		pr := pageRPC{RPCInfo: *first.RPC, Port: first.Port, SortPort: first.Port, PIDString: first.PIDString()}
+		pr := pageRPC{RPCInfo: *first.RPC, Port: first.Port, SortPort: first.Port, PIDString: first.PIDString(), Health: first.Health, HealthOutput: first.HealthOutput}
 		for _, in := range row.ins {
 			pr.Names = append(pr.Names, in.Service)
 		}

@@ -54,6 +54,8 @@ type ServiceSpec struct {
 	Protocol  string `json:"protocol,omitempty"`
 	Exclusive bool   `json:"exclusive,omitempty"`
 	Public    bool   `json:"public,omitempty"`
+	// Checks are what the daemon verifies of the service (checks.go).
+	Checks *CheckSpec `json:"checks,omitempty"`
 	// TCPMux makes the service reachable through portmapd's TCPMUX
 	// listener: a TCP port is spliced to, a unix path is a hand-off
 	// socket (see Client.Listen). MuxHelp, which needs it, lists the
@@ -107,6 +109,9 @@ func (s ServiceSpec) toService() (registry.Service, error) {
 	if s.MuxHelp {
 		out.Flags |= registry.MuxHelp
 	}
+	if out.Checks, err = s.Checks.checks(); err != nil {
+		return out, err
+	}
 	port := string(s.Port)
 	if registry.IsUnixPath(port) {
 		if out.Network == "" {
@@ -150,8 +155,10 @@ func isRegistration(contentType string, form url.Values) bool {
 // ParseRegistration decodes a registration from a request body of the
 // given content type: JSON (a Registration), or an HTML form with
 // repeatable service= and port= in pairs, optional protocol= (one for all,
-// or one per pair), and exclusive=, public=, tcpmux=, muxhelp=, pid= and
-// start_time= for the whole batch. Body must already be bounded by the caller.
+// or one per pair), and exclusive=, public=, tcpmux=, muxhelp=, pid=,
+// start_time= and the checks (ttl=, tcp=, http=, rpc=, interval=,
+// timeout=, deregister_after=; see CheckSpec) for the whole batch. Body
+// must already be bounded by the caller.
 func ParseRegistration(contentType string, body []byte) (*Registration, error) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil && contentType != "" {
@@ -195,6 +202,23 @@ func checkCount(reg *Registration) error {
 	return nil
 }
 
+// formFlag reads a boolean field of a form: absent is false, present
+// without a value true.
+func formFlag(form url.Values, k string) (bool, error) {
+	if !form.Has(k) {
+		return false, nil
+	}
+	v := form.Get(k)
+	if v == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &RequestError{fmt.Sprintf("%s=%q is not a boolean", k, v)}
+	}
+	return b, nil
+}
+
 // ParseRegistrationForm decodes a registration from form values, as
 // ParseRegistration describes; DELETE takes them from the query string.
 func ParseRegistrationForm(form url.Values) (*Registration, error) {
@@ -208,20 +232,7 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 	if len(names) > maxServicesPerCall {
 		return nil, &RequestError{fmt.Sprintf("more than %d services", maxServicesPerCall)}
 	}
-	flag := func(k string) (bool, error) {
-		if !form.Has(k) {
-			return false, nil
-		}
-		v := form.Get(k)
-		if v == "" {
-			return true, nil
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return false, &RequestError{fmt.Sprintf("%s=%q is not a boolean", k, v)}
-		}
-		return b, nil
-	}
+	flag := func(k string) (bool, error) { return formFlag(form, k) }
 	excl, err := flag("exclusive")
 	if err != nil {
 		return nil, err
@@ -235,6 +246,10 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 		return nil, err
 	}
 	muxHelp, err := flag("muxhelp")
+	if err != nil {
+		return nil, err
+	}
+	checks, err := checkSpecFromForm(form)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +269,7 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 		reg.StartTime = st
 	}
 	for i := range names {
-		s := ServiceSpec{Service: names[i], Port: Port(ports[i]), Exclusive: excl, Public: pub, TCPMux: mux, MuxHelp: muxHelp}
+		s := ServiceSpec{Service: names[i], Port: Port(ports[i]), Exclusive: excl, Public: pub, TCPMux: mux, MuxHelp: muxHelp, Checks: checks}
 		switch len(protos) {
 		case 1:
 			s.Protocol = protos[0]

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portmapd/portmapd/registry"
 )
@@ -27,6 +28,18 @@ func TestParseRegistration(t *testing.T) {
 		{name: "json number and string ports", ctype: "application/json; charset=utf-8",
 			body: `{"pid":7,"services":[{"service":"a.example.com","port":80},{"service":"b.example.com","port":"/run/b","public":true}]}`,
 			pid:  7, want: []registry.Service{{Name: "a.example.com", Network: "tcp", Port: 80}, {Name: "b.example.com", Network: "unix", Path: "/run/b", Flags: registry.Public}}},
+		{name: "form checks", ctype: form, body: "service=a.example.com&port=80&ttl=30&tcp&http=/healthz&rpc=100003/3&interval=10s&timeout=2s&deregister_after=5m",
+			want: []registry.Service{{Name: "a.example.com", Network: "tcp", Port: 80, Checks: registry.Checks{
+				TTL: 30 * time.Second, TCP: true, HTTP: "/healthz", RPC: true, RPCProg: 100003, RPCVers: 3,
+				Interval: 10 * time.Second, Timeout: 2 * time.Second, DeregisterAfter: 5 * time.Minute}}}},
+		{name: "json checks", ctype: "application/json",
+			body: `{"services":[{"service":"a.example.com","port":80,"checks":{"ttl":"1m","rpc":"100005"}}]}`,
+			want: []registry.Service{{Name: "a.example.com", Network: "tcp", Port: 80, Checks: registry.Checks{TTL: time.Minute, RPC: true, RPCProg: 100005}}}},
+		{name: "bad ttl", ctype: form, body: "service=a&port=1&ttl=soon", err: true},
+		{name: "bad rpc", ctype: form, body: "service=a&port=1&rpc=nfs", err: true},
+		{name: "bad rpc version", ctype: form, body: "service=a&port=1&rpc=100003/x", err: true},
+		{name: "bad tcp flag", ctype: form, body: "service=a&port=1&tcp=perhaps", err: true},
+		{name: "json unknown check", ctype: "application/json", body: `{"services":[{"service":"a","port":1,"checks":{"icmp":true}}]}`, err: true},
 		{name: "form tcpmux flags", ctype: form, body: "service=a.example.com&port=@handoff&service=b.example.com&port=7&tcpmux&muxhelp=1",
 			want: []registry.Service{
 				{Name: "a.example.com", Network: "unix", Path: "@handoff", Flags: registry.TCPMux | registry.MuxHelp},

@@ -14,12 +14,14 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portmapd/portmapd/audit"
 	"github.com/portmapd/portmapd/internal/rpcent"
 	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/health"
 	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
@@ -33,6 +35,10 @@ const (
 	DefaultMaxConns          = 1024
 	DefaultMaxConnsPerSource = 64
 	DefaultIdleTimeout       = 30 * time.Second
+	// Watchers: blocking queries and event streams (watch.go).
+	DefaultMaxWatchers          = 512
+	DefaultMaxWatchersPerSource = 16
+	DefaultMaxWait              = 5 * time.Minute
 	// Off as HTTPAddr or SocketPath disables that listener. It is the
 	// command line's "off", and the daemon's word for none in its own
 	// configuration too, so that flags pass through as they are.
@@ -81,6 +87,21 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// MaxWatchers caps the blocking queries and event streams open at
+	// once, DefaultMaxWatchers when 0; MaxWatchersPerSource those from
+	// one source address over TCP (an IPv6 /64),
+	// DefaultMaxWatchersPerSource when 0, with loopback, the local
+	// socket and the TrustedProxies not capped so. Both stay below the
+	// connection caps, since each holds a connection.
+	MaxWatchers          int
+	MaxWatchersPerSource int
+	// MaxWait is the longest a blocking query waits (?wait= longer is
+	// cut to it), and how long one without ?wait= waits;
+	// DefaultMaxWait when 0.
+	MaxWait time.Duration
+	// Checks is the health checker whose TTLs a PUT on a registration
+	// refreshes; without one, such a PUT is refused.
+	Checks *health.Checker
 	// Metrics, when set, is served at /metrics to this host (the local
 	// socket, loopback, and the address a request arrived at) and to the
 	// network addresses in MetricsFrom; others get 403.
@@ -122,6 +143,15 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MaxWatchers <= 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.MaxWatchersPerSource <= 0 {
+		c.MaxWatchersPerSource = DefaultMaxWatchersPerSource
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = DefaultMaxWait
+	}
 }
 
 //go:embed assets
@@ -135,7 +165,7 @@ type Server struct {
 	life   *lifetime.Keeper
 	cfg    Config
 	log    *slog.Logger
-	names  *rpcNames
+	names  *rpcent.Names
 	page   *template.Template
 	script template.JS
 	csp    string
@@ -145,6 +175,11 @@ type Server struct {
 	mux    http.ServeMux
 	http   *http.Server
 	limits connLimits
+	// watchers counts the blocking queries and event streams (watch.go);
+	// stopping is closed when serving stops, to end them.
+	watchers watchers
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // NewServer returns a Server over reg, whose registrations life watches.
@@ -164,18 +199,23 @@ func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Serv
 	}
 	sum := sha256.Sum256(js)
 	s := &Server{
-		reg:    reg,
-		life:   life,
-		cfg:    cfg,
-		log:    cfg.Logger,
-		names:  newRPCNames(cfg.RPCNames),
+		reg:  reg,
+		life: life,
+		cfg:  cfg,
+		log:  cfg.Logger,
+		// A program's name is shown only when it can be a label of a
+		// service name.
+		names:  rpcent.NewNames(cfg.RPCNames, func(name string) bool { return registry.ValidateName(name) == nil }),
 		page:   page,
 		script: template.JS(js),
-		// The page needs nothing but its own inline style and its one
-		// script, pinned by hash.
-		csp:    "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-		divert: NewConnListener(nil),
-		limits: newConnLimits(cfg),
+		// The page needs nothing but its own inline style, its one
+		// script, pinned by hash, and its own origin for the event
+		// stream and the listing the script reads.
+		csp:      "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+		divert:   NewConnListener(nil),
+		limits:   newConnLimits(cfg),
+		watchers: newWatchers(cfg),
+		stopping: make(chan struct{}),
 	}
 	s.routes()
 	s.http = &http.Server{
@@ -247,9 +287,11 @@ func (s *Server) ServeListeners(ctx context.Context, ls []net.Listener) error {
 	return err
 }
 
-// Shutdown stops serving gracefully, as http.Server.Shutdown does.
+// Shutdown stops serving gracefully, as http.Server.Shutdown does, ending
+// blocking queries (which answer) and event streams at once.
 // Registrations stay in the registry.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
 	s.divert.Close()
 	err := s.http.Shutdown(ctx)
 	s.limits.close()
@@ -258,11 +300,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops serving at once.
 func (s *Server) Close() error {
+	s.stop()
 	s.divert.Close()
 	err := s.http.Close()
 	s.limits.close()
 	return err
 }
+
+// stop tells the watchers that serving stops.
+func (s *Server) stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // register registers reg's services for the process it names (the caller
 // when none), to end when that process exits.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/health"
 	"github.com/portmapd/portmapd/registry/lifetime"
 )
 
@@ -43,8 +44,12 @@ func statusOf(err error) int {
 		{registry.ErrCapReached, http.StatusForbidden},
 		{registry.ErrBadName, http.StatusBadRequest},
 		{registry.ErrBadEndpoint, http.StatusBadRequest},
+		{registry.ErrBadCheck, http.StatusBadRequest},
+		{health.ErrNoTTL, http.StatusConflict},
+		{errTooManyWatchers, http.StatusTooManyRequests},
 		{ErrBadRequest, http.StatusBadRequest},
 		{errBadFilter, http.StatusBadRequest},
+		{errBadParam, http.StatusBadRequest},
 		{lifetime.ErrGone, http.StatusGone},
 	} {
 		if errors.Is(err, e.err) {

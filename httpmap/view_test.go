@@ -2,6 +2,7 @@ package httpmap
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -67,6 +68,21 @@ func seedViewRegistry(t *testing.T, withHidden bool) *registry.Registry {
 	drop := func(p registry.Process) func(*testing.T, *registry.Registry) {
 		return func(t *testing.T, reg *registry.Registry) { reg.DropProcess(p.PID, p.Start) }
 	}
+	// health sets the health of name's instance at endpoint.
+	health := func(name, endpoint string, h registry.Health) func(*testing.T, *registry.Registry) {
+		return func(t *testing.T, reg *registry.Registry) {
+			for _, sv := range reg.LookupNamed(name) {
+				if sv.Endpoint() == endpoint && reg.SetHealth(sv, h) {
+					return
+				}
+			}
+			t.Fatalf("no health change of %s at %s", name, endpoint)
+		}
+	}
+	checked := func(sv registry.Service, c registry.Checks) registry.Service {
+		sv.Checks = c
+		return sv
+	}
 	user1002 := registry.Caller{Transport: registry.Local, Cred: &registry.Cred{UID: 1002, PID: 6001}}
 	steps := []seedStep{
 		{do: named(alice, tcp("app.example.com", 8080), registry.Service{Name: "udp.example.com", Network: netid.UDP, Port: 5353})},
@@ -90,6 +106,15 @@ func seedViewRegistry(t *testing.T, withHidden bool) *registry.Registry {
 		{hidden: true, do: named(goneHider, unix("gone-sock.example.com", "/run/secret/gone-sock.sock"))},
 		{do: drop(goneMixed)},
 		{hidden: true, do: drop(goneHider)},
+		// Health: a checked port's status and output are shown as
+		// they are; a socket's checks and what they found are not.
+		{do: named(alice, checked(tcp("checked.example.com", 8081), registry.Checks{TCP: true, HTTP: "/healthz", Interval: 5 * time.Second}))},
+		{do: health("checked.example.com", "8081", registry.Health{Status: registry.Warning, Output: "HTTP 429 from /healthz"})},
+		{hidden: true, do: named(hider, checked(unix("checked-sock.example.com", "/run/secret/checked.sock"), registry.Checks{HTTP: "/hiddend/health"}))},
+		{hidden: true, do: health("checked-sock.example.com", "/run/secret/checked.sock", registry.Health{Status: registry.Warning, Output: "HTTP 429 from /run/secret/checked.sock"})},
+		// A TCPMUX hand-off socket in the abstract namespace.
+		{hidden: true, do: named(hider, checked(registry.Service{Name: "mux.example.com", Network: netid.Unix, Path: "@/run/secret/mux", Flags: registry.TCPMux | registry.MuxHelp},
+			registry.Checks{TTL: time.Minute}))},
 	}
 	for _, st := range steps {
 		if st.hidden && !withHidden {
@@ -124,6 +149,9 @@ func TestRemoteViewIsTheRule(t *testing.T) {
 		{name: "rpc on a netid not IP", target: "/portmap/300001.oncrpc.alt"},
 		{name: "rpc tcp without a uaddr", target: "/portmap/300002.oncrpc.alt"},
 		{name: "rpc on unix", target: "/portmap/300003.oncrpc.alt"},
+		{name: "passing only", target: "/portmap?passing"},
+		{name: "name passing only", target: "/portmap/checked.example.com?passing"},
+		{name: "blocking query of the past", target: "/portmap?index=1&wait=1s"},
 	}
 	formats := []struct {
 		name, accept, query string
@@ -141,6 +169,9 @@ func TestRemoteViewIsTheRule(t *testing.T) {
 	// are totals: those are the only differences allowed.
 	note := regexp.MustCompile(`; local sockets hidden from this remote view`)
 	counts := regexp.MustCompile(`"removed": \{[^}]*\}`)
+	// The registries differ in how many changes made them, so the index
+	// the page's event stream starts from differs too.
+	index := regexp.MustCompile(`index=\d+`)
 	get := func(s *Server, from, method, target, accept, body string) (int, http.Header, string) {
 		if method == "" {
 			method = http.MethodGet
@@ -176,6 +207,7 @@ func TestRemoteViewIsTheRule(t *testing.T) {
 						t.Errorf("remote view shows %q:\n%s", secret, got)
 					}
 				}
+				got, want = index.ReplaceAllString(got, ""), index.ReplaceAllString(want, "")
 				if got, want = note.ReplaceAllString(got, ""), note.ReplaceAllString(want, ""); code != wantCode ||
 					counts.ReplaceAllString(got, "") != counts.ReplaceAllString(want, "") ||
 					hdr.Get("Content-Type") != wantHdr.Get("Content-Type") {
@@ -185,6 +217,47 @@ func TestRemoteViewIsTheRule(t *testing.T) {
 			})
 		}
 	}
+	t.Run("event stream", func(t *testing.T) {
+		// The whole history of each registry, as the stream sends it
+		// to a client that resumes from its start and then leaves.
+		events := func(s *Server, from string) string {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			req := httptest.NewRequestWithContext(ctx, http.MethodGet, eventsPath, nil)
+			req.RemoteAddr = from
+			req.Header.Set("Last-Event-ID", "0")
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			return rec.Body.String()
+		}
+		got, want := events(full, remote), events(allowed, local)
+		for _, secret := range remoteSecrets {
+			if strings.Contains(got, secret) {
+				t.Errorf("remote event stream shows %q:\n%s", secret, got)
+			}
+		}
+		// What the remote viewer may not see comes as its id alone;
+		// the rest is the allowed registry's history, but for the
+		// indices, since the registries made different numbers of
+		// changes.
+		shown := func(stream string) string {
+			var out []string
+			for _, msg := range strings.Split(stream, "\n\n") {
+				if strings.HasPrefix(msg, "id: ") && !strings.Contains(msg, "\n") {
+					continue
+				}
+				msg = regexp.MustCompile(`(?m)^id: \d+$`).ReplaceAllString(msg, "")
+				out = append(out, regexp.MustCompile(`"index":\d+`).ReplaceAllString(msg, ""))
+			}
+			return strings.Join(out, "\n\n")
+		}
+		if !strings.Contains(want, `"health":"warning"`) || !strings.Contains(want, "event: removed") {
+			t.Fatalf("the allowed history lacks a change of health or a removal, so the test proves nothing:\n%s", want)
+		}
+		if shown(got) != shown(want) {
+			t.Errorf("remote event stream differs from what the rule allows:\n--- remote\n%s\n--- allowed\n%s", got, want)
+		}
+	})
 	t.Run("local viewers see it all", func(t *testing.T) {
 		_, _, all := get(full, local, "", "/portmap", TypeJSON, "")
 		for _, secret := range remoteSecrets {

@@ -1,13 +1,14 @@
 package registry
 
 // Checkpoint calls fn with a copy of the whole state, entries in DUMP order
-// and named services in registration order, while no change can happen, so
-// that a journal can start a new file exactly at this state. fn must not
-// call the registry.
-func (r *Registry) Checkpoint(fn func(entries []Entry, svcs []Service)) {
+// and named services in registration order, with the index of the last
+// change made and the latest changes (feed.go), while no change can
+// happen, so that a journal can start a new file exactly at this state.
+// fn must not call the registry.
+func (r *Registry) Checkpoint(fn func(Saved)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	fn(r.entries(), r.named.services())
+	fn(Saved{Index: r.feed.last, Feed: r.feed.all(), Entries: r.entries(), Services: r.named.services()})
 }
 
 // Restore puts back saved registrations with the owners, pids and times

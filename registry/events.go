@@ -58,16 +58,16 @@ func (r *Registry) RecentEvents() ([]Event, Removals) {
 // journal and as a recent event, and reports whether it removed anything.
 func (r *Registry) Prune(e Entry, reason string) bool {
 	pruned := false
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
 		if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) {
-			return cs
+			return
 		}
 		r.remove(n)
-		cs.add(OpUnset, n.Entry)
+		cs.add(OpUnset, n.Entry, reason)
 		r.addEvent(Event{Time: r.opts.Now(), Kind: "rpc", What: describeEntry(n.Entry), Reason: reason})
 		pruned = true
-		return cs
+		return
 	})
 	return pruned
 }

@@ -39,6 +39,7 @@ var (
 	ErrCapReached   = errors.New("registration cap reached") // of a process's services or a uid's processes
 	ErrNotYours     = errors.New("process belongs to another user")
 	ErrNotFound     = errors.New("no such registration")
+	ErrBadCheck     = errors.New("bad check")
 )
 
 // NamedFlags qualify a named registration.
@@ -113,6 +114,11 @@ type Service struct {
 	Process
 	// Registered is when the service was added.
 	Registered time.Time
+	// Checks are what the daemon verifies of the service (checks.go),
+	// and Health what they last found; the registry sets a new
+	// registration's Health, registry/health the later ones.
+	Checks Checks
+	Health Health
 }
 
 // Endpoint returns where the service listens as httportmap's port column
@@ -380,7 +386,7 @@ func CheckService(s Service) error {
 	if s.Flags&(TCPMux|MuxHelp) != 0 && s.Network == netid.UDP {
 		return badEndpoint("TCPMUX reaches a tcp port or a unix hand-off socket, not a udp port")
 	}
-	return nil
+	return checkChecks(s)
 }
 
 // IsUnixPath reports whether p names an AF_UNIX socket as a named service
@@ -411,9 +417,9 @@ func (r *Registry) RegisterNamed(c Caller, p Process, svcs []Service) ([]Service
 	}
 	var added []Service
 	var err error
-	r.commit(func() (cs changeSet) {
-		added, err = r.registerNamed(&cs, p, svcs)
-		return cs
+	r.commit(func(cs *changeSet) {
+		added, err = r.registerNamed(cs, p, svcs)
+		return
 	})
 	return added, err
 }
@@ -452,6 +458,7 @@ func (r *Registry) registerNamed(cs *changeSet, p Process, svcs []Service) ([]Se
 		}
 		s.Process = p
 		s.Registered = now
+		s.Health = initialHealth(s.Checks, now)
 		add = append(add, s)
 	}
 	held := len(t.byProc[procKey{p.PID, p.Start}])
@@ -470,7 +477,7 @@ func (r *Registry) registerNamed(cs *changeSet, p Process, svcs []Service) ([]Se
 	}
 	for _, s := range add {
 		t.insert(s)
-		cs.addService(OpRegister, s)
+		cs.addService(OpRegister, s, "")
 	}
 	return add, nil
 }
@@ -543,12 +550,12 @@ func (r *Registry) deregister(c Caller, pick func(mine func(*namedNode) bool) ([
 		return nil, err
 	}
 	var removed []Service
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		var victims []*namedNode
 		if victims, err = pick(mine); err == nil {
-			removed = r.removeServices(&cs, victims, "")
+			removed = r.removeServices(cs, victims, "")
 		}
-		return cs
+		return
 	})
 	return removed, err
 }
@@ -557,12 +564,12 @@ func (r *Registry) deregister(c Caller, pick func(mine func(*namedNode) bool) ([
 // time, as when it has exited, and returns them.
 func (r *Registry) DropProcess(pid int32, start uint64) []Service {
 	var removed []Service
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		// Latest first, and a copy: remove edits the index slice.
 		victims := slices.Clone(r.named.byProc[procKey{pid, start}])
 		slices.Reverse(victims)
-		removed = r.removeServices(&cs, victims, "process exited")
-		return cs
+		removed = r.removeServices(cs, victims, ReasonProcessExit)
+		return
 	})
 	return removed
 }
@@ -575,7 +582,11 @@ func (r *Registry) removeServices(cs *changeSet, nodes []*namedNode, reason stri
 	for _, n := range nodes {
 		r.named.remove(n)
 		out = append(out, n.Service)
-		cs.addService(OpDeregister, n.Service)
+		why := reason
+		if why == "" {
+			why = ReasonDeregistered
+		}
+		cs.addService(OpDeregister, n.Service, why)
 		if reason != "" {
 			r.addEvent(Event{Time: r.opts.Now(), Kind: "named", What: describeService(n.Service), Reason: reason})
 		}

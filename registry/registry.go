@@ -5,12 +5,15 @@
 // it saw.
 //
 // Every change a request makes takes one path, commit (journal.go): made
-// under the lock, handed to the Journal, answered once durable. The files:
+// under the lock, numbered in the registry's history, handed to the
+// Journal, answered and published to watchers once durable. The files:
 // registry.go holds the RPC entries, named.go the named services, chain.go
 // the list that keeps both in registration order, quota.go the per-user
 // caps, caller.go who asks, events.go the removals the daemon makes on its
-// own, and checkpoint.go the whole state, copied out for a new journal
-// file or put back at a restart.
+// own, feed.go the history that watchers follow and resume from,
+// checks.go the checks a registration asks for and the health they find,
+// and checkpoint.go the whole state, copied out for a new journal file or
+// put back at a restart.
 package registry
 
 import (
@@ -50,6 +53,9 @@ type Entry struct {
 	NetNS uint64
 	// Registered is when the entry was added.
 	Registered time.Time
+	// Health is what the checks of RPC registrations, when the daemon
+	// runs them, last found (registry/health); passing otherwise.
+	Health Health
 }
 
 // Options configure a Registry.
@@ -73,6 +79,9 @@ type Options struct {
 	// Logger receives the refusals at a cap, rate-limited per user;
 	// nothing is logged when nil.
 	Logger *slog.Logger
+	// FeedSize is how many recent changes are kept for watchers to
+	// resume from (feed.go); DefaultFeedSize when zero.
+	FeedSize int
 	// Observer, when set, is told of every change and every refusal at
 	// a cap, for metrics.
 	Observer Observer
@@ -147,6 +156,16 @@ type Registry struct {
 	rpcLog   rateLog
 	namedLog rateLog
 	log      *slog.Logger
+	// feed is the history of changes (feed.go). published is the index
+	// of the last change made durable, and wake is closed when it
+	// grows (nil while nobody waits); both are guarded by pubMu, so
+	// that watchers never wait for mu.
+	feed feed
+	// scratch holds a request's changes while it holds mu (apply).
+	scratch   []Change
+	pubMu     sync.Mutex
+	published uint64
+	wake      chan struct{}
 }
 
 // New returns an empty Registry.
@@ -168,6 +187,7 @@ func New(opts Options) *Registry {
 		rpcLog:      newRateLog(quotaLogEvery),
 		namedLog:    newRateLog(quotaLogEvery),
 		log:         log,
+		feed:        newFeed(opts.FeedSize),
 	}
 }
 
@@ -201,21 +221,21 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	k := key{e.Prog, e.Vers, e.Netid.Lower()}
 	var ok bool
 	var err error
-	r.commit(func() (cs changeSet) {
+	r.commit(func(cs *changeSet) {
 		if old, found := r.byKey[k]; found {
 			ok = old.Addr == e.Addr
-			return cs
+			return
 		}
 		var limit string
 		if limit, err = r.checkCap(e); err != nil {
 			cs.logLater = r.refusedCap("rpc", limit, e.Owner, err)
-			return cs
+			return
 		}
 		e.Registered = r.opts.Now()
 		r.insert(k, e)
 		ok = true
-		cs.add(OpSet, e)
-		return cs
+		cs.add(OpSet, e, "")
+		return
 	})
 	return ok, err
 }
@@ -244,9 +264,9 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, id netid.ID) (bool, error)
 	}
 	owner := c.Owner()
 	var ok bool
-	r.commit(func() (cs changeSet) {
-		ok = r.unset(&cs, owner, prog, vers, id)
-		return cs
+	r.commit(func(cs *changeSet) {
+		ok = r.unset(cs, owner, prog, vers, id)
+		return
 	})
 	return ok, nil
 }
@@ -263,7 +283,7 @@ func (r *Registry) unset(cs *changeSet, owner string, prog, vers uint32, id neti
 			return false
 		}
 		r.remove(n)
-		cs.add(OpUnset, n.Entry)
+		cs.add(OpUnset, n.Entry, ReasonUnset)
 		return true
 	}
 	// Copy: remove edits the index slice being walked.
@@ -272,7 +292,7 @@ func (r *Registry) unset(cs *changeSet, owner string, prog, vers uint32, id neti
 			return false
 		}
 		r.remove(n)
-		cs.add(OpUnset, n.Entry)
+		cs.add(OpUnset, n.Entry, ReasonUnset)
 	}
 	return true
 }

@@ -29,7 +29,13 @@
 // it. A connection reaches the instances of one user only: root's if root
 // has registered the name for TCPMUX, otherwise those of the user whose
 // TCPMUX registration of it is oldest, so that a later registration by
-// another user cannot take a name's connections over.
+// another user cannot take a name's connections over. Of that user's
+// instances only those passing their health checks (registry/health) are
+// tried, as only those are in the DNS face's answers: a name whose
+// instances all fail, or are still waiting for their first check, is
+// unavailable, and HELP does not list it. The user is chosen among all
+// the instances first, so another user's never stands in for a failing
+// one.
 //
 // HELP lists only the names whose registration asked to be listed (the
 // muxhelp flag, xinetd's MUXHELP), never every service (CVE-2012-0862).

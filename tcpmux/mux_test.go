@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
 )
@@ -235,6 +235,12 @@ func TestRefusals(t *testing.T) {
 		return ln
 	}()
 	m.register(t, own, registry.Service{Name: "closed.example.com", Network: netid.TCP, Port: uint16(closed.Addr().(*net.TCPAddr).Port), Flags: registry.TCPMux})
+	// A port that answers, of a registration whose checks fail.
+	m.register(t, own, registry.Service{Name: "failing.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux,
+		Checks: registry.Checks{TTL: time.Minute}})
+	if !m.reg.SetHealth(m.reg.LookupNamed("failing.example.com")[0], registry.Health{Status: registry.Critical, Output: "not refreshed"}) {
+		t.Fatal("failing.example.com's health unchanged")
+	}
 	tests := []struct {
 		name, request, want string
 	}{
@@ -242,6 +248,7 @@ func TestRefusals(t *testing.T) {
 		{"not for TCPMUX", "nomux.example.com\r\n", replyUnavailable},
 		{"hand-off socket gone", "down.example.com\r\n", replyUnavailable},
 		{"port closed", "closed.example.com\r\n", replyUnavailable},
+		{"failing its checks", "failing.example.com\r\n", replyUnavailable},
 		{"RPC program", "portmapper.oncrpc.alt\r\n", replyUnavailable},
 		{"empty line", "\r\n", replyBadName},
 		{"space", "a b\r\n", replyBadName},
@@ -394,8 +401,45 @@ func TestOwnersInstances(t *testing.T) {
 	}
 }
 
+// failing returns sv as its checks find it: status.
+func failing(sv registry.Service, status registry.Status) registry.Service {
+	sv.Health = registry.Health{Status: status}
+	return sv
+}
+
+// TestRoutePassingOnly: a connection is put through only to instances
+// that pass their checks, of the user its name's connections go to; a
+// failing instance of that user is not replaced by another user's.
+func TestRoutePassingOnly(t *testing.T) {
+	svc := func(uid uint32, port uint16) registry.Service {
+		return registry.Service{Name: "a.example.com", Network: netid.TCP, Port: port, Flags: registry.TCPMux, Process: registry.Process{UID: uid}}
+	}
+	tests := []struct {
+		name string
+		svcs []registry.Service
+		want []uint16
+	}{
+		{"all passing", []registry.Service{svc(1000, 1), svc(1000, 2)}, []uint16{1, 2}},
+		{"failing skipped", []registry.Service{failing(svc(1000, 1), registry.Critical), svc(1000, 2), failing(svc(1000, 3), registry.Warning)}, []uint16{2}},
+		{"none passing", []registry.Service{failing(svc(1000, 1), registry.Critical)}, nil},
+		{"root's failing, another's not tried", []registry.Service{svc(1000, 1), failing(svc(0, 2), registry.Critical)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []uint16
+			for _, s := range passing(ownersInstances(tt.svcs)) {
+				got = append(got, s.Port)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("ports %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestHelpList: HELP lists a name once, in the order names were first
-// registered, when the user its connections go to asked for it.
+// registered, when the user its connections go to asked for it and an
+// instance of that user's passes its checks.
 func TestHelpList(t *testing.T) {
 	svc := func(name string, uid uint32, flags registry.NamedFlags) registry.Service {
 		return registry.Service{Name: name, Network: netid.TCP, Port: 1, Flags: flags, Process: registry.Process{UID: uid}}
@@ -412,6 +456,9 @@ func TestHelpList(t *testing.T) {
 		{"asked by a user its connections do not go to", []registry.Service{svc("a.example.com", 1000, mux), svc("a.example.com", 1001, help)}, nil},
 		{"root's not asking hides another's", []registry.Service{svc("a.example.com", 1000, help), svc("a.example.com", 0, mux)}, nil},
 		{"not for TCPMUX", []registry.Service{svc("a.example.com", 1000, registry.MuxHelp)}, nil},
+		{"failing", []registry.Service{failing(svc("a.example.com", 1000, help), registry.Critical), failing(svc("b.example.com", 1000, help), registry.Warning)}, nil},
+		{"one instance of several passing", []registry.Service{failing(svc("a.example.com", 1000, help), registry.Critical), svc("a.example.com", 1000, help)}, []string{"a.example.com"}},
+		{"root's failing hides another's", []registry.Service{svc("a.example.com", 1000, help), failing(svc("a.example.com", 0, help), registry.Critical)}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -477,7 +524,7 @@ func TestManyConnectionsAtOnce(t *testing.T) {
 // longest for its name makes room; when every one is in use (spliced),
 // a new one is closed unanswered.
 func TestConnectionsBounded(t *testing.T) {
-	hits := &limitHits{}
+	hits := &netlimittest.Hits{}
 	m := startMux(t, Config{MaxConns: 2, Observer: hits})
 	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
 
@@ -492,7 +539,7 @@ func TestConnectionsBounded(t *testing.T) {
 	}
 	silent.Close()
 	// The daemon's metrics are told of the eviction.
-	if got := hits.list(); len(got) != 1 || got[0] != "tcpmux total evicted" {
+	if got := hits.List(); len(got) != 1 || got[0] != "tcpmux total evicted" {
 		t.Errorf("limit hits observed %q, want one eviction on tcpmux", got)
 	}
 
@@ -586,22 +633,4 @@ func FuzzReadName(f *testing.F) {
 			t.Fatalf("returned %q", name)
 		}
 	})
-}
-
-// limitHits is a netlimit.Observer that lists the limits hit.
-type limitHits struct {
-	mu   sync.Mutex
-	hits []string
-}
-
-func (h *limitHits) LimitHit(where, limit, action string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.hits = append(h.hits, where+" "+limit+" "+action)
-}
-
-func (h *limitHits) list() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.hits)
 }

@@ -10,9 +10,25 @@ import (
 // route returns the instances a connection asking for name may reach, in
 // the order they are tried: the TCPMUX registrations of name of one user,
 // root's if root has one, else those of the user whose TCPMUX
-// registration of it is oldest, each in registration order.
+// registration of it is oldest, each in registration order, and of those
+// only the ones passing their health checks.
 func (s *Server) route(name string) []registry.Service {
-	return ownersInstances(s.reg.LookupNamed(name))
+	return passing(ownersInstances(s.reg.LookupNamed(name)))
+}
+
+// passing keeps the instances whose checks find them passing, as the DNS
+// face and ?passing lookups keep them: a warning or critical instance is
+// not tried, and a name with none passing is unavailable. The user a
+// name's connections go to is chosen before, among every instance, so
+// that another user's instance never stands in for a failing one.
+func passing(svcs []registry.Service) []registry.Service {
+	var out []registry.Service
+	for _, sv := range svcs {
+		if sv.Health.Status == registry.Passing {
+			out = append(out, sv)
+		}
+	}
+	return out
 }
 
 // ownersInstances keeps of one name's instances, in registration order,
@@ -37,8 +53,8 @@ func ownersInstances(svcs []registry.Service) []registry.Service {
 }
 
 // helpList returns the names HELP lists, in the order they were first
-// registered: those whose instances that route would try include one
-// registered with muxhelp.
+// registered: those whose instances that route would try (passing ones)
+// include one registered with muxhelp.
 func helpList(all []registry.Service) []string {
 	byName := map[string][]registry.Service{}
 	var order []string
@@ -54,7 +70,7 @@ func helpList(all []registry.Service) []string {
 	}
 	var out []string
 	for _, k := range order {
-		for _, sv := range ownersInstances(byName[k]) {
+		for _, sv := range passing(ownersInstances(byName[k])) {
 			if sv.Flags&registry.MuxHelp != 0 {
 				out = append(out, k)
 				break

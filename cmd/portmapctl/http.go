@@ -43,7 +43,7 @@ func (f *httpFlags) client() *httpmap.Client {
 
 // newHTTPCmds returns the commands that use portmapd's named services.
 func newHTTPCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g), newRemovalsCmd(g)}
+	return []*cobra.Command{newListCmd(g), newLookupCmd(g), newRegisterCmd(g), newRemovalsCmd(g), newWatchCmd(g)}
 }
 
 // reportHTTP prints err as the server's reason, or as where portmapd
@@ -82,7 +82,7 @@ func askHTTP[T any](cmd *cobra.Command, g *globals, call func(context.Context) (
 
 func printInstances(w io.Writer, ins []httpmap.Instance) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tUSER\tPID\tPROTO\tPORT\tPROGRAM")
+	fmt.Fprintln(tw, "SERVICE\tUSER\tPID\tPROTO\tPORT\tHEALTH\tPROGRAM")
 	for _, in := range ins {
 		user := in.User()
 		if in.UserName != "" {
@@ -103,7 +103,7 @@ func printInstances(w io.Writer, ins []httpmap.Instance) {
 		if u := httpmap.UnicodeName(service); u != "" {
 			service = u + " (" + service + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", service, user, pid, in.Protocol, in.Port, prog)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", service, user, pid, in.Protocol, in.Port, in.Health, prog)
 	}
 	tw.Flush()
 }
@@ -261,6 +261,7 @@ registration and is passed on to the COMMANDs running; portmapctl exits
 	cmd.Flags().BoolVar(&spec.Exclusive, "exclusive", false, "no other process of this uid may hold NAME meanwhile")
 	cmd.Flags().BoolVar(&spec.Public, "public", false, "advertise COMMAND's executable path")
 	cmd.Flags().StringVar(&spec.Protocol, "protocol", "", "tcp or udp for a PORT (default tcp)")
+	addCheckFlags(cmd, &spec)
 	cmd.Flags().BoolVar(&spec.TCPMux, "tcpmux", false, "make NAME reachable through portmapd's TCPMUX listener")
 	cmd.Flags().BoolVar(&spec.MuxHelp, "muxhelp", false, "list NAME in the TCPMUX listener's HELP")
 	cmd.Flags().BoolVar(&listen, "listen", false, "take TCPMUX connections for NAME and run COMMAND on each, as its standard input and output")

@@ -21,6 +21,7 @@ import (
 	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/health"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
@@ -92,6 +93,16 @@ type options struct {
 	metrics       []string
 	logBurst      int
 	logRate       int
+
+	dnsAddr          string
+	watchHistory     int
+	watchMax         int
+	watchPerSource   int
+	watchMaxWait     time.Duration
+	checkConcurrency int
+	checkTimeout     time.Duration
+	checkInterval    time.Duration
+	rpcCheckInterval time.Duration
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -214,6 +225,15 @@ rpcbind's two lines instead.`,
 	f.DurationVar(&o.pruneInterval, "prune-interval", lifetime.DefaultPruneInterval, "how often registrations of services that are gone are looked for")
 	f.BoolVar(&o.noPrune, "no-prune", false, "never remove registrations whose service is gone")
 	f.StringVar(&o.logFile, "log-file", daemon.DefaultLogFile, "where portmapd logs once detached (without -f) if there is no syslog (/dev/log)")
+	f.StringVar(&o.dnsAddr, "dns", httpmap.Off, `DNS address (UDP and TCP) answering SRV and A/AAAA for every name with a port, e.g. 127.0.0.1:8553; "off" disables`)
+	f.IntVar(&o.watchHistory, "watch-history", registry.DefaultFeedSize, "latest changes kept, and saved, for event streams to resume from")
+	f.IntVar(&o.watchMax, "watch-max", httpmap.DefaultMaxWatchers, "most blocking queries and event streams at once")
+	f.IntVar(&o.watchPerSource, "watch-max-per-source", httpmap.DefaultMaxWatchersPerSource, "most blocking queries and event streams from one address (IPv6: one /64); loopback, the local socket and --trusted-proxy addresses are not capped")
+	f.DurationVar(&o.watchMaxWait, "watch-max-wait", httpmap.DefaultMaxWait, "longest a blocking query waits (?wait= longer is cut to it, and none waits this long)")
+	f.IntVar(&o.checkConcurrency, "check-concurrency", health.DefaultConcurrency, "most health checks running at once")
+	f.DurationVar(&o.checkTimeout, "check-timeout", health.DefaultTimeout, "longest a health check may take, unless its registration asks for less")
+	f.DurationVar(&o.checkInterval, "check-interval", health.DefaultInterval, "time between active health checks of a registration that gives none")
+	f.DurationVar(&o.rpcCheckInterval, "rpc-check-interval", 0, "check every RPC registration on this host with a NULL call this often (0: never)")
 	f.IntVar(&o.logBurst, "log-burst", netlimit.DefaultLineBurst, "audit lines (and, with -l, call lines) one source (a uid, an address) may cause at once")
 	f.IntVar(&o.logRate, "log-rate", netlimit.DefaultLinesPerMinute, "audit lines (and, with -l, call lines) one source may cause a minute after the burst; the rest are counted in one line")
 	f.StringArrayVar(&o.metrics, "metrics", []string{metricsLocal}, `who may read /metrics on the HTTP face: "local" (this host: loopback and the HTTP socket), "all", a CIDR allowed besides this host (repeatable), or "off" (no metrics are kept)`)
@@ -296,6 +316,10 @@ func (o options) validate() error {
 		notNegative("--max-pidfds", o.maxPidfds), positive("--proc-poll-interval", o.procPoll),
 		notNegative("--prune-grace", o.pruneGrace), positive("--prune-interval", o.pruneInterval),
 		notNegative("--state-compact-bytes", o.compactBytes),
+		atLeastOne("--watch-history", o.watchHistory), atLeastOne("--watch-max", o.watchMax),
+		atLeastOne("--watch-max-per-source", o.watchPerSource), positive("--watch-max-wait", o.watchMaxWait),
+		atLeastOne("--check-concurrency", o.checkConcurrency), positive("--check-timeout", o.checkTimeout),
+		positive("--check-interval", o.checkInterval), notNegative("--rpc-check-interval", o.rpcCheckInterval),
 		atLeastOne("--log-burst", o.logBurst), atLeastOne("--log-rate", o.logRate),
 	} {
 		if c.bad {
@@ -306,7 +330,7 @@ func (o options) validate() error {
 	// wish to do without: "off" says that. --socket and --lock-file took
 	// empty for none before "off", and still do (offAlias).
 	for _, f := range []struct{ name, value string }{
-		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir}, {"--tcpmux", o.muxAddr},
+		{"--http", o.httpAddr}, {"--http-socket", o.httpSocket}, {"--state-dir", o.stateDir}, {"--dns", o.dnsAddr}, {"--tcpmux", o.muxAddr},
 	} {
 		if f.value == "" {
 			return fmt.Errorf(`%s: empty (use "off" to disable it)`, f.name)
@@ -419,12 +443,15 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		Activated:         activated,
 		AbortOnError:      o.abort && o.debug,
 		HTTP: httpmap.Config{
-			HTTPAddr:          o.httpAddr,
-			SocketPath:        o.httpSocket,
-			TrustedProxies:    proxies,
-			MaxConns:          o.httpMaxConns,
-			MaxConnsPerSource: o.httpPerSource,
-			IdleTimeout:       o.httpIdle,
+			HTTPAddr:             o.httpAddr,
+			SocketPath:           o.httpSocket,
+			TrustedProxies:       proxies,
+			MaxConns:             o.httpMaxConns,
+			MaxConnsPerSource:    o.httpPerSource,
+			IdleTimeout:          o.httpIdle,
+			MaxWatchers:          o.watchMax,
+			MaxWatchersPerSource: o.watchPerSource,
+			MaxWait:              o.watchMaxWait,
 		},
 		TCPMux: tcpmux.Config{
 			Addr:              o.muxAddr,
@@ -453,6 +480,8 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	}
 	cfg.DropRoot, cfg.User = o.dropRoot, o.user
 	cfg.MaxPidfds, cfg.ProcPollInterval = o.maxPidfds, o.procPoll
+	cfg.DNSAddr, cfg.WatchHistory = o.dnsAddr, o.watchHistory
+	cfg.Checks = health.Config{Concurrency: o.checkConcurrency, Timeout: o.checkTimeout, Interval: o.checkInterval, RPCInterval: o.rpcCheckInterval}
 	cfg.Metrics, cfg.MetricsFrom = metricsOn, metricsFrom
 	cfg.LogBurst, cfg.LogPerMinute = o.logBurst, o.logRate
 	if err := daemon.Run(ctx, cfg); err != nil {

@@ -13,7 +13,7 @@
         <h1>Running applications</h1>
         <table>
           <thead>
-            <tr><th>Service</th><th>User</th><th>Process ID</th><th>Port</th><th>Program</th></tr>
+            <tr><th>Service</th><th>User</th><th>Process ID</th><th>Port</th><th>Program</th><th>Health</th></tr>
           </thead>
           <tbody>
             <xsl:for-each select="instance">
@@ -32,6 +32,7 @@
                 <td><xsl:value-of select="pid"/></td>
                 <td><xsl:value-of select="port"/></td>
                 <td><xsl:value-of select="prog"/></td>
+                <td><xsl:value-of select="health"/></td>
               </tr>
             </xsl:for-each>
           </tbody>

@@ -165,8 +165,9 @@ func TestCrash(t *testing.T) {
 	if testing.Short() {
 		rounds = 5
 	}
-	// -d logs each compaction.
-	d := newDaemon(t, "--no-prune", "--state-compact-bytes", "512", "-d")
+	// -d logs each compaction. A short history keeps snapshots small,
+	// so that compactions come often.
+	d := newDaemon(t, "--no-prune", "--state-compact-bytes", "512", "--watch-history", "8", "-d")
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	clients := make([]*crashClient, crashClients)
@@ -206,12 +207,18 @@ func TestCrash(t *testing.T) {
 			for _, mid := stateFiles(t, d.state); !mid && time.Now().Before(deadline); _, mid = stateFiles(t, d.state) {
 			}
 		}
+		// What was published before the kill was durable: the index
+		// never goes back.
+		published := d.index()
 		d.kill()
 		wg.Wait()
 		if _, mid := stateFiles(t, d.state); mid {
 			interrupted++
 		}
 		d.start()
+		if now := d.index(); now < published {
+			t.Errorf("round %d: index %d after the restart, %d before", round, now, published)
+		}
 		rpc, named := d.mappings(), d.named()
 		for _, c := range clients {
 			c.check(t, rpc, named)

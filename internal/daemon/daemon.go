@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/audit"
+	"github.com/portmapd/portmapd/dnsmap"
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/systemd"
@@ -25,6 +26,7 @@ import (
 	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/registry"
+	"github.com/portmapd/portmapd/registry/health"
 	"github.com/portmapd/portmapd/registry/journal"
 	"github.com/portmapd/portmapd/registry/lifetime"
 	"github.com/portmapd/portmapd/registry/warmstart"
@@ -140,6 +142,18 @@ type Config struct {
 	// the others are polled (lifetime.Config's defaults when zero).
 	MaxPidfds        int
 	ProcPollInterval time.Duration
+	// WatchHistory is how many of the latest changes are kept, and
+	// saved, for watchers to resume from (registry.Options.FeedSize).
+	WatchHistory int
+	// Checks configures the health checks of registrations
+	// (registry/health); the daemon gives it its logger, the host's
+	// addresses and the lifetime keeper to tell of removals.
+	Checks health.Config
+	// DNSAddr is where the DNS face answers, over UDP and TCP
+	// (dnsmap); httpmap.Off or empty for none. Like the HTTP face, it
+	// is optional: an address that cannot be had is said once and
+	// served without.
+	DNSAddr string
 	// LogBurst and LogPerMinute bound the lines of the audit trail and
 	// of LogCalls that each source (a uid, an address) may cause: a
 	// burst, then so many a minute (netlimit.LineLimiter's defaults
@@ -260,7 +274,13 @@ type daemon struct {
 	// journal records changes once serving starts; nil without a state
 	// directory.
 	journal *journal.Journal
-	srv     *oncrpc.Server
+	// checks runs the registrations' health checks; dns is the DNS
+	// face, with its sockets, nil without --dns.
+	checks *health.Checker
+	dns    *dnsmap.Server
+	dnsUDP net.PacketConn
+	dnsTCP net.Listener
+	srv    *oncrpc.Server
 	// addrs lists the host's addresses, for address merging and the
 	// pruner.
 	addrs ifaddrs.Source
@@ -336,6 +356,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	}
 	d.webLs = webLs
 	d.release = append(d.release, func() { closeAll(webLs) })
+	if cfg.DNSAddr != "" && cfg.DNSAddr != httpmap.Off {
+		if pc, ln, err := dnsmap.Listen(cfg.DNSAddr); err != nil {
+			log.Error("DNS address unavailable; serving without it", "addr", cfg.DNSAddr, "err", err,
+				"fix", "choose another with --dns ADDR, or disable it with --dns off")
+		} else {
+			d.dnsUDP, d.dnsTCP = pc, ln
+			d.release = append(d.release, func() { pc.Close(); ln.Close() })
+		}
+	}
 	// Port 1, TCPMUX's, needs root: open it now. It is optional too.
 	if ln, err := tcpmux.Listen(cfg.TCPMux); err != nil {
 		log.Error("TCPMUX address unavailable; serving without it", "addr", cfg.TCPMux.Addr, "err", err,
@@ -388,6 +417,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxRPCBytesPerUID:  cfg.MaxRPCBytesPerUID,
 		MaxProcessesPerUID: cfg.MaxProcessesPerUID,
 		Logger:             log.With("part", "registry"),
+		FeedSize:           cfg.WatchHistory,
 		Observer:           obs.registry,
 	})
 	if d.metrics != nil {
@@ -417,9 +447,29 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		return nil, err
 	}
 	d.release = append(d.release, func() { _ = d.life.Close() })
+	ccfg := cfg.Checks
+	ccfg.Logger, ccfg.Interfaces, ccfg.Removed = log.With("part", "health"), d.addrs, d.life.Deregistered
+	ccfg.Observer = obs.health
+	d.checks = health.New(d.reg, ccfg)
+	d.release = append(d.release, func() { _ = d.checks.Close() })
+	// One remote source has one budget of reply bytes, over RPC and DNS
+	// together, against reflection.
+	replies := netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst)
+	if d.dnsUDP != nil {
+		d.dns = dnsmap.NewServer(d.reg, dnsmap.Config{
+			Hostname:   cfg.HTTP.Hostname,
+			RPCNames:   cfg.HTTP.RPCNames,
+			Interfaces: d.addrs,
+			ReplyLimit: replies,
+			Budget:     budget,
+			Observer:   obs.limits,
+			Logger:     log.With("face", "dns"),
+		})
+	}
 	hcfg := cfg.HTTP
 	hcfg.Logger = log.With("face", "http")
 	hcfg.Budget = budget
+	hcfg.Checks = d.checks
 	hcfg.Observer = obs.http
 	hcfg.Audit = d.audit
 	if d.metrics != nil {
@@ -494,7 +544,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		MaxConns:          cfg.MaxConns,
 		MaxConnsPerSource: cfg.MaxConnsPerSource,
 		Budget:            budget,
-		ReplyLimit:        netlimit.NewReplyBuckets(cfg.UDPReplyRate, cfg.UDPReplyBurst),
+		ReplyLimit:        replies,
 		Abort:             cfg.AbortOnError,
 		Divert:            d.web.Divert,
 		Observer:          obs.rpc,
@@ -506,6 +556,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 type observers struct {
 	registry registry.Observer
 	lifetime lifetime.Observer
+	health   health.Observer
 	journal  journal.Observer
 	http     httpmap.Observer
 	rpc      oncrpc.Observer
@@ -521,7 +572,7 @@ func (d *daemon) observers(cfg Config) observers {
 	}
 	d.metrics = metrics.New()
 	m := d.metrics
-	return observers{registry: m, lifetime: m, journal: m, http: m, rpc: m, limits: m}
+	return observers{registry: m, lifetime: m, health: m, journal: m, http: m, rpc: m, limits: m}
 }
 
 // serve serves until ctx is done or a listener fails, then writes the
@@ -548,6 +599,10 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 		d.journal.Start()
 	}
 	serve("lifetime", func() error { return d.life.Run(ctx) })
+	serve("health", func() error { return d.checks.Run(ctx) })
+	if d.dns != nil {
+		serve("dns", func() error { return d.dns.Serve(ctx, d.dnsUDP, d.dnsTCP) })
+	}
 	if d.multicast != nil {
 		serve("multicast", func() error { d.multicast.follow(ctx); return nil })
 	}
@@ -560,6 +615,9 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
 	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())
 	logHTTPServing(log, d.webLs, d.ls)
+	if d.dns != nil {
+		log.Info("serving DNS", "addr", d.dnsUDP.LocalAddr().String())
+	}
 	if d.mux != nil {
 		serve("tcpmux", func() error { return d.mux.Serve(ctx, d.muxLn) })
 		log.Info("serving TCPMUX", "addr", d.muxLn.Addr().String())

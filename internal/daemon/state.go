@@ -27,7 +27,7 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life 
 	var store *journal.Store
 	if cfg.StateDir != httpmap.Off {
 		var err error
-		store, err = journal.Open(cfg.StateDir, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes, Observer: obs})
+		store, err = journal.Open(cfg.StateDir, journal.Options{Logger: log, CompactBytes: cfg.StateCompactBytes, FeedSize: cfg.WatchHistory, Observer: obs})
 		if err != nil {
 			log.Error("cannot use the state directory; serving without saving, so registrations will not survive a restart", "dir", cfg.StateDir, "err", err)
 		} else if st, err = store.Load(ctx); err != nil {
@@ -46,6 +46,7 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life 
 	if nE+nS+dead > 0 || len(st.Damaged) > 0 {
 		log.Info("restored registrations", "dir", cfg.StateDir, "rpc", nE, "named", nS, "named_of_exited_processes", dead)
 	}
+	reg.Resume(registry.Saved{Index: st.Index, Feed: st.Feed, Entries: st.Entries, Services: st.Services}, whyNotRestored)
 	if store == nil {
 		return nil, nil
 	}
@@ -56,6 +57,21 @@ func restoreState(ctx context.Context, cfg Config, reg *registry.Registry, life 
 		return nil, nil
 	}
 	return j, nil
+}
+
+// whyNotRestored says why a saved registration is not among those
+// restored, for the watchers who saw it before the restart. A named
+// service comes back unless its process is gone; an RPC entry unless it
+// is the portmapper's own, registered afresh, or rpcbind's newer
+// warm-start files replaced it (rpcEntries).
+func whyNotRestored(c registry.Change) string {
+	switch {
+	case c.Op == registry.OpDeregister:
+		return "its process exited while portmapd was stopped"
+	case c.Entry.Prog == xdr.PmapProg:
+		return "the portmapper registered itself afresh"
+	}
+	return "replaced by rpcbind's warm-start files, which are newer"
 }
 
 // rpcEntries decides which RPC registrations come back when both

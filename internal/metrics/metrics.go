@@ -1,11 +1,11 @@
 // Package metrics counts what the daemon does for Prometheus: it is the
 // one package that imports client_golang. Each part of the daemon exposes
 // a small observer interface (oncrpc.Observer, registry.Observer,
-// lifetime.Observer, journal.Observer, httpmap.Observer, and netlimit's
-// LimitHit, which they share); a *Metrics is all of them, and the daemon
-// hands it to each part it builds. So the framework and the registry know
-// nothing of Prometheus, and a daemon without metrics passes nil and pays
-// one comparison where an event happens.
+// lifetime.Observer, health.Observer, journal.Observer, httpmap.Observer,
+// and netlimit's LimitHit, which they share); a *Metrics is all of them,
+// and the daemon hands it to each part it builds. So the framework and
+// the registry know nothing of Prometheus, and a daemon without metrics
+// passes nil and pays one comparison where an event happens.
 //
 // Every metric lives in the Metrics' own registry, not client_golang's
 // global one, under the portmapd_ prefix, named as CoreDNS names its own
@@ -70,10 +70,10 @@ func New() *Metrics {
 		"program", "version", "procedure", "transport", "result")
 	m.rpcMalformed = counter("rpc", "malformed_total", "Messages dropped because they are not a readable RPC call, by transport.", "transport")
 	m.changes = counter("registry", "changes_total",
-		"Changes to the registry, by kind (rpc, named) and op (set, unset, register, deregister); pruning and process exits included.",
+		"Changes to the registry, by kind (rpc, named) and op (set, unset, register, deregister, health: a health check's status changed); pruning and process exits included.",
 		"kind", "op")
 	m.prunes = counter("registry", "prunes_total",
-		"Registrations the daemon removed on its own, by kind and cause (process_exited, unbound, unwatchable).", "kind", "cause")
+		"Registrations the daemon removed on its own, by kind and cause (process_exited, unbound, unwatchable, critical: a health check failed for longer than deregister_after).", "kind", "cause")
 	m.limits = counter("", "limit_hits_total",
 		"Limits that were hit, by where (a listener's netid or http, http-local, rpc, named, lifetime), limit and action taken.",
 		"where", "limit", "action")
@@ -232,12 +232,17 @@ func (m *Metrics) Changed(changes []registry.Change) {
 			kind, op = "named", "register"
 		case registry.OpDeregister:
 			kind, op = "named", "deregister"
+		case registry.OpServiceHealth:
+			kind, op = "named", "health"
+		case registry.OpEntryHealth:
+			op = "health"
 		}
 		m.changes.WithLabelValues(kind, op).Inc()
 	}
 }
 
-// Removed counts a registration the daemon removed (lifetime.Observer).
+// Removed counts a registration the daemon removed (lifetime.Observer,
+// health.Observer).
 func (m *Metrics) Removed(kind, cause string) { m.prunes.WithLabelValues(kind, cause).Inc() }
 
 // StateWritten counts a journal write (journal.Observer).

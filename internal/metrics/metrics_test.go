@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"path/filepath"
@@ -296,5 +297,52 @@ func BenchmarkCallServed(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.CallServed(c, &reply, false)
+	}
+}
+
+// TestRegistryChangesByOp: each kind of change the registry makes is
+// counted under its own kind and op; a change of health is not a SET.
+func TestRegistryChangesByOp(t *testing.T) {
+	m := metrics.New()
+	reg := registry.New(registry.Options{Observer: m})
+	internal := registry.Caller{Transport: registry.Internal}
+	e := registry.Entry{Prog: 300000, Vers: 1, Netid: netid.TCP, Addr: "0.0.0.0.4.1"}
+	if ok, err := reg.Set(internal, e); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	e, _ = reg.LookupExact(e.Prog, e.Vers, e.Netid)
+	if !reg.SetEntryHealth(e, registry.Health{Status: registry.Critical, Output: "no answer"}) {
+		t.Fatal("entry health unchanged")
+	}
+	svcs, err := reg.RegisterNamed(internal, registry.Process{PID: 7, UID: 1000, Start: 7},
+		[]registry.Service{{Name: "a.example.com", Network: netid.TCP, Port: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reg.SetHealth(svcs[0], registry.Health{Status: registry.Warning, Output: "slow"}) {
+		t.Fatal("service health unchanged")
+	}
+	if _, err := reg.DeregisterNamed(internal, svcs); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := reg.Unset(internal, e.Prog, e.Vers, e.Netid); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != "portmapd_registry_changes_total" {
+			continue
+		}
+		for _, c := range f.GetMetric() {
+			got[label(c, "kind")+" "+label(c, "op")] = c.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"rpc set": 1, "rpc health": 1, "named register": 1, "named health": 1, "named deregister": 1, "rpc unset": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("changes counted %v, want %v", got, want)
 	}
 }

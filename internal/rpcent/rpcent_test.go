@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // testdata/debian-etc-rpc is /etc/rpc from Debian's netbase 6.4.
@@ -209,4 +210,42 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNames checks that Names follows its file: read again once changed,
+// empty once gone, and keeping only what keep accepts.
+func TestNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rpc")
+	write := func(s string, mod time.Time) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, mod, mod)
+	}
+	write("portmapper 100000 portmap sunrpc\nnfs 100003\nnot_a_label 100004\nnfs2 100003\n", time.Unix(1_700_000_000, 0))
+	n := NewNames(path, func(name string) bool { return !strings.Contains(name, "_") })
+	if n.Name(100000) != "" {
+		t.Error("named before Refresh")
+	}
+	n.Refresh()
+	for prog, want := range map[uint32]string{100000: "portmapper", 100003: "nfs", 100004: "", 100005: ""} {
+		if got := n.Name(prog); got != want {
+			t.Errorf("Name(%d) = %q, want %q", prog, got, want)
+		}
+	}
+	write("mountd 100005\n", time.Unix(1_700_000_100, 0))
+	n.Refresh()
+	if n.Name(100005) != "mountd" || n.Name(100000) != "" {
+		t.Errorf("after a change: %q %q", n.Name(100005), n.Name(100000))
+	}
+	os.Remove(path)
+	n.Refresh()
+	if n.Name(100005) != "" {
+		t.Error("names kept after the file went")
+	}
+	var none *Names
+	none.Refresh()
+	if none.Name(1) != "" {
+		t.Error("a nil Names named something")
+	}
 }

@@ -1,6 +1,7 @@
 // Package netlimittest helps tests of connection limits: they call from an
 // address that is not loopback (which netlimit exempts), wait for the
-// server to reach a state, and tell a connection the server closed.
+// server to reach a state, tell a connection the server closed, and list
+// the limits a server told its Observer of.
 package netlimittest
 
 import (
@@ -8,9 +9,32 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
+
+// Hits is a netlimit.Observer that lists the limits hit, each as
+// "where limit action". It is safe for concurrent use.
+type Hits struct {
+	mu   sync.Mutex
+	hits []string
+}
+
+// LimitHit records a hit.
+func (h *Hits) LimitHit(where, limit, action string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hits = append(h.hits, where+" "+limit+" "+action)
+}
+
+// List returns the hits so far, oldest first.
+func (h *Hits) List() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.hits)
+}
 
 // RemoteSource returns an IPv4 address of this host that is not loopback
 // (nor link-local), so that a connection from it to a loopback listener

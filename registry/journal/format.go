@@ -13,7 +13,7 @@
 //
 // Every file starts with a 20-byte header:
 //
-//	magic "PMPD" | version u16 (3; 1 and 2 are still read) | kind u16 (1 journal, 2 snapshot) | generation u64 | CRC-32C of the preceding 16 bytes
+//	magic "PMPD" | version u16 (4; 1 to 3 are still read) | kind u16 (1 journal, 2 snapshot) | generation u64 | CRC-32C of the preceding 16 bytes
 //
 // and continues with records:
 //
@@ -29,6 +29,13 @@
 // on a clean stop and a snapshot's end record: the state's last write time
 // travels with the state, whatever a copy does to the files' times (see
 // State.LastWrite).
+//
+// Since version 4, the registry's history travels too (State.Index,
+// State.Feed): each journal record of changes begins with the index and
+// time of its first change (the others follow it one by one), removals
+// and changes of health carry the whole registration and the reason, a
+// snapshot holds the latest changes after its state, each marked as
+// history only, and its end record holds the index at its state.
 //
 // Compaction starts journal G+1 at the instant it copies the state, then
 // writes snapshot G+1 beside it (written to a temporary file, synced and
@@ -51,12 +58,15 @@ import (
 
 const (
 	magic         = "PMPD"
-	formatVersion = 3
+	formatVersion = 4
 	// versionNoNetNS is the first format, whose set changes lack the
 	// registrant's network namespace. It is read, never written.
 	versionNoNetNS = 1
 	// versionStamps is the first format with time stamps.
-	versionStamps  = 3
+	versionStamps = 3
+	// versionHistory is the first format with indices, history, whole
+	// removals, checks and health.
+	versionHistory = 4
 	kindJournal    = 1
 	kindSnapshot   = 2
 	headerLen      = 20
@@ -66,12 +76,20 @@ const (
 
 // op bytes in a record. They match registry.ChangeOp where they overlap.
 const (
-	opSet        = byte(registry.OpSet)
-	opUnset      = byte(registry.OpUnset)
-	opRegister   = byte(registry.OpRegister)
-	opDeregister = byte(registry.OpDeregister)
-	opStamp      = 0xfe
-	opEnd        = 0xff
+	opSet           = byte(registry.OpSet)
+	opUnset         = byte(registry.OpUnset)
+	opRegister      = byte(registry.OpRegister)
+	opDeregister    = byte(registry.OpDeregister)
+	opServiceHealth = byte(registry.OpServiceHealth)
+	opEntryHealth   = byte(registry.OpEntryHealth)
+	// opHistory marks the one change after it as history only (a
+	// snapshot's latest changes), not state: index u64, time i64.
+	opHistory = 0xfc
+	// opIndex gives the index and time of the changes after it in its
+	// record: index u64, time i64.
+	opIndex = 0xfd
+	opStamp = 0xfe
+	opEnd   = 0xff
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -129,10 +147,31 @@ func endRecord(b []byte, start int) []byte {
 // appendRecord appends one record holding changes.
 func appendRecord(b []byte, changes []registry.Change) []byte {
 	b, start := beginRecord(b)
+	b = appendChanges(b, changes)
+	return endRecord(b, start)
+}
+
+// appendChanges appends changes, made one after the other, led by the
+// index and time of the first when they have one.
+func appendChanges(b []byte, changes []registry.Change) []byte {
+	if len(changes) > 0 && changes[0].Index != 0 {
+		b = append(b, opIndex)
+		b = binary.BigEndian.AppendUint64(b, changes[0].Index)
+		b = appendTime(b, changes[0].Time)
+	}
 	for _, c := range changes {
 		b = encodeChange(b, c)
 	}
-	return endRecord(b, start)
+	return b
+}
+
+// appendHistory appends a change as history only, with its index and
+// time.
+func appendHistory(b []byte, c registry.Change) []byte {
+	b = append(b, opHistory)
+	b = binary.BigEndian.AppendUint64(b, c.Index)
+	b = appendTime(b, c.Time)
+	return encodeChange(b, c)
 }
 
 // appendStamp appends a time stamp change: op, Unix nanoseconds u64.
@@ -145,9 +184,7 @@ func appendStamp(b []byte, t time.Time) []byte {
 func appendStampedRecord(b []byte, now time.Time, changes []registry.Change) []byte {
 	b, start := beginRecord(b)
 	b = appendStamp(b, now)
-	for _, c := range changes {
-		b = encodeChange(b, c)
-	}
+	b = appendChanges(b, changes)
 	return endRecord(b, start)
 }
 
@@ -167,51 +204,82 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(n))
 }
 
-// encodeChange appends one change:
+// encodeChange appends one change, as version 4 has it:
 //
-//	set:        prog u32, vers u32, netid, addr, owner, pid i32, registered i64, netns u64
-//	unset:      prog u32, vers u32, netid
-//	register:   name, network, port u16, path, flags u8, pid i32, uid u32, gid u32, start u64, exe, registered i64
-//	deregister: name, network, port u16, path, pid i32, start u64
+//	set, unset, entry health:                 entry
+//	register, deregister, service health:     service
 //
-// strings are u16 length and bytes; times are Unix nanoseconds, 0 for none.
-// Version 1 files lack a set's netns.
+//	entry:   prog u32, vers u32, netid, addr, owner, pid i32, registered i64, netns u64, health, reason
+//	service: name, network, port u16, path, flags u8, pid i32, uid u32, gid u32, start u64, exe, registered i64, checks, health, reason
+//	checks:  ttl i64, kinds u8 (1 tcp, 2 rpc), http, rpc prog u32, rpc vers u32, interval i64, timeout i64, deregister after i64
+//	health:  status u8, since i64, output
+//
+// strings are u16 length and bytes; times are Unix nanoseconds, 0 for
+// none; durations nanoseconds. Before version 4 there were no checks,
+// health or reasons, an unset had only prog, vers and netid, and a
+// deregister only name, network, port, path, pid and start; version 1
+// files also lack a set's netns.
 func encodeChange(b []byte, c registry.Change) []byte {
 	b = append(b, byte(c.Op))
 	switch c.Op {
-	case registry.OpSet, registry.OpUnset:
+	case registry.OpSet, registry.OpUnset, registry.OpEntryHealth:
 		e := c.Entry
 		b = binary.BigEndian.AppendUint32(b, e.Prog)
 		b = binary.BigEndian.AppendUint32(b, e.Vers)
 		b = appendString(b, string(e.Netid))
-		if c.Op == registry.OpSet {
-			b = appendString(b, e.Addr)
-			b = appendString(b, e.Owner)
-			b = binary.BigEndian.AppendUint32(b, uint32(e.PID))
-			b = appendTime(b, e.Registered)
-			b = binary.BigEndian.AppendUint64(b, e.NetNS)
-		}
-	case registry.OpRegister, registry.OpDeregister:
+		b = appendString(b, e.Addr)
+		b = appendString(b, e.Owner)
+		b = binary.BigEndian.AppendUint32(b, uint32(e.PID))
+		b = appendTime(b, e.Registered)
+		b = binary.BigEndian.AppendUint64(b, e.NetNS)
+		b = appendHealth(b, e.Health)
+	case registry.OpRegister, registry.OpDeregister, registry.OpServiceHealth:
 		s := c.Service
 		b = appendString(b, s.Name)
 		b = appendString(b, string(s.Network))
 		b = binary.BigEndian.AppendUint16(b, s.Port)
 		b = appendString(b, s.Path)
-		if c.Op == registry.OpRegister {
-			b = append(b, byte(s.Flags))
-		}
+		b = append(b, byte(s.Flags))
 		b = binary.BigEndian.AppendUint32(b, uint32(s.PID))
-		if c.Op == registry.OpRegister {
-			b = binary.BigEndian.AppendUint32(b, s.UID)
-			b = binary.BigEndian.AppendUint32(b, s.GID)
-		}
+		b = binary.BigEndian.AppendUint32(b, s.UID)
+		b = binary.BigEndian.AppendUint32(b, s.GID)
 		b = binary.BigEndian.AppendUint64(b, s.Start)
-		if c.Op == registry.OpRegister {
-			b = appendString(b, s.Exe)
-			b = appendTime(b, s.Registered)
-		}
+		b = appendString(b, s.Exe)
+		b = appendTime(b, s.Registered)
+		b = appendChecks(b, s.Checks)
+		b = appendHealth(b, s.Health)
 	}
-	return b
+	return appendString(b, c.Reason)
+}
+
+// Kinds of active check, as a checks field's kinds byte has them.
+const (
+	checkTCP = 1 << iota
+	checkRPC
+)
+
+func appendChecks(b []byte, c registry.Checks) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(c.TTL))
+	var kinds byte
+	if c.TCP {
+		kinds |= checkTCP
+	}
+	if c.RPC {
+		kinds |= checkRPC
+	}
+	b = append(b, kinds)
+	b = appendString(b, c.HTTP)
+	b = binary.BigEndian.AppendUint32(b, c.RPCProg)
+	b = binary.BigEndian.AppendUint32(b, c.RPCVers)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Interval))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Timeout))
+	return binary.BigEndian.AppendUint64(b, uint64(c.DeregisterAfter))
+}
+
+func appendHealth(b []byte, h registry.Health) []byte {
+	b = append(b, byte(h.Status))
+	b = appendTime(b, h.Since)
+	return appendString(b, h.Output)
 }
 
 // decoder reads the fields of one record's payload.
@@ -248,12 +316,58 @@ func (d *decoder) when() time.Time {
 	return time.Unix(0, n)
 }
 
+// duration reads a duration, refusing a negative one.
+func (d *decoder) duration() time.Duration {
+	v := time.Duration(d.u64())
+	if v < 0 {
+		d.bad = true
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) checks() registry.Checks {
+	var c registry.Checks
+	c.TTL = d.duration()
+	kinds := d.u8()
+	if kinds&^(checkTCP|checkRPC) != 0 {
+		d.bad = true
+	}
+	c.TCP = kinds&checkTCP != 0
+	c.RPC = kinds&checkRPC != 0
+	c.HTTP = d.str()
+	c.RPCProg = d.u32()
+	c.RPCVers = d.u32()
+	c.Interval = d.duration()
+	c.Timeout = d.duration()
+	c.DeregisterAfter = d.duration()
+	return c
+}
+
+func (d *decoder) health() registry.Health {
+	var h registry.Health
+	h.Status = registry.Status(d.u8())
+	if h.Status > registry.Critical {
+		d.bad = true
+	}
+	h.Since = d.when()
+	h.Output = d.str()
+	return h
+}
+
 // change is a decoded change, the end marker of a snapshot or a time
 // stamp.
 type change struct {
 	registry.Change
+	// history is set for a change that is history only (a snapshot's
+	// latest changes), not state.
+	history bool
 	end     bool
 	count   uint64
+	// index is the end marker's index at the snapshot's state, or an
+	// index marker's (marker set) for the changes after it.
+	index   uint64
+	marker  bool
 	stamped bool
 	at      time.Time
 }
@@ -263,54 +377,58 @@ type change struct {
 func decodeRecord(p []byte, version uint16) ([]change, error) {
 	d := &decoder{b: p}
 	var out []change
+	// next and at number the changes after an index marker.
+	var next uint64
+	var at time.Time
 	for len(d.b) > 0 && !d.bad {
 		op := d.u8()
 		var c change
-		c.Op = registry.ChangeOp(op)
 		switch op {
-		case opSet, opUnset:
-			c.Entry.Prog = d.u32()
-			c.Entry.Vers = d.u32()
-			c.Entry.Netid = netid.ID(d.str())
-			if op == opSet {
-				c.Entry.Addr = d.str()
-				c.Entry.Owner = d.str()
-				c.Entry.PID = int32(d.u32())
-				c.Entry.Registered = d.when()
-				if version > versionNoNetNS {
-					c.Entry.NetNS = d.u64()
-				}
-			}
-		case opRegister, opDeregister:
-			s := &c.Service
-			s.Name = d.str()
-			s.Network = netid.ID(d.str())
-			s.Port = d.u16()
-			s.Path = d.str()
-			if op == opRegister {
-				s.Flags = registry.NamedFlags(d.u8())
-			}
-			s.PID = int32(d.u32())
-			if op == opRegister {
-				s.UID = d.u32()
-				s.GID = d.u32()
-			}
-			s.Start = d.u64()
-			if op == opRegister {
-				s.Exe = d.str()
-				s.Registered = d.when()
-			}
 		case opEnd:
 			c.end = true
 			c.count = d.u64()
+			if version >= versionHistory {
+				c.index = d.u64()
+			}
 		case opStamp:
 			if version < versionStamps {
 				return nil, fmt.Errorf("unknown change type %#x", op)
 			}
 			c.stamped = true
 			c.at = d.when()
+		case opIndex:
+			if version < versionHistory {
+				return nil, fmt.Errorf("unknown change type %#x", op)
+			}
+			next, at = d.u64(), d.when()
+			if next == 0 {
+				return nil, errors.New("index 0")
+			}
+			c.marker, c.index, c.at = true, next, at
+		case opHistory:
+			if version < versionHistory {
+				return nil, fmt.Errorf("unknown change type %#x", op)
+			}
+			c.history = true
+			c.Index, c.Time = d.u64(), d.when()
+			if c.Index == 0 {
+				return nil, errors.New("index 0")
+			}
+			if d.bad {
+				break
+			}
+			var err error
+			if c.Change, err = decodeChange(d, d.u8(), version, c.Index, c.Time); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, fmt.Errorf("unknown change type %#x", op)
+			var err error
+			if c.Change, err = decodeChange(d, op, version, next, at); err != nil {
+				return nil, err
+			}
+			if next != 0 {
+				next++
+			}
 		}
 		if d.bad {
 			break
@@ -321,6 +439,67 @@ func decodeRecord(p []byte, version uint16) ([]change, error) {
 		return nil, errors.New("malformed record")
 	}
 	return out, nil
+}
+
+// decodeChange decodes the fields of one change of type op, of a file of
+// format version, giving it index and time at.
+func decodeChange(d *decoder, op byte, version uint16, index uint64, at time.Time) (registry.Change, error) {
+	c := registry.Change{Op: registry.ChangeOp(op), Index: index, Time: at}
+	whole := version >= versionHistory
+	switch op {
+	case opSet, opUnset, opEntryHealth:
+		if op == opEntryHealth && !whole {
+			break
+		}
+		e := &c.Entry
+		e.Prog = d.u32()
+		e.Vers = d.u32()
+		e.Netid = netid.ID(d.str())
+		if op == opSet || whole {
+			e.Addr = d.str()
+			e.Owner = d.str()
+			e.PID = int32(d.u32())
+			e.Registered = d.when()
+			if version > versionNoNetNS {
+				e.NetNS = d.u64()
+			}
+		}
+		if whole {
+			e.Health = d.health()
+			c.Reason = d.str()
+		}
+		return c, nil
+	case opRegister, opDeregister, opServiceHealth:
+		if op == opServiceHealth && !whole {
+			break
+		}
+		s := &c.Service
+		s.Name = d.str()
+		s.Network = netid.ID(d.str())
+		s.Port = d.u16()
+		s.Path = d.str()
+		full := op != opDeregister || whole
+		if full {
+			s.Flags = registry.NamedFlags(d.u8())
+		}
+		s.PID = int32(d.u32())
+		if full {
+			s.UID = d.u32()
+			s.GID = d.u32()
+		}
+		s.Start = d.u64()
+		if full {
+			s.Exe = d.str()
+			s.Registered = d.when()
+		}
+		if whole {
+			s.Checks = d.checks()
+			s.Health = d.health()
+			c.Reason = d.str()
+		}
+		return c, nil
+	}
+	return c, fmt.Errorf("unknown change type %#x", op)
 }
 
 // A recordErr is damage found at an offset of a file.

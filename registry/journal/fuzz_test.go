@@ -33,7 +33,24 @@ var fuzzChanges = []registry.Change{
 	{Op: registry.OpRegister, Service: registry.Service{Name: "web", Network: netid.TCP, Port: 8080, Flags: registry.Exclusive | registry.Public,
 		Process: registry.Process{PID: 4242, UID: 1000, GID: 1000, Start: 987654, Exe: "/usr/bin/web"}, Registered: time.Unix(1700000001, 0)}},
 	{Op: registry.OpRegister, Service: registry.Service{Name: "sock", Network: netid.Unix, Path: "/run/sock", Process: registry.Process{PID: 1, Start: 2}}},
-	{Op: registry.OpDeregister, Service: registry.Service{Name: "sock", Network: netid.Unix, Path: "/run/sock", Process: registry.Process{PID: 1, Start: 2}}},
+	{Op: registry.OpDeregister, Service: registry.Service{Name: "sock", Network: netid.Unix, Path: "/run/sock", Process: registry.Process{PID: 1, Start: 2}}, Reason: "process exited"},
+	{Op: registry.OpRegister, Service: registry.Service{Name: "checked.example.com", Network: netid.TCP, Port: 8081, Process: registry.Process{PID: 5, Start: 6},
+		Checks: registry.Checks{TTL: 30 * time.Second, TCP: true, HTTP: "/healthz", RPC: true, RPCProg: 100003, RPCVers: 3, Interval: 10 * time.Second, Timeout: time.Second, DeregisterAfter: time.Minute},
+		Health: registry.Health{Status: registry.Critical, Output: "not checked yet", Since: time.Unix(1700000002, 0)}}},
+	{Op: registry.OpServiceHealth, Service: registry.Service{Name: "checked.example.com", Network: netid.TCP, Port: 8081, Process: registry.Process{PID: 5, Start: 6},
+		Health: registry.Health{Status: registry.Warning, Output: "HTTP 429", Since: time.Unix(1700000003, 0)}}, Reason: "HTTP 429"},
+	{Op: registry.OpEntryHealth, Entry: registry.Entry{Prog: 100003, Vers: 3, Netid: "tcp", Addr: "0.0.0.0.8.1", Health: registry.Health{Status: registry.Critical}}},
+}
+
+// indexed returns changes numbered from first, as the registry numbers
+// what it hands the journal.
+func indexed(first uint64, changes []registry.Change) []registry.Change {
+	out := make([]registry.Change, len(changes))
+	for i, c := range changes {
+		c.Index, c.Time = first+uint64(i), time.Unix(1700000100, int64(i))
+		out[i] = c
+	}
+	return out
 }
 
 // payloadOf returns the payload of a record built by appendRecord.
@@ -42,30 +59,37 @@ func payloadOf(changes []registry.Change) []byte {
 }
 
 // endRecordBytes is a snapshot's end marker record, as writeSnapshot
-// writes it, saying count changes came before it.
+// writes it, saying count changes came before it, at index 0.
 func endRecordBytes(count uint64) []byte {
 	b, start := beginRecord(nil)
 	b = append(b, opEnd)
 	b = binary.BigEndian.AppendUint64(b, count)
+	b = binary.BigEndian.AppendUint64(b, 0)
 	return endRecord(b, start)
 }
 
-// encodeDecoded re-encodes decoded changes as format version 2.
-// encodeChange knows only the four registry ops, so the end marker, which
-// only decoding produces, is written here as writeSnapshot writes it.
+// encodeDecoded re-encodes decoded changes in the current format.
+// encodeChange knows only the registry's ops, so the markers, which only
+// decoding produces, are written here as the journal writes them.
 func encodeDecoded(cs []change) []byte {
 	var b []byte
 	for _, c := range cs {
-		if c.end {
+		switch {
+		case c.end:
 			b = append(b, opEnd)
 			b = binary.BigEndian.AppendUint64(b, c.count)
-			continue
-		}
-		if c.stamped {
+			b = binary.BigEndian.AppendUint64(b, c.index)
+		case c.stamped:
 			b = appendStamp(b, c.at)
-			continue
+		case c.marker:
+			b = append(b, opIndex)
+			b = binary.BigEndian.AppendUint64(b, c.index)
+			b = appendTime(b, c.at)
+		case c.history:
+			b = appendHistory(b, c.Change)
+		default:
+			b = encodeChange(b, c.Change)
 		}
-		b = encodeChange(b, c.Change)
 	}
 	return b
 }
@@ -75,20 +99,28 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add(payloadOf([]registry.Change{c}), uint16(formatVersion))
 	}
 	f.Add(payloadOf(fuzzChanges), uint16(formatVersion))
+	f.Add(payloadOf(indexed(7, fuzzChanges)), uint16(formatVersion))
 	f.Add(payloadOf(fuzzChanges), uint16(versionNoNetNS))
+	hist, _ := beginRecord(nil)
+	for _, c := range indexed(3, fuzzChanges) {
+		hist = appendHistory(hist, c)
+	}
+	f.Add(hist[recordHeadLen:], uint16(formatVersion))
 	f.Add(endRecordBytes(6)[recordHeadLen:], uint16(formatVersion))
 	f.Add([]byte{}, uint16(formatVersion))
 	f.Add([]byte{0x7f}, uint16(formatVersion))                        // unknown op
 	f.Add([]byte{opSet, 0, 0, 0, 1}, uint16(formatVersion))           // cut short
 	f.Add([]byte{opRegister, 0xff, 0xff, 'a'}, uint16(formatVersion)) // string longer than the record
-	// The version 1 files in testdata hold real records of the first format.
-	for _, name := range []string{"testdata/v1/journal.1", "testdata/v1/snapshot"} {
+	// The version 1 and 3 files in testdata hold real records of those
+	// formats.
+	for _, name := range []string{"testdata/v1/journal.1", "testdata/v1/snapshot", "testdata/v3/journal.1", "testdata/v3/snapshot"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
 		}
+		version := binary.BigEndian.Uint16(b[4:6])
 		scanRecords(bytes.NewReader(b[headerLen:]), headerLen, int64(len(b)-headerLen), func(p []byte) error {
-			f.Add(bytes.Clone(p), uint16(versionNoNetNS))
+			f.Add(bytes.Clone(p), version)
 			return nil
 		})
 	}
@@ -101,10 +133,11 @@ func FuzzDecodeRecord(f *testing.F) {
 			return
 		}
 		re := encodeDecoded(cs)
-		// Version 2 and later carry every field, so decoding loses nothing
-		// and re-encoding gives back the very bytes. Version 1 lacks a set's
-		// netns, which decodes as 0 and is written as 8 more bytes.
-		if version > versionNoNetNS && !bytes.Equal(re, payload) {
+		// The current format carries every field, so decoding loses
+		// nothing and re-encoding gives back the very bytes. Earlier ones
+		// lack fields (a set's netns, health, reasons, whole removals),
+		// which decode as zero and are written as more bytes.
+		if version == formatVersion && !bytes.Equal(re, payload) {
 			t.Fatalf("re-encoded %x, decoded from %x", re, payload)
 		}
 		cs2, err := decodeRecord(re, formatVersion)
@@ -176,7 +209,7 @@ func checkLoad(t *testing.T, journal, snapshot []byte) State {
 			t.Errorf("entry %+v restored twice", k)
 		}
 		seenE[k] = true
-		if !holds(changes, registry.Change{Op: registry.OpSet, Entry: e}) {
+		if !restoredFrom(changes, registry.Change{Op: registry.OpSet, Entry: e}) {
 			t.Errorf("entry %+v is set by no valid record", e)
 		}
 	}
@@ -187,7 +220,7 @@ func checkLoad(t *testing.T, journal, snapshot []byte) State {
 			t.Errorf("service %+v restored twice", k)
 		}
 		seenS[k] = true
-		if !holds(changes, registry.Change{Op: registry.OpRegister, Service: s}) {
+		if !restoredFrom(changes, registry.Change{Op: registry.OpRegister, Service: s}) {
 			t.Errorf("service %+v is registered by no valid record", s)
 		}
 	}
@@ -203,13 +236,30 @@ func checkLoad(t *testing.T, journal, snapshot []byte) State {
 	return st
 }
 
-func holds(cs []registry.Change, c registry.Change) bool {
+// restoredFrom reports whether what c adds came from cs: added by a
+// change of its op with every field as it is, but for the health, which
+// is the one it was added with or one a change of health gave it.
+func restoredFrom(cs []registry.Change, c registry.Change) bool {
+	bare := c
+	bare.Entry.Health, bare.Service.Health = registry.Health{}, registry.Health{}
+	added, healthy := false, false
 	for _, x := range cs {
-		if reflect.DeepEqual(x, c) {
-			return true
+		switch x.Op {
+		case registry.OpSet, registry.OpRegister:
+			y := x
+			y.Entry.Health, y.Service.Health = registry.Health{}, registry.Health{}
+			y.Index, y.Time, y.Reason = 0, time.Time{}, ""
+			if reflect.DeepEqual(y, bare) {
+				added = true
+				healthy = healthy || reflect.DeepEqual(x.Entry.Health, c.Entry.Health) && reflect.DeepEqual(x.Service.Health, c.Service.Health)
+			}
+		case registry.OpEntryHealth:
+			healthy = healthy || c.Op == registry.OpSet && keyOfEntry(x.Entry) == keyOfEntry(c.Entry) && reflect.DeepEqual(x.Entry.Health, c.Entry.Health)
+		case registry.OpServiceHealth:
+			healthy = healthy || c.Op == registry.OpRegister && keyOfService(x.Service) == keyOfService(c.Service) && reflect.DeepEqual(x.Service.Health, c.Service.Health)
 		}
 	}
-	return false
+	return added && healthy
 }
 
 // fuzzSnapshot is a whole snapshot's record stream: every change that
@@ -321,12 +371,12 @@ func TestLoadCases(t *testing.T) {
 		progs             []uint32
 		services          []string
 	}{
-		{"whole", jour, snap, 0, []uint32{100003}, []string{"web"}},
+		{"whole", jour, snap, 0, []uint32{100003}, []string{"web", "checked.example.com"}},
 		{"empty snapshot", nil, endRecordBytes(0), 0, nil, nil},
 		{"snapshot without end marker", nil, appendRecord(nil, fuzzChanges[:1]), 1, []uint32{100003}, nil},
 		{"snapshot end marker miscounts", nil, append(appendRecord(nil, fuzzChanges[:1]), endRecordBytes(2)...), 1, []uint32{100003}, nil},
-		{"end marker in a journal is ignored", append(endRecordBytes(7), jour...), snap, 0, []uint32{100003}, []string{"web"}},
-		{"unset matches netid in any case", appendRecord(nil, fuzzChanges[2:3]), snap, 0, []uint32{100003}, []string{"web", "sock"}},
+		{"end marker in a journal is ignored", append(endRecordBytes(7), jour...), snap, 0, []uint32{100003}, []string{"web", "checked.example.com"}},
+		{"unset matches netid in any case", appendRecord(nil, fuzzChanges[2:3]), snap, 0, []uint32{100003}, []string{"web", "sock", "checked.example.com"}},
 		{"string cut short after a good record", append(appendRecord(nil, fuzzChanges[:1]), malformed([]byte{opRegister, 0xff, 0xff, 'a'})...), endRecordBytes(0), 1, []uint32{100003}, nil},
 		{"unknown op after a good record", append(appendRecord(nil, fuzzChanges[:1]), malformed([]byte{0x7f})...), endRecordBytes(0), 1, []uint32{100003}, nil},
 		{"record claiming the largest length", binary.BigEndian.AppendUint64(nil, maxRecordBytes<<32), endRecordBytes(0), 1, nil, nil},

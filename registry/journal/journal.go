@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ type Options struct {
 	// CompactBytes is the journal size that starts a compaction when it
 	// is also larger than the last snapshot; DefaultCompactBytes when 0.
 	CompactBytes int64
+	// FeedSize is how many of the latest changes Load returns in
+	// State.Feed; registry.DefaultFeedSize when 0. Snapshots keep what
+	// the registry keeps.
+	FeedSize int
 	// Observer, when set, is told of every write and compaction, for
 	// metrics.
 	Observer Observer
@@ -262,13 +267,12 @@ func (j *Journal) compactor() {
 // switches to a new journal while no change can happen, then writes the
 // snapshot of that state and removes the older files.
 func (j *Journal) compact() error {
-	var entries []registry.Entry
-	var svcs []registry.Service
+	var saved registry.Saved
 	var err error
 	var oldSize int64
 	gen := j.gen + 1
-	j.reg.Checkpoint(func(e []registry.Entry, s []registry.Service) {
-		entries, svcs = e, s
+	j.reg.Checkpoint(func(st registry.Saved) {
+		saved = st
 		j.mu.Lock()
 		oldSize = j.size
 		j.mu.Unlock()
@@ -281,7 +285,7 @@ func (j *Journal) compact() error {
 		return err
 	}
 	j.step(stepRotated, gen)
-	n, err := writeSnapshot(j.dir, gen, entries, svcs, func() { j.step(stepTmpSynced, gen) })
+	n, err := writeSnapshot(j.dir, gen, saved, func() { j.step(stepTmpSynced, gen) })
 	if err != nil {
 		return err
 	}
@@ -295,7 +299,7 @@ func (j *Journal) compact() error {
 		j.log.Info("registrations saved again", "dir", j.dir.Path())
 	}
 	removeOlder(j.dir, gen)
-	j.log.Debug("compacted state", "dir", j.dir.Path(), "gen", gen, "journal_bytes", oldSize, "snapshot_bytes", n, "rpc", len(entries), "named", len(svcs))
+	j.log.Debug("compacted state", "dir", j.dir.Path(), "gen", gen, "journal_bytes", oldSize, "snapshot_bytes", n, "rpc", len(saved.Entries), "named", len(saved.Services), "index", saved.Index)
 	return nil
 }
 
@@ -351,9 +355,12 @@ func (j *Journal) rotate(gen uint64) error {
 // snapshotBatch is how many changes a snapshot puts in one record.
 const snapshotBatch = 512
 
-// writeSnapshot writes the snapshot of generation gen and returns its size.
-func writeSnapshot(dir *safefile.Dir, gen uint64, entries []registry.Entry, svcs []registry.Service, synced func()) (int64, error) {
-	b := appendHeader(make([]byte, 0, 64*(len(entries)+len(svcs))+64), kindSnapshot, gen)
+// writeSnapshot writes the snapshot of generation gen, holding saved's
+// state, then its latest changes as history, then its index, and returns
+// its size.
+func writeSnapshot(dir *safefile.Dir, gen uint64, saved registry.Saved, synced func()) (int64, error) {
+	entries, svcs := saved.Entries, saved.Services
+	b := appendHeader(make([]byte, 0, 64*(len(entries)+len(svcs))+128*len(saved.Feed)+64), kindSnapshot, gen)
 	batch := make([]registry.Change, 0, snapshotBatch)
 	flush := func() {
 		if len(batch) > 0 {
@@ -374,10 +381,19 @@ func writeSnapshot(dir *safefile.Dir, gen uint64, entries []registry.Entry, svcs
 		}
 	}
 	flush()
+	for chunk := range slices.Chunk(saved.Feed, snapshotBatch) {
+		var start int
+		b, start = beginRecord(b)
+		for _, c := range chunk {
+			b = appendHistory(b, c)
+		}
+		b = endRecord(b, start)
+	}
 	b, start := beginRecord(b)
 	b = appendStamp(b, time.Now())
 	b = append(b, opEnd)
 	b = binary.BigEndian.AppendUint64(b, uint64(len(entries)+len(svcs)))
+	b = binary.BigEndian.AppendUint64(b, saved.Index)
 	b = endRecord(b, start)
 
 	f, err := dir.Create(snapshotName, 0o600)

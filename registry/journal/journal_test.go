@@ -68,13 +68,22 @@ func start(t testing.TB, dir string, opts Options) (*registry.Registry, *Journal
 	st := load(t, dir, nil)
 	reg := registry.New(registry.Options{})
 	reg.Restore(st.Entries, st.Services)
+	reg.Resume(registry.Saved{Index: st.Index, Feed: st.Feed, Entries: st.Entries, Services: st.Services}, nil)
 	return reg, startAt(t, dir, st.Gen, reg, opts), st
 }
 
-// abandon leaves j as a crash would: files as they are, the directory's
-// lock released for the next start.
+// abandon leaves j as a crash would once what it has under way (a
+// compaction) is done: files as they are, without the stamp of a clean
+// stop, its goroutines ended, so that none writes beside the next start,
+// and the directory's lock released for that start.
 func abandon(t testing.TB, j *Journal) {
 	t.Helper()
+	j.mu.Lock()
+	j.closed = true
+	j.cond.Broadcast()
+	j.mu.Unlock()
+	close(j.quit)
+	j.done.Wait()
 	if err := j.dir.Flock(unix.LOCK_UN); err != nil {
 		t.Fatal(err)
 	}

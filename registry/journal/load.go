@@ -51,6 +51,12 @@ type State struct {
 	// keeps it. Files of formats before stamps give their modification
 	// time instead. Zero when nothing was saved.
 	LastWrite time.Time
+	// Index is the index of the last change saved, and Feed the latest
+	// changes, oldest first, at most Options.FeedSize of them (see
+	// registry.Resume). Both are empty for files of formats before
+	// indices.
+	Index uint64
+	Feed  []registry.Change
 }
 
 type entryKey struct {
@@ -103,17 +109,36 @@ func (m replay[K, V]) inOrder() []V {
 	return out
 }
 
-// builder replays changes into a state.
+// update replaces the value under k, keeping its place, when k is there.
+func (m replay[K, V]) update(k K, v V) {
+	if p, ok := m[k]; ok {
+		p.v = v
+		m[k] = p
+	}
+}
+
+// builder replays changes into a state, and keeps the latest of them as
+// history.
 type builder struct {
 	seq      int
 	entries  replay[entryKey, registry.Entry]
 	services replay[serviceKey, registry.Service]
+	// index is the highest index read; feed the latest changes, at
+	// most 2*feedSize before state trims it to feedSize.
+	index    uint64
+	feed     []registry.Change
+	feedSize int
 }
 
-func newBuilder() *builder {
-	return &builder{entries: replay[entryKey, registry.Entry]{}, services: replay[serviceKey, registry.Service]{}}
+func newBuilder(feedSize int) *builder {
+	if feedSize <= 0 {
+		feedSize = registry.DefaultFeedSize
+	}
+	return &builder{entries: replay[entryKey, registry.Entry]{}, services: replay[serviceKey, registry.Service]{}, feedSize: feedSize}
 }
 
+// apply replays a change of state, and keeps it as history when it has
+// an index.
 func (b *builder) apply(c registry.Change) {
 	b.seq++
 	switch c.Op {
@@ -121,15 +146,45 @@ func (b *builder) apply(c registry.Change) {
 		b.entries.add(keyOfEntry(c.Entry), c.Entry, b.seq)
 	case registry.OpUnset:
 		delete(b.entries, keyOfEntry(c.Entry))
+	case registry.OpEntryHealth:
+		if p, ok := b.entries[keyOfEntry(c.Entry)]; ok {
+			p.v.Health = c.Entry.Health
+			b.entries.update(keyOfEntry(c.Entry), p.v)
+		}
 	case registry.OpRegister:
 		b.services.add(keyOfService(c.Service), c.Service, b.seq)
 	case registry.OpDeregister:
 		delete(b.services, keyOfService(c.Service))
+	case registry.OpServiceHealth:
+		if p, ok := b.services[keyOfService(c.Service)]; ok {
+			p.v.Health = c.Service.Health
+			b.services.update(keyOfService(c.Service), p.v)
+		}
+	}
+	b.history(c)
+}
+
+// history keeps c as one of the latest changes, when it has an index.
+func (b *builder) history(c registry.Change) {
+	if c.Index == 0 {
+		return
+	}
+	b.seen(c.Index)
+	b.feed = append(b.feed, c)
+	if len(b.feed) > 2*b.feedSize {
+		b.feed = append(b.feed[:0], b.feed[len(b.feed)-b.feedSize:]...)
 	}
 }
 
+// seen raises the index to i.
+func (b *builder) seen(i uint64) { b.index = max(b.index, i) }
+
 func (b *builder) state() State {
-	return State{Entries: b.entries.inOrder(), Services: b.services.inOrder()}
+	feed := b.feed
+	if len(feed) > b.feedSize {
+		feed = feed[len(feed)-b.feedSize:]
+	}
+	return State{Entries: b.entries.inOrder(), Services: b.services.inOrder(), Index: b.index, Feed: slices.Clip(feed)}
 }
 
 // A Store is an open state directory. It holds an exclusive lock on the
@@ -200,7 +255,7 @@ const checkEvery = 256
 // they hold, not their size. It fails only when the directory cannot be
 // listed, or with ctx's error when ctx ends first.
 func (s *Store) Load(ctx context.Context) (State, error) {
-	l := loader{ctx: ctx, dir: s.dir, log: s.opts.Logger, b: newBuilder(), now: time.Now()}
+	l := loader{ctx: ctx, dir: s.dir, log: s.opts.Logger, b: newBuilder(s.opts.FeedSize), now: time.Now()}
 	snapGen, haveSnap, err := l.readFile(snapshotName, kindSnapshot)
 	if err != nil {
 		return State{}, err
@@ -322,6 +377,10 @@ func (l *loader) readFile(name string, kind uint16) (uint64, bool, error) {
 			switch {
 			case c.end:
 				ended, count = true, c.count
+				l.b.seen(c.index)
+			case c.history:
+				l.b.history(c.Change)
+			case c.marker:
 			case c.stamped:
 				stamped = true
 				if c.at.After(l.lastWrite) {
