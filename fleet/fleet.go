@@ -69,8 +69,11 @@ type Config struct {
 	// CAFile verifies etcd's certificate (the system's roots when empty,
 	// with https:// endpoints); CertFile and KeyFile are the client's
 	// certificate and key, for etcd's --client-cert-auth. They are read
-	// once, by New.
+	// once, by LoadTLS or New.
 	CAFile, CertFile, KeyFile string
+	// TLS, when set, is what LoadTLS made of them, so that a daemon may
+	// read them before it gives root up and make the Mirror after.
+	TLS *tls.Config
 	// MaxTxnOps is the most operations one transaction may hold, as
 	// etcd's --max-txn-ops allows; DefaultMaxTxnOps when 0.
 	MaxTxnOps int
@@ -159,15 +162,19 @@ func New(reg *registry.Registry, cfg Config) (*Mirror, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tc, err := tlsConfig(cfg)
-	if err != nil {
-		return nil, err
+	tc := cfg.TLS
+	if tc == nil {
+		var err error
+		if tc, err = LoadTLS(cfg); err != nil {
+			return nil, err
+		}
 	}
 	return &Mirror{reg: reg, cfg: cfg, keys: keys{cfg.Prefix, cfg.Host}, tls: tc, log: log}, nil
 }
 
-// tlsConfig reads the TLS files: nil for plain http:// endpoints.
-func tlsConfig(cfg Config) (*tls.Config, error) {
+// LoadTLS reads the TLS files of cfg and checks that they go with its
+// endpoints: nil for plain http:// endpoints.
+func LoadTLS(cfg Config) (*tls.Config, error) {
 	secure := 0
 	for _, ep := range cfg.Endpoints {
 		u, err := url.Parse(ep)
