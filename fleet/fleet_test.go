@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -464,5 +465,46 @@ func TestKeys(t *testing.T) {
 		if _, _, _, ok := splitByName("/portmap", key); ok {
 			t.Errorf("splitByName(%q) ok", key)
 		}
+	}
+}
+
+// TestSmallTransactions publishes more than one transaction holds, at a
+// resync and at a catch-up: each key goes with its by-name copy, and
+// every registration arrives.
+func TestSmallTransactions(t *testing.T) {
+	srv := etcdtest.Start(t, etcdtest.Options{})
+	a := newHost(t, srv, "alpha", nil, func(c *Config) { c.MaxTxnOps = 5 })
+	for i := range 7 {
+		a.register(fmt.Sprintf("s%d.example.com", i), uint16(9000+i), int32(40+i))
+	}
+	a.start()
+	waitWhere(t, a.m, "s6.example.com", "alpha:9006")
+	for i := range 7 {
+		a.register(fmt.Sprintf("t%d.example.com", i), uint16(9100+i), int32(60+i))
+	}
+	waitWhere(t, a.m, "t6.example.com", "alpha:9106")
+	if got := lookup(t, a.m); len(got) != 14 {
+		t.Errorf("%d instances published, want 14: %v", len(got), where(got))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	resp, err := srv.Client().Get(ctx, "/portmap/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The revision a key was written at is its transaction's.
+	written := map[string]int64{}
+	for _, kv := range resp.Kvs {
+		written[string(kv.Key)] = kv.ModRevision
+	}
+	for k, rev := range written {
+		if name, id, ok := (keys{"/portmap", "alpha"}).splitInstance(k); ok {
+			if copyRev := written[(keys{"/portmap", "alpha"}).byName(name, id)]; copyRev != rev {
+				t.Errorf("%s written at revision %d, its by-name copy at %d", k, rev, copyRev)
+			}
+		}
+	}
+	if len(written) != 29 {
+		t.Errorf("%d keys, want 29", len(written))
 	}
 }

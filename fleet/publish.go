@@ -173,16 +173,19 @@ func (p *publisher) dropLease() {
 	p.lease, p.lost, p.stopKeepAlive, p.complete = 0, nil, nil, false
 }
 
-// A write is one key's change: a put of value, or a delete.
+// A write is one key's change: a put of value, or a delete. withNext is
+// set on a key whose by-name copy follows, which must be written in the
+// same transaction.
 type write struct {
 	key, value string
 	del        bool
+	withNext   bool
 }
 
 // writes of one item: its own key and its by-name copy.
 func (p *publisher) writes(it item, del bool) [2]write {
 	return [2]write{
-		{key: p.keys.instance(it.name, it.id), value: it.value, del: del},
+		{key: p.keys.instance(it.name, it.id), value: it.value, del: del, withNext: true},
 		{key: p.keys.byName(it.name, it.id), value: it.value, del: del},
 	}
 }
@@ -316,10 +319,12 @@ func (p *publisher) catchUp(ctx context.Context) error {
 // allows, keeping each key with its by-name copy, the first guarded by
 // guard when given. A put carries the lease.
 func (p *publisher) commit(ctx context.Context, ws []write, guard *clientv3.Cmp) error {
-	// A key and its copy are consecutive and stay in one transaction.
-	per := p.cfg.MaxTxnOps &^ 1
 	for len(ws) > 0 || guard != nil {
-		n := min(len(ws), per)
+		n := min(len(ws), p.cfg.MaxTxnOps)
+		if n > 0 && ws[n-1].withNext {
+			// A key and its copy stay in one transaction.
+			n--
+		}
 		ops := make([]clientv3.Op, n)
 		for i, w := range ws[:n] {
 			if w.del {
