@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/etcdtest"
+	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
@@ -33,30 +32,12 @@ const waitTimeout = 30 * time.Second
 // soon.
 const testTTL = 2 * time.Second
 
-// logBuffer is a log the tests read while the mirror writes it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // host is one simulated host: a registry and its mirror.
 type host struct {
 	t      *testing.T
 	reg    *registry.Registry
 	m      *Mirror
-	log    *logBuffer
+	log    *netns.Output
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -76,7 +57,7 @@ func newHost(t *testing.T, srv *etcdtest.Server, name string, reg *registry.Regi
 	if reg == nil {
 		reg = registry.New(registry.Options{})
 	}
-	lb := &logBuffer{}
+	lb := &netns.Output{}
 	cfg := Config{Endpoints: []string{srv.Endpoint}, Host: name, TTL: testTTL, Timeout: 2 * time.Second,
 		Interfaces: addrsOf("192.0.2.1/24", "fe80::1/64"), Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, o := range opts {
@@ -396,7 +377,7 @@ func TestNotRunning(t *testing.T) {
 	}
 }
 
-func eventuallyLogs(t *testing.T, l *logBuffer, s string) {
+func eventuallyLogs(t *testing.T, l *netns.Output, s string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !strings.Contains(l.String(), s) {

@@ -266,7 +266,7 @@ func (s *Server) writeFleet(q *request, ans FleetAnswer) {
 			s.fail(q, err)
 			return
 		}
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 	}
 	if ans.Truncated {

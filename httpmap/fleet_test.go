@@ -56,17 +56,6 @@ func testFleet() *fakeFleet {
 	}}
 }
 
-func fleetGet(s *Server, target, accept string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodGet, target, nil)
-	req.RemoteAddr = remote
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, req)
-	return rec
-}
-
 func TestFleetGolden(t *testing.T) {
 	s := testServer(t, testRegistry(t), Config{Fleet: testFleet()})
 	for _, tt := range []struct{ name, target, accept string }{
@@ -76,7 +65,7 @@ func TestFleetGolden(t *testing.T) {
 		{"fleet-lookup-rpc-name", "/portmap/NFS.oncrpc.alt?scope=fleet", TypeJSON},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := fleetGet(s, tt.target, tt.accept)
+			rec := csvGet(s, tt.target, tt.accept)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("%s: %d %s", tt.target, rec.Code, rec.Body)
 			}
@@ -112,7 +101,7 @@ func TestFleetQueries(t *testing.T) {
 			want: []string{"backup.example.com alpha"}},
 		{name: "a uid", target: "/portmap/backup.example.com?scope=fleet&uid=1000", code: 200, asked: []string{"backup.example.com"},
 			want: []string{"backup.example.com beta"}},
-		{name: "scope=local is the host's", target: "/portmap/app.example.com?scope=local", code: 200, want: []string{"App.Example.com"}},
+		{name: "scope=local is the host's", target: "/portmap/app.example.com?scope=local", code: 200, want: []string{"App.Example.com", "App.Example.com"}},
 		{name: "a name nobody publishes", target: "/portmap/none.example.com?scope=fleet", code: 404, asked: []string{"none.example.com"}, want: []string{"no such registration"}},
 		{name: "a program /etc/rpc does not name", target: "/portmap/nosuch.oncrpc.alt?scope=fleet", code: 404, want: []string{"no such registration"}},
 		{name: "another scope", target: "/portmap?scope=world", code: 400, want: []string{`"local" or "fleet"`}},
@@ -133,7 +122,7 @@ func TestFleetQueries(t *testing.T) {
 				cfg.Fleet = f
 			}
 			s := testServer(t, testRegistry(t), cfg)
-			rec := fleetGet(s, tt.target, "")
+			rec := csvGet(s, tt.target, "")
 			if rec.Code != tt.code {
 				t.Fatalf("%s: %d, want %d: %s", tt.target, rec.Code, tt.code, rec.Body)
 			}
@@ -179,7 +168,7 @@ func TestFleetPage(t *testing.T) {
 	f := testFleet()
 	f.truncated = true
 	s := testServer(t, testRegistry(t), Config{Fleet: f})
-	rec := fleetGet(s, "/portmap/backup.example.com?scope=fleet", TypeHTML)
+	rec := csvGet(s, "/portmap/backup.example.com?scope=fleet", TypeHTML)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
