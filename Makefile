@@ -52,11 +52,15 @@ test: build lint
 	PORTMAPD_BIN=$(CURDIR)/$(BIN)/portmapd PORTMAPCTL_BIN=$(CURDIR)/$(BIN)/portmapctl \
 		$(GO) test -race -count=1 ./...
 
-# Go benchmarks, then (as root) the same load against rpcbind and portmapd
-# in private namespaces, with the ratio of their rates.
+# Go benchmarks, the fleet's sizing simulation (FLEET_HOSTS hosts against
+# one etcd; README: Sizing a fleet), then (as root) the same load against
+# rpcbind and portmapd in private namespaces, with the ratio of their
+# rates.
+FLEET_HOSTS ?= 2000
 bench: build
 	$(GO) build -o $(BIN)/portmapbench ./cmd/portmapbench
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^TestFleetSizing$$' -v -timeout 30m ./fleet -fleet.hosts=$(FLEET_HOSTS)
 	./cmd/portmapbench/compare.sh $(CURDIR)/$(BIN)/portmapd $(CURDIR)/$(BIN)/portmapbench
 
 lint:

@@ -143,17 +143,35 @@ func (c *Client) listing(ctx context.Context, method, path string, body any) (*L
 // indexedListing is listing, with the index the answer is as of
 // (IndexHeader), also with a refusal.
 func (c *Client) indexedListing(ctx context.Context, method, path string, body any) (*Listing, uint64, error) {
+	var l Listing
+	index, err := c.call(ctx, method, path, body, &l)
+	if err != nil {
+		return nil, index, err
+	}
+	return &l, index, nil
+}
+
+// getJSON gets path and decodes its JSON answer into out.
+func (c *Client) getJSON(ctx context.Context, path string, out any) error {
+	_, err := c.call(ctx, http.MethodGet, path, nil, out)
+	return err
+}
+
+// call sends a request and decodes the JSON it answers into out, and
+// returns the index the answer is as of (IndexHeader), also with a
+// refusal.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) (uint64, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	req.Header.Set("Accept", TypeJSON)
 	if body != nil {
@@ -161,27 +179,26 @@ func (c *Client) indexedListing(ctx context.Context, method, path string, body a
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
+		return 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	defer resp.Body.Close()
 	index, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
 	// A listing of a busy host is large, but not unbounded.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
+		return 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 			eb.Error = strings.TrimSpace(string(data))
 		}
-		return nil, index, &Error{Status: resp.StatusCode, Message: eb.Error}
+		return index, &Error{Status: resp.StatusCode, Message: eb.Error}
 	}
-	var l Listing
-	if err := json.Unmarshal(data, &l); err != nil {
-		return nil, index, fmt.Errorf("portmapd: bad listing: %w", err)
+	if err := json.Unmarshal(data, out); err != nil {
+		return index, fmt.Errorf("portmapd: bad listing: %w", err)
 	}
-	return &l, index, nil
+	return index, nil
 }
 
 // Register registers reg's services, all or none, and returns those added.

@@ -294,6 +294,14 @@ func (s *Server) servePost(q *request) {
 // with them. With index= in the query, it first waits for a change (see
 // block).
 func (s *Server) renderFiltered(q *request, filters url.Values) {
+	if fleet, err := fleetScope(q.r.URL.Query()); err != nil || fleet {
+		if err != nil {
+			s.fail(q, err)
+		} else {
+			s.serveFleet(q, filters)
+		}
+		return
+	}
 	f, err := parseFilter(filters)
 	if err != nil {
 		s.fail(q, err)

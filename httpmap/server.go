@@ -113,6 +113,9 @@ type Config struct {
 	// Audit receives a line for every registration and deregistration
 	// asked for; none when nil.
 	Audit *audit.Logger
+	// Fleet answers scope=fleet (fleet.go); without it, such a query is
+	// refused with ErrNoFleet.
+	Fleet Fleet
 }
 
 func (c *Config) setDefaults() {
@@ -189,7 +192,7 @@ func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Serv
 	// columns lists a table's column names for the page's "sortable"
 	// header.
 	columns := func(names ...string) []string { return names }
-	page, err := template.New("page.html").Funcs(template.FuncMap{"columns": columns}).ParseFS(assets, "assets/page.html")
+	page, err := template.New("page.html").Funcs(template.FuncMap{"columns": columns}).ParseFS(assets, "assets/page.html", "assets/fleet.html")
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: page template: %w", err)
 	}

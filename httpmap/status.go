@@ -51,6 +51,8 @@ func statusOf(err error) int {
 		{errBadFilter, http.StatusBadRequest},
 		{errBadParam, http.StatusBadRequest},
 		{lifetime.ErrGone, http.StatusGone},
+		{ErrNoFleet, http.StatusNotImplemented},
+		{ErrFleetUnavailable, http.StatusServiceUnavailable},
 	} {
 		if errors.Is(err, e.err) {
 			return e.status

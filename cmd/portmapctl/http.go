@@ -168,24 +168,56 @@ func printRemovals(w io.Writer, r removals) {
 func newLookupCmd(g *globals) *cobra.Command {
 	var hf httpFlags
 	var owner string
+	var fleet, passing bool
 	cmd := &cobra.Command{
-		Use:   "lookup [--owner UID|USER] NAME",
+		Use:   "lookup [--owner UID|USER] [--fleet] NAME",
 		Short: "Show where the service NAME listens (NAME.oncrpc.alt for RPC programs)",
 		Long: `lookup shows every instance of NAME: all the processes, of any user, that
 registered it. A name is exclusive only among the processes of one uid, so
 any user may register a name another user holds; --owner shows only the
 instances of one user (a uid, or a user name as the daemon's host knows
-it), such as --owner root for a system service.`,
+it), such as --owner root for a system service.
+
+With --fleet, lookup asks across every host that publishes to the etcd
+the daemon publishes to (portmapd --etcd), and shows each instance's host
+and the addresses it published; --owner then takes a uid only, and no
+pid is shown, as other hosts see none.`,
 		Args: positional("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			c := hf.client().WithOwner(owner)
+			if passing {
+				c = c.WithPassing()
+			}
+			if fleet {
+				return askHTTP(cmd, g, func(ctx context.Context) ([]httpmap.FleetInstance, error) {
+					return c.LookupFleet(ctx, args[0])
+				}, printFleetInstances)
+			}
 			return askHTTP(cmd, g, func(ctx context.Context) ([]httpmap.Instance, error) {
-				return hf.client().WithOwner(owner).Lookup(ctx, args[0])
+				return c.Lookup(ctx, args[0])
 			}, printInstances)
 		},
 	}
 	hf.add(cmd, true)
 	cmd.Flags().StringVar(&owner, "owner", "", "only the instances of this uid or user name")
+	cmd.Flags().BoolVar(&fleet, "fleet", false, "look NAME up on every host of the fleet (portmapd --etcd), not on this one alone")
+	cmd.Flags().BoolVar(&passing, "passing", false, "only the instances whose health checks pass")
 	return cmd
+}
+
+// printFleetInstances prints a fleet lookup's instances, each with its
+// host and the host's addresses.
+func printFleetInstances(w io.Writer, ins []httpmap.FleetInstance) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tSERVICE\tPROTO\tPORT\tHEALTH\tADDRESSES")
+	for _, in := range ins {
+		addrs := strings.Join(in.Addresses, ",")
+		if addrs == "" {
+			addrs = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Host, in.Service, in.Protocol, in.Port, in.Health, addrs)
+	}
+	tw.Flush()
 }
 
 func newRegisterCmd(g *globals) *cobra.Command {

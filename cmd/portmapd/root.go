@@ -9,10 +9,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/fleet"
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/buildinfo"
 	"github.com/portmapd/portmapd/internal/clidoc"
@@ -103,6 +105,17 @@ type options struct {
 	checkTimeout     time.Duration
 	checkInterval    time.Duration
 	rpcCheckInterval time.Duration
+
+	etcd fleetOptions
+}
+
+// fleetOptions are the --etcd flags (package fleet).
+type fleetOptions struct {
+	endpoints             []string
+	prefix, host          string
+	ttl, timeout          time.Duration
+	ca, cert, key         string
+	maxTxnOps, maxListing int
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -236,6 +249,16 @@ rpcbind's two lines instead.`,
 	f.DurationVar(&o.rpcCheckInterval, "rpc-check-interval", 0, "check every RPC registration on this host with a NULL call this often (0: never)")
 	f.IntVar(&o.logBurst, "log-burst", netlimit.DefaultLineBurst, "audit lines (and, with -l, call lines) one source (a uid, an address) may cause at once")
 	f.IntVar(&o.logRate, "log-rate", netlimit.DefaultLinesPerMinute, "audit lines (and, with -l, call lines) one source may cause a minute after the burst; the rest are counted in one line")
+	f.StringSliceVar(&o.etcd.endpoints, "etcd", nil, `etcd client URLs (comma-separated or repeated) to publish this host's registrations to and look services up across the fleet in; none: off`)
+	f.StringVar(&o.etcd.prefix, "etcd-prefix", fleet.DefaultPrefix, "etcd key prefix of the fleet's keys")
+	f.StringVar(&o.etcd.host, "etcd-host", "", "name this host publishes under (default: its host name)")
+	f.DurationVar(&o.etcd.ttl, "etcd-ttl", fleet.DefaultTTL, "TTL of the etcd lease: how long this host's entries outlive it (whole seconds)")
+	f.DurationVar(&o.etcd.timeout, "etcd-timeout", fleet.DefaultTimeout, "longest one request to etcd may take")
+	f.StringVar(&o.etcd.ca, "etcd-ca", "", "CA certificate (PEM) that etcd's certificate is verified with, for https:// endpoints (default: the system's)")
+	f.StringVar(&o.etcd.cert, "etcd-cert", "", "client certificate (PEM) for etcd's --client-cert-auth, with --etcd-key")
+	f.StringVar(&o.etcd.key, "etcd-key", "", "client certificate's key (PEM), read before -s gives root up")
+	f.IntVar(&o.etcd.maxTxnOps, "etcd-max-txn-ops", fleet.DefaultMaxTxnOps, "most operations in one etcd transaction, as etcd's --max-txn-ops allows")
+	f.IntVar(&o.etcd.maxListing, "fleet-max-listing", fleet.DefaultMaxListing, "most instances a fleet listing or lookup (scope=fleet) returns")
 	f.StringArrayVar(&o.metrics, "metrics", []string{metricsLocal}, `who may read /metrics on the HTTP face: "local" (this host: loopback and the HTTP socket), "all", a CIDR allowed besides this host (repeatable), or "off" (no metrics are kept)`)
 	f.Bool("help", false, "show this help")
 	return cmd
@@ -321,6 +344,10 @@ func (o options) validate() error {
 		atLeastOne("--check-concurrency", o.checkConcurrency), positive("--check-timeout", o.checkTimeout),
 		positive("--check-interval", o.checkInterval), notNegative("--rpc-check-interval", o.rpcCheckInterval),
 		atLeastOne("--log-burst", o.logBurst), atLeastOne("--log-rate", o.logRate),
+		{"--etcd-ttl", o.etcd.ttl, o.etcd.ttl < time.Second, "must be at least 1s, etcd's unit"},
+		positive("--etcd-timeout", o.etcd.timeout),
+		{"--etcd-max-txn-ops", o.etcd.maxTxnOps, o.etcd.maxTxnOps < 3, "must be at least 3"},
+		atLeastOne("--fleet-max-listing", o.etcd.maxListing),
 	} {
 		if c.bad {
 			return fmt.Errorf("%s %v: %s", c.flag, c.value, c.rule)
@@ -337,6 +364,21 @@ func (o options) validate() error {
 		}
 	}
 	return nil
+}
+
+// config is the fleet's configuration; without endpoints (or with
+// "off"), no fleet.
+func (o fleetOptions) config() fleet.Config {
+	var eps []string
+	for _, e := range o.endpoints {
+		if e = strings.TrimSpace(e); e != "" && e != httpmap.Off {
+			eps = append(eps, e)
+		}
+	}
+	return fleet.Config{
+		Endpoints: eps, Prefix: o.prefix, Host: o.host, TTL: o.ttl, Timeout: o.timeout,
+		CAFile: o.ca, CertFile: o.cert, KeyFile: o.key, MaxTxnOps: o.maxTxnOps, MaxListing: o.maxListing,
+	}
 }
 
 // offAlias reads a flag whose empty value meant none before "off" did.
@@ -484,6 +526,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 	cfg.Checks = health.Config{Concurrency: o.checkConcurrency, Timeout: o.checkTimeout, Interval: o.checkInterval, RPCInterval: o.rpcCheckInterval}
 	cfg.Metrics, cfg.MetricsFrom = metricsOn, metricsFrom
 	cfg.LogBurst, cfg.LogPerMinute = o.logBurst, o.logRate
+	cfg.Fleet = o.etcd.config()
 	if err := daemon.Run(ctx, cfg); err != nil {
 		return reporter.Failed(err)
 	}

@@ -18,7 +18,9 @@ import (
 
 	"github.com/portmapd/portmapd/audit"
 	"github.com/portmapd/portmapd/dnsmap"
+	"github.com/portmapd/portmapd/fleet"
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/buildinfo"
 	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/systemd"
 	"github.com/portmapd/portmapd/netid"
@@ -160,6 +162,11 @@ type Config struct {
 	// when 0).
 	LogBurst     int
 	LogPerMinute int
+	// Fleet, when it has endpoints, publishes the registry to etcd and
+	// answers scope=fleet from it (package fleet); the daemon gives it
+	// its logger, the host's addresses and its version. Its TLS files
+	// are read before root is given up.
+	Fleet fleet.Config
 	// Metrics counts what the daemon does and serves it at /metrics on
 	// the HTTP face, to this host and to the network addresses in
 	// MetricsFrom (internal/metrics). Without it nothing is counted.
@@ -295,6 +302,8 @@ type daemon struct {
 	// mux and muxLn are the TCPMUX face and its listener; nil when off.
 	mux   *tcpmux.Server
 	muxLn net.Listener
+	// fleet publishes to etcd; nil without Config.Fleet's endpoints.
+	fleet *fleet.Mirror
 }
 
 // close releases what the start took, in reverse order.
@@ -383,6 +392,12 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		}
 		if err := handOverStateDir(cfg.StateDir, from.uid, to.uid, to.gid); err != nil {
 			log.Warn("cannot prepare the state directory for the daemon's user", "dir", cfg.StateDir, "user", to.name, "err", err)
+		}
+	}
+	if len(cfg.Fleet.Endpoints) > 0 && cfg.Fleet.TLS == nil {
+		// The key may be root's alone.
+		if cfg.Fleet.TLS, err = fleet.LoadTLS(cfg.Fleet); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.DropRoot {
@@ -474,6 +489,15 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 	hcfg.Audit = d.audit
 	if d.metrics != nil {
 		hcfg.Metrics, hcfg.MetricsFrom = d.metrics.Handler(), cfg.MetricsFrom
+	}
+	if len(cfg.Fleet.Endpoints) > 0 {
+		fcfg := cfg.Fleet
+		fcfg.Logger, fcfg.Interfaces, fcfg.Version = log.With("part", "fleet"), d.addrs, buildinfo.Version
+		if d.fleet, err = fleet.New(d.reg, fcfg); err != nil {
+			return nil, err
+		}
+		d.release = append(d.release, func() { _ = d.fleet.Close() })
+		hcfg.Fleet = d.fleet
 	}
 	d.web, err = httpmap.NewServer(d.reg, d.life, hcfg)
 	if err != nil {
@@ -613,6 +637,9 @@ func (d *daemon) serve(ctx context.Context, log *slog.Logger) error {
 		serve(string(t.netid), func() error { return d.srv.ServeStream(ctx, t.ln, string(t.netid)) })
 	}
 	serve("http", func() error { return d.web.ServeListeners(ctx, d.webLs) })
+	if d.fleet != nil {
+		serve("fleet", func() error { return d.fleet.Run(ctx) })
+	}
 	log.Info("portmapd serving", "port", d.ls.port, "transports", d.ls.describe())
 	logHTTPServing(log, d.webLs, d.ls)
 	if d.dns != nil {

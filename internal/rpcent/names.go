@@ -3,6 +3,7 @@ package rpcent
 import (
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -68,6 +69,22 @@ func (n *Names) Refresh() {
 	}
 	n.byProg = byProg
 	n.modTime, n.size = fi.ModTime(), fi.Size()
+}
+
+// Number returns the number of the program officially named name (in
+// any case); ok is false when no program has that name.
+func (n *Names) Number(name string) (prog uint32, ok bool) {
+	if n == nil {
+		return 0, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for p, pn := range n.byProg {
+		if strings.EqualFold(pn, name) && (!ok || p < prog) {
+			prog, ok = p, true
+		}
+	}
+	return prog, ok
 }
 
 // Name returns the official name of program prog, "" when it has none.

@@ -233,6 +233,11 @@ func TestNames(t *testing.T) {
 			t.Errorf("Name(%d) = %q, want %q", prog, got, want)
 		}
 	}
+	for name, want := range map[string]uint32{"portmapper": 100000, "NFS": 100003, "nfs2": 0, "portmap": 0, "not_a_label": 0} {
+		if got, ok := n.Number(name); got != want || ok != (want != 0) {
+			t.Errorf("Number(%q) = %d, %v, want %d", name, got, ok, want)
+		}
+	}
 	write("mountd 100005\n", time.Unix(1_700_000_100, 0))
 	n.Refresh()
 	if n.Name(100005) != "mountd" || n.Name(100000) != "" {
@@ -245,7 +250,7 @@ func TestNames(t *testing.T) {
 	}
 	var none *Names
 	none.Refresh()
-	if none.Name(1) != "" {
+	if _, ok := none.Number("nfs"); none.Name(1) != "" || ok {
 		t.Error("a nil Names named something")
 	}
 }

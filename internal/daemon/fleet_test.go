@@ -1,0 +1,157 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/etcdtest"
+	"github.com/portmapd/portmapd/internal/netns"
+)
+
+// fleetHost is one host of TestFleet: its namespace, its daemon and its
+// HTTP socket.
+type fleetHost struct {
+	name string
+	h    *netns.Host
+	d    *netns.Proc
+	sock string
+	addr string
+}
+
+// fleetAt looks name up across the fleet through the daemon of f; nil
+// when no host publishes it.
+func fleetAt(t *testing.T, f *fleetHost, name string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hostTimeout)
+	defer cancel()
+	ins, err := httpmap.NewLocalClient(f.sock).LookupFleet(ctx, name)
+	var he *httpmap.Error
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		return nil
+	}
+	if err != nil {
+		t.Logf("fleet lookup of %s at %s: %v", name, f.name, err)
+		return []string{"error"}
+	}
+	var out []string
+	for _, in := range ins {
+		out = append(out, fmt.Sprintf("%s:%s@%s", in.Host, in.Port, strings.Join(in.Addresses, ",")))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitFleet waits until a fleet lookup of name at f finds exactly want.
+func waitFleet(t *testing.T, f *fleetHost, name string, want ...string) {
+	t.Helper()
+	var got []string
+	if !eventually(hostTimeout, func() bool {
+		got = fleetAt(t, f, name)
+		return slices.Equal(got, want)
+	}) {
+		t.Fatalf("fleet lookup of %s at %s: %v, want %v", name, f.name, got, want)
+	}
+}
+
+// TestFleet runs three hosts that publish to one etcd, on a fourth host
+// that all of them reach over one bridge, as a site's hosts reach its
+// etcd: each finds the others' services with their hosts and addresses,
+// never an AF_UNIX socket; a host whose daemon is killed (SIGKILL) is
+// gone once its lease expires; and after etcd restarts, the changes made
+// while it was away are there. The leases are 2 s, so that all of this
+// takes seconds.
+func TestFleet(t *testing.T) {
+	netns.Require(t)
+	etcdtest.Require(t)
+	portmapd, ctl := tools(t)
+	hub := netns.NewHost(t, "etcd")
+	hub.MustIP("link", "add", "br0", "type", "bridge")
+	hub.MustIP("link", "set", "br0", "up")
+	hub.AddAddr("br0", "10.77.0.1/24")
+	srv := etcdtest.Start(t, etcdtest.Options{
+		Host:    "10.77.0.1",
+		Command: hub.Command,
+		Dial:    func(_ context.Context, network, addr string) (net.Conn, error) { return hub.Dial(network, addr) },
+	})
+	hosts := make([]*fleetHost, 3)
+	for i := range hosts {
+		name := fmt.Sprintf("host%d", i+1)
+		h := netns.NewHost(t, name)
+		l := netns.Connect(t, hub, h)
+		hub.MustIP("link", "set", l.A, "master", "br0")
+		addr := fmt.Sprintf("10.77.0.%d", i+2)
+		h.AddAddr(l.B, addr+"/24")
+		d := h.Start(h.Command(portmapd, "-f", "--etcd", srv.Endpoint, "--etcd-host", name, "--etcd-ttl", "2s", "--etcd-timeout", "2s"))
+		waitRPC(t, h, d, "127.0.0.1:111")
+		hosts[i] = &fleetHost{name: name, h: h, d: d, sock: filepath.Join(h.Run, "portmapd.sock"), addr: addr}
+	}
+	at := func(i int, port string) string { return fmt.Sprintf("host%d:%s@%s", i+1, port, hosts[i].addr) }
+	shared := make([]*netns.Proc, 3)
+	for i, f := range hosts {
+		shared[i] = f.h.Start(f.h.Command(ctl, "register", "shared.example.com", fmt.Sprint(9001+i), "--", "sleep", "600"))
+	}
+	only2 := hosts[1]
+	only2.h.Start(only2.h.Command(ctl, "register", "only2.example.com", "9100", "--", "sleep", "600"))
+	hosts[0].h.Start(hosts[0].h.Command(ctl, "register", "shared.example.com", "/run/shared.sock", "--", "sleep", "600"))
+
+	t.Run("publishing and fleet lookup", func(t *testing.T) {
+		for _, f := range hosts {
+			waitFleet(t, f, "shared.example.com", at(0, "9001"), at(1, "9002"), at(2, "9003"))
+		}
+		waitFleet(t, hosts[2], "only2.example.com", at(1, "9100"))
+		out := run(t, hosts[0].h.Command(ctl, "lookup", "--fleet", "only2.example.com"))
+		if !strings.Contains(out, "host2") || !strings.Contains(out, "9100") || !strings.Contains(out, hosts[1].addr) {
+			t.Errorf("portmapctl lookup --fleet:\n%s", out)
+		}
+		if local := namedAt(t, hosts[2].sock); len(local) != 1 {
+			t.Errorf("host3's own listing holds other hosts' services: %v", local)
+		}
+		// host1's socket instance is in its own listing, never in the
+		// fleet's.
+		ctx, cancel := context.WithTimeout(context.Background(), hostTimeout)
+		defer cancel()
+		ins, err := httpmap.NewLocalClient(hosts[0].sock).Lookup(ctx, "shared.example.com")
+		if err != nil || len(ins) != 2 {
+			t.Errorf("host1's own instances: %v, %v", ins, err)
+		}
+	})
+
+	t.Run("lease expiry when a daemon is killed", func(t *testing.T) {
+		if err := only2.d.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-only2.d.Done()
+		waitFleet(t, hosts[0], "only2.example.com")
+		waitFleet(t, hosts[2], "shared.example.com", at(0, "9001"), at(2, "9003"))
+	})
+
+	t.Run("resync after etcd restarts", func(t *testing.T) {
+		srv.Stop()
+		shared[2].Kill()
+		hosts[0].h.Start(hosts[0].h.Command(ctl, "register", "new.example.com", "9200", "--", "sleep", "600"))
+		waitFor(t, "new.example.com is registered on host1", func() bool {
+			_, ok := namedAt(t, hosts[0].sock)["new.example.com"]
+			return ok
+		})
+		// Longer than the lease's TTL: the daemon gives its keep-alive
+		// up, while etcd keeps the lease across its restart.
+		waitFor(t, "host1 finds etcd gone", func() bool {
+			return strings.Contains(hosts[0].d.Output(), "cannot publish to etcd")
+		})
+		srv.Restart()
+		waitFleet(t, hosts[2], "new.example.com", at(0, "9200"))
+		waitFleet(t, hosts[0], "shared.example.com", at(0, "9001"))
+		if out := hosts[0].d.Output(); !strings.Contains(out, "publishing to etcd again") {
+			t.Errorf("host1 did not say it publishes again:\n%s", out)
+		}
+	})
+}

@@ -1,0 +1,63 @@
+package etcdtest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/portmapd/portmapd/internal/etcdtest"
+)
+
+// TestClientSpeaksToServer checks that the client portmapd links
+// (go.etcd.io/etcd/client/v3) works with the etcd that tests start
+// (Debian's, an older release): every call the fleet mirror makes, and
+// that a lease's keys outlive a restart of etcd and go when the lease
+// is revoked.
+func TestClientSpeaksToServer(t *testing.T) {
+	srv := etcdtest.Start(t, etcdtest.Options{})
+	c := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lease, err := c.Grant(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := c.KeepAlive(ctx, lease.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-ka; !ok {
+		t.Fatal("keepalive channel closed at once")
+	}
+	txn, err := c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision("/t/a"), "=", 0)).
+		Then(clientv3.OpPut("/t/a", "1", clientv3.WithLease(lease.ID)), clientv3.OpPut("/t/b", "2", clientv3.WithLease(lease.ID))).Commit()
+	if err != nil || !txn.Succeeded {
+		t.Fatalf("txn: %v, succeeded %v", err, txn != nil && txn.Succeeded)
+	}
+	srv.Stop()
+	srv.Restart()
+	got, err := c.Get(ctx, "/t/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Kvs) != 2 || got.Kvs[0].Lease != int64(lease.ID) {
+		t.Fatalf("after a restart of etcd: %v", got.Kvs)
+	}
+	ttl, err := c.TimeToLive(ctx, lease.ID)
+	if err != nil || ttl.TTL <= 0 {
+		t.Fatalf("lease after a restart: %v, %+v", err, ttl)
+	}
+	st, err := c.Status(ctx, srv.Endpoint)
+	if err != nil || st.DbSize <= 0 {
+		t.Fatalf("status: %v, %+v", err, st)
+	}
+	if _, err := c.Revoke(ctx, lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err = c.Get(ctx, "/t/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || got.Count != 0 {
+		t.Fatalf("after the lease was revoked: %v, %d keys", err, got.Count)
+	}
+}
