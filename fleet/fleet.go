@@ -252,10 +252,6 @@ func (m *Mirror) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close releases nothing that Run does not; it is there for the
-// daemon's New, Run, Close.
-func (m *Mirror) Close() error { return nil }
-
 // Lookup answers httpmap.Fleet: the instances of names, or every
 // instance, that the fleet's hosts published, at most
 // Config.MaxListing of them. It reads what any etcd member holds

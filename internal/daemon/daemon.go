@@ -496,7 +496,6 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 		if d.fleet, err = fleet.New(d.reg, fcfg); err != nil {
 			return nil, err
 		}
-		d.release = append(d.release, func() { _ = d.fleet.Close() })
 		hcfg.Fleet = d.fleet
 	}
 	d.web, err = httpmap.NewServer(d.reg, d.life, hcfg)
