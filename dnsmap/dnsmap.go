@@ -47,6 +47,7 @@ import (
 const (
 	DefaultMaxConns          = 256
 	DefaultMaxConnsPerSource = 16
+	DefaultIdleTimeout       = 10 * time.Second
 )
 
 // Config configures the DNS face.
@@ -65,12 +66,14 @@ type Config struct {
 	// source may exceed its queries; none when nil. Loopback is never
 	// limited.
 	ReplyLimit *netlimit.ReplyBuckets
-	// MaxConns and MaxConnsPerSource cap the TCP connections, in total
-	// and from one address (an IPv6 /64, loopback not capped);
-	// DefaultMaxConns and DefaultMaxConnsPerSource when 0. Budget is the
-	// daemon's descriptor budget they are charged to; none when nil.
-	MaxConns, MaxConnsPerSource int
-	Budget                      *netlimit.Budget
+	// Limits cap the TCP connections: MaxConns and MaxConnsPerSource in
+	// total and from one address (an IPv6 /64, loopback not capped),
+	// DefaultMaxConns and DefaultMaxConnsPerSource when 0; IdleTimeout
+	// closes one that asks nothing for this long between queries,
+	// DefaultIdleTimeout when 0. Budget is the daemon's descriptor
+	// budget they are charged to; none when nil.
+	netlimit.Limits
+	Budget *netlimit.Budget
 	// Observer, when set, is told of each TCP connection refused or
 	// evicted at a limit and each UDP reply withheld, where "dns" (the
 	// daemon's metrics).
@@ -104,12 +107,7 @@ func NewServer(reg *registry.Registry, cfg Config) *Server {
 	if cfg.Interfaces == nil {
 		cfg.Interfaces = ifaddrs.ReadSource
 	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	if cfg.MaxConnsPerSource <= 0 {
-		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
-	}
+	cfg.Limits = cfg.Limits.Or(netlimit.Limits{MaxConns: DefaultMaxConns, MaxConnsPerSource: DefaultMaxConnsPerSource, IdleTimeout: DefaultIdleTimeout})
 	return &Server{
 		reg: reg,
 		cfg: cfg,
@@ -160,7 +158,6 @@ const maxPortTries = 16
 // Timeouts of a TCP connection.
 const (
 	tcpTimeout = 5 * time.Second
-	tcpIdle    = 10 * time.Second
 	// maxTCPQueries is how many queries one TCP connection may ask.
 	maxTCPQueries = 128
 )
@@ -176,7 +173,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		servers = append(servers, &dns.Server{
 			Listener: &limitedListener{netlimit.NewListener(ln, s.lim)}, Handler: s,
 			ReadTimeout: tcpTimeout, WriteTimeout: tcpTimeout,
-			IdleTimeout: func() time.Duration { return tcpIdle }, MaxTCPQueries: maxTCPQueries,
+			IdleTimeout: func() time.Duration { return s.cfg.IdleTimeout }, MaxTCPQueries: maxTCPQueries,
 		})
 	}
 	errc := make(chan error, len(servers))

@@ -268,7 +268,7 @@ func TestLimitsObserved(t *testing.T) {
 	}
 
 	conns := &netlimittest.Hits{}
-	addr := serve(t, testRegistry(t), Config{MaxConns: 1, Observer: conns})
+	addr := serve(t, testRegistry(t), Config{Limits: netlimit.Limits{MaxConns: 1}, Observer: conns})
 	for range 2 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -111,7 +111,7 @@ func TestHTTPConnectionLimits(t *testing.T) {
 	}{
 		{
 			name: "total cap over the HTTP port and diverted connections: the oldest idle makes room",
-			cfg:  Config{MaxConns: 4},
+			cfg:  Config{Limits: netlimit.Limits{MaxConns: 4}},
 			run: func(t *testing.T, ls *limitedServer, b *netlimit.Budget, _ netip.Addr) {
 				var held []*keepAlive
 				for i := range 4 {
@@ -145,7 +145,7 @@ func TestHTTPConnectionLimits(t *testing.T) {
 		},
 		{
 			name:   "per-source cap: the source's own oldest idle makes room",
-			cfg:    Config{MaxConns: 100, MaxConnsPerSource: 2},
+			cfg:    Config{Limits: netlimit.Limits{MaxConns: 100, MaxConnsPerSource: 2}},
 			remote: true,
 			run: func(t *testing.T, ls *limitedServer, b *netlimit.Budget, remote netip.Addr) {
 				var held []*keepAlive
@@ -174,7 +174,7 @@ func TestHTTPConnectionLimits(t *testing.T) {
 		},
 		{
 			name: "idle keep-alive connections time out",
-			cfg:  Config{IdleTimeout: 100 * time.Millisecond},
+			cfg:  Config{Limits: netlimit.Limits{IdleTimeout: 100 * time.Millisecond}},
 			run: func(t *testing.T, ls *limitedServer, b *netlimit.Budget, _ netip.Addr) {
 				k := dialKeepAlive(t, "tcp", ls.tcp, loopback)
 				if _, err := k.get(); err != nil {

@@ -232,25 +232,19 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 	if len(names) > maxServicesPerCall {
 		return nil, &RequestError{fmt.Sprintf("more than %d services", maxServicesPerCall)}
 	}
-	flag := func(k string) (bool, error) { return formFlag(form, k) }
-	excl, err := flag("exclusive")
-	if err != nil {
-		return nil, err
+	// The flags and the checks hold for every service of the call; the
+	// first malformed one, in this order, is reported.
+	var shared ServiceSpec
+	var err error
+	for _, f := range []struct {
+		key string
+		v   *bool
+	}{{"exclusive", &shared.Exclusive}, {"public", &shared.Public}, {"tcpmux", &shared.TCPMux}, {"muxhelp", &shared.MuxHelp}} {
+		if *f.v, err = formFlag(form, f.key); err != nil {
+			return nil, err
+		}
 	}
-	pub, err := flag("public")
-	if err != nil {
-		return nil, err
-	}
-	mux, err := flag("tcpmux")
-	if err != nil {
-		return nil, err
-	}
-	muxHelp, err := flag("muxhelp")
-	if err != nil {
-		return nil, err
-	}
-	checks, err := checkSpecFromForm(form)
-	if err != nil {
+	if shared.Checks, err = checkSpecFromForm(form); err != nil {
 		return nil, err
 	}
 	reg := &Registration{Services: make([]ServiceSpec, len(names))}
@@ -269,7 +263,8 @@ func ParseRegistrationForm(form url.Values) (*Registration, error) {
 		reg.StartTime = st
 	}
 	for i := range names {
-		s := ServiceSpec{Service: names[i], Port: Port(ports[i]), Exclusive: excl, Public: pub, TCPMux: mux, MuxHelp: muxHelp, Checks: checks}
+		s := shared
+		s.Service, s.Port = names[i], Port(ports[i])
 		switch len(protos) {
 		case 1:
 			s.Protocol = protos[0]

@@ -58,19 +58,17 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the real client.
 	TrustedProxies []netip.Prefix
-	// MaxConns caps the open connections over TCP (HTTPAddr's and those
-	// diverted from the RPC port, together), and separately those of the
-	// local socket; DefaultMaxConns when 0. At the cap, the connection
-	// idle longest between requests makes room; when none is idle, the
-	// new one is closed at once.
-	MaxConns int
-	// MaxConnsPerSource caps the open TCP connections from one source
-	// address (an IPv6 /64) the same way; DefaultMaxConnsPerSource when 0.
-	// Loopback and the TrustedProxies have no such cap.
-	MaxConnsPerSource int
-	// IdleTimeout closes a keep-alive connection idle this long between
-	// requests; DefaultIdleTimeout when 0.
-	IdleTimeout time.Duration
+	// Limits cap the connections. MaxConns caps the open connections
+	// over TCP (HTTPAddr's and those diverted from the RPC port,
+	// together), and separately those of the local socket;
+	// DefaultMaxConns when 0. At the cap, the connection idle longest
+	// between requests makes room; when none is idle, the new one is
+	// closed at once. MaxConnsPerSource caps the open TCP connections
+	// from one source address (an IPv6 /64) the same way;
+	// DefaultMaxConnsPerSource when 0. Loopback and the TrustedProxies
+	// have no such cap. IdleTimeout closes a keep-alive connection idle
+	// this long between requests; DefaultIdleTimeout when 0.
+	netlimit.Limits
 	// Budget is the descriptor budget that TCP connections share with
 	// the RPC face (the local socket's are not charged to it); none when
 	// nil.
@@ -128,15 +126,7 @@ func (c *Config) setDefaults() {
 	def(&c.SocketPath, DefaultSocketPath)
 	def(&c.RPCNames, rpcent.DefaultPath)
 	def(&c.Passwd, DefaultPasswd)
-	if c.MaxConns <= 0 {
-		c.MaxConns = DefaultMaxConns
-	}
-	if c.MaxConnsPerSource <= 0 {
-		c.MaxConnsPerSource = DefaultMaxConnsPerSource
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
+	c.Limits = c.Limits.Or(netlimit.Limits{MaxConns: DefaultMaxConns, MaxConnsPerSource: DefaultMaxConnsPerSource, IdleTimeout: DefaultIdleTimeout})
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
 	}

@@ -9,6 +9,8 @@
 //     descriptor).
 //   - systemd: socket activation and readiness notification.
 //   - rpcent: /etc/rpc, the names of RPC programs.
+//   - lifecycle: the Run and Close of the long-running parts (the health
+//     checker, the lifetime keeper): one Run at a time, Close waits.
 //   - conformance and netns: the conformance suite against Debian's
 //     rpcbind, and the throwaway hosts (network namespaces with their own
 //     /run) that the end-to-end tests run in.

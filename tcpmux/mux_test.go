@@ -19,6 +19,7 @@ import (
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netlimit"
 	"github.com/portmapd/portmapd/netlimit/netlimittest"
 	"github.com/portmapd/portmapd/registry"
 	"github.com/portmapd/portmapd/registry/lifetime/lifetimetest"
@@ -525,7 +526,7 @@ func TestManyConnectionsAtOnce(t *testing.T) {
 // a new one is closed unanswered.
 func TestConnectionsBounded(t *testing.T) {
 	hits := &netlimittest.Hits{}
-	m := startMux(t, Config{MaxConns: 2, Observer: hits})
+	m := startMux(t, Config{Limits: netlimit.Limits{MaxConns: 2}, Observer: hits})
 	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
 
 	silent, r := m.ask(t, "")
@@ -543,7 +544,7 @@ func TestConnectionsBounded(t *testing.T) {
 		t.Errorf("limit hits observed %q, want one eviction on tcpmux", got)
 	}
 
-	m2 := startMux(t, Config{MaxConns: 2})
+	m2 := startMux(t, Config{Limits: netlimit.Limits{MaxConns: 2}})
 	m2.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
 	for range 2 {
 		_, r := m2.ask(t, "spliced.example.com\r\n")
@@ -573,7 +574,7 @@ func waitOpen(t *testing.T, s *Server, n int) {
 // TestIdleSpliceClosed: a spliced connection over which nothing passes
 // for the idle timeout is closed, both ends.
 func TestIdleSpliceClosed(t *testing.T) {
-	m := startMux(t, Config{IdleTimeout: 200 * time.Millisecond})
+	m := startMux(t, Config{Limits: netlimit.Limits{IdleTimeout: 200 * time.Millisecond}})
 	m.register(t, uint32(os.Geteuid()), registry.Service{Name: "spliced.example.com", Network: netid.TCP, Port: tcpEcho(t), Flags: registry.TCPMux})
 	_, r := m.ask(t, "spliced.example.com\r\n")
 	if got := reply(t, r); got != replyOK {

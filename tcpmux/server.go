@@ -49,20 +49,19 @@ const (
 type Config struct {
 	// Addr is the TCP address to serve; none when "" or Off.
 	Addr string
-	// MaxConns caps the open connections, DefaultMaxConns when 0. At the
-	// cap the connection that has waited longest for its name makes room;
-	// when every one has named its service, the new one is refused.
-	MaxConns int
-	// MaxConnsPerSource caps them per source address (an IPv6 /64) the
-	// same way, DefaultMaxConnsPerSource when 0; loopback is not capped.
-	MaxConnsPerSource int
+	// Limits cap the connections. MaxConns caps the open connections,
+	// DefaultMaxConns when 0. At the cap the connection that has waited
+	// longest for its name makes room; when every one has named its
+	// service, the new one is refused. MaxConnsPerSource caps them per
+	// source address (an IPv6 /64) the same way,
+	// DefaultMaxConnsPerSource when 0; loopback is not capped.
+	// IdleTimeout closes a spliced connection over which nothing has
+	// passed either way for this long; DefaultIdleTimeout when 0.
+	netlimit.Limits
 	// Timeout bounds reading the name from when the connection is
 	// accepted, and then reaching the service and answering;
 	// DefaultTimeout when 0.
 	Timeout time.Duration
-	// IdleTimeout closes a spliced connection over which nothing has
-	// passed either way for this long; DefaultIdleTimeout when 0.
-	IdleTimeout time.Duration
 	// Budget is the descriptor budget shared with the other faces' TCP
 	// connections; none when nil.
 	Budget *netlimit.Budget
@@ -74,17 +73,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.MaxConns <= 0 {
-		c.MaxConns = DefaultMaxConns
-	}
-	if c.MaxConnsPerSource <= 0 {
-		c.MaxConnsPerSource = DefaultMaxConnsPerSource
-	}
+	c.Limits = c.Limits.Or(netlimit.Limits{MaxConns: DefaultMaxConns, MaxConnsPerSource: DefaultMaxConnsPerSource, IdleTimeout: DefaultIdleTimeout})
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -42,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/lifecycle"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
@@ -136,11 +137,8 @@ type Checker struct {
 	// from it.
 	synced uint64
 
-	runMu  sync.Mutex
-	closed bool
-	stop   context.CancelFunc
-	// running counts Run and the checks under way.
-	running sync.WaitGroup
+	// life is Run and Close; the checks under way are its goroutines.
+	life lifecycle.Guard
 }
 
 // New returns a Checker of reg's registrations. It starts nothing.
@@ -227,26 +225,11 @@ type target struct {
 // once every check under way has ended. It fails at once with ErrClosed
 // after Close and with ErrRunning while another Run is under way.
 func (c *Checker) Run(ctx context.Context) error {
-	c.runMu.Lock()
-	switch {
-	case c.closed:
-		c.runMu.Unlock()
-		return ErrClosed
-	case c.stop != nil:
-		c.runMu.Unlock()
-		return ErrRunning
+	ctx, end, err := c.life.Start(ctx, ErrClosed, ErrRunning)
+	if err != nil {
+		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	c.stop = cancel
-	c.running.Add(1)
-	c.runMu.Unlock()
-	defer func() {
-		cancel()
-		c.runMu.Lock()
-		c.stop = nil
-		c.runMu.Unlock()
-		c.running.Done()
-	}()
+	defer end()
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -262,17 +245,7 @@ func (c *Checker) Run(ctx context.Context) error {
 // Close ends Run and waits for it, and for the checks under way, to
 // return.
 func (c *Checker) Close() error {
-	c.runMu.Lock()
-	if c.closed {
-		c.runMu.Unlock()
-		return nil
-	}
-	c.closed = true
-	if c.stop != nil {
-		c.stop()
-	}
-	c.runMu.Unlock()
-	c.running.Wait()
+	c.life.Close()
 	return nil
 }
 
@@ -446,9 +419,7 @@ func (c *Checker) launch(ctx context.Context, k targetKey, t *target, now time.T
 	t.running = true
 	t.next = now.Add(c.interval(t))
 	checks, eps, timeout := t.checks, t.eps, c.timeout(t)
-	c.running.Add(1)
-	go func() {
-		defer c.running.Done()
+	c.life.Go(func() {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		h := probe(cctx, checks, eps)
 		cancel()
@@ -464,7 +435,8 @@ func (c *Checker) launch(ctx context.Context, k targetKey, t *target, now time.T
 		t.running = false
 		t.active = h
 		c.report(t, c.cfg.Now())
-	}()
+	})
+
 }
 
 // report records t's status, the worst of its checks', in the registry

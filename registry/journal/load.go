@@ -109,10 +109,11 @@ func (m replay[K, V]) inOrder() []V {
 	return out
 }
 
-// update replaces the value under k, keeping its place, when k is there.
-func (m replay[K, V]) update(k K, v V) {
+// update changes the value under k with change, keeping its place, when
+// k is there.
+func (m replay[K, V]) update(k K, change func(*V)) {
 	if p, ok := m[k]; ok {
-		p.v = v
+		change(&p.v)
 		m[k] = p
 	}
 }
@@ -147,19 +148,13 @@ func (b *builder) apply(c registry.Change) {
 	case registry.OpUnset:
 		delete(b.entries, keyOfEntry(c.Entry))
 	case registry.OpEntryHealth:
-		if p, ok := b.entries[keyOfEntry(c.Entry)]; ok {
-			p.v.Health = c.Entry.Health
-			b.entries.update(keyOfEntry(c.Entry), p.v)
-		}
+		b.entries.update(keyOfEntry(c.Entry), func(e *registry.Entry) { e.Health = c.Entry.Health })
 	case registry.OpRegister:
 		b.services.add(keyOfService(c.Service), c.Service, b.seq)
 	case registry.OpDeregister:
 		delete(b.services, keyOfService(c.Service))
 	case registry.OpServiceHealth:
-		if p, ok := b.services[keyOfService(c.Service)]; ok {
-			p.v.Health = c.Service.Health
-			b.services.update(keyOfService(c.Service), p.v)
-		}
+		b.services.update(keyOfService(c.Service), func(s *registry.Service) { s.Health = c.Service.Health })
 	}
 	b.history(c)
 }

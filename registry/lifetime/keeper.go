@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/lifecycle"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
 	"github.com/portmapd/portmapd/registry"
 )
@@ -105,11 +106,7 @@ type Keeper struct {
 	// registration cannot race on whether it is watched.
 	mu sync.Mutex
 
-	runMu  sync.Mutex
-	closed bool
-	// stop ends the Run under way; nil when there is none.
-	stop    context.CancelFunc
-	running sync.WaitGroup
+	life lifecycle.Guard
 }
 
 // New returns a Keeper of reg's registrations. It opens the process
@@ -142,31 +139,18 @@ func New(reg *registry.Registry, cfg Config) (*Keeper, error) {
 // ErrRunning while another Run is under way; it returns an error of its
 // own only if the kernel fails it.
 func (k *Keeper) Run(ctx context.Context) error {
-	k.runMu.Lock()
-	switch {
-	case k.closed:
-		k.runMu.Unlock()
-		return ErrClosed
-	case k.stop != nil:
-		k.runMu.Unlock()
-		return ErrRunning
+	ctx, end, err := k.life.Start(ctx, ErrClosed, ErrRunning)
+	if err != nil {
+		return err
 	}
+	defer end()
+	// The pruner stops when the watcher does, whichever ends first.
 	ctx, cancel := context.WithCancel(ctx)
-	k.stop = cancel
-	k.running.Add(1)
-	k.runMu.Unlock()
-	defer func() {
-		cancel()
-		k.runMu.Lock()
-		k.stop = nil
-		k.runMu.Unlock()
-		k.running.Done()
-	}()
 	var wg sync.WaitGroup
 	if k.prune != nil {
 		wg.Go(func() { k.prune.run(ctx) })
 	}
-	err := k.w.run(ctx)
+	err = k.w.run(ctx)
 	cancel()
 	wg.Wait()
 	return err
@@ -175,17 +159,9 @@ func (k *Keeper) Run(ctx context.Context) error {
 // Close ends Run, waits for it to return and releases every pidfd. The
 // registrations stay in the registry.
 func (k *Keeper) Close() error {
-	k.runMu.Lock()
-	if k.closed {
-		k.runMu.Unlock()
+	if !k.life.Close() {
 		return nil
 	}
-	k.closed = true
-	if k.stop != nil {
-		k.stop()
-	}
-	k.runMu.Unlock()
-	k.running.Wait()
 	return k.w.Close()
 }
 

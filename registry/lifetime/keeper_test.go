@@ -39,9 +39,7 @@ func runKeeper(t *testing.T, k *Keeper) (stop func() error) {
 
 // isRunning reports whether a Run of k is under way.
 func isRunning(k *Keeper) bool {
-	k.runMu.Lock()
-	defer k.runMu.Unlock()
-	return k.stop != nil
+	return k.life.Running()
 }
 
 // eventually polls cond for a generous while.
