@@ -667,3 +667,19 @@ func (t *namedTable) remove(n *namedNode) {
 		}
 	}
 }
+
+// dropFromIndex removes n from the slice that index holds under k, and
+// the key when that leaves the slice empty.
+func dropFromIndex[K, N comparable](index map[K][]N, k K, n N) {
+	nodes := index[k]
+	i := slices.Index(nodes, n)
+	if i < 0 {
+		return
+	}
+	nodes = slices.Delete(nodes, i, i+1)
+	if len(nodes) == 0 {
+		delete(index, k)
+		return
+	}
+	index[k] = nodes
+}

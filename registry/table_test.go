@@ -1,0 +1,139 @@
+package registry
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/portmapd/portmapd/netid"
+)
+
+// check verifies that the list, the count, the indexes, the program rings
+// and the interned strings describe the same entries.
+func (t *rpcTable) check() error {
+	var list []nodeID
+	var prev nodeID
+	for n := t.head; n != 0; n = t.at(n).next {
+		if t.at(n).prev != prev {
+			return fmt.Errorf("broken prev link at %+v", t.entry(n))
+		}
+		prev = n
+		list = append(list, n)
+	}
+	if t.tail != prev || len(list) != t.n || t.byKey.n != t.n {
+		return fmt.Errorf("list %d, n %d, byKey %d, tail ok %v", len(list), t.n, t.byKey.n, t.tail == prev)
+	}
+	pos := map[nodeID]int{}
+	for i, n := range list {
+		pos[n] = i
+	}
+	programs := map[uint32][]nodeID{}
+	for _, n := range list {
+		x := t.at(n)
+		e := t.entry(n)
+		if string(e.Netid) != string(netid.ID(t.netids.strs[x.netid])) || t.netids.strs[x.lnetid] != strings.ToLower(string(e.Netid)) {
+			return fmt.Errorf("netids of %+v: %q %q", e, t.netids.strs[x.netid], t.netids.strs[x.lnetid])
+		}
+		if got := t.find(x.prog, x.vers, netid.ID(t.netids.strs[x.lnetid])); got != n {
+			return fmt.Errorf("byKey does not find %+v", e)
+		}
+		programs[x.prog] = append(programs[x.prog], n)
+	}
+	if t.byProg.n != len(programs) {
+		return fmt.Errorf("byProg holds %d programs, want %d", t.byProg.n, len(programs))
+	}
+	for prog, nodes := range programs {
+		first := t.program(prog)
+		var ring []nodeID
+		for n := first; ; {
+			ring = append(ring, n)
+			if t.at(t.at(n).progNext).progPrev != n {
+				return fmt.Errorf("program %d: broken progPrev link", prog)
+			}
+			if n = t.at(n).progNext; n == first || len(ring) > len(nodes) {
+				break
+			}
+		}
+		if !slices.Equal(ring, nodes) {
+			return fmt.Errorf("program %d: ring %v, want %v in registration order", prog, ring, nodes)
+		}
+	}
+	refs := map[uint32]uint32{}
+	owners := map[uint32]uint32{}
+	for _, n := range list {
+		x := t.at(n)
+		refs[uint32(x.netid)]++
+		refs[uint32(x.lnetid)]++
+		owners[x.owner]++
+	}
+	for _, st := range []struct {
+		name string
+		tab  *strTable
+		refs map[uint32]uint32
+	}{{"netids", &t.netids, refs}, {"owners", &t.owners, owners}} {
+		for id, s := range st.tab.strs {
+			if id == 0 {
+				continue
+			}
+			if st.tab.refs[id] != st.refs[uint32(id)] {
+				return fmt.Errorf("%s: %q counted %d, used %d", st.name, s, st.tab.refs[id], st.refs[uint32(id)])
+			}
+			if s != "" && st.tab.ids[s] != uint32(id) {
+				return fmt.Errorf("%s: %q not indexed", st.name, s)
+			}
+		}
+	}
+	return nil
+}
+
+// TestTableRandom: a long random run of registrations and removals keeps
+// the table's indexes, rings and interned strings consistent with a plain
+// map of the same entries, through growing and shrinking, and back to
+// nothing.
+func TestTableRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var tab rpcTable
+	model := map[key]nodeID{}
+	netids := []netid.ID{"tcp", "udp", "TCP", "tcp6", "Udp6", "local"}
+	owners := []string{OwnerSuperuser, OwnerUnknown, "1000", "1001"}
+	for i := range 20000 {
+		k := key{uint32(rng.IntN(300)), uint32(rng.IntN(4)), ""}
+		spelled := netids[rng.IntN(len(netids))]
+		k.netid = spelled.Lower()
+		if n, ok := model[k]; ok && (i > 15000 || rng.IntN(3) == 0) {
+			tab.remove(n)
+			delete(model, k)
+		} else if !ok && i <= 15000 {
+			n, ok := tab.insert(k, Entry{Prog: k.prog, Vers: k.vers, Netid: spelled, Addr: "0.0.0.0.8.1", Owner: owners[rng.IntN(len(owners))]})
+			if !ok {
+				t.Fatal("insert refused")
+			}
+			model[k] = n
+		}
+		if i%997 == 0 {
+			if err := tab.check(); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			if tab.n != len(model) {
+				t.Fatalf("step %d: table holds %d, want %d", i, tab.n, len(model))
+			}
+			for k, n := range model {
+				if got := tab.find(k.prog, k.vers, k.netid); got != n {
+					t.Fatalf("step %d: %v found at %d, want %d", i, k, got, n)
+				}
+			}
+		}
+	}
+	for k, n := range model {
+		tab.remove(n)
+		delete(model, k)
+	}
+	if err := tab.check(); err != nil {
+		t.Fatal(err)
+	}
+	if tab.n != 0 || len(tab.slabs) != 0 || len(tab.byKey.slots) != 0 || len(tab.netids.ids) != 0 || len(tab.owners.ids) != 0 {
+		t.Errorf("empty table holds %d nodes, %d slabs, %d slots, %d netids, %d owners", tab.n, len(tab.slabs), len(tab.byKey.slots), len(tab.netids.ids), len(tab.owners.ids))
+	}
+}
