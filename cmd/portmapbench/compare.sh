@@ -63,7 +63,7 @@ while [ "$round" -le "$rounds" ]; do
 	for d in $daemons; do
 		case $d in
 		rpcbind) measure rpcbind "$round" "rpcbind -f" --sizes "$sizes" --workload "$workloads" ;;
-		portmapd) measure portmapd "$round" "$portmapd -f" --sizes "$sizes" --workload "$workloads" --http http://127.0.0.1:8111 ;;
+		portmapd) measure portmapd "$round" "$portmapd -f --no-prune" --sizes "$sizes" --workload "$workloads" --http http://127.0.0.1:8111 ;;
 		floor) measure floor "$round" "$tmp/floor" --sizes 0 --workload getport-udp@1,getport-udp@8 ;;
 		esac
 	done
