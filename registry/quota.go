@@ -42,10 +42,12 @@ var ErrRefused = errors.New("registration refused")
 // it may, wrapped in a *refusedError.
 var errOverCap = errors.New("the owner's registration cap is reached")
 
-// errTooManyNetids reports an entry whose netid would be one spelling too
-// many for the table to tell apart (65,536), which only restored state
-// could hold: callers may only register the netids netid.CheckUaddr knows.
-var errTooManyNetids = errors.New("too many distinct netids registered")
+// errTooManyDistinct reports an entry whose netid, owner or network
+// namespace would be one too many of its kind for the table to tell
+// apart (65,536), which no caller can make: callers may only register the
+// netids netid.CheckUaddr knows, owners are uids, and namespaces those of
+// the host's processes.
+var errTooManyDistinct = errors.New("too many distinct netids, owners or namespaces registered")
 
 // A refusedError says why Set refused an entry: errOverCap, or the
 // *netid.AddrError of an address no client can use. errors.Is matches both

@@ -198,7 +198,7 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 		}
 		e.Registered = r.opts.Now()
 		if !r.insert(k, e) {
-			err = &refusedError{Err: errTooManyNetids}
+			err = &refusedError{Err: errTooManyDistinct}
 			return
 		}
 		ok = true
@@ -290,7 +290,7 @@ func (r *Registry) UnsetMapping(c Caller, prog, vers uint32) (bool, error) {
 }
 
 func (r *Registry) mayRemove(owner string, n nodeID) bool {
-	return owner == OwnerSuperuser || owner == r.rpc.owners.strs[r.rpc.at(n).owner]
+	return owner == OwnerSuperuser || owner == r.rpc.owners.vals[r.rpc.at(n).owner]
 }
 
 // Lookup finds prog on netid: the entry of version vers if there is one,

@@ -11,8 +11,9 @@ import (
 // This file holds the RPC entries compactly: a registry may hold a
 // hundred thousand, and each costs what its node, its address and its
 // two places in the indexes cost. A node is 72 bytes in slabs of 512,
-// with its netid and owner interned (a host has a handful of each), its
-// time as a number, its v2 view (port and protocol) in a few bits, and
+// with its netid, owner and network namespace interned (a host has a
+// handful of each), its time as a number, its v2 view (port and protocol)
+// in a few bits, and
 // links by number rather than by pointer; an index is an open-addressing
 // table of node numbers, 4 bytes a slot. Health, which only the checks of
 // RPC registrations set (--rpc-check-interval), is kept aside for the
@@ -33,15 +34,18 @@ const (
 type node struct {
 	prog, vers uint32
 	// netid is the netid as registered, lnetid in lower case (the
-	// key's), both interned in the table's netids.
+	// key's), both interned in the table's netids; owner and netns are
+	// interned in its owners and namespaces.
 	netid, lnetid uint16
-	owner         uint32 // interned in the table's owners
+	owner, netns  uint16
 	pid           int32
 	// port is the v2 port of a tcp or udp entry whose address has one
 	// (flags v2TCP or v2UDP), as DUMP and GETPORT give it.
-	port       uint16
-	flags      nodeFlags
-	netns      uint64
+	port  uint16
+	flags nodeFlags
+	// seq numbers the nodes in registration order, from 1, never
+	// reused: a listing's place between its pages (Programs).
+	seq        uint64
 	registered int64 // UnixNano
 	addr       string
 	// prev and next are the node's neighbours in registration order;
@@ -85,12 +89,14 @@ type rpcTable struct {
 	top, free  nodeID
 	head, tail nodeID
 	n          int
+	seq        uint64 // the last node's
 	byKey      hashIndex
 	byProg     hashIndex
 	seed       maphash.Seed
 	seeded     bool
-	netids     strTable
-	owners     strTable
+	netids     interned[string]
+	owners     interned[string]
+	namespaces interned[uint64]
 	health     map[nodeID]Health
 }
 
@@ -157,24 +163,27 @@ func (t *rpcTable) lastOn(prog uint32, id netid.ID) nodeID {
 }
 
 // insert adds e, whose key k is not in the table, and returns its node,
-// or false when its netid would be the 65,536th distinct one (which no
-// client can make: only the netids netid.CheckUaddr knows are accepted
-// from callers).
+// or false when its netid, owner or namespace would be the 65,536th
+// distinct one of its kind (which no client can make: only the netids
+// netid.CheckUaddr knows are accepted from callers, the owners are uids
+// and "unknown", and the namespaces those of the host's processes).
 func (t *rpcTable) insert(k key, e Entry) (nodeID, bool) {
 	if !t.seeded {
 		t.seed, t.seeded = maphash.MakeSeed(), true
 	}
-	if t.netids.full(maxNetids, string(e.Netid), string(k.netid)) {
+	if t.netids.full(maxInterned, string(e.Netid), string(k.netid)) || t.owners.full(maxInterned, e.Owner) || t.namespaces.full(maxInterned, e.NetNS) {
 		return 0, false
 	}
 	id := t.alloc()
 	n := t.at(id)
+	t.seq++
 	*n = node{
 		prog: e.Prog, vers: e.Vers,
 		netid:  uint16(t.netids.intern(string(e.Netid))),
 		lnetid: uint16(t.netids.intern(string(k.netid))),
-		owner:  t.owners.intern(e.Owner),
-		pid:    e.PID, netns: e.NetNS, addr: e.Addr,
+		owner:  uint16(t.owners.intern(e.Owner)),
+		netns:  uint16(t.namespaces.intern(e.NetNS)),
+		pid:    e.PID, seq: t.seq, addr: e.Addr,
 	}
 	switch {
 	case e.Registered.IsZero():
@@ -254,14 +263,15 @@ func (t *rpcTable) remove(id nodeID) {
 	}
 	t.netids.release(uint32(n.netid))
 	t.netids.release(uint32(n.lnetid))
-	t.owners.release(n.owner)
+	t.owners.release(uint32(n.owner))
+	t.namespaces.release(uint32(n.netns))
 	delete(t.health, id)
 	*n = node{next: t.free}
 	t.free = id
 	t.n--
 	if t.n == 0 {
 		// All gone: give the slabs and indexes back.
-		*t = rpcTable{seed: t.seed, seeded: t.seeded, netids: t.netids, owners: t.owners}
+		*t = rpcTable{seq: t.seq, seed: t.seed, seeded: t.seeded, netids: t.netids, owners: t.owners, namespaces: t.namespaces}
 	}
 }
 
@@ -283,10 +293,10 @@ func (t *rpcTable) entry(id nodeID) Entry {
 	n := t.at(id)
 	e := Entry{
 		Prog: n.prog, Vers: n.vers,
-		Netid: netid.ID(t.netids.strs[n.netid]),
+		Netid: netid.ID(t.netids.vals[n.netid]),
 		Addr:  n.addr,
-		Owner: t.owners.strs[n.owner],
-		PID:   n.pid, NetNS: n.netns,
+		Owner: t.owners.vals[n.owner],
+		PID:   n.pid, NetNS: t.namespaces.vals[n.netns],
 	}
 	switch {
 	case n.flags&registeredZero != 0:
@@ -320,8 +330,9 @@ func (t *rpcTable) sameRegistration(id nodeID, e Entry) bool {
 	return n.addr == e.Addr && n.pid == e.PID && t.entry(id).Registered.Equal(e.Registered)
 }
 
-// maxNetids is how many distinct netid spellings a table holds.
-const maxNetids = 1 << 16
+// maxInterned is how many distinct netid spellings, owners and
+// namespaces a table holds.
+const maxInterned = 1 << 16
 
 // A hashIndex is an open-addressing hash table of node numbers, probed
 // linearly, with no tombstones (a removal shifts the probe chain back).
@@ -405,44 +416,47 @@ func (x *hashIndex) resize(size int, hashOf func(nodeID) uint64) {
 	}
 }
 
-// A strTable interns strings with a count of their users, so that the
-// strings many entries share (netids, owners) are kept once, and forgotten
-// with their last user. Number 0 is "" and never forgotten.
-type strTable struct {
-	ids  map[string]uint32
-	strs []string
+// An interned table keeps values with a count of their users, so that
+// the values many entries share (netids, owners, namespaces) are kept
+// once, and forgotten with their last user. Number 0 is the zero value
+// and never forgotten.
+type interned[T comparable] struct {
+	ids  map[T]uint32
+	vals []T
 	refs []uint32
 	free []uint32
 }
 
 // lookup returns s's number, if s is interned.
-func (t *strTable) lookup(s string) (uint32, bool) {
-	if s == "" {
+func (t *interned[T]) lookup(s T) (uint32, bool) {
+	var zero T
+	if s == zero {
 		return 0, true
 	}
 	id, ok := t.ids[s]
 	return id, ok
 }
 
-// full reports whether interning the strings ss would take the table
+// full reports whether interning the values ss would take the table
 // past max numbers.
-func (t *strTable) full(max int, ss ...string) bool {
+func (t *interned[T]) full(max int, ss ...T) bool {
 	need := 0
 	for _, s := range ss {
 		if _, ok := t.lookup(s); !ok {
 			need++
 		}
 	}
-	return len(t.strs)-len(t.free)+need > max-1
+	return len(t.vals)-len(t.free)+need > max-1
 }
 
 // intern returns s's number, counting one more user.
-func (t *strTable) intern(s string) uint32 {
-	if t.strs == nil {
-		t.strs, t.refs = []string{""}, []uint32{0}
-		t.ids = make(map[string]uint32)
+func (t *interned[T]) intern(s T) uint32 {
+	var zero T
+	if t.vals == nil {
+		t.vals, t.refs = []T{zero}, []uint32{0}
+		t.ids = make(map[T]uint32)
 	}
-	if s == "" {
+	if s == zero {
 		return 0
 	}
 	id, ok := t.ids[s]
@@ -450,10 +464,10 @@ func (t *strTable) intern(s string) uint32 {
 		if n := len(t.free); n > 0 {
 			id = t.free[n-1]
 			t.free = t.free[:n-1]
-			t.strs[id] = s
+			t.vals[id] = s
 		} else {
-			id = uint32(len(t.strs))
-			t.strs = append(t.strs, s)
+			id = uint32(len(t.vals))
+			t.vals = append(t.vals, s)
 			t.refs = append(t.refs, 0)
 		}
 		t.ids[s] = id
@@ -462,16 +476,17 @@ func (t *strTable) intern(s string) uint32 {
 	return id
 }
 
-// release counts one user fewer of number id, and forgets its string
+// release counts one user fewer of number id, and forgets its value
 // with the last.
-func (t *strTable) release(id uint32) {
+func (t *interned[T]) release(id uint32) {
 	if id == 0 {
 		return
 	}
+	var zero T
 	t.refs[id]--
 	if t.refs[id] == 0 {
-		delete(t.ids, t.strs[id])
-		t.strs[id] = ""
+		delete(t.ids, t.vals[id])
+		t.vals[id] = zero
 		t.free = append(t.free, id)
 	}
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -33,10 +34,10 @@ func (t *rpcTable) check() error {
 	for _, n := range list {
 		x := t.at(n)
 		e := t.entry(n)
-		if string(e.Netid) != string(netid.ID(t.netids.strs[x.netid])) || t.netids.strs[x.lnetid] != strings.ToLower(string(e.Netid)) {
-			return fmt.Errorf("netids of %+v: %q %q", e, t.netids.strs[x.netid], t.netids.strs[x.lnetid])
+		if string(e.Netid) != string(netid.ID(t.netids.vals[x.netid])) || t.netids.vals[x.lnetid] != strings.ToLower(string(e.Netid)) {
+			return fmt.Errorf("netids of %+v: %q %q", e, t.netids.vals[x.netid], t.netids.vals[x.lnetid])
 		}
-		if got := t.find(x.prog, x.vers, netid.ID(t.netids.strs[x.lnetid])); got != n {
+		if got := t.find(x.prog, x.vers, netid.ID(t.netids.vals[x.lnetid])); got != n {
 			return fmt.Errorf("byKey does not find %+v", e)
 		}
 		programs[x.prog] = append(programs[x.prog], n)
@@ -60,29 +61,35 @@ func (t *rpcTable) check() error {
 			return fmt.Errorf("program %d: ring %v, want %v in registration order", prog, ring, nodes)
 		}
 	}
-	refs := map[uint32]uint32{}
-	owners := map[uint32]uint32{}
+	netids, owners, namespaces := map[uint32]uint32{}, map[uint32]uint32{}, map[uint32]uint32{}
+	var seq uint64
 	for _, n := range list {
 		x := t.at(n)
-		refs[uint32(x.netid)]++
-		refs[uint32(x.lnetid)]++
-		owners[x.owner]++
+		netids[uint32(x.netid)]++
+		netids[uint32(x.lnetid)]++
+		owners[uint32(x.owner)]++
+		namespaces[uint32(x.netns)]++
+		if x.seq <= seq || x.seq > t.seq {
+			return fmt.Errorf("%+v: seq %d after %d (last given %d)", t.entry(n), x.seq, seq, t.seq)
+		}
+		seq = x.seq
 	}
-	for _, st := range []struct {
-		name string
-		tab  *strTable
-		refs map[uint32]uint32
-	}{{"netids", &t.netids, refs}, {"owners", &t.owners, owners}} {
-		for id, s := range st.tab.strs {
-			if id == 0 {
-				continue
-			}
-			if st.tab.refs[id] != st.refs[uint32(id)] {
-				return fmt.Errorf("%s: %q counted %d, used %d", st.name, s, st.tab.refs[id], st.refs[uint32(id)])
-			}
-			if s != "" && st.tab.ids[s] != uint32(id) {
-				return fmt.Errorf("%s: %q not indexed", st.name, s)
-			}
+	return errors.Join(checkInterned("netids", &t.netids, netids), checkInterned("owners", &t.owners, owners), checkInterned("namespaces", &t.namespaces, namespaces))
+}
+
+// checkInterned verifies that tab counts each value's users as refs
+// does, and indexes every value it holds.
+func checkInterned[T comparable](name string, tab *interned[T], refs map[uint32]uint32) error {
+	var zero T
+	for id, v := range tab.vals {
+		if id == 0 {
+			continue
+		}
+		if tab.refs[id] != refs[uint32(id)] {
+			return fmt.Errorf("%s: %v counted %d, used %d", name, v, tab.refs[id], refs[uint32(id)])
+		}
+		if v != zero && tab.ids[v] != uint32(id) {
+			return fmt.Errorf("%s: %v not indexed", name, v)
 		}
 	}
 	return nil
@@ -106,7 +113,7 @@ func TestTableRandom(t *testing.T) {
 			tab.remove(n)
 			delete(model, k)
 		} else if !ok && i <= 15000 {
-			n, ok := tab.insert(k, Entry{Prog: k.prog, Vers: k.vers, Netid: spelled, Addr: "0.0.0.0.8.1", Owner: owners[rng.IntN(len(owners))]})
+			n, ok := tab.insert(k, Entry{Prog: k.prog, Vers: k.vers, Netid: spelled, Addr: "0.0.0.0.8.1", Owner: owners[rng.IntN(len(owners))], NetNS: uint64(rng.IntN(3))})
 			if !ok {
 				t.Fatal("insert refused")
 			}
@@ -133,7 +140,7 @@ func TestTableRandom(t *testing.T) {
 	if err := tab.check(); err != nil {
 		t.Fatal(err)
 	}
-	if tab.n != 0 || len(tab.slabs) != 0 || len(tab.byKey.slots) != 0 || len(tab.netids.ids) != 0 || len(tab.owners.ids) != 0 {
-		t.Errorf("empty table holds %d nodes, %d slabs, %d slots, %d netids, %d owners", tab.n, len(tab.slabs), len(tab.byKey.slots), len(tab.netids.ids), len(tab.owners.ids))
+	if tab.n != 0 || len(tab.slabs) != 0 || len(tab.byKey.slots) != 0 || len(tab.netids.ids) != 0 || len(tab.owners.ids) != 0 || len(tab.namespaces.ids) != 0 {
+		t.Errorf("empty table holds %d nodes, %d slabs, %d slots, %d netids, %d owners, %d namespaces", tab.n, len(tab.slabs), len(tab.byKey.slots), len(tab.netids.ids), len(tab.owners.ids), len(tab.namespaces.ids))
 	}
 }
