@@ -15,13 +15,19 @@ type ProgramCursor struct {
 	Seq  uint64
 }
 
+// A ListedEntry is an entry as ProgramsAfter reads it: with its
+// program's place in the listing.
+type ListedEntry struct {
+	Entry
+	Program ProgramCursor
+}
+
 // ProgramsAfter appends to dst the entries of the programs listed after
 // the cursor, in the order of their first entries' registration, each
 // program's entries together in registration order; it stops at the end
-// of the first program that takes dst past maxEntries more entries, and
-// returns the cursor of the last program appended, or after itself when
-// none was.
-func (r *Registry) ProgramsAfter(dst []Entry, after ProgramCursor, maxEntries int) ([]Entry, ProgramCursor) {
+// of the first program that takes it past maxEntries entries. The last
+// entry's Program is where the next call resumes.
+func (r *Registry) ProgramsAfter(dst []ListedEntry, after ProgramCursor, maxEntries int) []ListedEntry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	t := &r.rpc
@@ -37,16 +43,16 @@ func (r *Registry) ProgramsAfter(dst []Entry, after ProgramCursor, maxEntries in
 		if t.at(x.progPrev).seq < x.seq {
 			continue
 		}
+		at := ProgramCursor{Prog: x.prog, Seq: x.seq}
 		for m := n; ; {
-			dst = append(dst, t.entry(m))
+			dst = append(dst, ListedEntry{t.entry(m), at})
 			added++
 			if m = t.at(m).progNext; m == n {
 				break
 			}
 		}
-		after = ProgramCursor{Prog: x.prog, Seq: x.seq}
 	}
-	return dst, after
+	return dst
 }
 
 // resume returns the first node registered after c's program's first entry.
@@ -69,10 +75,16 @@ type NamedCursor struct {
 	Seq  uint64
 }
 
+// A ListedService is a service as NamedAfter reads it: with its place in
+// the listing.
+type ListedService struct {
+	Service
+	At NamedCursor
+}
+
 // NamedAfter appends to dst up to max named services registered after
-// the cursor, in registration order, and returns the cursor of the last
-// appended, or after itself when none was.
-func (r *Registry) NamedAfter(dst []Service, after NamedCursor, max int) ([]Service, NamedCursor) {
+// the cursor, in registration order.
+func (r *Registry) NamedAfter(dst []ListedService, after NamedCursor, max int) []ListedService {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	t := &r.named
@@ -81,10 +93,9 @@ func (r *Registry) NamedAfter(dst []Service, after NamedCursor, max int) ([]Serv
 		n = t.resume(after)
 	}
 	for i := 0; n != nil && i < max; n, i = n.next, i+1 {
-		dst = append(dst, n.Service)
-		after = NamedCursor{Name: n.Name, Seq: n.seq}
+		dst = append(dst, ListedService{n.Service, NamedCursor{Name: n.Name, Seq: n.seq}})
 	}
-	return dst, after
+	return dst
 }
 
 // resume returns the first node registered after c's.
