@@ -246,7 +246,8 @@ type jsonFormat struct {
 	now     time.Time
 	scratch bytes.Buffer
 	enc     *json.Encoder
-	n       int // instances written
+	inst    []byte // an instance's compact JSON
+	n       int    // instances written
 }
 
 func newJSONFormat(w *bufio.Writer, pretty bool, users *userNames, host string, now time.Time) *jsonFormat {
@@ -306,11 +307,21 @@ func (j *jsonFormat) row(row listRow) error {
 		if j.n > 0 {
 			j.w.WriteByte(',')
 		}
-		if j.pretty {
-			j.w.WriteString("\n    ")
-		}
 		j.n++
-		return j.value(in, 2)
+		var err error
+		j.inst, err = appendInstanceJSON(j.inst[:0], &in)
+		if err != nil {
+			return err
+		}
+		if !j.pretty {
+			_, err = j.w.Write(j.inst)
+			return err
+		}
+		j.w.WriteString("\n    ")
+		j.scratch.Reset()
+		json.Indent(&j.scratch, j.inst, "    ", "  ")
+		_, err = j.w.Write(j.scratch.Bytes())
+		return err
 	})
 }
 
