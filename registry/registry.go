@@ -188,7 +188,7 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	var err error
 	r.commit(func(cs *changeSet) {
 		if old := r.rpc.find(k.prog, k.vers, k.netid); old != 0 {
-			ok = r.rpc.at(old).addr == e.Addr
+			ok = r.rpc.addrs.get(r.rpc.at(old).addr) == e.Addr
 			return
 		}
 		var limit string
@@ -198,7 +198,7 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 		}
 		e.Registered = r.opts.Now()
 		if !r.insert(k, e) {
-			err = &refusedError{Err: errTooManyDistinct}
+			err = &refusedError{Err: errTableLimit}
 			return
 		}
 		ok = true

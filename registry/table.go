@@ -10,17 +10,18 @@ import (
 
 // This file holds the RPC entries compactly: a registry may hold a
 // hundred thousand, and each costs what its node, its address and its
-// two places in the indexes cost. A node is 72 bytes in slabs of 512,
+// two places in the indexes cost. A node is 64 bytes in slabs of 512,
 // with its netid, owner and network namespace interned (a host has a
-// handful of each), its time as a number, its v2 view (port and protocol)
-// in a few bits, and
+// handful of each), its address in an arena (arena.go), its time as a
+// number, its v2 view (port and protocol) in a few bits, and
 // links by number rather than by pointer; an index is an open-addressing
 // table of node numbers, 4 bytes a slot. Health, which only the checks of
 // RPC registrations set (--rpc-check-interval), is kept aside for the
 // entries that have one. Measured with BenchmarkMemory (100,000 entries,
 // each with an address of its own): 405 bytes of heap per entry with a
-// struct per node, three Go maps and slices of pointers; 125 now, of
-// which the address string is some 32.
+// struct per node, three Go maps and slices of pointers; 125 with these
+// nodes and indexes and a string per address; 105 with the addresses in
+// the arena.
 
 // A nodeID is a node's place in its table's slabs; 0 is none.
 type nodeID uint32
@@ -46,8 +47,8 @@ type node struct {
 	// seq numbers the nodes in registration order, from 1, never
 	// reused: a listing's place between its pages (Programs).
 	seq        uint64
-	registered int64 // UnixNano
-	addr       string
+	registered int64   // UnixNano
+	addr       addrRef // in the table's addrs
 	// prev and next are the node's neighbours in registration order;
 	// progPrev and progNext in its program's entries, also in
 	// registration order, a ring: the first's progPrev is the last.
@@ -97,6 +98,7 @@ type rpcTable struct {
 	netids     interned[string]
 	owners     interned[string]
 	namespaces interned[uint64]
+	addrs      addrArena
 	health     map[nodeID]Health
 }
 
@@ -164,14 +166,17 @@ func (t *rpcTable) lastOn(prog uint32, id netid.ID) nodeID {
 
 // insert adds e, whose key k is not in the table, and returns its node,
 // or false when its netid, owner or namespace would be the 65,536th
-// distinct one of its kind (which no client can make: only the netids
-// netid.CheckUaddr knows are accepted from callers, the owners are uids
-// and "unknown", and the namespaces those of the host's processes).
+// distinct one of its kind, or its address is a chunk long (see
+// errTableLimit).
 func (t *rpcTable) insert(k key, e Entry) (nodeID, bool) {
 	if !t.seeded {
 		t.seed, t.seeded = maphash.MakeSeed(), true
 	}
 	if t.netids.full(maxInterned, string(e.Netid), string(k.netid)) || t.owners.full(maxInterned, e.Owner) || t.namespaces.full(maxInterned, e.NetNS) {
+		return 0, false
+	}
+	addr, ok := t.addrs.put(e.Addr)
+	if !ok {
 		return 0, false
 	}
 	id := t.alloc()
@@ -183,7 +188,7 @@ func (t *rpcTable) insert(k key, e Entry) (nodeID, bool) {
 		lnetid: uint16(t.netids.intern(string(k.netid))),
 		owner:  uint16(t.owners.intern(e.Owner)),
 		netns:  uint16(t.namespaces.intern(e.NetNS)),
-		pid:    e.PID, seq: t.seq, addr: e.Addr,
+		pid:    e.PID, seq: t.seq, addr: addr,
 	}
 	switch {
 	case e.Registered.IsZero():
@@ -265,14 +270,29 @@ func (t *rpcTable) remove(id nodeID) {
 	t.netids.release(uint32(n.lnetid))
 	t.owners.release(uint32(n.owner))
 	t.namespaces.release(uint32(n.netns))
+	t.addrs.release(n.addr)
 	delete(t.health, id)
 	*n = node{next: t.free}
 	t.free = id
 	t.n--
-	if t.n == 0 {
-		// All gone: give the slabs and indexes back.
+	switch {
+	case t.n == 0:
+		// All gone: give the slabs, indexes and addresses back.
 		*t = rpcTable{seq: t.seq, seed: t.seed, seeded: t.seeded, netids: t.netids, owners: t.owners, namespaces: t.namespaces}
+	case t.addrs.wasteful():
+		t.compactAddrs()
 	}
+}
+
+// compactAddrs copies the live addresses to a new arena, leaving the old
+// chunks to the strings still made from them, if any.
+func (t *rpcTable) compactAddrs() {
+	var fresh addrArena
+	for n := t.head; n != 0; n = t.at(n).next {
+		x := t.at(n)
+		x.addr, _ = fresh.put(t.addrs.get(x.addr))
+	}
+	t.addrs = fresh
 }
 
 // alloc returns a free node number, growing the slabs when none is.
@@ -294,7 +314,7 @@ func (t *rpcTable) entry(id nodeID) Entry {
 	e := Entry{
 		Prog: n.prog, Vers: n.vers,
 		Netid: netid.ID(t.netids.vals[n.netid]),
-		Addr:  n.addr,
+		Addr:  t.addrs.get(n.addr),
 		Owner: t.owners.vals[n.owner],
 		PID:   n.pid, NetNS: t.namespaces.vals[n.netns],
 	}
@@ -327,7 +347,7 @@ func (t *rpcTable) mapping(id nodeID) (xdr.Mapping, bool) {
 // same address, pid and time (its key found it).
 func (t *rpcTable) sameRegistration(id nodeID, e Entry) bool {
 	n := t.at(id)
-	return n.addr == e.Addr && n.pid == e.PID && t.entry(id).Registered.Equal(e.Registered)
+	return t.addrs.get(n.addr) == e.Addr && n.pid == e.PID && t.entry(id).Registered.Equal(e.Registered)
 }
 
 // maxInterned is how many distinct netid spellings, owners and

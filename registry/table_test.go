@@ -95,6 +95,12 @@ func checkInterned[T comparable](name string, tab *interned[T], refs map[uint32]
 	return nil
 }
 
+// addrOf is the address the random test registers for k at step i: its
+// key, then a length of its own, so that the arena holds them unevenly.
+func addrOf(k key, i int) string {
+	return fmt.Sprintf("%04x.%d/%s.", k.prog, k.vers, k.netid) + strings.Repeat("x", i%97)
+}
+
 // TestTableRandom: a long random run of registrations and removals keeps
 // the table's indexes, rings and interned strings consistent with a plain
 // map of the same entries, through growing and shrinking, and back to
@@ -103,6 +109,7 @@ func TestTableRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var tab rpcTable
 	model := map[key]nodeID{}
+	addrs := map[key]string{}
 	netids := []netid.ID{"tcp", "udp", "TCP", "tcp6", "Udp6", "local"}
 	owners := []string{OwnerSuperuser, OwnerUnknown, "1000", "1001"}
 	for i := range 20000 {
@@ -113,11 +120,11 @@ func TestTableRandom(t *testing.T) {
 			tab.remove(n)
 			delete(model, k)
 		} else if !ok && i <= 15000 {
-			n, ok := tab.insert(k, Entry{Prog: k.prog, Vers: k.vers, Netid: spelled, Addr: "0.0.0.0.8.1", Owner: owners[rng.IntN(len(owners))], NetNS: uint64(rng.IntN(3))})
+			n, ok := tab.insert(k, Entry{Prog: k.prog, Vers: k.vers, Netid: spelled, Addr: addrOf(k, i), Owner: owners[rng.IntN(len(owners))], NetNS: uint64(rng.IntN(3))})
 			if !ok {
 				t.Fatal("insert refused")
 			}
-			model[k] = n
+			model[k], addrs[k] = n, addrOf(k, i)
 		}
 		if i%997 == 0 {
 			if err := tab.check(); err != nil {
@@ -129,6 +136,9 @@ func TestTableRandom(t *testing.T) {
 			for k, n := range model {
 				if got := tab.find(k.prog, k.vers, k.netid); got != n {
 					t.Fatalf("step %d: %v found at %d, want %d", i, k, got, n)
+				}
+				if a := tab.entry(n).Addr; a != addrs[k] {
+					t.Fatalf("step %d: %v has address %q, want %q", i, k, a, addrs[k])
 				}
 			}
 		}
@@ -142,5 +152,53 @@ func TestTableRandom(t *testing.T) {
 	}
 	if tab.n != 0 || len(tab.slabs) != 0 || len(tab.byKey.slots) != 0 || len(tab.netids.ids) != 0 || len(tab.owners.ids) != 0 || len(tab.namespaces.ids) != 0 {
 		t.Errorf("empty table holds %d nodes, %d slabs, %d slots, %d netids, %d owners, %d namespaces", tab.n, len(tab.slabs), len(tab.byKey.slots), len(tab.netids.ids), len(tab.owners.ids), len(tab.namespaces.ids))
+	}
+}
+
+// TestAddrArenaCompaction: removing most entries compacts the addresses
+// into fewer chunks; the remaining entries keep theirs, and the strings
+// handed out before keep their bytes.
+func TestAddrArenaCompaction(t *testing.T) {
+	var tab rpcTable
+	var ids []nodeID
+	var before []string
+	for i := range 5000 {
+		k := key{uint32(i), 1, "tcp"}
+		id, ok := tab.insert(k, Entry{Prog: k.prog, Vers: 1, Netid: "tcp", Addr: addrOf(k, 40)})
+		if !ok {
+			t.Fatal("insert refused")
+		}
+		ids = append(ids, id)
+		before = append(before, tab.entry(id).Addr)
+	}
+	chunks := len(tab.addrs.chunks)
+	for _, id := range ids[:4500] {
+		tab.remove(id)
+	}
+	if len(tab.addrs.chunks) >= chunks {
+		t.Errorf("%d chunks after removing 9 entries in 10, %d before", len(tab.addrs.chunks), chunks)
+	}
+	for i, id := range ids[4500:] {
+		if a, want := tab.entry(id).Addr, addrOf(key{uint32(4500 + i), 1, "tcp"}, 40); a != want {
+			t.Fatalf("%q, want %q", a, want)
+		}
+	}
+	for i, a := range before {
+		if want := addrOf(key{uint32(i), 1, "tcp"}, 40); a != want {
+			t.Fatalf("an address handed out became %q, was %q", a, want)
+		}
+	}
+	if err := tab.check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAddrArenaLimit(t *testing.T) {
+	var tab rpcTable
+	if _, ok := tab.insert(key{1, 1, "tcp"}, Entry{Prog: 1, Vers: 1, Netid: "tcp", Addr: strings.Repeat("x", arenaChunk)}); ok {
+		t.Error("an address of a chunk was taken")
+	}
+	if _, ok := tab.insert(key{1, 1, "tcp"}, Entry{Prog: 1, Vers: 1, Netid: "tcp", Addr: strings.Repeat("x", arenaChunk-1)}); !ok {
+		t.Error("the longest address was refused")
 	}
 }
