@@ -200,3 +200,35 @@ func BenchmarkMemory(b *testing.B) {
 	}
 	b.ReportMetric(perEntry, "B/entry")
 }
+
+// BenchmarkNamedMemory reports the heap a named service costs (B/service)
+// at 10,000, registered 64 to a process by root, each with a name of its
+// own.
+func BenchmarkNamedMemory(b *testing.B) {
+	const n, perProcess = 10000, 64
+	var perService float64
+	for b.Loop() {
+		b.StopTimer()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		r := New(Options{})
+		for p := 0; p*perProcess < n; p++ {
+			svcs := make([]Service, 0, perProcess)
+			for i := p * perProcess; i < min(n, (p+1)*perProcess); i++ {
+				svcs = append(svcs, Service{Name: fmt.Sprintf("svc%d.example.com", i), Network: netid.TCP, Port: uint16(1024 + i%60000)})
+			}
+			if _, err := r.RegisterNamed(root, Process{PID: int32(1000 + p), Start: uint64(p + 1), Exe: "/usr/bin/svc"}, svcs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perService = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(r)
+		b.StartTimer()
+	}
+	b.ReportMetric(perService, "B/service")
+}
