@@ -419,7 +419,6 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := daemon.NewLogger(stderr, level, reporter, o.logFile)
-	setGCPercent(o)
 	var activated []systemd.Socket
 	for _, f := range systemd.Files() {
 		s, err := systemd.Classify(f)
@@ -481,6 +480,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		PruneInterval:      o.pruneInterval,
 		NoPrune:            o.noPrune,
 		Ready: func() {
+			setGCPercent(o)
 			dropStartupPages(log)
 			reporter.Ready()
 			if err := systemd.Notify("READY=1"); err != nil {
