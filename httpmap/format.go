@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ import (
 // field that begins with a character a spreadsheet takes as the start of
 // a formula (= + - @, tab or CR) is prefixed with a single quote: the cell
 // shows the text instead of evaluating it.
-func csvField(b *bufio.Writer, s string, neutralise bool) {
+func csvField(b textWriter, s string, neutralise bool) {
 	formula := neutralise && s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0
 	if !neutralise && !strings.ContainsFunc(s, func(r rune) bool { return r == '"' || r == ',' || r < 0x20 || r == 0x7f }) {
 		b.WriteString(s)
@@ -36,6 +37,13 @@ func csvField(b *bufio.Writer, s string, neutralise bool) {
 	}
 	b.WriteString(strings.ReplaceAll(s, `"`, `""`))
 	b.WriteByte('"')
+}
+
+// A textWriter is what CSV is written to: a listing's bufio.Writer, or
+// the bytes.Buffer of an answer written whole.
+type textWriter interface {
+	io.ByteWriter
+	io.StringWriter
 }
 
 // A listFormat writes a listing in one format, a row at a time: start,
