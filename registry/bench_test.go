@@ -167,19 +167,34 @@ func BenchmarkMappings(b *testing.B) {
 	})
 }
 
-// BenchmarkMemory reports the heap a registration costs (B/entry) at
-// 100,000 entries, each with an address of its own as a call decodes it,
-// registered by the superuser over tcp and udp. It fills one registry per
-// run; the time it reports is the fill's.
-func BenchmarkMemory(b *testing.B) {
-	const n = 100000
-	var perEntry float64
+// heapPer runs fill, which makes a registry of n things, once per
+// iteration, and reports the heap each thing keeps as metric unit; the
+// time it reports is the fill's.
+func heapPer(b *testing.B, n int, unit string, fill func() *Registry) {
+	var per float64
 	for b.Loop() {
 		b.StopTimer()
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		b.StartTimer()
+		r := fill()
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per = float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+		runtime.KeepAlive(r)
+		b.StartTimer()
+	}
+	b.ReportMetric(per, unit)
+}
+
+// BenchmarkMemory reports the heap a registration costs (B/entry) at
+// 100,000 entries, each with an address of its own as a call decodes it,
+// registered by the superuser over tcp and udp.
+func BenchmarkMemory(b *testing.B) {
+	const n = 100000
+	heapPer(b, n, "B/entry", func() *Registry {
 		r := New(Options{})
 		for i := range n {
 			id := netid.UDP
@@ -191,14 +206,8 @@ func BenchmarkMemory(b *testing.B) {
 				b.Fatalf("fill: %v", err)
 			}
 		}
-		b.StopTimer()
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		perEntry = float64(after.HeapAlloc-before.HeapAlloc) / n
-		runtime.KeepAlive(r)
-		b.StartTimer()
-	}
-	b.ReportMetric(perEntry, "B/entry")
+		return r
+	})
 }
 
 // BenchmarkNamedMemory reports the heap a named service costs (B/service)
@@ -206,13 +215,7 @@ func BenchmarkMemory(b *testing.B) {
 // own.
 func BenchmarkNamedMemory(b *testing.B) {
 	const n, perProcess = 10000, 64
-	var perService float64
-	for b.Loop() {
-		b.StopTimer()
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		b.StartTimer()
+	heapPer(b, n, "B/service", func() *Registry {
 		r := New(Options{})
 		for p := 0; p*perProcess < n; p++ {
 			svcs := make([]Service, 0, perProcess)
@@ -223,12 +226,6 @@ func BenchmarkNamedMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.StopTimer()
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		perService = float64(after.HeapAlloc-before.HeapAlloc) / n
-		runtime.KeepAlive(r)
-		b.StartTimer()
-	}
-	b.ReportMetric(perService, "B/service")
+		return r
+	})
 }
