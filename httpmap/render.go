@@ -53,31 +53,22 @@ func (s *Server) startListing(q *request, out listFormat, c listCounts, status i
 // tail is what a listing shows after its rows: the recent removals
 // (those the viewer may see, as viewFor decides), and the counts.
 func (s *Server) tail(q *request) listTail {
-	v := s.viewFor(q, nil, nil)
+	v := s.viewFor(q, nil)
 	return listTail{removals: v.removals, removed: v.removed, refused: KindCounts(s.reg.Refusals())}
 }
 
 // write answers q with v, in q's type, with the given status: a change's
-// few services, written whole with their length.
+// few named services, written whole with their length.
 func (s *Server) write(q *request, v view, status int) {
 	var b bytes.Buffer
 	bw := bufio.NewWriter(&b)
 	out := s.formatFor(q, bw)
-	if err := out.start(listCounts{named: len(v.named), entries: len(v.rpc)}); err != nil {
+	if err := out.start(listCounts{named: len(v.named)}); err != nil {
 		s.writeError(q.w, TypeCSV, err)
 		return
 	}
 	for i := range v.named {
 		out.row(listRow{named: &v.named[i]})
-	}
-	for i := 0; i < len(v.rpc); {
-		// A program's entries are together: one row.
-		j := i + 1
-		for j < len(v.rpc) && v.rpc[j].ins[0].RPC.Program == v.rpc[i].ins[0].RPC.Program {
-			j++
-		}
-		out.row(listRow{rpc: v.rpc[i:j]})
-		i = j
 	}
 	if err := out.finish(listTail{removals: v.removals, removed: v.removed, refused: KindCounts(s.reg.Refusals())}); err != nil {
 		s.log.Error("rendering listing", "err", err)
