@@ -28,8 +28,10 @@ func csvRegistry(t *testing.T) *registry.Registry {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// A program each: the plain listing shows a program in one row, its
+	// first entry's address.
 	for i, addr := range []string{"=HYPERLINK(\"http://evil\")", "@SUM(A1)", "\t=1", "\r=1", "a;=1,b\nc"} {
-		if ok, err := reg.Set(internal, registry.Entry{Prog: 300000, Vers: uint32(i), Netid: "x", Addr: addr}); !ok || err != nil {
+		if ok, err := reg.Set(internal, registry.Entry{Prog: 300000 + uint32(i), Vers: 1, Netid: "x", Addr: addr}); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
 	}
@@ -109,7 +111,7 @@ func TestCSVForBrowsers(t *testing.T) {
 	}
 	// Every cell is quoted, so that a spreadsheet splitting on ';' finds
 	// no cell boundary inside one.
-	if want := "\n\"plain.example.com\",\"1000\",\"42\",\"\",\"83\",\"passing\"\n"; !strings.Contains(rec.Body.String(), want) {
+	if want := "\n\"plain.example.com\",\"1000\",\"42\",\"\",\"83\",\"passing\",\"\"\n"; !strings.Contains(rec.Body.String(), want) {
 		t.Errorf("body lacks %q:\n%s", want, rec.Body.String())
 	}
 }

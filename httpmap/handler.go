@@ -396,5 +396,5 @@ func (s *Server) writeServices(q *request, svcs []registry.Service, status int) 
 	for _, sv := range svcs {
 		ins = append(ins, serviceInstance(sv))
 	}
-	s.write(q, s.viewFor(q, ins, nil), status)
+	s.write(q, s.viewFor(q, ins), status)
 }

@@ -37,7 +37,7 @@ func TestListenRegistersHandoffSocket(t *testing.T) {
 	}
 	// The listing and the page show the flags.
 	for format, want := range map[string][]string{
-		"json": {`"tcpmux": true`, `"muxhelp": true`},
+		"json": {`"tcpmux":true`, `"muxhelp":true`},
 		"html": {`>tcpmux</span>`, `>muxhelp</span>`},
 	} {
 		resp, err := http.Get("http://" + s.tcp + "/portmap/listen.example.com?format=" + format)

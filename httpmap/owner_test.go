@@ -2,6 +2,7 @@ package httpmap
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -73,11 +74,13 @@ func TestOwnerFilters(t *testing.T) {
 			if tt.code != 200 {
 				return
 			}
+			var l Listing
+			if err := json.Unmarshal(rec.Body.Bytes(), &l); err != nil {
+				t.Fatal(err)
+			}
 			var ports []string
-			for _, line := range strings.Split(rec.Body.String(), "\n") {
-				if p, ok := strings.CutPrefix(strings.TrimSpace(line), `"port": "`); ok {
-					ports = append(ports, strings.TrimSuffix(p, `",`))
-				}
+			for _, in := range l.Instances {
+				ports = append(ports, in.Port)
 			}
 			if strings.Join(ports, " ") != strings.Join(tt.ports, " ") {
 				t.Fatalf("ports %v, want %v", ports, tt.ports)

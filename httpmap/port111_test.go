@@ -73,7 +73,7 @@ func TestHTTPAndRPCOnOnePort(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || !strings.Contains(string(body), "portmapper.oncrpc.alt,0,,,111") {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "\n100000.oncrpc.alt,0,,,111,") {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
 	})

@@ -1,120 +1,162 @@
 package httpmap
 
 import (
+	"bufio"
 	"bytes"
-	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/portmapd/portmapd/registry"
 )
 
 // render answers q with the instances that pass f (only those of q's
 // name, for /portmap/NAME); 404 when a name has none the viewer may see.
-func (s *Server) render(q *request, f filter) {
-	s.names.Refresh()
-	// Read before the registry: what the answer shows includes every
-	// change up to it, so that a blocking query from it misses none.
-	q.w.Header().Set(IndexHeader, strconv.FormatUint(s.reg.Index(), 10))
-	name, users := q.name, q.users
-	var (
-		named []Instance
-		rpc   []rpcRow
-	)
-	if name != "" {
-		for _, sv := range s.reg.LookupNamed(name) {
-			if in := serviceInstance(sv); f.match(in, users) {
-				named = append(named, in)
-			}
-		}
-		if registry.IsReservedName(name) {
-			for e := range s.reg.All() {
-				var row rpcRow
-				for _, in := range rpcInstances(e, s.names) {
-					if strings.EqualFold(in.Service, name) && f.match(in, users) {
-						row.add(in)
-					}
-				}
-				if len(row.ins) > 0 {
-					rpc = append(rpc, row)
-				}
-			}
-		}
-	} else {
-		entries, svcs := s.reg.Snapshot()
-		for _, sv := range svcs {
-			if in := serviceInstance(sv); f.match(in, users) {
-				named = append(named, in)
-			}
-		}
-		for _, e := range entries {
-			var row rpcRow
-			for _, in := range rpcInstances(e, s.names) {
-				if f.match(in, users) {
-					row.add(in)
-				}
-			}
-			if len(row.ins) > 0 {
-				rpc = append(rpc, row)
-			}
-		}
-	}
-	v := s.viewFor(q, named, rpc)
-	if name != "" && len(v.named) == 0 && len(v.rpc) == 0 {
-		// The same answer whether the name is unregistered or only
-		// hidden from this viewer.
-		s.fail(q, &registry.NamedError{Name: name, Err: registry.ErrNotFound})
-		return
-	}
-	s.write(q, v, http.StatusOK)
-}
+// The listing streams (stream.go).
+func (s *Server) render(q *request, f filter) { s.stream(q, f) }
 
-// write answers q with v, in q's type, with the given status.
-func (s *Server) write(q *request, v view, status int) {
-	w := q.w
-	all := make([]Instance, 0, len(v.named)+len(v.rpc))
-	all = append(all, v.named...)
-	for _, row := range v.rpc {
-		all = append(all, row.ins...)
-	}
-	var b bytes.Buffer
+// setListingHeaders sets the headers of a listing in q's type.
+func (s *Server) setListingHeaders(q *request) {
+	h := q.w.Header()
 	switch q.typ {
 	case TypeCSV:
-		download := csvForBrowser(q.r)
-		writeCSV(&b, all, download)
-		if download {
-			w.Header().Set("Content-Disposition", `attachment; filename="portmap.csv"`)
-		}
-	case TypeXML, TypeTextXML:
-		writeXML(&b, all)
-	case TypeJSON:
-		for i := range all {
-			if all[i].UID != nil {
-				all[i].UserName = q.users.name(*all[i].UID)
-			}
-		}
-		if err := writeJSON(&b, Listing{Host: s.cfg.Hostname, Generated: s.cfg.Now().UTC(), Instances: all, RecentRemovals: v.removals, Removed: v.removed, Refused: KindCounts(s.reg.Refusals())}); err != nil {
-			s.writeError(w, TypeCSV, err)
-			return
+		if csvForBrowser(q.r) {
+			h.Set("Content-Disposition", `attachment; filename="portmap.csv"`)
 		}
 	case TypeHTML:
-		if err := s.page.Execute(&b, s.pageData(q, v)); err != nil {
-			s.log.Error("rendering page", "err", err)
-			s.writeError(w, TypeCSV, err)
-			return
-		}
-		w.Header().Set("Content-Security-Policy", s.csp)
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", s.csp)
+		h.Set("X-Content-Type-Options", "nosniff")
 	}
-	h := w.Header()
 	h.Set("Content-Type", q.typ+"; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Vary", "Accept")
-	h.Set("Content-Length", strconv.Itoa(b.Len()))
-	w.WriteHeader(status)
-	w.Write(b.Bytes())
+}
+
+// formatFor returns the listFormat of q's type, writing to w.
+func (s *Server) formatFor(q *request, w *bufio.Writer) listFormat {
+	switch q.typ {
+	case TypeXML, TypeTextXML:
+		return &xmlFormat{w: w}
+	case TypeJSON:
+		return newJSONFormat(w, q.r.URL.Query().Has("pretty"), q.users, s.cfg.Hostname, s.cfg.Now().UTC())
+	case TypeHTML:
+		return &htmlFormat{s: s, q: q, w: w}
+	}
+	return &csvFormat{w: w, neutralise: csvForBrowser(q.r)}
+}
+
+// startListing sets q's headers and status and starts its document.
+func (s *Server) startListing(q *request, out listFormat, c listCounts, status int) error {
+	s.setListingHeaders(q)
+	q.w.WriteHeader(status)
+	return out.start(c)
+}
+
+// tail is what a listing shows after its rows: the recent removals
+// (those the viewer may see, as viewFor decides), and the counts.
+func (s *Server) tail(q *request) listTail {
+	v := s.viewFor(q, nil)
+	return listTail{removals: v.removals, removed: v.removed, refused: KindCounts(s.reg.Refusals())}
+}
+
+// write answers q with v, in q's type, with the given status: a change's
+// few named services, written whole with their length.
+func (s *Server) write(q *request, v view, status int) {
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	out := s.formatFor(q, bw)
+	if err := out.start(listCounts{named: len(v.named)}); err != nil {
+		s.writeError(q.w, TypeCSV, err)
+		return
+	}
+	for i := range v.named {
+		out.row(listRow{named: &v.named[i]})
+	}
+	if err := out.finish(listTail{removals: v.removals, removed: v.removed, refused: KindCounts(s.reg.Refusals())}); err != nil {
+		s.log.Error("rendering listing", "err", err)
+		s.writeError(q.w, TypeCSV, err)
+		return
+	}
+	s.setListingHeaders(q)
+	q.w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	q.w.WriteHeader(status)
+	q.w.Write(b.Bytes())
+}
+
+// htmlFormat writes the page, a part of its template at a time (see
+// assets/page.html).
+type htmlFormat struct {
+	s    *Server
+	q    *request
+	w    *bufio.Writer
+	data pageData
+	// named and entries count the rows written to each table; inRPC
+	// says the named services' table is closed.
+	named, entries int
+	inRPC          bool
+}
+
+func (h *htmlFormat) exec(name string, data any) error {
+	if err := h.s.page.ExecuteTemplate(h.w, name, data); err != nil {
+		h.s.log.Error("rendering page", "err", err)
+		return err
+	}
+	return nil
+}
+
+func (h *htmlFormat) start(c listCounts) error {
+	h.data = h.s.pageData(h.q, h.s.external(h.q.sender, h.q.r))
+	h.data.NamedCount, h.data.RPCCount = c.named, c.entries
+	return h.exec("head", h.data)
+}
+
+func (h *htmlFormat) row(row listRow) error {
+	if in := row.named; in != nil {
+		h.named++
+		return h.exec("service", pageService{Instance: *in, Unicode: UnicodeName(in.Service), UserLabel: userLabel(*in, h.q.users), SortPort: in.Port})
+	}
+	if err := h.closeNamed(); err != nil {
+		return err
+	}
+	for _, r := range row.rpc {
+		first := r.ins[0]
+		pr := pageRPC{RPCInfo: *first.RPC, Port: first.Port, SortPort: first.Port, PIDString: first.PIDString(), Health: first.Health, HealthOutput: first.HealthOutput}
+		for _, in := range r.ins {
+			pr.Names = append(pr.Names, in.Service)
+		}
+		h.entries++
+		if err := h.exec("rpc", pr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeNamed ends the named services' table, once.
+func (h *htmlFormat) closeNamed() error {
+	if h.inRPC {
+		return nil
+	}
+	h.inRPC = true
+	if h.named == 0 {
+		if err := h.exec("no-services", nil); err != nil {
+			return err
+		}
+	}
+	return h.exec("middle", h.data)
+}
+
+func (h *htmlFormat) finish(listTail) error {
+	if err := h.closeNamed(); err != nil {
+		return err
+	}
+	if h.entries == 0 {
+		if err := h.exec("no-rpc", nil); err != nil {
+			return err
+		}
+	}
+	if err := h.exec("foot", h.data); err != nil {
+		return err
+	}
+	return h.w.Flush()
 }
 
 // pageData is what the HTML template shows.
@@ -122,9 +164,10 @@ type pageData struct {
 	Host, Origin string
 	External     bool
 	Generated    time.Time
-	Services     []pageService
-	RPC          []pageRPC
-	Script       any
+	// NamedCount and RPCCount are how many named instances and RPC
+	// entries the page shows.
+	NamedCount, RPCCount int
+	Script               any
 	// EventsURL is the event stream of the page's changes, from the
 	// index it shows, with its filters.
 	EventsURL string
@@ -169,12 +212,14 @@ func userLabel(in Instance, users *userNames) string {
 	return in.User()
 }
 
-func (s *Server) pageData(q *request, v view) pageData {
+// pageData is what the page shows besides its rows; remote is set for a
+// viewer on another host.
+func (s *Server) pageData(q *request, remote bool) pageData {
 	r := q.r
 	d := pageData{
 		Host:      s.cfg.Hostname,
 		Origin:    "http://" + r.Host,
-		External:  v.remote,
+		External:  remote,
 		Generated: s.cfg.Now(),
 		Script:    s.script,
 		query:     r.URL.Query(),
@@ -194,17 +239,6 @@ func (s *Server) pageData(q *request, v view) pageData {
 	d.EventsURL = eventsPath + "?" + events.Encode()
 	if d.Host == "" {
 		d.Host = hostOf(r.Host)
-	}
-	for _, in := range v.named {
-		d.Services = append(d.Services, pageService{Instance: in, Unicode: UnicodeName(in.Service), UserLabel: userLabel(in, q.users), SortPort: in.Port})
-	}
-	for _, row := range v.rpc {
-		first := row.ins[0]
-		pr := pageRPC{RPCInfo: *first.RPC, Port: first.Port, SortPort: first.Port, PIDString: first.PIDString(), Health: first.Health, HealthOutput: first.HealthOutput}
-		for _, in := range row.ins {
-			pr.Names = append(pr.Names, in.Service)
-		}
-		d.RPC = append(d.RPC, pr)
 	}
 	return d
 }

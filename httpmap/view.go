@@ -8,17 +8,15 @@ import (
 	"github.com/portmapd/portmapd/registry"
 )
 
-// A view is everything one response may show: the instances, named and
-// RPC, and the daemon's recent removals. Every format (CSV, XML, JSON, the
-// page) renders a view, and every view is made by viewFor, so what a
-// viewer may see is decided once, whatever the format or route.
+// A view is what a change's answer shows (the named services it touched)
+// and what every answer shows after its instances: the daemon's recent
+// removals. Every view is made by viewFor, and the listing's rows pass the
+// same rule (reachable, in rowWalk), so that what a viewer may see is
+// decided alike whatever the format or route.
 type view struct {
 	named    []Instance
-	rpc      []rpcRow
 	removals []Removal
 	removed  KindCounts
-	// remote is set when the rule for viewers on other hosts was applied.
-	remote bool
 }
 
 // rpcRow is one RPC entry with the instances (names) it appears as.
@@ -31,8 +29,8 @@ func (row *rpcRow) add(in Instance) { row.ins = append(row.ins, in) }
 // viewFor completes a response's instances with the recent removals and
 // applies the rule of what its requester may see: a viewer on another host
 // gets remoteView.
-func (s *Server) viewFor(q *request, named []Instance, rpc []rpcRow) view {
-	v := view{named: named, rpc: rpc}
+func (s *Server) viewFor(q *request, named []Instance) view {
+	v := view{named: named}
 	events, removed := s.reg.RecentEvents()
 	v.removed = KindCounts(removed)
 	v.removals = make([]Removal, len(events))
@@ -54,21 +52,10 @@ func (s *Server) viewFor(q *request, named []Instance, rpc []rpcRow) view {
 // What remains is shown as it is to local viewers. The removal counts are
 // totals and name nothing, so they stay.
 func remoteView(v view) view {
-	out := view{removed: v.removed, remote: true}
+	out := view{removed: v.removed}
 	for _, in := range v.named {
 		if reachable(in) {
 			out.named = append(out.named, in)
-		}
-	}
-	for _, row := range v.rpc {
-		var kept rpcRow
-		for _, in := range row.ins {
-			if reachable(in) {
-				kept.add(in)
-			}
-		}
-		if len(kept.ins) > 0 {
-			out.rpc = append(out.rpc, kept)
 		}
 	}
 	for _, ev := range v.removals {

@@ -168,6 +168,10 @@ func TestWaitCapped(t *testing.T) {
 // WithPassing waits for a passing instance.
 func TestWaitFor(t *testing.T) {
 	l := startLive(t, registry.Options{})
+	// A daemon's registry has changed before anyone asks (it registers
+	// itself); this one must too, or WaitFor, asking before the
+	// registration below, would get index 0, which it cannot wait from.
+	registerInternal(t, l.reg, 21, registry.Service{Name: "other.example.com", Network: netid.TCP, Port: 9001})
 	c := NewClient(l.tcp)
 	type result struct {
 		ins []Instance
@@ -181,7 +185,7 @@ func TestWaitFor(t *testing.T) {
 	svc := registerInternal(t, l.reg, 20, registry.Service{Name: "backup.example.com", Network: netid.TCP, Port: 9000, Checks: registry.Checks{TCP: true}})[0]
 	select {
 	case r := <-done:
-		t.Fatalf("WaitFor returned for an instance not yet passing: %+v", r)
+		t.Fatalf("WaitFor returned for an instance not yet passing: %+v %v", r.ins, r.err)
 	case <-time.After(quiet):
 	}
 	l.reg.SetHealth(svc, registry.Health{Status: registry.Passing})

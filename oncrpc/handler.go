@@ -51,15 +51,19 @@ type Call struct {
 	// AuthSys holds the parsed credential of an AUTH_SYS call, as
 	// DefaultAccept leaves it.
 	AuthSys *xdr.AuthSysParms
+
+	// args decodes Args for DecodeArgs: kept here, in a Call the server
+	// reuses, so that decoding allocates nothing.
+	args xdr.Decoder
 }
 
 // DecodeArgs decodes c.Args with decode and reports whether they were
 // well-formed. Bytes after the arguments are ignored, as libtirpc's
-// svc_getargs ignores them.
+// svc_getargs ignores them. decode must not keep the Decoder.
 func (c *Call) DecodeArgs(decode func(*xdr.Decoder)) bool {
-	d := xdr.NewDecoder(c.Args)
-	decode(d)
-	return d.Err() == nil
+	c.args.Reset(c.Args)
+	decode(&c.args)
+	return c.args.Err() == nil
 }
 
 // Reply sends a SUCCESS reply whose results body encodes.
@@ -75,12 +79,29 @@ func ReplyError(w ReplyWriter, c *Call, stat xdr.AcceptStat) error {
 
 // ReplyBool sends a SUCCESS reply carrying a bool.
 func ReplyBool(w ReplyWriter, c *Call, v bool) error {
-	return Reply(w, c, func(e *xdr.Encoder) { e.Bool(v) })
+	b := uint32(0)
+	if v {
+		b = 1
+	}
+	return ReplyUint32(w, c, b)
 }
 
-// ReplyUint32 sends a SUCCESS reply carrying an unsigned int.
+// ReplyUint32 sends a SUCCESS reply carrying an unsigned int. Through the
+// Server's own writers it allocates nothing.
 func ReplyUint32(w ReplyWriter, c *Call, v uint32) error {
+	if f, ok := w.(valueReplier); ok {
+		return f.replyUint32(c.XID, v)
+	}
 	return Reply(w, c, func(e *xdr.Encoder) { e.Uint32(v) })
+}
+
+// ReplyString sends a SUCCESS reply carrying a string. Through the
+// Server's own writers it allocates nothing.
+func ReplyString(w ReplyWriter, c *Call, s string) error {
+	if f, ok := w.(valueReplier); ok {
+		return f.replyString(c.XID, s)
+	}
+	return Reply(w, c, func(e *xdr.Encoder) { e.String(s) })
 }
 
 // Deny sends a MSG_DENIED reply with AUTH_ERROR and why.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,26 +47,24 @@ func enablePacketInfo(conn *net.UDPConn) bool {
 // group gets no source (src is the zero Addr), and the kernel takes the
 // address of the link the reply goes out on.
 func packetDestination(oob []byte) (dst, src netip.Addr, ok bool) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return netip.Addr{}, netip.Addr{}, false
-	}
-	for _, m := range msgs {
+	// One message at a time: ParseSocketControlMessage would allocate
+	// a slice of them for every datagram.
+	for len(oob) >= unix.SizeofCmsghdr {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			return netip.Addr{}, netip.Addr{}, false
+		}
+		oob = rest
 		switch {
-		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
 			// struct in_pktinfo: ifindex, spec_dst, addr.
-			var a, spec [4]byte
-			copy(spec[:], m.Data[4:8])
-			copy(a[:], m.Data[8:12])
-			dst, src := netip.AddrFrom4(a), netip.AddrFrom4(spec)
+			dst, src := netip.AddrFrom4([4]byte(data[8:12])), netip.AddrFrom4([4]byte(data[4:8]))
 			if src.IsUnspecified() {
 				src = dst
 			}
 			return dst, src, true
-		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
-			var a [16]byte
-			copy(a[:], m.Data[:16])
-			dst := netip.AddrFrom16(a)
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			dst := netip.AddrFrom16([16]byte(data[:16]))
 			if dst.IsMulticast() {
 				return dst, netip.Addr{}, true
 			}
@@ -83,12 +82,28 @@ func unsendableSource(err error) bool {
 }
 
 // replySourceOOB appends the control message that makes the kernel send a
-// datagram from src.
+// datagram from src, in place when oob has room (the serving loops give
+// it room, so that a reply allocates nothing).
 func replySourceOOB(oob []byte, src netip.Addr) []byte {
-	if src.Is4() {
-		info := unix.Inet4Pktinfo{Spec_dst: src.As4()}
-		return append(oob, unix.PktInfo4(&info)...)
+	level, typ, size := unix.IPPROTO_IP, unix.IP_PKTINFO, unix.SizeofInet4Pktinfo
+	if !src.Is4() {
+		level, typ, size = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unix.SizeofInet6Pktinfo
 	}
-	info := unix.Inet6Pktinfo{Addr: src.As16()}
-	return append(oob, unix.PktInfo6(&info)...)
+	start := len(oob)
+	oob = append(oob, make([]byte, unix.CmsgSpace(size))...)
+	b := oob[start:]
+	h := unix.Cmsghdr{Level: int32(level), Type: int32(typ)}
+	h.SetLen(unix.CmsgLen(size))
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(&h)), unix.SizeofCmsghdr))
+	data := b[unix.CmsgLen(0):]
+	if src.Is4() {
+		// struct in_pktinfo: ifindex, spec_dst, addr.
+		a := src.As4()
+		copy(data[4:8], a[:])
+	} else {
+		// struct in6_pktinfo: addr, ifindex.
+		a := src.As16()
+		copy(data[:16], a[:])
+	}
+	return oob
 }

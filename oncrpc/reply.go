@@ -65,7 +65,9 @@ func (b *replyBuffer) sent() *xdr.ReplyHeader {
 	return &b.last
 }
 
-func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) []byte {
+// begin encodes h after reserve words of room, and reports whether
+// results follow it: an accepted SUCCESS.
+func (b *replyBuffer) begin(reserve int, h xdr.ReplyHeader) bool {
 	b.enc.Reset()
 	for range reserve {
 		b.enc.Uint32(0)
@@ -75,10 +77,24 @@ func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Enco
 	}
 	h.Encode(&b.enc)
 	b.last, b.encoded = h, true
-	if body != nil && h.Stat == xdr.MsgAccepted && h.Accept == xdr.Success {
+	return h.Stat == xdr.MsgAccepted && h.Accept == xdr.Success
+}
+
+func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) []byte {
+	if b.begin(reserve, h) && body != nil {
 		body(&b.enc)
 	}
 	return b.enc.Bytes()
+}
+
+// A valueReplier sends a SUCCESS reply of one value without a body
+// function: a function value passed through the ReplyWriter interface
+// escapes, and so does what it captures, which made every lookup
+// allocate. The server's own writers are valueRepliers; ReplyUint32 and
+// ReplyString fall back to WriteReply for any other ReplyWriter.
+type valueReplier interface {
+	replyUint32(xid, v uint32) error
+	replyString(xid uint32, s string) error
 }
 
 // datagramWriter answers a UDP call with one datagram, sent from the
@@ -88,6 +104,10 @@ type datagramWriter struct {
 	conn *net.UDPConn
 	to   netip.AddrPort
 	oob  []byte
+	// batched says the serving loop sends the reply, with the others of
+	// its batch of datagrams, once every call of the batch is served;
+	// queued says there is one to send, in enc.
+	batched, queued bool
 	// limit is the largest datagram sent, as libtirpc's svc_dg_reply
 	// cannot encode a larger one.
 	limit int
@@ -106,7 +126,32 @@ func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) 
 	if w.written {
 		return ErrReplied
 	}
-	b := w.encode(0, h, body)
+	return w.send(w.encode(0, h, body))
+}
+
+func (w *datagramWriter) replyUint32(xid, v uint32) error {
+	if w.written {
+		return ErrReplied
+	}
+	if w.begin(0, xdr.Accepted(xid, xdr.Success)) {
+		w.enc.Uint32(v)
+	}
+	return w.send(w.enc.Bytes())
+}
+
+func (w *datagramWriter) replyString(xid uint32, s string) error {
+	if w.written {
+		return ErrReplied
+	}
+	if w.begin(0, xdr.Accepted(xid, xdr.Success)) {
+		w.enc.String(s)
+	}
+	return w.send(w.enc.Bytes())
+}
+
+// send sends the encoded reply b, or queues it for its batch, within the
+// size limit and the source's reply-byte bucket.
+func (w *datagramWriter) send(b []byte) error {
 	if len(b) > w.limit {
 		return ErrReplyTooLarge
 	}
@@ -115,6 +160,10 @@ func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) 
 		w.withheld.Note("withheld")
 		w.srv.limitHit(w.netid, netlimit.LimitReplyRate, netlimit.ActionWithheld)
 		return ErrReplyWithheld
+	}
+	if w.batched {
+		w.queued = true
+		return nil
 	}
 	return sendDatagram(w.conn, b, w.oob, w.to)
 }
@@ -140,6 +189,8 @@ func (w *datagramWriter) deferReply() ReplyWriter {
 	d := &deferredDatagram{w: *w}
 	d.w.replyBuffer = replyBuffer{}
 	d.w.oob = slices.Clone(w.oob)
+	// Sent when given: its batch has long gone by then.
+	d.w.batched, d.w.queued = false, false
 	return d
 }
 
@@ -198,8 +249,33 @@ func (w *streamWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) er
 	if w.written {
 		return ErrReplied
 	}
+	return w.send(w.encode(1, h, body))
+}
+
+func (w *streamWriter) replyUint32(xid, v uint32) error {
+	if w.written {
+		return ErrReplied
+	}
+	if w.begin(1, xdr.Accepted(xid, xdr.Success)) {
+		w.enc.Uint32(v)
+	}
+	return w.send(w.enc.Bytes())
+}
+
+func (w *streamWriter) replyString(xid uint32, s string) error {
+	if w.written {
+		return ErrReplied
+	}
+	if w.begin(1, xdr.Accepted(xid, xdr.Success)) {
+		w.enc.String(s)
+	}
+	return w.send(w.enc.Bytes())
+}
+
+// send frames and writes the encoded reply b, whose first word is room
+// for the record mark.
+func (w *streamWriter) send(b []byte) error {
 	w.written = true
-	b := w.encode(1, h, body)
 	msg := b[4:]
 	if len(msg) <= w.maxFragment {
 		binary.BigEndian.PutUint32(b, uint32(len(msg))|1<<31)

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -168,8 +166,7 @@ const rpcversEnd = 12
 // and the caller learns why it failed.
 func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 	h, args, err := xdr.DecodeCall(msg)
-	var headerErr *xdr.CallError
-	if (err == nil || errors.As(err, &headerErr)) && len(msg) >= rpcversEnd && h.RPCVers != xdr.RPCVersion {
+	if (err == nil || isHeaderError(err)) && len(msg) >= rpcversEnd && h.RPCVers != xdr.RPCVersion {
 		s.logger().Debug("answered RPC_MISMATCH", "netid", c.Peer.Transport, "from", c.Peer.String(), "rpcvers", h.RPCVers)
 		w.reset(xdr.OpaqueAuth{})
 		_ = w.WriteReply(xdr.ReplyHeader{XID: h.XID, Stat: xdr.MsgDenied, Reject: xdr.RPCMismatch, Mismatch: xdr.Mismatch{Low: xdr.RPCVersion, High: xdr.RPCVersion}}, nil)
@@ -205,6 +202,14 @@ func (s *Server) serve(w replyWriter, msg []byte, c *Call) bool {
 		s.Observer.CallServed(c, w.sent(), w.deferred())
 	}
 	return true
+}
+
+// isHeaderError reports whether DecodeCall's err is a *xdr.CallError: a
+// call whose header could not be read past its xid. (Apart, so that the
+// target errors.As needs is made only for a call that failed.)
+func isHeaderError(err error) bool {
+	var headerErr *xdr.CallError
+	return errors.As(err, &headerErr)
 }
 
 // logCall logs c, unless its source has logged as many lines as CallLog
@@ -258,71 +263,6 @@ func (s *Server) handle(w replyWriter, c *Call) {
 		}
 	}()
 	s.Handler.ServeRPC(w, c)
-}
-
-// ServeUDP answers calls arriving on conn until ctx is done. netid names
-// the transport in TI-RPC's terms (udp or udp6): it is the Transport of
-// each call's Peer, and names the transport in the log. Replies leave
-// from the address each call arrived at, even when conn is bound to a
-// wildcard address (from the receiving interface's address for a call sent
-// to a broadcast or multicast address).
-func (s *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, netid string) error {
-	pktinfo := enablePacketInfo(conn)
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
-	defer stop()
-	withheld := netlimit.NewLogThrottle(s.logger(), slog.LevelWarn, "UDP replies withheld: reply-byte rate limit", 0, "netid", netid)
-	defer withheld.Flush()
-	workers := min(runtime.GOMAXPROCS(0), 4)
-	errs := make(chan error, workers)
-	for range workers {
-		go func() { errs <- s.udpLoop(ctx, conn, netid, pktinfo, withheld) }()
-	}
-	var first error
-	for range workers {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-func (s *Server) udpLoop(ctx context.Context, conn *net.UDPConn, netid string, pktinfo bool, withheld *netlimit.LogThrottle) error {
-	max := s.maxMessage()
-	// One byte more than the limit tells an oversized datagram from one
-	// that fits exactly.
-	buf := make([]byte, max+1)
-	oob := make([]byte, 256)
-	w := &datagramWriter{conn: conn, limit: max, replyLimit: s.ReplyLimit, withheld: withheld, srv: s, netid: netid}
-	local := peer.AddrPort(conn.LocalAddr())
-	for {
-		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if netlimit.IsTemporary(err) {
-				continue
-			}
-			return fmt.Errorf("oncrpc: %s read: %w", netid, err)
-		}
-		if n > max {
-			s.logger().Debug("dropped oversized datagram", "netid", netid, "from", from, "limit", max)
-			s.limitHit(netid, netlimit.LimitMessageSize, netlimit.ActionDropped)
-			continue
-		}
-		c := Call{Peer: peer.Peer{Transport: netid, Addr: peer.Unmap(from), Local: local}}
-		w.oob = w.oob[:0]
-		if pktinfo {
-			if dst, src, ok := packetDestination(oob[:oobn]); ok {
-				c.Peer.Local = netip.AddrPortFrom(dst, local.Port())
-				if src.IsValid() {
-					w.oob = replySourceOOB(w.oob, src)
-				}
-			}
-		}
-		w.to, w.callLen = from, n
-		s.serve(w, buf[:n], &c)
-	}
 }
 
 // ServeStream answers calls on connections accepted from ln until ctx is

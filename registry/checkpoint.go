@@ -21,14 +21,15 @@ func (r *Registry) Restore(entries []Entry, svcs []Service) (nEntries, nServices
 	defer r.mu.Unlock()
 	for _, e := range entries {
 		k := key{e.Prog, e.Vers, e.Netid.Lower()}
-		if _, ok := r.byKey[k]; ok {
+		if r.rpc.find(k.prog, k.vers, k.netid) != 0 {
 			continue
 		}
 		if e.Registered.IsZero() {
 			e.Registered = r.opts.Now()
 		}
-		r.insert(k, e)
-		nEntries++
+		if r.insert(k, e) {
+			nEntries++
+		}
 	}
 	for _, s := range svcs {
 		if r.named.find(s) != nil {

@@ -256,10 +256,26 @@ func (r *Registry) SetHealth(s Service, h Health) bool {
 func (r *Registry) SetEntryHealth(e Entry, h Health) bool {
 	changed := false
 	r.commit(func(cs *changeSet) {
-		n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
-		if ok && n.Addr == e.Addr && n.PID == e.PID && n.Registered.Equal(e.Registered) && r.updateHealth(&n.Health, h) {
-			cs.add(OpEntryHealth, n.Entry, h.Output)
+		n := r.rpc.find(e.Prog, e.Vers, e.Netid.Lower())
+		if n == 0 || !r.rpc.sameRegistration(n, e) {
+			return
+		}
+		held := r.rpc.health[n]
+		if r.updateHealth(&held, h) {
 			changed = true
+		}
+		// Kept aside only when it is not the zero Health of an
+		// entry never checked.
+		switch {
+		case held == Health{}:
+			delete(r.rpc.health, n)
+		case r.rpc.health == nil:
+			r.rpc.health = map[nodeID]Health{n: held}
+		default:
+			r.rpc.health[n] = held
+		}
+		if changed {
+			cs.add(OpEntryHealth, r.rpc.entry(n), h.Output)
 		}
 		return
 	})

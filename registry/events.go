@@ -59,13 +59,14 @@ func (r *Registry) RecentEvents() ([]Event, Removals) {
 func (r *Registry) Prune(e Entry, reason string) bool {
 	pruned := false
 	r.commit(func(cs *changeSet) {
-		n, ok := r.byKey[key{e.Prog, e.Vers, e.Netid.Lower()}]
-		if !ok || n.Addr != e.Addr || n.PID != e.PID || !n.Registered.Equal(e.Registered) {
+		n := r.rpc.find(e.Prog, e.Vers, e.Netid.Lower())
+		if n == 0 || !r.rpc.sameRegistration(n, e) {
 			return
 		}
+		removed := r.rpc.entry(n)
 		r.remove(n)
-		cs.add(OpUnset, n.Entry, reason)
-		r.addEvent(Event{Time: r.opts.Now(), Kind: "rpc", What: describeEntry(n.Entry), Reason: reason})
+		cs.add(OpUnset, removed, reason)
+		r.addEvent(Event{Time: r.opts.Now(), Kind: "rpc", What: describeEntry(removed), Reason: reason})
 		pruned = true
 		return
 	})

@@ -178,9 +178,9 @@ func (r *Registry) Resume(saved Saved, why func(Change) string) {
 		r.feed.push(c)
 	}
 	var cs []Change
-	live := make(map[entryIdentity]bool, r.order.n)
-	for n := r.order.head; n != nil; n = n.next {
-		live[identifyEntry(n.Entry)] = true
+	live := make(map[entryIdentity]bool, r.rpc.n)
+	for n := r.rpc.head; n != 0; n = r.rpc.at(n).next {
+		live[identifyEntry(r.rpc.entry(n))] = true
 	}
 	was := make(map[entryIdentity]bool, len(saved.Entries))
 	for _, e := range saved.Entries {
@@ -195,9 +195,9 @@ func (r *Registry) Resume(saved Saved, why func(Change) string) {
 			cs = append(cs, Change{Op: OpDeregister, Service: s})
 		}
 	}
-	for n := r.order.head; n != nil; n = n.next {
-		if !was[identifyEntry(n.Entry)] {
-			cs = append(cs, Change{Op: OpSet, Entry: n.Entry})
+	for n := r.rpc.head; n != 0; n = r.rpc.at(n).next {
+		if e := r.rpc.entry(n); !was[identifyEntry(e)] {
+			cs = append(cs, Change{Op: OpSet, Entry: e})
 		}
 	}
 	savedSvcs := newNamedTable()

@@ -283,6 +283,9 @@ func lowerASCII(s string) string {
 type namedNode struct {
 	Service
 	key string // lower-case name
+	// seq numbers the nodes in registration order, from 1, never
+	// reused: a listing's place between its pages (NamedAfter).
+	seq uint64
 	link[namedNode]
 }
 
@@ -302,6 +305,7 @@ type namedTable struct {
 	byProc map[procKey][]*namedNode
 	// procsByUID counts the processes in byProc of each uid.
 	procsByUID map[uint32]int
+	seq        uint64 // the last node's
 }
 
 func newNamedTable() namedTable {
@@ -646,7 +650,8 @@ func (t *namedTable) services() []Service {
 }
 
 func (t *namedTable) insert(s Service) {
-	n := &namedNode{Service: s, key: lowerASCII(s.Name)}
+	t.seq++
+	n := &namedNode{Service: s, key: lowerASCII(s.Name), seq: t.seq}
 	t.order.pushBack(n)
 	t.byName[n.key] = append(t.byName[n.key], n)
 	pk := procKey{s.PID, s.Start}
@@ -666,4 +671,20 @@ func (t *namedTable) remove(n *namedNode) {
 			delete(t.procsByUID, n.UID)
 		}
 	}
+}
+
+// dropFromIndex removes n from the slice that index holds under k, and
+// the key when that leaves the slice empty.
+func dropFromIndex[K, N comparable](index map[K][]N, k K, n N) {
+	nodes := index[k]
+	i := slices.Index(nodes, n)
+	if i < 0 {
+		return
+	}
+	nodes = slices.Delete(nodes, i, i+1)
+	if len(nodes) == 0 {
+		delete(index, k)
+		return
+	}
+	index[k] = nodes
 }

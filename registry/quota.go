@@ -42,6 +42,13 @@ var ErrRefused = errors.New("registration refused")
 // it may, wrapped in a *refusedError.
 var errOverCap = errors.New("the owner's registration cap is reached")
 
+// errTableLimit reports an entry the table cannot hold: one whose netid,
+// owner or network namespace would be one too many of its kind to tell
+// apart (65,536), or whose address is 64 KiB long. No caller can make one:
+// callers may only register the addresses netid.CheckUaddr accepts, owners
+// are uids, and namespaces those of the host's processes.
+var errTableLimit = errors.New("entry beyond the registry's table limits")
+
 // A refusedError says why Set refused an entry: errOverCap, or the
 // *netid.AddrError of an address no client can use. errors.Is matches both
 // its reason and ErrRefused.

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -100,46 +99,15 @@ type Observer interface {
 	LimitHit(where, limit, action string)
 }
 
-type key struct {
-	prog, vers uint32
-	netid      netid.ID // lower case
-}
-
-type progNetid struct {
-	prog  uint32
-	netid netid.ID // lower case
-}
-
-type progVers struct {
-	prog, vers uint32
-}
-
-// node is an entry with its place on the insertion-ordered list that
-// DUMP walks.
-type node struct {
-	Entry
-	key key
-	link[node]
-	// v2 holds the derived mapping of a tcp or udp entry, as DUMP
-	// encodes it; v2ok is false for other netids and for addresses
-	// without a parsable port.
-	v2   xdr.Mapping
-	v2ok bool
-}
-
 // A Registry is the table of RPC registrations. Its methods are safe for
 // concurrent use. The zero value is not usable; call New.
 type Registry struct {
 	opts Options
 
 	mu sync.RWMutex
-	// order holds every entry in registration order.
-	order chain[node, *node]
-	byKey map[key]*node
-	// byProgNetid and byProgVers hold a program's few entries in list
-	// order, for version fallback and for UNSET across netids.
-	byProgNetid map[progNetid][]*node
-	byProgVers  map[progVers][]*node
+	// rpc holds every entry in registration order, indexed by key and
+	// by program (table.go).
+	rpc rpcTable
 	// named holds the services registered by name (named.go).
 	named namedTable
 	// journal records changes (journal.go); events and removed are the
@@ -178,16 +146,13 @@ func New(opts Options) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{
-		opts:        opts,
-		byKey:       make(map[key]*node),
-		byProgNetid: make(map[progNetid][]*node),
-		byProgVers:  make(map[progVers][]*node),
-		named:       newNamedTable(),
-		usage:       make(map[string]usage),
-		rpcLog:      newRateLog(quotaLogEvery),
-		namedLog:    newRateLog(quotaLogEvery),
-		log:         log,
-		feed:        newFeed(opts.FeedSize),
+		opts:     opts,
+		named:    newNamedTable(),
+		usage:    make(map[string]usage),
+		rpcLog:   newRateLog(quotaLogEvery),
+		namedLog: newRateLog(quotaLogEvery),
+		log:      log,
+		feed:     newFeed(opts.FeedSize),
 	}
 }
 
@@ -222,8 +187,8 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 	var ok bool
 	var err error
 	r.commit(func(cs *changeSet) {
-		if old, found := r.byKey[k]; found {
-			ok = old.Addr == e.Addr
+		if old := r.rpc.find(k.prog, k.vers, k.netid); old != 0 {
+			ok = r.rpc.addrs.get(r.rpc.at(old).addr) == e.Addr
 			return
 		}
 		var limit string
@@ -232,7 +197,10 @@ func (r *Registry) Set(c Caller, e Entry) (bool, error) {
 			return
 		}
 		e.Registered = r.opts.Now()
-		r.insert(k, e)
+		if !r.insert(k, e) {
+			err = &refusedError{Err: errTableLimit}
+			return
+		}
 		ok = true
 		cs.add(OpSet, e, "")
 		return
@@ -275,26 +243,38 @@ func (r *Registry) Unset(c Caller, prog, vers uint32, id netid.ID) (bool, error)
 // to cs.
 func (r *Registry) unset(cs *changeSet, owner string, prog, vers uint32, id netid.ID) bool {
 	if id != "" {
-		n, ok := r.byKey[key{prog, vers, id.Lower()}]
-		if !ok {
+		n := r.rpc.find(prog, vers, id.Lower())
+		if n == 0 {
 			return true
 		}
-		if !mayRemove(owner, n) {
+		if !r.mayRemove(owner, n) {
 			return false
 		}
+		cs.add(OpUnset, r.rpc.entry(n), ReasonUnset)
 		r.remove(n)
-		cs.add(OpUnset, n.Entry, ReasonUnset)
 		return true
 	}
-	// Copy: remove edits the index slice being walked.
-	for _, n := range slices.Clone(r.byProgVers[progVers{prog, vers}]) {
-		if !mayRemove(owner, n) {
-			return false
-		}
-		r.remove(n)
-		cs.add(OpUnset, n.Entry, ReasonUnset)
+	// The program's entries of version vers, in registration order;
+	// the next is found before one is removed.
+	first := r.rpc.program(prog)
+	if first == 0 {
+		return true
 	}
-	return true
+	n, last := first, r.rpc.at(first).progPrev
+	for {
+		next, done := r.rpc.at(n).progNext, n == last
+		if r.rpc.at(n).vers == vers {
+			if !r.mayRemove(owner, n) {
+				return false
+			}
+			cs.add(OpUnset, r.rpc.entry(n), ReasonUnset)
+			r.remove(n)
+		}
+		if done {
+			return true
+		}
+		n = next
+	}
 }
 
 // UnsetMapping removes prog and vers from tcp and then udp, as
@@ -309,8 +289,8 @@ func (r *Registry) UnsetMapping(c Caller, prog, vers uint32) (bool, error) {
 	return tcp || udp, err
 }
 
-func mayRemove(owner string, n *node) bool {
-	return owner == OwnerSuperuser || owner == n.Owner
+func (r *Registry) mayRemove(owner string, n nodeID) bool {
+	return owner == OwnerSuperuser || owner == r.rpc.owners.vals[r.rpc.at(n).owner]
 }
 
 // Lookup finds prog on netid: the entry of version vers if there is one,
@@ -321,21 +301,18 @@ func (r *Registry) Lookup(prog, vers uint32, id netid.ID) (Entry, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	n := r.lookup(prog, vers, id.Lower())
-	if n == nil {
+	if n == 0 {
 		return Entry{}, false
 	}
-	return n.Entry, true
+	return r.rpc.entry(n), true
 }
 
-func (r *Registry) lookup(prog, vers uint32, id netid.ID) *node {
-	if n, ok := r.byKey[key{prog, vers, id}]; ok {
+// lookup is Lookup's search, with id in lower case; r.mu must be held.
+func (r *Registry) lookup(prog, vers uint32, id netid.ID) nodeID {
+	if n := r.rpc.find(prog, vers, id); n != 0 {
 		return n
 	}
-	nodes := r.byProgNetid[progNetid{prog, id}]
-	if len(nodes) == 0 {
-		return nil
-	}
-	return nodes[len(nodes)-1]
+	return r.rpc.lastOn(prog, id)
 }
 
 // LookupExact finds prog, vers on netid with no version fallback, as
@@ -343,8 +320,8 @@ func (r *Registry) lookup(prog, vers uint32, id netid.ID) *node {
 func (r *Registry) LookupExact(prog, vers uint32, id netid.ID) (Entry, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if n, ok := r.byKey[key{prog, vers, id.Lower()}]; ok {
-		return n.Entry, true
+	if n := r.rpc.find(prog, vers, id.Lower()); n != 0 {
+		return r.rpc.entry(n), true
 	}
 	return Entry{}, false
 }
@@ -358,8 +335,10 @@ func (r *Registry) GetPort(prog, vers, prot uint32) uint32 {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if n := r.lookup(prog, vers, id); n != nil && n.v2ok {
-		return n.v2.Port
+	if n := r.lookup(prog, vers, id); n != 0 {
+		if m, ok := r.rpc.mapping(n); ok {
+			return m.Port
+		}
 	}
 	return 0
 }
@@ -371,8 +350,15 @@ func (r *Registry) Versions(prog, vers uint32) iter.Seq[Entry] {
 	return func(yield func(Entry) bool) {
 		r.mu.RLock()
 		defer r.mu.RUnlock()
-		for _, n := range r.byProgVers[progVers{prog, vers}] {
-			if !yield(n.Entry) {
+		first := r.rpc.program(prog)
+		if first == 0 {
+			return
+		}
+		for n := first; ; {
+			if r.rpc.at(n).vers == vers && !yield(r.rpc.entry(n)) {
+				return
+			}
+			if n = r.rpc.at(n).progNext; n == first {
 				return
 			}
 		}
@@ -385,13 +371,12 @@ func (r *Registry) Versions(prog, vers uint32) iter.Seq[Entry] {
 // The walks are iter.Seq because that costs nothing per entry: against a
 // callback, BenchmarkMappings measured some 5 ns more per walk and the
 // same time at 100,000 entries, and rpcbind's BenchmarkDump no difference.
-// Inside, they follow next in code that knows the node type (see chain).
 func (r *Registry) All() iter.Seq[Entry] {
 	return func(yield func(Entry) bool) {
 		r.mu.RLock()
 		defer r.mu.RUnlock()
-		for n := r.order.head; n != nil; n = n.next {
-			if !yield(n.Entry) {
+		for n := r.rpc.head; n != 0; n = r.rpc.at(n).next {
+			if !yield(r.rpc.entry(n)) {
 				return
 			}
 		}
@@ -405,8 +390,8 @@ func (r *Registry) Mappings() iter.Seq[xdr.Mapping] {
 	return func(yield func(xdr.Mapping) bool) {
 		r.mu.RLock()
 		defer r.mu.RUnlock()
-		for n := r.order.head; n != nil; n = n.next {
-			if n.v2ok && !yield(n.v2) {
+		for n := r.rpc.head; n != 0; n = r.rpc.at(n).next {
+			if m, ok := r.rpc.mapping(n); ok && !yield(m) {
 				return
 			}
 		}
@@ -422,9 +407,9 @@ func (r *Registry) Entries() []Entry {
 
 // entries copies every entry in DUMP order; r.mu must be held.
 func (r *Registry) entries() []Entry {
-	out := make([]Entry, 0, r.order.n)
-	for n := r.order.head; n != nil; n = n.next {
-		out = append(out, n.Entry)
+	out := make([]Entry, 0, r.rpc.n)
+	for n := r.rpc.head; n != 0; n = r.rpc.at(n).next {
+		out = append(out, r.rpc.entry(n))
 	}
 	return out
 }
@@ -433,50 +418,24 @@ func (r *Registry) entries() []Entry {
 func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.order.n
+	return r.rpc.n
 }
 
-func (r *Registry) insert(k key, e Entry) {
-	n := &node{Entry: e, key: k}
-	if prot, ok := k.netid.Proto(); ok {
-		if port, ok := netid.UaddrPort(e.Addr); ok {
-			n.v2 = xdr.Mapping{Prog: e.Prog, Vers: e.Vers, Prot: prot, Port: uint32(port)}
-			n.v2ok = true
-		}
+// insert adds e, whose key k is not registered, and counts it against
+// its owner; false when the table cannot take its netid (see
+// rpcTable.insert).
+func (r *Registry) insert(k key, e Entry) bool {
+	if _, ok := r.rpc.insert(k, e); !ok {
+		return false
 	}
-	r.order.pushBack(n)
 	r.account(e, 1)
-	r.byKey[k] = n
-	pn := progNetid{k.prog, k.netid}
-	r.byProgNetid[pn] = append(r.byProgNetid[pn], n)
-	pv := progVers{k.prog, k.vers}
-	r.byProgVers[pv] = append(r.byProgVers[pv], n)
+	return true
 }
 
-func (n *node) chainLink() *link[node] { return &n.link }
-
-func (r *Registry) remove(n *node) {
-	r.order.remove(n)
-	r.account(n.Entry, -1)
-	delete(r.byKey, n.key)
-	dropFromIndex(r.byProgNetid, progNetid{n.key.prog, n.key.netid}, n)
-	dropFromIndex(r.byProgVers, progVers{n.key.prog, n.key.vers}, n)
-}
-
-// dropFromIndex removes n from the slice that index holds under k, and
-// the key when that leaves the slice empty.
-func dropFromIndex[K, N comparable](index map[K][]N, k K, n N) {
-	nodes := index[k]
-	i := slices.Index(nodes, n)
-	if i < 0 {
-		return
-	}
-	nodes = slices.Delete(nodes, i, i+1)
-	if len(nodes) == 0 {
-		delete(index, k)
-		return
-	}
-	index[k] = nodes
+// remove removes node n and counts it off its owner.
+func (r *Registry) remove(n nodeID) {
+	r.account(r.rpc.entry(n), -1)
+	r.rpc.remove(n)
 }
 
 // VersionRange returns the lowest and highest version of prog registered on
@@ -484,13 +443,25 @@ func dropFromIndex[K, N comparable](index map[K][]N, k K, n N) {
 func (r *Registry) VersionRange(prog uint32, id netid.ID) (low, high uint32) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for i, n := range r.byProgNetid[progNetid{prog, id.Lower()}] {
-		if i == 0 || n.Vers < low {
-			low = n.Vers
+	first := r.rpc.program(prog)
+	if first == 0 {
+		return 0, 0
+	}
+	lnetid, ok := r.rpc.netids.lookup(string(id.Lower()))
+	if !ok {
+		return 0, 0
+	}
+	seen := false
+	for n := first; ; {
+		if x := r.rpc.at(n); x.lnetid == uint16(lnetid) {
+			if !seen || x.vers < low {
+				low = x.vers
+			}
+			high = max(high, x.vers)
+			seen = true
 		}
-		if n.Vers > high {
-			high = n.Vers
+		if n = r.rpc.at(n).progNext; n == first {
+			return low, high
 		}
 	}
-	return low, high
 }

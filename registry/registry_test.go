@@ -65,55 +65,14 @@ func mappings(r *Registry) []xdr.Mapping {
 	return slices.Collect(r.Mappings())
 }
 
-// checkIndexes verifies that the list, the count and the three indexes
+// checkIndexes verifies that the list, the count and the indexes
 // describe the same entries.
 func checkIndexes(t testing.TB, r *Registry) {
 	t.Helper()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var list []*node
-	var prev *node
-	for n := r.order.head; n != nil; n = n.next {
-		if n.prev != prev {
-			t.Fatalf("broken prev link at %+v", n.Entry)
-		}
-		prev = n
-		list = append(list, n)
-	}
-	n := r.order.n
-	if r.order.tail != prev || len(list) != n || len(r.byKey) != n {
-		t.Fatalf("list %d, n %d, byKey %d, tail ok %v", len(list), n, len(r.byKey), r.order.tail == prev)
-	}
-	pn, pv := 0, 0
-	for _, nodes := range r.byProgNetid {
-		pn += len(nodes)
-	}
-	for _, nodes := range r.byProgVers {
-		pv += len(nodes)
-	}
-	if pn != n || pv != n {
-		t.Fatalf("byProgNetid holds %d, byProgVers %d, want %d", pn, pv, n)
-	}
-	pos := map[*node]int{}
-	for i, n := range list {
-		pos[n] = i
-		if r.byKey[n.key] != n || string(n.key.netid) != strings.ToLower(string(n.Netid)) {
-			t.Fatalf("byKey does not hold %+v", n.Entry)
-		}
-	}
-	for k, nodes := range r.byProgNetid {
-		for i, n := range nodes {
-			if n.key.prog != k.prog || n.key.netid != k.netid || (i > 0 && pos[nodes[i-1]] > pos[n]) {
-				t.Fatalf("byProgNetid[%v] out of order or wrong", k)
-			}
-		}
-	}
-	for k, nodes := range r.byProgVers {
-		for i, n := range nodes {
-			if n.key.prog != k.prog || n.key.vers != k.vers || (i > 0 && pos[nodes[i-1]] > pos[n]) {
-				t.Fatalf("byProgVers[%v] out of order or wrong", k)
-			}
-		}
+	if err := r.rpc.check(); err != nil {
+		t.Fatal(err)
 	}
 }
 

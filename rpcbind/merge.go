@@ -2,6 +2,7 @@ package rpcbind
 
 import (
 	"net/netip"
+	"sync"
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
@@ -69,7 +70,55 @@ func (p *Portmapper) mergeAddr(c *oncrpc.Call, id netid.ID, servUaddr, hint stri
 	if !ok || serv.Addr().Is4() != best.Is4() {
 		return "", false
 	}
-	return netid.FormatUaddr(netip.AddrPortFrom(best, serv.Port())), true
+	return p.uaddrs.format(netip.AddrPortFrom(best, serv.Port())), true
+}
+
+// uaddrCacheSize bounds each map of a uaddrCache; a full map is emptied.
+// A host answers from a few addresses, for a few ports each.
+const uaddrCacheSize = 1024
+
+// A uaddrCache keeps the strings GETADDR reads and answers, so that a
+// lookup allocates none: the hints callers send (each caller sends the
+// address it called, so there are few) and the merged addresses formatted
+// (an interface address and a registered port). Its zero value is ready
+// to use, and it is safe for concurrent use.
+type uaddrCache struct {
+	mu        sync.Mutex
+	hints     map[string]string
+	formatted map[netip.AddrPort]string
+}
+
+// hint returns b as a string, the same one for the same bytes.
+func (u *uaddrCache) hint(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s, ok := u.hints[string(b)]; ok {
+		return s
+	}
+	if u.hints == nil || len(u.hints) >= uaddrCacheSize {
+		u.hints = make(map[string]string)
+	}
+	s := string(b)
+	u.hints[s] = s
+	return s
+}
+
+// format returns netid.FormatUaddr(ap), made once.
+func (u *uaddrCache) format(ap netip.AddrPort) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s, ok := u.formatted[ap]; ok {
+		return s
+	}
+	if u.formatted == nil || len(u.formatted) >= uaddrCacheSize {
+		u.formatted = make(map[netip.AddrPort]string)
+	}
+	s := netid.FormatUaddr(ap)
+	u.formatted[ap] = s
+	return s
 }
 
 func (p *Portmapper) interfaces(dst netip.Addr) ([]ifaddrs.Addr, error) {

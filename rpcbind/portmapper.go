@@ -43,6 +43,9 @@ type Portmapper struct {
 	Now func() time.Time
 	// Audit receives a line for every SET and UNSET; none when nil.
 	Audit *audit.Logger
+
+	// uaddrs keeps the strings GETADDR reads and answers (merge.go).
+	uaddrs uaddrCache
 }
 
 // Register installs versions 2, 3 and 4 on mux.

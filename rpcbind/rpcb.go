@@ -17,17 +17,26 @@ func decodeRPCB(c *oncrpc.Call) (xdr.RPCB, bool) {
 // GETVERSADDR (exactly the version asked for). Both look on the netid the
 // call arrived on, whatever r_netid says, and merge the address into one
 // the caller can reach, with r_addr as a hint.
-func (p *Portmapper) rpcbGetaddr(vers uint32, exact bool) oncrpc.HandlerFunc {
+func (p *Portmapper) rpcbGetaddr(statVers uint32, exact bool) oncrpc.HandlerFunc {
 	return func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
-		r, ok := decodeRPCB(c)
-		if !ok {
+		// Only the program, version and r_addr are read: the netid
+		// is the call's. r_addr is read in place, and its string
+		// kept (uaddrCache), so that a lookup allocates nothing.
+		var prog, vers uint32
+		var hint []byte
+		if !c.DecodeArgs(func(d *xdr.Decoder) {
+			prog, vers = d.Uint32(), d.Uint32()
+			d.OpaqueView("r_netid", xdr.MaxRPCBString)
+			hint = d.OpaqueView("r_addr", xdr.MaxRPCBString)
+			d.OpaqueView("r_owner", xdr.MaxRPCBString)
+		}) {
 			_ = oncrpc.ReplyError(w, c, xdr.GarbageArgs)
 			return
 		}
 		answer := ""
-		if e, found := p.Registry.Lookup(r.Prog, r.Vers, callNetid(c)); found && (!exact || e.Vers == r.Vers) {
+		if e, found := p.Registry.Lookup(prog, vers, callNetid(c)); found && (!exact || e.Vers == vers) {
 			answer = e.Addr
-			if merged, ok := p.mergeAddr(c, callNetid(c), e.Addr, r.Addr); ok {
+			if merged, ok := p.mergeAddr(c, callNetid(c), e.Addr, p.uaddrs.hint(hint)); ok {
 				answer = merged
 			}
 		}
@@ -35,9 +44,9 @@ func (p *Portmapper) rpcbGetaddr(vers uint32, exact bool) oncrpc.HandlerFunc {
 		// dispatcher answers: a client that asks for GETSTAT once it has
 		// its answer sees this lookup.
 		if p.serves(callNetid(c)) {
-			p.Stats.Addr(vers, r.Prog, r.Vers, callNetid(c), answer)
+			p.Stats.Addr(statVers, prog, vers, callNetid(c), answer)
 		}
-		_ = oncrpc.Reply(w, c, func(e *xdr.Encoder) { e.String(answer) })
+		_ = oncrpc.ReplyString(w, c, answer)
 	}
 }
 

@@ -33,7 +33,16 @@ type versionCounters struct {
 
 	mu   sync.Mutex
 	addr []xdr.AddrStat // oldest first; rpcbind lists newest first
-	rmt  []xdr.RmtCallStat
+	// addrAt finds a key's place in addr, which keys never leave, so
+	// that counting a lookup costs the same at 256 keys as at one.
+	addrAt map[addrKey]int
+	rmt    []xdr.RmtCallStat
+}
+
+// addrKey is what one row of the address lookup statistics counts.
+type addrKey struct {
+	prog, vers uint32
+	netid      netid.ID
 }
 
 // statIndex maps a portmapper version to its slot, or -1.
@@ -99,13 +108,18 @@ func (s *Stats) Addr(statVers, prog, vers uint32, id netid.ID, answer string) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	i := slices.IndexFunc(v.addr, func(a xdr.AddrStat) bool { return a.Prog == prog && a.Vers == vers && a.Netid == string(id) })
-	if i < 0 {
+	k := addrKey{prog, vers, id}
+	i, ok := v.addrAt[k]
+	if !ok {
 		if len(v.addr) >= s.maxEntries() {
 			return
 		}
+		if v.addrAt == nil {
+			v.addrAt = make(map[addrKey]int)
+		}
 		v.addr = append(v.addr, xdr.AddrStat{Prog: prog, Vers: vers, Netid: string(id)})
 		i = len(v.addr) - 1
+		v.addrAt[k] = i
 	}
 	if answer == "" {
 		v.addr[i].Failure++

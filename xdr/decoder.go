@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	xdr2 "github.com/davecgh/go-xdr/xdr2"
 )
 
 // ErrTruncated reports that a message ended before a value was complete.
@@ -44,14 +42,15 @@ func (e *LengthError) Unwrap() error {
 
 // A Decoder reads XDR values from one complete message held in memory.
 //
-// It uses go-xdr's primitives, but never lets go-xdr see a length it has not
-// checked: go-xdr allocates the size a peer claims before reading, so every
-// variable-length item is bounded here first. The first error is sticky;
-// later calls return zero values and Err reports it.
+// Every variable-length item is bounded before anything is allocated for
+// it (go-xdr, whose encoding the tests check this one against, allocates
+// the size a peer claims before reading). The first error is sticky;
+// later calls return zero values and Err reports it. A Decoder holds no
+// pointer but to its message, so that one kept in a reused struct (as
+// oncrpc's Call keeps one for its arguments) decodes without allocating.
 type Decoder struct {
 	b   []byte
 	r   bytes.Reader
-	dec *xdr2.Decoder
 	err error
 }
 
@@ -68,12 +67,6 @@ func (d *Decoder) Reset(b []byte) {
 	d.b = b
 	d.r.Reset(b)
 	d.err = nil
-	if d.dec == nil {
-		// go-xdr decodes only fixed-length opaque data here, of lengths
-		// checked first, and holds nothing but its reader: one serves
-		// every message, so a Reset allocates nothing.
-		d.dec = xdr2.NewDecoder(&d.r)
-	}
 }
 
 // Err returns the first error the Decoder met, or nil.
@@ -126,16 +119,24 @@ func (d *Decoder) Bool() bool {
 // Opaque decodes variable-length opaque data of at most max bytes. The
 // result is a copy owned by the caller.
 func (d *Decoder) Opaque(field string, max int) []byte {
+	view := d.OpaqueView(field, max)
+	if len(view) == 0 {
+		return nil
+	}
+	return bytes.Clone(view)
+}
+
+// OpaqueView decodes variable-length opaque data (or a string) of at most
+// max bytes as a slice of the message, without copying it: it is valid
+// only as long as the message is.
+func (d *Decoder) OpaqueView(field string, max int) []byte {
 	n := d.length(field, max)
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	b, _, err := d.dec.DecodeFixedOpaque(int32(n))
-	if err != nil {
-		d.fail(fmt.Errorf("%w: %v", ErrTruncated, err))
-		return nil
-	}
-	return b
+	off := len(d.b) - d.r.Len()
+	_, _ = d.r.Seek(int64((n+3)&^3), io.SeekCurrent)
+	return d.b[off : off+n : off+n]
 }
 
 // String decodes a string of at most max bytes. It is read straight from

@@ -210,7 +210,8 @@ func (e *CallError) Unwrap() error { return e.Err }
 // procedure arguments, which alias msg. A header whose rpcvers is not 2 is
 // returned without error: choosing to answer RPC_MISMATCH is the server's.
 func DecodeCall(msg []byte) (CallHeader, []byte, error) {
-	d := NewDecoder(msg)
+	var d Decoder
+	d.Reset(msg)
 	var h CallHeader
 	h.XID = d.Uint32()
 	mtype := MsgType(d.Uint32())

@@ -1,31 +1,37 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"math/rand/v2"
+	"io"
+	"net/http"
+	"os"
 	"slices"
-	"sync"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// benchProg is the first program number the load registers; the range
-// above it is reserved for transient use (RFC 5531 0x40000000-0x5fffffff).
-const benchProg = 0x40000000
-
 type benchOptions struct {
 	server      string
-	prefill     int
-	duration    time.Duration
-	concurrency int
-	workloads   []string
 	label       string
+	round       int
+	pid         int
+	sizes       []int
+	duration    time.Duration
+	workloads   []string
+	http        string
+	listingRuns int
+	cleanup     bool
+	wait        time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -33,11 +39,17 @@ func newRootCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "portmapbench",
 		Short: "Measure a portmapper under a fixed load",
-		Long: `portmapbench fills a portmapper with --prefill registrations (v2 SET over
-UDP from 127.0.0.1, which rpcbind and portmapd both accept), then runs each
-workload for --duration with --concurrency clients and prints one line per
-workload: label, workload, registry size, calls per second, and latency
-percentiles. The registrations are removed afterwards.`,
+		Long: `portmapbench measures one portmapper. For each registry size of --sizes, in
+turn, it fills the registry up to that size (v2 SETs over UDP, from a
+reserved port when root, the last program alone after the others), then
+runs each workload for --duration and, with --http, fetches the HTTP
+listing; with --pid it reads the daemon's resident memory before and
+after each step. It prints one JSON object a line per measurement, which
+"portmapbench table" turns into a table.
+
+A workload is NAME@CLIENTS: getport-udp (a random registered program),
+getport-last-udp (the last registered), getaddr-udp (v3 GETADDR),
+getport-tcp, set-unset-tcp, with CLIENTS clients calling at once.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,165 +58,215 @@ percentiles. The registrations are removed afterwards.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", "127.0.0.1:111", "portmapper address")
-	f.IntVar(&o.prefill, "prefill", 1000, "registrations to add before measuring")
+	f.StringVar(&o.label, "label", "portmapper", "name of the daemon measured, in each result")
+	f.IntVar(&o.round, "round", 1, "round number, in each result")
+	f.IntVar(&o.pid, "pid", 0, "process whose resident memory to read (0: none)")
+	f.IntSliceVar(&o.sizes, "sizes", []int{0}, "registry sizes to measure at, ascending")
 	f.DurationVar(&o.duration, "duration", 2*time.Second, "how long each workload runs")
-	f.IntVar(&o.concurrency, "concurrency", 4, "clients running at once")
-	f.StringSliceVar(&o.workloads, "workload", []string{"getport-udp", "getaddr-udp", "set-unset-udp", "dump-tcp"}, "workloads to run")
-	f.StringVar(&o.label, "label", "portmapper", "name printed on each result line")
+	f.StringSliceVar(&o.workloads, "workload", []string{"getport-udp@1", "getport-udp@8"}, "workloads to run, NAME@CLIENTS")
+	f.StringVar(&o.http, "http", "", "base URL of the HTTP face whose /portmap listing to fetch at each size (empty: none)")
+	f.IntVar(&o.listingRuns, "listing-runs", 5, "fetches of each listing")
+	f.BoolVar(&o.cleanup, "cleanup", true, "remove the registrations made at the end")
+	f.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for the portmapper to answer first")
+	cmd.AddCommand(newTableCmd())
 	return cmd
 }
 
-// A workload makes one call with a client of its own.
-type workload struct {
-	network string
-	call    func(ctx context.Context, c *rpcbind.Client, rng *rand.Rand, prefill int, worker int) error
+// A record is one measurement, as portmapbench prints it.
+type record struct {
+	Round   int    `json:"round"`
+	Daemon  string `json:"daemon"`
+	Measure string `json:"measure"`
+	Size    int    `json:"size"`
+	Clients int    `json:"clients,omitempty"`
+	// Rate is calls (or registrations) per second; P50 and P99 the
+	// latency percentiles in microseconds.
+	Rate   float64 `json:"rate,omitempty"`
+	P50    float64 `json:"p50_us,omitempty"`
+	P99    float64 `json:"p99_us,omitempty"`
+	Errors int     `json:"errors,omitempty"`
+	// RSS is the daemon's resident memory, in kB.
+	RSS int64 `json:"rss_kb,omitempty"`
+	// A listing's median and fastest time in milliseconds, its length,
+	// and the daemon's resident memory before the first fetch and after
+	// the last.
+	MS        float64 `json:"ms,omitempty"`
+	MinMS     float64 `json:"min_ms,omitempty"`
+	Bytes     int64   `json:"bytes,omitempty"`
+	RSSBefore int64   `json:"rss_before_kb,omitempty"`
+	RSSAfter  int64   `json:"rss_after_kb,omitempty"`
 }
 
-func workloads() map[string]workload {
-	return map[string]workload{
-		"getport-udp": {"udp", func(ctx context.Context, c *rpcbind.Client, rng *rand.Rand, n, _ int) error {
-			prog := benchProg + uint32(rng.IntN(max(n, 1)))
-			_, err := c.GetPort(ctx, prog, 1, netid.ProtoUDP)
-			return err
-		}},
-		"getaddr-udp": {"udp", func(ctx context.Context, c *rpcbind.Client, rng *rand.Rand, n, _ int) error {
-			r := xdr.RPCB{Prog: benchProg + uint32(rng.IntN(max(n, 1))), Vers: 1, Netid: string(netid.UDP)}
-			return c.Call(ctx, xdr.PmapProg, xdr.RpcbVers, xdr.RpcbProcGetaddr, r.Encode, func(d *xdr.Decoder) {
-				d.String("addr", xdr.MaxRPCBString)
-			})
-		}},
-		"set-unset-udp": {"udp", func(ctx context.Context, c *rpcbind.Client, rng *rand.Rand, n, worker int) error {
-			prog := benchProg + 0x1000000 + uint32(worker)
-			if _, err := c.PmapSet(ctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: netid.ProtoUDP, Port: 999}); err != nil {
-				return err
-			}
-			_, err := c.PmapUnset(ctx, prog, 1)
-			return err
-		}},
-		"dump-tcp": {"tcp", func(ctx context.Context, c *rpcbind.Client, _ *rand.Rand, n, _ int) error {
-			// Every entry is decoded, but none is kept: building a
-			// 20,000-entry slice per call made the client, not the
-			// portmapper, the bottleneck on a small machine.
-			entries := 0
-			err := c.Call(ctx, xdr.PmapProg, xdr.PmapVers, xdr.PmapProcDump, nil, func(d *xdr.Decoder) {
-				var m xdr.Mapping
-				for d.Bool() {
-					m.Decode(d)
-					entries++
-				}
-			})
-			if err == nil && entries < n {
-				err = fmt.Errorf("dump returned %d entries, %d registered", entries, n)
-			}
-			return err
-		}},
+// workloadSpec is a parsed NAME@CLIENTS.
+type workloadSpec struct {
+	name    string
+	clients int
+	w       workload
+}
+
+func parseWorkloads(specs []string) ([]workloadSpec, error) {
+	all := workloads()
+	var out []workloadSpec
+	for _, s := range specs {
+		name, n, ok := strings.Cut(s, "@")
+		clients, err := strconv.Atoi(n)
+		if !ok || err != nil || clients < 1 {
+			return nil, fmt.Errorf("workload %q: want NAME@CLIENTS", s)
+		}
+		w, ok := all[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown workload %q", name)
+		}
+		out = append(out, workloadSpec{name, clients, w})
 	}
+	return out, nil
 }
 
 func run(cmd *cobra.Command, o benchOptions) error {
 	ctx := cmd.Context()
-	all := workloads()
-	for _, name := range o.workloads {
-		if _, ok := all[name]; !ok {
-			return fmt.Errorf("unknown workload %q", name)
-		}
-	}
-	if err := prefill(ctx, o.server, o.prefill, true); err != nil {
-		return fmt.Errorf("prefill: %w", err)
-	}
-	defer func() { _ = prefill(context.Background(), o.server, o.prefill, false) }()
-	for _, name := range o.workloads {
-		res, err := measure(ctx, o, all[name])
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s %s size=%d calls/s=%.0f p50=%v p99=%v errors=%d\n",
-			o.label, name, o.prefill, res.rate, res.p50, res.p99, res.errors)
-	}
-	return nil
-}
-
-// prefill registers (or removes) n programs over one UDP client.
-func prefill(ctx context.Context, server string, n int, set bool) error {
-	c, err := rpcbind.Dial(ctx, "udp", server)
+	specs, err := parseWorkloads(o.workloads)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	for i := range n {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		prog := benchProg + uint32(i)
-		if set {
-			_, err = c.PmapSet(cctx, xdr.Mapping{Prog: prog, Vers: 1, Prot: netid.ProtoUDP, Port: uint32(1024 + i%60000)})
-		} else {
-			_, err = c.PmapUnset(cctx, prog, 1)
+	if !slices.IsSorted(o.sizes) {
+		return errors.New("--sizes must be ascending")
+	}
+	if err := waitReady(ctx, o.server, o.wait); err != nil {
+		return err
+	}
+	out := json.NewEncoder(cmd.OutOrStdout())
+	emit := func(r record) error {
+		r.Round, r.Daemon = o.round, o.label
+		return out.Encode(r)
+	}
+	filled := 0
+	if o.cleanup {
+		defer func() { _ = fill(context.Background(), o.server, 0, filled, false) }()
+	}
+	for _, size := range o.sizes {
+		if size > filled {
+			start := time.Now()
+			if err := fill(ctx, o.server, filled, size, true); err != nil {
+				return fmt.Errorf("fill to %d: %w", size, err)
+			}
+			rate := float64(size-filled) / time.Since(start).Seconds()
+			filled = size
+			if err := emit(record{Measure: "fill", Size: size, Rate: rate}); err != nil {
+				return err
+			}
 		}
-		cancel()
-		if err != nil {
-			return err
+		if o.pid != 0 {
+			// A moment to settle, as a daemon would after a burst of
+			// registrations.
+			time.Sleep(time.Second)
+			if err := emit(record{Measure: "rss", Size: size, RSS: rss(o.pid)}); err != nil {
+				return err
+			}
+		}
+		for _, s := range specs {
+			res, err := runLoad(ctx, o.server, s.w, size, s.clients, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s at size %d: %w", s.name, size, err)
+			}
+			if err := emit(record{Measure: s.name, Size: size, Clients: s.clients, Rate: res.rate, P50: us(res.p50), P99: us(res.p99), Errors: res.errors}); err != nil {
+				return err
+			}
+		}
+		if o.http != "" && size > 0 {
+			for _, format := range []string{"json", "csv"} {
+				r, err := measureListing(ctx, o, format)
+				if err != nil {
+					return fmt.Errorf("listing as %s at size %d: %w", format, size, err)
+				}
+				r.Size = size
+				if err := emit(r); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
 }
 
-type result struct {
-	rate     float64
-	p50, p99 time.Duration
-	errors   int
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// waitReady waits until the portmapper answers a NULL call over UDP.
+func waitReady(ctx context.Context, server string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := rpcbind.Dial(ctx, "udp", server)
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			err = c.Null(cctx, xdr.PmapProg, xdr.PmapVers)
+			cancel()
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not answer: %w", server, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
-func measure(ctx context.Context, o benchOptions, w workload) (result, error) {
-	clients := make([]*rpcbind.Client, o.concurrency)
-	for i := range clients {
-		c, err := rpcbind.Dial(ctx, w.network, o.server)
+// measureListing fetches /portmap in format listingRuns times and
+// reports the median and fastest, with the daemon's memory around them.
+func measureListing(ctx context.Context, o benchOptions, format string) (record, error) {
+	r := record{Measure: "listing-" + format}
+	if o.pid != 0 {
+		r.RSSBefore = rss(o.pid)
+	}
+	var times []float64
+	for range max(o.listingRuns, 1) {
+		start := time.Now()
+		n, err := fetch(ctx, o.http+"/portmap?format="+format)
 		if err != nil {
-			return result{}, err
+			return r, err
 		}
-		defer c.Close()
-		clients[i] = c
+		times = append(times, float64(time.Since(start))/float64(time.Millisecond))
+		r.Bytes = n
 	}
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		errors    int
-		wg        sync.WaitGroup
-	)
-	deadline := time.Now().Add(o.duration)
-	start := time.Now()
-	for i, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 42))
-			var local []time.Duration
-			fails := 0
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				t0 := time.Now()
-				err := w.call(cctx, c, rng, o.prefill, i)
-				cancel()
-				if err != nil {
-					fails++
-					continue
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			latencies = append(latencies, local...)
-			errors += fails
-			mu.Unlock()
-		}()
+	if o.pid != 0 {
+		r.RSSAfter = rss(o.pid)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if len(latencies) == 0 {
-		return result{errors: errors}, fmt.Errorf("no call succeeded (%d errors)", errors)
+	slices.Sort(times)
+	r.MS, r.MinMS = times[len(times)/2], times[0]
+	return r, nil
+}
+
+// fetch GETs url and returns the length of its body, read to the end.
+func fetch(ctx context.Context, url string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
 	}
-	slices.Sort(latencies)
-	return result{
-		rate:   float64(len(latencies)) / elapsed.Seconds(),
-		p50:    latencies[len(latencies)/2],
-		p99:    latencies[len(latencies)*99/100],
-		errors: errors,
-	}, nil
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return n, err
+}
+
+// rss returns pid's resident memory in kB, 0 when it cannot be read.
+func rss(pid int) int64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb
+		}
+	}
+	return 0
 }

@@ -61,6 +61,7 @@ func TestCommandLine(t *testing.T) {
 		{"no remote calls waiting", []string{"-f", "-r", "--rmtcall-max-pending", "0"}, 1, []string{"--rmtcall-max-pending 0: must be at least 1", "usage:"}},
 		{"HTTP cap of 0", []string{"-f", "--http-max-conns", "0"}, 1, []string{"--http-max-conns 0: must be at least 1", "usage:"}},
 		{"HTTP per-source cap of 0", []string{"-f", "--http-max-conns-per-source", "0"}, 1, []string{"--http-max-conns-per-source 0: must be at least 1", "usage:"}},
+		{"collector percent of 0", []string{"-f", "--gc-percent", "0"}, 1, []string{"--gc-percent 0: must be at least 1", "usage:"}},
 		{"HTTP idle timeout of 0", []string{"-f", "--http-idle-timeout", "0s"}, 1, []string{"--http-idle-timeout 0s: must be positive", "usage:"}},
 		{"empty HTTP address", []string{"-f", "--http", ""}, 1, []string{`--http: empty (use "off" to disable it)`, "usage:"}},
 		{"empty HTTP socket", []string{"-f", "--http-socket", ""}, 1, []string{`--http-socket: empty (use "off" to disable it)`, "usage:"}},

@@ -52,6 +52,11 @@ type options struct {
 	rmtTimeout    time.Duration
 	rmtReplyRatio int
 
+	// gcPercent is the collector's GOGC; gcPercentSet says the flag
+	// was given, which GOGC in the environment does not override.
+	gcPercent    int
+	gcPercentSet bool
+
 	user          string
 	port          int
 	lockFile      string
@@ -163,6 +168,7 @@ and TCP port 111 and on the local socket /run/rpcbind.sock, like rpcbind.`,
 				printConfig(stderr, prog, o)
 				return nil
 			}
+			o.gcPercentSet = cmd.Flags().Changed("gc-percent")
 			return serve(cmd.Context(), o, stderr)
 		},
 	}
@@ -247,6 +253,7 @@ rpcbind's two lines instead.`,
 	f.DurationVar(&o.checkTimeout, "check-timeout", health.DefaultTimeout, "longest a health check may take, unless its registration asks for less")
 	f.DurationVar(&o.checkInterval, "check-interval", health.DefaultInterval, "time between active health checks of a registration that gives none")
 	f.DurationVar(&o.rpcCheckInterval, "rpc-check-interval", 0, "check every RPC registration on this host with a NULL call this often (0: never)")
+	f.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "heap growth, in percent of the live heap, that starts a garbage collection (Go's GOGC, which overrides the default when set)")
 	f.IntVar(&o.logBurst, "log-burst", netlimit.DefaultLineBurst, "audit lines (and, with -l, call lines) one source (a uid, an address) may cause at once")
 	f.IntVar(&o.logRate, "log-rate", netlimit.DefaultLinesPerMinute, "audit lines (and, with -l, call lines) one source may cause a minute after the burst; the rest are counted in one line")
 	f.StringSliceVar(&o.etcd.endpoints, "etcd", nil, `etcd client URLs (comma-separated or repeated) to publish this host's registrations to and look services up across the fleet in; none: off`)
@@ -348,6 +355,7 @@ func (o options) validate() error {
 		positive("--etcd-timeout", o.etcd.timeout),
 		{"--etcd-max-txn-ops", o.etcd.maxTxnOps, o.etcd.maxTxnOps < 3, "must be at least 3"},
 		atLeastOne("--fleet-max-listing", o.etcd.maxListing),
+		atLeastOne("--gc-percent", o.gcPercent),
 	} {
 		if c.bad {
 			return fmt.Errorf("%s %v: %s", c.flag, c.value, c.rule)
@@ -510,6 +518,8 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		PruneInterval:      o.pruneInterval,
 		NoPrune:            o.noPrune,
 		Ready: func() {
+			setGCPercent(o)
+			dropStartupPages(log)
 			reporter.Ready()
 			if err := systemd.Notify("READY=1"); err != nil {
 				log.Warn("cannot notify systemd", "err", err)

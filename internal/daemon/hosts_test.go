@@ -546,7 +546,7 @@ func httpGet(h *netns.Host, addr string) error {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "portmapper") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "\n100000.oncrpc.alt,") {
 		return fmt.Errorf("status %s, body %q", resp.Status, body)
 	}
 	return nil
