@@ -85,8 +85,11 @@ type record struct {
 	P50    float64 `json:"p50_us,omitempty"`
 	P99    float64 `json:"p99_us,omitempty"`
 	Errors int     `json:"errors,omitempty"`
-	// RSS is the daemon's resident memory, in kB.
-	RSS int64 `json:"rss_kb,omitempty"`
+	// RSS is the daemon's resident memory, in kB, and Anon the part of
+	// it that is the daemon's own (heap, stacks: RssAnon); the rest is
+	// pages of its executable and libraries, shared with the page cache.
+	RSS  int64 `json:"rss_kb,omitempty"`
+	Anon int64 `json:"anon_kb,omitempty"`
 	// A listing's median and fastest time in milliseconds, its length,
 	// and the daemon's resident memory before the first fetch and after
 	// the last.
@@ -159,7 +162,7 @@ func run(cmd *cobra.Command, o benchOptions) error {
 			// A moment to settle, as a daemon would after a burst of
 			// registrations.
 			time.Sleep(time.Second)
-			if err := emit(record{Measure: "rss", Size: size, RSS: rss(o.pid)}); err != nil {
+			if err := emit(record{Measure: "rss", Size: size, RSS: status(o.pid, "VmRSS:"), Anon: status(o.pid, "RssAnon:")}); err != nil {
 				return err
 			}
 		}
@@ -255,7 +258,11 @@ func fetch(ctx context.Context, url string) (int64, error) {
 }
 
 // rss returns pid's resident memory in kB, 0 when it cannot be read.
-func rss(pid int) int64 {
+func rss(pid int) int64 { return status(pid, "VmRSS:") }
+
+// status returns the field of pid's /proc status, a count of kB, 0 when
+// it cannot be read.
+func status(pid int, field string) int64 {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
@@ -263,7 +270,7 @@ func rss(pid int) int64 {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(s.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb
 		}

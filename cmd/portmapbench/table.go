@@ -181,7 +181,8 @@ func (r *results) rows() []row {
 		case measure == "fill":
 			rows = append(rows, row{"SET udp, filling to " + where, field(k, func(rec record) float64 { return rec.Rate }), rate})
 		case measure == "rss":
-			rows = append(rows, row{"RSS, " + where, field(k, func(rec record) float64 { return float64(rec.RSS) }), mb})
+			rows = append(rows, row{"RSS, " + where, field(k, func(rec record) float64 { return float64(rec.RSS) }), mb},
+				row{"  of it anonymous (RssAnon)", field(k, func(rec record) float64 { return float64(rec.Anon) }), mb})
 			if size > 0 {
 				rows = append(rows, row{"  per registration", perRegistration(k, key("rss", 0, 0), size), bytesPer})
 			}

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"log/slog"
 	"os"
 	"runtime/debug"
-
-	"github.com/portmapd/portmapd/internal/residency"
 )
 
 // defaultGCPercent is --gc-percent's default. The registry is the live
@@ -24,15 +21,4 @@ func setGCPercent(o options) {
 	if o.gcPercentSet || os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(o.gcPercent)
 	}
-}
-
-// dropStartupPages gives back, once the daemon serves, the pages of its
-// executable that start-up touched (see package residency).
-func dropStartupPages(log *slog.Logger) {
-	n, err := residency.DropExecutablePages()
-	if err != nil {
-		log.Debug("start-up pages kept", "err", err)
-		return
-	}
-	log.Debug("start-up pages given back", "mapped_bytes", n)
 }

@@ -519,7 +519,6 @@ func serve(ctx context.Context, o options, stderr io.Writer) error {
 		NoPrune:            o.noPrune,
 		Ready: func() {
 			setGCPercent(o)
-			dropStartupPages(log)
 			reporter.Ready()
 			if err := systemd.Notify("READY=1"); err != nil {
 				log.Warn("cannot notify systemd", "err", err)
