@@ -80,11 +80,40 @@ func (b *replyBuffer) begin(reserve int, h xdr.ReplyHeader) bool {
 	return h.Stat == xdr.MsgAccepted && h.Accept == xdr.Success
 }
 
-func (b *replyBuffer) encode(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) []byte {
+// The replies below encode the reply after reserve words of room, or
+// fail with ErrReplied when the call has its reply already.
+
+// reply encodes h and, after an accepted SUCCESS, what body writes.
+func (b *replyBuffer) reply(reserve int, h xdr.ReplyHeader, body func(*xdr.Encoder)) ([]byte, error) {
+	if b.written {
+		return nil, ErrReplied
+	}
 	if b.begin(reserve, h) && body != nil {
 		body(&b.enc)
 	}
-	return b.enc.Bytes()
+	return b.enc.Bytes(), nil
+}
+
+// uint32Reply encodes a SUCCESS reply of v.
+func (b *replyBuffer) uint32Reply(reserve int, xid, v uint32) ([]byte, error) {
+	if b.written {
+		return nil, ErrReplied
+	}
+	if b.begin(reserve, xdr.Accepted(xid, xdr.Success)) {
+		b.enc.Uint32(v)
+	}
+	return b.enc.Bytes(), nil
+}
+
+// stringReply encodes a SUCCESS reply of s.
+func (b *replyBuffer) stringReply(reserve int, xid uint32, s string) ([]byte, error) {
+	if b.written {
+		return nil, ErrReplied
+	}
+	if b.begin(reserve, xdr.Accepted(xid, xdr.Success)) {
+		b.enc.String(s)
+	}
+	return b.enc.Bytes(), nil
 }
 
 // A valueReplier sends a SUCCESS reply of one value without a body
@@ -123,35 +152,22 @@ type datagramWriter struct {
 }
 
 func (w *datagramWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
-	if w.written {
-		return ErrReplied
-	}
-	return w.send(w.encode(0, h, body))
+	return w.send(w.reply(0, h, body))
 }
 
-func (w *datagramWriter) replyUint32(xid, v uint32) error {
-	if w.written {
-		return ErrReplied
-	}
-	if w.begin(0, xdr.Accepted(xid, xdr.Success)) {
-		w.enc.Uint32(v)
-	}
-	return w.send(w.enc.Bytes())
-}
+func (w *datagramWriter) replyUint32(xid, v uint32) error { return w.send(w.uint32Reply(0, xid, v)) }
 
 func (w *datagramWriter) replyString(xid uint32, s string) error {
-	if w.written {
-		return ErrReplied
-	}
-	if w.begin(0, xdr.Accepted(xid, xdr.Success)) {
-		w.enc.String(s)
-	}
-	return w.send(w.enc.Bytes())
+	return w.send(w.stringReply(0, xid, s))
 }
 
 // send sends the encoded reply b, or queues it for its batch, within the
-// size limit and the source's reply-byte bucket.
-func (w *datagramWriter) send(b []byte) error {
+// size limit and the source's reply-byte bucket; encoding's error, when
+// there is one, is returned instead.
+func (w *datagramWriter) send(b []byte, encoding error) error {
+	if encoding != nil {
+		return encoding
+	}
 	if len(b) > w.limit {
 		return ErrReplyTooLarge
 	}
@@ -245,36 +261,25 @@ type streamWriter struct {
 	failed error
 }
 
+// A stream reply's first word is room for its record mark.
+
 func (w *streamWriter) WriteReply(h xdr.ReplyHeader, body func(*xdr.Encoder)) error {
-	if w.written {
-		return ErrReplied
-	}
-	return w.send(w.encode(1, h, body))
+	return w.send(w.reply(1, h, body))
 }
 
-func (w *streamWriter) replyUint32(xid, v uint32) error {
-	if w.written {
-		return ErrReplied
-	}
-	if w.begin(1, xdr.Accepted(xid, xdr.Success)) {
-		w.enc.Uint32(v)
-	}
-	return w.send(w.enc.Bytes())
-}
+func (w *streamWriter) replyUint32(xid, v uint32) error { return w.send(w.uint32Reply(1, xid, v)) }
 
 func (w *streamWriter) replyString(xid uint32, s string) error {
-	if w.written {
-		return ErrReplied
-	}
-	if w.begin(1, xdr.Accepted(xid, xdr.Success)) {
-		w.enc.String(s)
-	}
-	return w.send(w.enc.Bytes())
+	return w.send(w.stringReply(1, xid, s))
 }
 
 // send frames and writes the encoded reply b, whose first word is room
-// for the record mark.
-func (w *streamWriter) send(b []byte) error {
+// for the record mark; encoding's error, when there is one, is returned
+// instead.
+func (w *streamWriter) send(b []byte, encoding error) error {
+	if encoding != nil {
+		return encoding
+	}
 	w.written = true
 	msg := b[4:]
 	if len(msg) <= w.maxFragment {
