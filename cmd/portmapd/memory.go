@@ -17,8 +17,8 @@ const defaultGCPercent = 25
 // large journal at start allocates much and keeps little, and collecting
 // four times as often made it a third slower (a 256 MiB journal:
 // TestStopWhileRestoringAHugeJournal).
-func setGCPercent(o options) {
-	if o.gcPercentSet || os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(o.gcPercent)
+func setGCPercent(percent int, given bool) {
+	if given || os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(percent)
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/portmapd/portmapd/registry/warmstart"
 	"github.com/portmapd/portmapd/rpcbind"
 	"github.com/portmapd/portmapd/tcpmux"
+	"github.com/portmapd/portmapd/xdr"
 	"golang.org/x/sys/unix"
 )
 
@@ -196,6 +197,83 @@ func (c *Config) setDefaults() {
 		if *p.v == "" {
 			*p.v = p.def
 		}
+	}
+}
+
+// DefaultConfig returns the Config of a daemon started without options,
+// every default stated: the command line binds its flags to its fields,
+// so that each flag's default is the one its package defines. Zero
+// values that already mean "the default" or "none" (MaxPidfds,
+// Checks.RPCInterval, User, Fleet.Host) stay zero.
+func DefaultConfig() Config {
+	return Config{
+		Port: xdr.PmapPort,
+		RemoteCallLimits: RemoteCallLimits{
+			Rate:       rpcbind.DefaultForwardRate,
+			Burst:      rpcbind.DefaultForwardBurst,
+			MaxPending: rpcbind.DefaultMaxForwards,
+			Timeout:    rpcbind.DefaultForwardTimeout,
+			ReplyRatio: rpcbind.DefaultForwardReplyRatio,
+		},
+		LockFile:          DefaultLockFile,
+		Socket:            rpcbind.DefaultLocalSocket,
+		AbstractSocket:    true,
+		MaxMessage:        xdr.DefaultMaxMessage,
+		IdleTimeout:       oncrpc.DefaultIdleTimeout,
+		RecordTimeout:     oncrpc.DefaultRecordTimeout,
+		MaxConns:          oncrpc.DefaultMaxConns,
+		MaxConnsPerSource: oncrpc.DefaultMaxConnsPerSource,
+		UDPReplyRate:      oncrpc.DefaultUDPReplyRate,
+		UDPReplyBurst:     oncrpc.DefaultUDPReplyBurst,
+		FDReserve:         netlimit.DefaultReserve,
+		HTTP: httpmap.Config{
+			HTTPAddr:   httpmap.DefaultHTTPAddr,
+			SocketPath: httpmap.DefaultSocketPath,
+			Limits: netlimit.Limits{
+				MaxConns:          httpmap.DefaultMaxConns,
+				MaxConnsPerSource: httpmap.DefaultMaxConnsPerSource,
+				IdleTimeout:       httpmap.DefaultIdleTimeout,
+			},
+			MaxWatchers:          httpmap.DefaultMaxWatchers,
+			MaxWatchersPerSource: httpmap.DefaultMaxWatchersPerSource,
+			MaxWait:              httpmap.DefaultMaxWait,
+		},
+		TCPMux: tcpmux.Config{
+			Addr: tcpmux.Off,
+			Limits: netlimit.Limits{
+				MaxConns:          tcpmux.DefaultMaxConns,
+				MaxConnsPerSource: tcpmux.DefaultMaxConnsPerSource,
+				IdleTimeout:       tcpmux.DefaultIdleTimeout,
+			},
+			Timeout: tcpmux.DefaultTimeout,
+		},
+		MaxNamedPerProcess: registry.DefaultMaxNamedPerProcess,
+		MaxRPCPerUID:       registry.DefaultMaxRPCPerUID,
+		MaxRPCBytesPerUID:  registry.DefaultMaxRPCBytesPerUID,
+		MaxProcessesPerUID: registry.DefaultMaxProcessesPerUID,
+		StateDir:           DefaultStateDir,
+		StateCompactBytes:  journal.DefaultCompactBytes,
+		WarmStartDir:       warmstart.DefaultDir,
+		PruneGrace:         lifetime.DefaultPruneGrace,
+		PruneInterval:      lifetime.DefaultPruneInterval,
+		ProcPollInterval:   lifetime.DefaultPollInterval,
+		WatchHistory:       registry.DefaultFeedSize,
+		Checks: health.Config{
+			Concurrency: health.DefaultConcurrency,
+			Timeout:     health.DefaultTimeout,
+			Interval:    health.DefaultInterval,
+		},
+		DNSAddr:      httpmap.Off,
+		LogBurst:     netlimit.DefaultLineBurst,
+		LogPerMinute: netlimit.DefaultLinesPerMinute,
+		Fleet: fleet.Config{
+			Prefix:     fleet.DefaultPrefix,
+			TTL:        fleet.DefaultTTL,
+			Timeout:    fleet.DefaultTimeout,
+			MaxTxnOps:  fleet.DefaultMaxTxnOps,
+			MaxListing: fleet.DefaultMaxListing,
+		},
+		Metrics: true,
 	}
 }
 
