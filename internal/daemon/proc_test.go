@@ -133,7 +133,9 @@ func (d *daemon) start() {
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: a start may restore a 256 MiB journal first
+	// (TestStopWhileRestoringAHugeJournal), on a loaded machine.
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := dialUnix(d.rpc); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
