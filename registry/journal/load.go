@@ -64,21 +64,8 @@ type entryKey struct {
 	netid      netid.ID
 }
 
-type serviceKey struct {
-	name    string
-	network netid.ID
-	port    uint16
-	path    string
-	pid     int32
-	start   uint64
-}
-
 func keyOfEntry(e registry.Entry) entryKey {
 	return entryKey{e.Prog, e.Vers, e.Netid.Lower()}
-}
-
-func keyOfService(s registry.Service) serviceKey {
-	return serviceKey{strings.ToLower(s.Name), s.Network, s.Port, s.Path, s.PID, s.Start}
 }
 
 // A replay holds, for each key still registered, the value first added
@@ -123,7 +110,7 @@ func (m replay[K, V]) update(k K, change func(*V)) {
 type builder struct {
 	seq      int
 	entries  replay[entryKey, registry.Entry]
-	services replay[serviceKey, registry.Service]
+	services replay[registry.ServiceKey, registry.Service]
 	// index is the highest index read; feed the latest changes, at
 	// most 2*feedSize before state trims it to feedSize.
 	index    uint64
@@ -135,7 +122,7 @@ func newBuilder(feedSize int) *builder {
 	if feedSize <= 0 {
 		feedSize = registry.DefaultFeedSize
 	}
-	return &builder{entries: replay[entryKey, registry.Entry]{}, services: replay[serviceKey, registry.Service]{}, feedSize: feedSize}
+	return &builder{entries: replay[entryKey, registry.Entry]{}, services: replay[registry.ServiceKey, registry.Service]{}, feedSize: feedSize}
 }
 
 // apply replays a change of state, and keeps it as history when it has
@@ -150,11 +137,11 @@ func (b *builder) apply(c registry.Change) {
 	case registry.OpEntryHealth:
 		b.entries.update(keyOfEntry(c.Entry), func(e *registry.Entry) { e.Health = c.Entry.Health })
 	case registry.OpRegister:
-		b.services.add(keyOfService(c.Service), c.Service, b.seq)
+		b.services.add(c.Service.Key(), c.Service, b.seq)
 	case registry.OpDeregister:
-		delete(b.services, keyOfService(c.Service))
+		delete(b.services, c.Service.Key())
 	case registry.OpServiceHealth:
-		b.services.update(keyOfService(c.Service), func(s *registry.Service) { s.Health = c.Service.Health })
+		b.services.update(c.Service.Key(), func(s *registry.Service) { s.Health = c.Service.Health })
 	}
 	b.history(c)
 }
