@@ -78,11 +78,24 @@ type placed[V any] struct {
 	seq int
 }
 
-// add keeps v under k at seq unless k is already there: the registry
-// ignores a SET or a registration of what it holds.
-func (m replay[K, V]) add(k K, v V, seq int) {
-	if _, ok := m[k]; !ok {
-		m[k] = placed[V]{v, seq}
+// apply replays op on the registration v, keyed k, at seq. An addition
+// keeps v unless k is already there (the registry ignores a SET or a
+// registration of what it holds), a removal forgets k, and a change of
+// health sets the health held under k, keeping its place, when k is
+// there. health gives a registration's Health.
+func (m replay[K, V]) apply(op registry.ChangeOp, k K, v V, seq int, health func(*V) *registry.Health) {
+	switch op {
+	case registry.OpSet, registry.OpRegister:
+		if _, ok := m[k]; !ok {
+			m[k] = placed[V]{v, seq}
+		}
+	case registry.OpUnset, registry.OpDeregister:
+		delete(m, k)
+	case registry.OpEntryHealth, registry.OpServiceHealth:
+		if p, ok := m[k]; ok {
+			*health(&p.v) = *health(&v)
+			m[k] = p
+		}
 	}
 }
 
@@ -94,15 +107,6 @@ func (m replay[K, V]) inOrder() []V {
 		out = append(out, p.v)
 	}
 	return out
-}
-
-// update changes the value under k with change, keeping its place, when
-// k is there.
-func (m replay[K, V]) update(k K, change func(*V)) {
-	if p, ok := m[k]; ok {
-		change(&p.v)
-		m[k] = p
-	}
 }
 
 // builder replays changes into a state, and keeps the latest of them as
@@ -130,18 +134,10 @@ func newBuilder(feedSize int) *builder {
 func (b *builder) apply(c registry.Change) {
 	b.seq++
 	switch c.Op {
-	case registry.OpSet:
-		b.entries.add(keyOfEntry(c.Entry), c.Entry, b.seq)
-	case registry.OpUnset:
-		delete(b.entries, keyOfEntry(c.Entry))
-	case registry.OpEntryHealth:
-		b.entries.update(keyOfEntry(c.Entry), func(e *registry.Entry) { e.Health = c.Entry.Health })
-	case registry.OpRegister:
-		b.services.add(c.Service.Key(), c.Service, b.seq)
-	case registry.OpDeregister:
-		delete(b.services, c.Service.Key())
-	case registry.OpServiceHealth:
-		b.services.update(c.Service.Key(), func(s *registry.Service) { s.Health = c.Service.Health })
+	case registry.OpSet, registry.OpUnset, registry.OpEntryHealth:
+		b.entries.apply(c.Op, keyOfEntry(c.Entry), c.Entry, b.seq, func(e *registry.Entry) *registry.Health { return &e.Health })
+	case registry.OpRegister, registry.OpDeregister, registry.OpServiceHealth:
+		b.services.apply(c.Op, c.Service.Key(), c.Service, b.seq, func(s *registry.Service) *registry.Health { return &s.Health })
 	}
 	b.history(c)
 }
