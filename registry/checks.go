@@ -256,8 +256,8 @@ func (r *Registry) SetHealth(s Service, h Health) bool {
 func (r *Registry) SetEntryHealth(e Entry, h Health) bool {
 	changed := false
 	r.commit(func(cs *changeSet) {
-		n := r.rpc.find(e.Prog, e.Vers, e.Netid.Lower())
-		if n == 0 || !r.rpc.sameRegistration(n, e) {
+		n := r.rpc.findRegistration(e)
+		if n == 0 {
 			return
 		}
 		held := r.rpc.health[n]

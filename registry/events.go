@@ -59,8 +59,8 @@ func (r *Registry) RecentEvents() ([]Event, Removals) {
 func (r *Registry) Prune(e Entry, reason string) bool {
 	pruned := false
 	r.commit(func(cs *changeSet) {
-		n := r.rpc.find(e.Prog, e.Vers, e.Netid.Lower())
-		if n == 0 || !r.rpc.sameRegistration(n, e) {
+		n := r.rpc.findRegistration(e)
+		if n == 0 {
 			return
 		}
 		removed := r.rpc.entry(n)
