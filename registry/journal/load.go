@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -415,8 +414,8 @@ func permissionProblem(fi fs.FileInfo) string {
 	if fi.Mode().Perm()&0o077 != 0 {
 		p = append(p, fmt.Sprintf("mode %04o lets others read or write it", fi.Mode().Perm()))
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		p = append(p, fmt.Sprintf("owned by uid %d, not %d", st.Uid, os.Geteuid()))
+	if uid, ok := safefile.FileOwner(fi); ok && uid != os.Geteuid() {
+		p = append(p, fmt.Sprintf("owned by uid %d, not %d", uid, os.Geteuid()))
 	}
 	if len(p) == 0 {
 		return ""
