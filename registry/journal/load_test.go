@@ -12,72 +12,41 @@ import (
 // TestReplay: the replay treats RPC entries and named services alike: an
 // addition of what is held changes nothing, a removal forgets, a change
 // of health changes the health held and keeps its place, and a change of
-// health of what is not held adds nothing.
+// health of what is not held adds nothing. Each case's steps are replayed
+// for an entry and a service at once, which must not disturb each other.
 func TestReplay(t *testing.T) {
-	entry := func(prog uint32, addr string, status registry.Status) registry.Change {
-		return registry.Change{Entry: registry.Entry{Prog: prog, Vers: 1, Netid: netid.TCP, Addr: addr, Health: registry.Health{Status: status}}}
+	type step struct {
+		act    int // add, remove or health
+		key    uint32
+		other  string // what is not the key: an entry's address, a service's executable
+		status registry.Status
 	}
-	service := func(name string, port uint16, status registry.Status) registry.Change {
-		return registry.Change{Service: registry.Service{Name: name, Network: netid.TCP, Port: port, Health: registry.Health{Status: status}}}
-	}
-	op := func(o registry.ChangeOp, c registry.Change) registry.Change { c.Op = o; return c }
-	set, unset, entryHealth := registry.OpSet, registry.OpUnset, registry.OpEntryHealth
-	reg, dereg, serviceHealth := registry.OpRegister, registry.OpDeregister, registry.OpServiceHealth
+	const (
+		add = iota
+		remove
+		health
+	)
+	entryOps := [...]registry.ChangeOp{add: registry.OpSet, remove: registry.OpUnset, health: registry.OpEntryHealth}
+	serviceOps := [...]registry.ChangeOp{add: registry.OpRegister, remove: registry.OpDeregister, health: registry.OpServiceHealth}
 	w, c := registry.Warning, registry.Critical
 	tests := []struct {
-		name         string
-		changes      []registry.Change
-		wantEntries  []string
-		wantServices []string
+		name  string
+		steps []step
+		want  []string // key, other and status of what is held, in order
 	}{
-		{
-			name: "additions in order",
-			changes: []registry.Change{
-				op(set, entry(2, "a", 0)), op(reg, service("b", 1, 0)), op(set, entry(1, "b", 0)), op(reg, service("a", 1, 0)),
-			},
-			wantEntries:  []string{"2 a passing", "1 b passing"},
-			wantServices: []string{"b 1 passing", "a 1 passing"},
-		},
-		{
-			name: "an addition of what is held changes nothing",
-			changes: []registry.Change{
-				op(set, entry(1, "a", 0)), op(set, entry(2, "a", 0)), op(set, entry(1, "b", w)),
-				op(reg, service("x", 1, 0)), op(reg, service("y", 1, 0)), op(reg, service("X", 1, w)),
-			},
-			wantEntries:  []string{"1 a passing", "2 a passing"},
-			wantServices: []string{"x 1 passing", "y 1 passing"},
-		},
-		{
-			name: "a removal forgets, and a new addition goes last",
-			changes: []registry.Change{
-				op(set, entry(1, "a", 0)), op(set, entry(2, "a", 0)), op(unset, entry(1, "", 0)), op(set, entry(1, "b", 0)),
-				op(reg, service("x", 1, 0)), op(reg, service("x", 2, 0)), op(dereg, service("X", 1, 0)), op(reg, service("x", 1, 0)),
-			},
-			wantEntries:  []string{"2 a passing", "1 b passing"},
-			wantServices: []string{"x 2 passing", "x 1 passing"},
-		},
-		{
-			name: "a change of health keeps the place",
-			changes: []registry.Change{
-				op(set, entry(1, "a", 0)), op(set, entry(2, "a", 0)), op(entryHealth, entry(1, "other", c)),
-				op(reg, service("x", 1, 0)), op(reg, service("y", 1, 0)), op(serviceHealth, service("X", 1, w)),
-			},
-			wantEntries:  []string{"1 a critical", "2 a passing"},
-			wantServices: []string{"x 1 warning", "y 1 passing"},
-		},
-		{
-			name: "a change of health of what is not held adds nothing",
-			changes: []registry.Change{
-				op(entryHealth, entry(1, "a", c)), op(serviceHealth, service("x", 1, c)),
-				op(set, entry(1, "a", 0)), op(unset, entry(1, "a", 0)), op(entryHealth, entry(1, "a", c)),
-			},
-		},
+		{"additions in order", []step{{add, 2, "a", 0}, {add, 1, "b", 0}}, []string{"2 a passing", "1 b passing"}},
+		{"an addition of what is held changes nothing", []step{{add, 1, "a", 0}, {add, 2, "a", 0}, {add, 1, "b", w}}, []string{"1 a passing", "2 a passing"}},
+		{"a removal forgets, and a new addition goes last", []step{{add, 1, "a", 0}, {add, 2, "a", 0}, {remove, 1, "", 0}, {add, 1, "b", 0}}, []string{"2 a passing", "1 b passing"}},
+		{"a change of health keeps the place", []step{{add, 1, "a", 0}, {add, 2, "a", 0}, {health, 1, "other", c}}, []string{"1 a critical", "2 a passing"}},
+		{"a change of health of what is not held adds nothing", []step{{health, 1, "a", c}, {add, 1, "a", 0}, {remove, 1, "a", 0}, {health, 1, "a", c}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newBuilder(0)
-			for _, ch := range tt.changes {
-				b.apply(ch)
+			for _, s := range tt.steps {
+				h := registry.Health{Status: s.status}
+				b.apply(registry.Change{Op: entryOps[s.act], Entry: registry.Entry{Prog: s.key, Vers: 1, Netid: netid.TCP, Addr: s.other, Health: h}})
+				b.apply(registry.Change{Op: serviceOps[s.act], Service: registry.Service{Name: fmt.Sprint("svc", s.key), Network: netid.TCP, Port: 1, Process: registry.Process{Exe: s.other}, Health: h}})
 			}
 			st := b.state()
 			var entries, services []string
@@ -85,10 +54,10 @@ func TestReplay(t *testing.T) {
 				entries = append(entries, fmt.Sprintf("%d %s %v", e.Prog, e.Addr, e.Health.Status))
 			}
 			for _, s := range st.Services {
-				services = append(services, fmt.Sprintf("%s %d %v", s.Name, s.Port, s.Health.Status))
+				services = append(services, fmt.Sprintf("%s %s %v", s.Name[len("svc"):], s.Exe, s.Health.Status))
 			}
-			if !slices.Equal(entries, tt.wantEntries) || !slices.Equal(services, tt.wantServices) {
-				t.Errorf("entries %q services %q, want %q %q", entries, services, tt.wantEntries, tt.wantServices)
+			if !slices.Equal(entries, tt.want) || !slices.Equal(services, tt.want) {
+				t.Errorf("entries %q, services %q; want %q for both", entries, services, tt.want)
 			}
 		})
 	}
