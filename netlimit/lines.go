@@ -16,12 +16,8 @@ const (
 )
 
 // lineKeys bounds the sources a LineLimiter tells apart; past it, new
-// sources share lineOverflow's bucket, so that memory stays bounded
-// however many sources a flood uses.
-const (
-	lineKeys     = 1024
-	lineOverflow = "*"
-)
+// sources share OverflowKey's bucket.
+const lineKeys = 1024
 
 // A LineLimiter bounds the log lines each source (a uid, an address) can
 // make the daemon write: Burst at once, then one per 1/rate, by a token
@@ -36,7 +32,7 @@ type LineLimiter struct {
 	summary func(key string, notLogged uint64)
 
 	mu      sync.Mutex
-	sources map[string]*lineBucket
+	sources *KeyTable[lineBucket]
 }
 
 type lineBucket struct {
@@ -56,7 +52,9 @@ func NewLineLimiter(burst, perMinute int, summary func(key string, notLogged uin
 	if perMinute <= 0 {
 		perMinute = DefaultLinesPerMinute
 	}
-	return &LineLimiter{every: time.Minute / time.Duration(perMinute), burst: float64(burst), summary: summary, sources: map[string]*lineBucket{}}
+	l := &LineLimiter{every: time.Minute / time.Duration(perMinute), burst: float64(burst), summary: summary}
+	l.sources = NewKeyTable(lineKeys, l.fullBucket, l.quiet)
+	return l
 }
 
 // Allow reports whether source key may log a line now, and how many of
@@ -68,20 +66,7 @@ func (l *LineLimiter) Allow(key string) (ok bool, notLogged uint64) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.sources[key]
-	if b == nil {
-		if len(l.sources) >= lineKeys {
-			l.sweepLocked(now)
-		}
-		if len(l.sources) >= lineKeys {
-			key = lineOverflow
-			b = l.sources[key]
-		}
-	}
-	if b == nil {
-		b = &lineBucket{tokens: l.burst, at: now}
-		l.sources[key] = b
-	}
+	key, b := l.sources.Get(key, now)
 	l.refill(b, now)
 	if b.tokens >= 1 {
 		b.tokens--
@@ -118,15 +103,16 @@ func (l *LineLimiter) summarize(key string, b *lineBucket) {
 	}
 }
 
-// sweepLocked forgets the sources whose bucket is full again with nothing
-// to report.
-func (l *LineLimiter) sweepLocked(now time.Time) {
-	for k, b := range l.sources {
-		l.refill(b, now)
-		if b.tokens >= l.burst && b.notLogged == 0 && b.pending == nil {
-			delete(l.sources, k)
-		}
-	}
+// fullBucket is a new source's bucket: full.
+func (l *LineLimiter) fullBucket(now time.Time) *lineBucket {
+	return &lineBucket{tokens: l.burst, at: now}
+}
+
+// quiet reports whether b is full again with nothing to report, so that
+// its source can be forgotten.
+func (l *LineLimiter) quiet(b *lineBucket, now time.Time) bool {
+	l.refill(b, now)
+	return b.tokens >= l.burst && b.notLogged == 0 && b.pending == nil
 }
 
 // Flush reports at once the refused lines of every source that has any,
@@ -141,7 +127,7 @@ func (l *LineLimiter) Flush() {
 	}
 	var due []report
 	l.mu.Lock()
-	for k, b := range l.sources {
+	for k, b := range l.sources.All() {
 		if b.pending != nil {
 			b.pending.Stop()
 			b.pending = nil

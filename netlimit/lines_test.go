@@ -75,7 +75,7 @@ func TestLineLimiter(t *testing.T) {
 			l.Allow("source " + strconv.Itoa(i))
 		}
 		l.mu.Lock()
-		n := len(l.sources)
+		n := l.sources.Len()
 		l.mu.Unlock()
 		if n > lineKeys+1 {
 			t.Errorf("%d sources kept, want at most %d", n, lineKeys+1)

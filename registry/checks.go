@@ -254,16 +254,9 @@ func (r *Registry) SetHealth(s Service, h Health) bool {
 // SetEntryHealth is SetHealth for the RPC entry e, found by its key,
 // address, pid and registration time.
 func (r *Registry) SetEntryHealth(e Entry, h Health) bool {
-	changed := false
-	r.commit(func(cs *changeSet) {
-		n := r.rpc.find(e.Prog, e.Vers, e.Netid.Lower())
-		if n == 0 || !r.rpc.sameRegistration(n, e) {
-			return
-		}
+	return r.commitToRegistration(e, func(cs *changeSet, n nodeID) bool {
 		held := r.rpc.health[n]
-		if r.updateHealth(&held, h) {
-			changed = true
-		}
+		changed := r.updateHealth(&held, h)
 		// Kept aside only when it is not the zero Health of an
 		// entry never checked.
 		switch {
@@ -277,7 +270,21 @@ func (r *Registry) SetEntryHealth(e Entry, h Health) bool {
 		if changed {
 			cs.add(OpEntryHealth, r.rpc.entry(n), h.Output)
 		}
-		return
+		return changed
+	})
+}
+
+// commitToRegistration runs change, within r.commit, on the node of the
+// entry e when e is still registered as it was (findRegistration), and
+// reports what change reports; false when e is gone or was registered
+// again. It is how the daemon acts on an entry it looked at earlier
+// without the lock (to check it, or to prune it).
+func (r *Registry) commitToRegistration(e Entry, change func(cs *changeSet, n nodeID) bool) bool {
+	changed := false
+	r.commit(func(cs *changeSet) {
+		if n := r.rpc.findRegistration(e); n != 0 {
+			changed = change(cs, n)
+		}
 	})
 	return changed
 }

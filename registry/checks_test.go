@@ -100,3 +100,47 @@ func TestParseStatus(t *testing.T) {
 		t.Errorf("ParseStatus(fine): %v", err)
 	}
 }
+
+// TestCommitToRegistration: the change runs, under the commit, only on
+// the entry as it was registered, and what it reports is returned; a
+// change it adds is published.
+func TestCommitToRegistration(t *testing.T) {
+	r := newTestRegistry(Options{})
+	mustSet(t, r, root, Entry{Prog: 400000, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1"})
+	held, _ := r.LookupExact(400000, 1, "tcp")
+	tests := []struct {
+		name    string
+		e       Entry
+		reports bool // what the change reports
+		runs    bool
+		want    bool
+	}{
+		{"as registered, changed", held, true, true, true},
+		{"as registered, unchanged", held, false, true, false},
+		{"netid in another case", func() Entry { e := held; e.Netid = "TCP"; return e }(), true, true, true},
+		{"registered again since", func() Entry { e := held; e.Registered = e.Registered.Add(-time.Second); return e }(), true, false, false},
+		{"gone", Entry{Prog: 400001, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1"}, true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := r.Index()
+			ran := false
+			got := r.commitToRegistration(tt.e, func(cs *changeSet, n nodeID) bool {
+				ran = true
+				if e := r.rpc.entry(n); e.Prog != held.Prog || e.Addr != held.Addr {
+					t.Errorf("change ran on %+v", e)
+				}
+				if tt.reports {
+					cs.add(OpEntryHealth, r.rpc.entry(n), "")
+				}
+				return tt.reports
+			})
+			if got != tt.want || ran != tt.runs {
+				t.Errorf("reported %v, ran %v; want %v, %v", got, ran, tt.want, tt.runs)
+			}
+			if published := r.Index() != before; published != tt.want {
+				t.Errorf("published %v, want %v", published, tt.want)
+			}
+		})
+	}
+}

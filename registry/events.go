@@ -57,20 +57,13 @@ func (r *Registry) RecentEvents() ([]Event, Removals) {
 // re-registered meanwhile is left alone. It records the removal in the
 // journal and as a recent event, and reports whether it removed anything.
 func (r *Registry) Prune(e Entry, reason string) bool {
-	pruned := false
-	r.commit(func(cs *changeSet) {
-		n := r.rpc.find(e.Prog, e.Vers, e.Netid.Lower())
-		if n == 0 || !r.rpc.sameRegistration(n, e) {
-			return
-		}
+	return r.commitToRegistration(e, func(cs *changeSet, n nodeID) bool {
 		removed := r.rpc.entry(n)
 		r.remove(n)
 		cs.add(OpUnset, removed, reason)
 		r.addEvent(Event{Time: r.opts.Now(), Kind: "rpc", What: describeEntry(removed), Reason: reason})
-		pruned = true
-		return
+		return true
 	})
-	return pruned
 }
 
 func describeEntry(e Entry) string {

@@ -130,6 +130,22 @@ func (s Service) Endpoint() string {
 	return strconv.FormatUint(uint64(s.Port), 10)
 }
 
+// A ServiceKey tells a named registration from every other, as a
+// deregistration or a change of health names the service it acts on: its
+// name in lower case, its endpoint, and its process's pid and start time.
+type ServiceKey struct {
+	name    string
+	network netid.ID
+	port    uint16
+	path    string
+	proc    procKey
+}
+
+// Key returns s's ServiceKey.
+func (s Service) Key() ServiceKey {
+	return ServiceKey{strings.ToLower(s.Name), s.Network, s.Port, s.Path, procKey{s.PID, s.Start}}
+}
+
 func (s Service) sameEndpoint(t Service) bool {
 	return s.Network == t.Network && s.Port == t.Port && s.Path == t.Path
 }

@@ -351,3 +351,37 @@ func TestNamedFlagsString(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceKey: a service's key is its name in any case, its endpoint
+// and its process incarnation; nothing else it carries tells it apart.
+func TestServiceKey(t *testing.T) {
+	base := Service{Name: "web.example", Network: netid.TCP, Port: 8080, Process: proc(1000, 42)}
+	tests := []struct {
+		name   string
+		change func(*Service)
+		same   bool
+	}{
+		{"name in another case", func(s *Service) { s.Name = "Web.EXAMPLE" }, true},
+		{"flags, owner, exe and times", func(s *Service) {
+			s.Flags = Exclusive
+			s.UID, s.GID, s.Exe = 0, 0, "/other"
+			s.Registered = time.Unix(1, 0)
+			s.Health = Health{Status: Critical}
+		}, true},
+		{"another name", func(s *Service) { s.Name = "db.example" }, false},
+		{"another port", func(s *Service) { s.Port = 8081 }, false},
+		{"another network", func(s *Service) { s.Network = netid.UDP }, false},
+		{"a path", func(s *Service) { s.Network, s.Port, s.Path = netid.Unix, 0, "/run/web.sock" }, false},
+		{"another pid", func(s *Service) { s.PID++ }, false},
+		{"a later process with the same pid", func(s *Service) { s.Start++ }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base
+			tt.change(&s)
+			if same := s.Key() == base.Key(); same != tt.same {
+				t.Errorf("%+v and %+v: same key %v, want %v", s, base, same, tt.same)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/netid"
+	"github.com/portmapd/portmapd/netlimit"
 )
 
 // Default caps on what one user may hold, used when the Options field is
@@ -177,7 +178,7 @@ func (r *Registry) checkCap(e Entry) (string, error) {
 // beyond rateLogKeys the keys share one limit, so it stays small.
 type rateLog struct {
 	every time.Duration
-	keys  map[string]*rateLogState
+	keys  *netlimit.KeyTable[rateLogState]
 }
 
 type rateLogState struct {
@@ -185,27 +186,20 @@ type rateLogState struct {
 	suppressed uint64
 }
 
+// rateLogKeys bounds the keys a rateLog tells apart; past it, new keys
+// share netlimit.OverflowKey's limit.
+const rateLogKeys = 1024
+
 func newRateLog(every time.Duration) rateLog {
-	return rateLog{every: every, keys: make(map[string]*rateLogState)}
+	return rateLog{every: every, keys: netlimit.NewKeyTable(rateLogKeys, newRateLogState, (*rateLogState).quiet)}
 }
+
+func newRateLogState(time.Time) *rateLogState { return &rateLogState{} }
 
 // allow reports whether a refusal for key may be logged at now, and how
 // many were not logged since the last one.
 func (l *rateLog) allow(key string, now time.Time) (ok bool, suppressed uint64) {
-	s := l.keys[key]
-	if s == nil {
-		if len(l.keys) >= rateLogKeys {
-			l.sweep(now)
-		}
-		if len(l.keys) >= rateLogKeys {
-			key = rateLogOverflow
-			s = l.keys[key]
-		}
-	}
-	if s == nil {
-		s = &rateLogState{}
-		l.keys[key] = s
-	}
+	_, s := l.keys.Get(key, now)
 	if now.Before(s.next) {
 		s.suppressed++
 		return false, 0
@@ -218,33 +212,12 @@ func (l *rateLog) allow(key string, now time.Time) (ok bool, suppressed uint64) 
 
 // forget forgets key if its interval is over and it has nothing left to
 // report.
-func (l *rateLog) forget(key string, now time.Time) {
-	if s := l.keys[key]; s != nil && s.quiet(now) {
-		delete(l.keys, key)
-	}
-}
-
-// sweep forgets the keys whose interval is over and that have nothing
-// left to report.
-func (l *rateLog) sweep(now time.Time) {
-	for k, s := range l.keys {
-		if s.quiet(now) {
-			delete(l.keys, k)
-		}
-	}
-}
+func (l *rateLog) forget(key string, now time.Time) { l.keys.Forget(key, now) }
 
 // quiet reports whether s's interval is over with nothing held back.
 func (s *rateLogState) quiet(now time.Time) bool {
 	return !now.Before(s.next) && s.suppressed == 0
 }
-
-// rateLogKeys bounds the keys a rateLog tells apart; past it, new keys
-// share rateLogOverflow's limit.
-const (
-	rateLogKeys     = 1024
-	rateLogOverflow = "*"
-)
 
 // refusedCap counts a refusal of kind ("rpc" or "named") at cap limit for
 // key, tells the Observer, and returns a function that logs it, for

@@ -286,8 +286,8 @@ func TestRateLogBounded(t *testing.T) {
 	for i := range 3 * rateLogKeys {
 		l.allow(fmt.Sprint(i), testNow)
 	}
-	if len(l.keys) > rateLogKeys+1 {
-		t.Fatalf("%d keys kept", len(l.keys))
+	if l.keys.Len() > rateLogKeys+1 {
+		t.Fatalf("%d keys kept", l.keys.Len())
 	}
 	if ok, _ := l.allow("new", testNow); ok {
 		t.Error("a new key past the bound is not limited with the others")

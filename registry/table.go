@@ -343,11 +343,18 @@ func (t *rpcTable) mapping(id nodeID) (xdr.Mapping, bool) {
 	return xdr.Mapping{}, false
 }
 
-// sameRegistration reports whether node id is e as it was registered:
-// same address, pid and time (its key found it).
-func (t *rpcTable) sameRegistration(id nodeID, e Entry) bool {
-	n := t.at(id)
-	return t.addrs.get(n.addr) == e.Addr && n.pid == e.PID && t.entry(id).Registered.Equal(e.Registered)
+// findRegistration returns the entry e names as it was registered (same
+// key, address, pid and time), or 0 when it is gone or was registered
+// again since.
+func (t *rpcTable) findRegistration(e Entry) nodeID {
+	id := t.find(e.Prog, e.Vers, e.Netid.Lower())
+	if id == 0 {
+		return 0
+	}
+	if n := t.at(id); t.addrs.get(n.addr) != e.Addr || n.pid != e.PID || !t.entry(id).Registered.Equal(e.Registered) {
+		return 0
+	}
+	return id
 }
 
 // maxInterned is how many distinct netid spellings, owners and

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portmapd/portmapd/netid"
 )
@@ -200,5 +201,40 @@ func TestAddrArenaLimit(t *testing.T) {
 	}
 	if _, ok := tab.insert(key{1, 1, "tcp"}, Entry{Prog: 1, Vers: 1, Netid: "tcp", Addr: strings.Repeat("x", arenaChunk-1)}); !ok {
 		t.Error("the longest address was refused")
+	}
+}
+
+// TestFindRegistration: an entry is found as it was registered, by its
+// key in any spelling of its netid, and not once its address, pid or
+// registration time differ from what the table holds.
+func TestFindRegistration(t *testing.T) {
+	var tab rpcTable
+	held := Entry{Prog: 100003, Vers: 3, Netid: "tcp", Addr: "0.0.0.0.8.1", PID: 42, Registered: time.Unix(1700000000, 5)}
+	id, ok := tab.insert(key{held.Prog, held.Vers, held.Netid.Lower()}, held)
+	if !ok {
+		t.Fatal("insert refused")
+	}
+	tests := []struct {
+		name   string
+		change func(*Entry)
+		want   nodeID
+	}{
+		{"as registered", func(*Entry) {}, id},
+		{"netid in another case", func(e *Entry) { e.Netid = "TCP" }, id},
+		{"another owner", func(e *Entry) { e.Owner = "1000" }, id},
+		{"another address", func(e *Entry) { e.Addr = "0.0.0.0.8.2" }, 0},
+		{"another pid", func(e *Entry) { e.PID = 43 }, 0},
+		{"registered again", func(e *Entry) { e.Registered = e.Registered.Add(time.Nanosecond) }, 0},
+		{"another version", func(e *Entry) { e.Vers = 4 }, 0},
+		{"another netid", func(e *Entry) { e.Netid = "udp" }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := held
+			tt.change(&e)
+			if got := tab.findRegistration(e); got != tt.want {
+				t.Errorf("findRegistration(%+v) = %d, want %d", e, got, tt.want)
+			}
+		})
 	}
 }

@@ -170,6 +170,16 @@ func (d *Dir) Path() string { return d.path }
 // Owner returns the directory's owner as it was when opened.
 func (d *Dir) Owner() (uid, gid int) { return int(d.uid), int(d.gid) }
 
+// FileOwner returns the uid that owns the file fi describes (as Open and
+// ReadFile return it); false when fi holds no status of this system's.
+func FileOwner(fi fs.FileInfo) (uid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
 // Perm returns the directory's permission bits as they were when opened,
 // before a Private directory was made owner-only.
 func (d *Dir) Perm() os.FileMode { return d.perm }

@@ -376,3 +376,48 @@ func TestListenUnix(t *testing.T) {
 		t.Errorf("the regular file was replaced")
 	}
 }
+
+// handMadeInfo is a FileInfo with no system status, as a test or an
+// in-memory file system makes.
+type handMadeInfo struct{ fs.FileInfo }
+
+func (handMadeInfo) Sys() any { return nil }
+
+// TestFileOwner: the owner of a file read through a Dir, one given away,
+// and none for a FileInfo without a status.
+func TestFileOwner(t *testing.T) {
+	d, _ := openTemp(t, Policy{})
+	for _, tc := range []struct {
+		name   string
+		chown  int // -1: keep this process's
+		wantOK bool
+	}{
+		{"own", -1, true},
+		{"given away", 12345, true},
+		{"hand made", -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := os.Geteuid()
+			if tc.chown >= 0 {
+				if os.Geteuid() != 0 {
+					t.Skip("needs root to give files away")
+				}
+				want = tc.chown
+			}
+			if err := d.WriteFile(tc.name, []byte("x"), 0o600, tc.chown, -1); err != nil {
+				t.Fatal(err)
+			}
+			_, fi, err := d.ReadFile(tc.name, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.wantOK {
+				fi = handMadeInfo{fi}
+			}
+			uid, ok := FileOwner(fi)
+			if ok != tc.wantOK || ok && uid != want {
+				t.Errorf("FileOwner = %d, %v; want %d, %v", uid, ok, want, tc.wantOK)
+			}
+		})
+	}
+}

@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -173,23 +172,20 @@ func New(reg *registry.Registry, cfg Config) *Checker {
 }
 
 // targetKey names a registration for as long as it exists: a named
-// service by its name, endpoint and process, an RPC entry by its key,
-// address, pid and registration time.
+// service by its registry.ServiceKey, an RPC entry by its key, address,
+// pid and registration time.
 type targetKey struct {
-	name    string
+	service registry.ServiceKey
 	network netid.ID
-	port    uint16
-	path    string
-	pid     int32
-	start   uint64
 	prog    uint32
 	vers    uint32
 	addr    string
+	pid     int32
 	at      int64
 }
 
 func serviceKey(s registry.Service) targetKey {
-	return targetKey{name: strings.ToLower(s.Name), network: s.Network, port: s.Port, path: s.Path, pid: s.PID, start: s.Start}
+	return targetKey{service: s.Key()}
 }
 
 func entryKey(e registry.Entry) targetKey {

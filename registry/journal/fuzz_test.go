@@ -213,9 +213,9 @@ func checkLoad(t *testing.T, journal, snapshot []byte) State {
 			t.Errorf("entry %+v is set by no valid record", e)
 		}
 	}
-	seenS := map[serviceKey]bool{}
+	seenS := map[registry.ServiceKey]bool{}
 	for _, s := range st.Services {
-		k := keyOfService(s)
+		k := s.Key()
 		if seenS[k] {
 			t.Errorf("service %+v restored twice", k)
 		}
@@ -256,7 +256,7 @@ func restoredFrom(cs []registry.Change, c registry.Change) bool {
 		case registry.OpEntryHealth:
 			healthy = healthy || c.Op == registry.OpSet && keyOfEntry(x.Entry) == keyOfEntry(c.Entry) && reflect.DeepEqual(x.Entry.Health, c.Entry.Health)
 		case registry.OpServiceHealth:
-			healthy = healthy || c.Op == registry.OpRegister && keyOfService(x.Service) == keyOfService(c.Service) && reflect.DeepEqual(x.Service.Health, c.Service.Health)
+			healthy = healthy || c.Op == registry.OpRegister && x.Service.Key() == c.Service.Key() && reflect.DeepEqual(x.Service.Health, c.Service.Health)
 		}
 	}
 	return added && healthy

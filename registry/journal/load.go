@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -64,21 +63,8 @@ type entryKey struct {
 	netid      netid.ID
 }
 
-type serviceKey struct {
-	name    string
-	network netid.ID
-	port    uint16
-	path    string
-	pid     int32
-	start   uint64
-}
-
 func keyOfEntry(e registry.Entry) entryKey {
 	return entryKey{e.Prog, e.Vers, e.Netid.Lower()}
-}
-
-func keyOfService(s registry.Service) serviceKey {
-	return serviceKey{strings.ToLower(s.Name), s.Network, s.Port, s.Path, s.PID, s.Start}
 }
 
 // A replay holds, for each key still registered, the value first added
@@ -91,11 +77,24 @@ type placed[V any] struct {
 	seq int
 }
 
-// add keeps v under k at seq unless k is already there: the registry
-// ignores a SET or a registration of what it holds.
-func (m replay[K, V]) add(k K, v V, seq int) {
-	if _, ok := m[k]; !ok {
-		m[k] = placed[V]{v, seq}
+// apply replays op on the registration v, keyed k, at seq. An addition
+// keeps v unless k is already there (the registry ignores a SET or a
+// registration of what it holds), a removal forgets k, and a change of
+// health sets the health held under k, keeping its place, when k is
+// there. health gives a registration's Health.
+func (m replay[K, V]) apply(op registry.ChangeOp, k K, v V, seq int, health func(*V) *registry.Health) {
+	switch op {
+	case registry.OpSet, registry.OpRegister:
+		if _, ok := m[k]; !ok {
+			m[k] = placed[V]{v, seq}
+		}
+	case registry.OpUnset, registry.OpDeregister:
+		delete(m, k)
+	case registry.OpEntryHealth, registry.OpServiceHealth:
+		if p, ok := m[k]; ok {
+			*health(&p.v) = *health(&v)
+			m[k] = p
+		}
 	}
 }
 
@@ -109,21 +108,12 @@ func (m replay[K, V]) inOrder() []V {
 	return out
 }
 
-// update changes the value under k with change, keeping its place, when
-// k is there.
-func (m replay[K, V]) update(k K, change func(*V)) {
-	if p, ok := m[k]; ok {
-		change(&p.v)
-		m[k] = p
-	}
-}
-
 // builder replays changes into a state, and keeps the latest of them as
 // history.
 type builder struct {
 	seq      int
 	entries  replay[entryKey, registry.Entry]
-	services replay[serviceKey, registry.Service]
+	services replay[registry.ServiceKey, registry.Service]
 	// index is the highest index read; feed the latest changes, at
 	// most 2*feedSize before state trims it to feedSize.
 	index    uint64
@@ -135,7 +125,7 @@ func newBuilder(feedSize int) *builder {
 	if feedSize <= 0 {
 		feedSize = registry.DefaultFeedSize
 	}
-	return &builder{entries: replay[entryKey, registry.Entry]{}, services: replay[serviceKey, registry.Service]{}, feedSize: feedSize}
+	return &builder{entries: replay[entryKey, registry.Entry]{}, services: replay[registry.ServiceKey, registry.Service]{}, feedSize: feedSize}
 }
 
 // apply replays a change of state, and keeps it as history when it has
@@ -143,18 +133,10 @@ func newBuilder(feedSize int) *builder {
 func (b *builder) apply(c registry.Change) {
 	b.seq++
 	switch c.Op {
-	case registry.OpSet:
-		b.entries.add(keyOfEntry(c.Entry), c.Entry, b.seq)
-	case registry.OpUnset:
-		delete(b.entries, keyOfEntry(c.Entry))
-	case registry.OpEntryHealth:
-		b.entries.update(keyOfEntry(c.Entry), func(e *registry.Entry) { e.Health = c.Entry.Health })
-	case registry.OpRegister:
-		b.services.add(keyOfService(c.Service), c.Service, b.seq)
-	case registry.OpDeregister:
-		delete(b.services, keyOfService(c.Service))
-	case registry.OpServiceHealth:
-		b.services.update(keyOfService(c.Service), func(s *registry.Service) { s.Health = c.Service.Health })
+	case registry.OpSet, registry.OpUnset, registry.OpEntryHealth:
+		b.entries.apply(c.Op, keyOfEntry(c.Entry), c.Entry, b.seq, func(e *registry.Entry) *registry.Health { return &e.Health })
+	case registry.OpRegister, registry.OpDeregister, registry.OpServiceHealth:
+		b.services.apply(c.Op, c.Service.Key(), c.Service, b.seq, func(s *registry.Service) *registry.Health { return &s.Health })
 	}
 	b.history(c)
 }
@@ -432,8 +414,8 @@ func permissionProblem(fi fs.FileInfo) string {
 	if fi.Mode().Perm()&0o077 != 0 {
 		p = append(p, fmt.Sprintf("mode %04o lets others read or write it", fi.Mode().Perm()))
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		p = append(p, fmt.Sprintf("owned by uid %d, not %d", st.Uid, os.Geteuid()))
+	if uid, ok := safefile.FileOwner(fi); ok && uid != os.Geteuid() {
+		p = append(p, fmt.Sprintf("owned by uid %d, not %d", uid, os.Geteuid()))
 	}
 	if len(p) == 0 {
 		return ""

@@ -19,7 +19,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/portmapd/portmapd/internal/safefile"
@@ -134,15 +133,15 @@ func Read(dir string) (Saved, error) {
 // writable directory, another member of its group could have put it
 // there.
 func foreignOwner(d *safefile.Dir, fi fs.FileInfo) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	uid, ok := safefile.FileOwner(fi)
 	if !ok {
 		return nil
 	}
 	dirUID, _ := d.Owner()
-	if st.Uid == 0 || int(st.Uid) == os.Geteuid() || int(st.Uid) == dirUID {
+	if uid == 0 || uid == os.Geteuid() || uid == dirUID {
 		return nil
 	}
-	return fmt.Errorf("%s: owned by uid %d, neither root, this process's user nor the directory's owner (uid %d); not read", filepath.Join(d.Path(), fi.Name()), st.Uid, dirUID)
+	return fmt.Errorf("%s: owned by uid %d, neither root, this process's user nor the directory's owner (uid %d); not read", filepath.Join(d.Path(), fi.Name()), uid, dirUID)
 }
 
 // dirPolicy accepts the directories rpcbind makes (0770, owned by its
