@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -24,8 +22,8 @@ const childEnv = "CLI_TEST_CHILD"
 func TestMainRuns(t *testing.T) {
 	if what := os.Getenv(childEnv); what != "" {
 		Main(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-			fmt.Fprintln(stdout, strings.Join(args, " "))
-			fmt.Fprintln(stderr, "to stderr")
+			io.WriteString(stdout, strings.Join(args, " ")+"\n")
+			io.WriteString(stderr, "to stderr\n")
 			if what == "signal" {
 				if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
 					return 2
@@ -57,14 +55,10 @@ func TestMainRuns(t *testing.T) {
 			cmd.Env = append(os.Environ(), childEnv+"="+tt.child)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			status := 0
-			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-				status = ee.ExitCode()
-			} else if err != nil {
+			if err := cmd.Run(); cmd.ProcessState == nil {
 				t.Fatal(err)
 			}
-			if status != tt.status {
+			if status := cmd.ProcessState.ExitCode(); status != tt.status {
 				t.Errorf("exit status %d, want %d (stderr: %q)", status, tt.status, stderr.String())
 			}
 			if want := "-test.run=^TestMainRuns$ extra\n"; stdout.String() != want {
