@@ -154,34 +154,36 @@ func (u *udpServer) loop(ctx context.Context) error {
 // recvBatch reads what datagrams are waiting, up to a batch, without
 // blocking; it reports false to wait when there are none.
 func (u *udpServer) recvBatch(fd uintptr) bool {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.recv[0])), uintptr(len(u.recv)), unix.MSG_DONTWAIT, 0, 0)
-	switch {
-	case errno == unix.EAGAIN:
-		return false
-	case errno == unix.EINTR:
-		return false
-	case errno != 0:
-		u.received, u.err = 0, errno
-	default:
-		u.received = int(n)
+	n, done, err := mmsg(unix.SYS_RECVMMSG, fd, u.recv)
+	if done {
+		u.received, u.err = n, err
 	}
-	return true
+	return done
 }
 
 // sendBatch sends entries sendFrom to sendTo of send; it reports false to
 // wait when the socket's buffer is full.
 func (u *udpServer) sendBatch(fd uintptr) bool {
-	hdrs := u.send[u.sendFrom:u.sendTo]
-	n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
-	switch {
-	case errno == unix.EAGAIN, errno == unix.EINTR:
-		return false
-	case errno != 0:
-		u.sent, u.err = 0, errno
-	default:
-		u.sent = int(n)
+	n, done, err := mmsg(unix.SYS_SENDMMSG, fd, u.send[u.sendFrom:u.sendTo])
+	if done {
+		u.sent, u.err = n, err
 	}
-	return true
+	return done
+}
+
+// mmsg makes the system call trap, recvmmsg or sendmmsg, on fd for the
+// messages of hdrs without blocking. It returns how many messages it
+// received or sent, or its error; done is false, for RawConn to wait and
+// call it again, when it would block or a signal interrupted it.
+func mmsg(trap, fd uintptr, hdrs []unix.Mmsghdr) (n int, done bool, err error) {
+	r, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	switch errno {
+	case 0:
+		return int(r), true, nil
+	case unix.EAGAIN, unix.EINTR:
+		return 0, false, nil
+	}
+	return 0, true, errno
 }
 
 // sendReplies sends the first n entries of send. A reply the kernel

@@ -2,7 +2,11 @@ package rpcbind
 
 import (
 	"context"
+	"errors"
 	"net"
+	"net/netip"
+	"os"
+	"syscall"
 
 	"github.com/portmapd/portmapd/oncrpc"
 	"github.com/portmapd/portmapd/xdr"
@@ -24,6 +28,37 @@ func Dial(ctx context.Context, network, address string) (*Client, error) {
 		return nil, err
 	}
 	return &Client{c}, nil
+}
+
+// DialReservedUDP connects over UDP to the portmapper at address as
+// libtirpc's clients do as root with bindresvport: from a reserved source
+// port, the highest free one from 1023 down to 600, so that the
+// portmapper records the superuser as the owner of what the caller
+// registers and lets it remove the superuser's registrations. When the
+// caller is not root, or every one of those ports is in use, it connects
+// from any port, as Dial does.
+func DialReservedUDP(ctx context.Context, address string) (*Client, error) {
+	if os.Geteuid() == 0 {
+		raddr, err := net.ResolveUDPAddr("udp", address)
+		if err != nil {
+			return nil, err
+		}
+		local := netip.IPv4Unspecified()
+		if raddr.IP.To4() == nil {
+			local = netip.IPv6Unspecified()
+		}
+		for port := 1023; port >= 600; port-- {
+			conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(port))), raddr)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			return NewClient(conn), nil
+		}
+	}
+	return Dial(ctx, "udp", address)
 }
 
 // NewClient returns a Client that calls over conn, which it owns, as

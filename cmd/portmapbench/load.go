@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
-	"os"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/portmapd/portmapd/netid"
@@ -232,7 +229,9 @@ const fillClients = 8
 // fill registers programs from..to-1 (v2 SET of udp, port from the
 // program number), the last of them alone after the others, so that it
 // is the last registered; with set false it removes them. It fails when
-// the portmapper refuses one.
+// the portmapper refuses one. As root it calls from reserved ports, so
+// that the portmapper records the superuser as owner, as for the system's
+// own services, and no per-user cap applies.
 func fill(ctx context.Context, server string, from, to int, set bool) error {
 	if to <= from {
 		return nil
@@ -256,7 +255,7 @@ func fill(ctx context.Context, server string, from, to int, set bool) error {
 	var wg sync.WaitGroup
 	errs := make([]error, fillClients)
 	for k := range fillClients {
-		c, err := dialPrivileged(ctx, server)
+		c, err := rpcbind.DialReservedUDP(ctx, server)
 		if err != nil {
 			return err
 		}
@@ -275,33 +274,10 @@ func fill(ctx context.Context, server string, from, to int, set bool) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	c, err := dialPrivileged(ctx, server)
+	c, err := rpcbind.DialReservedUDP(ctx, server)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	return one(c, to-1)
-}
-
-// dialPrivileged connects over UDP from a reserved port when it can (as
-// root), so that the portmapper records the superuser as owner, as for the
-// system's own services, and no per-user cap applies; else from any port.
-func dialPrivileged(ctx context.Context, server string) (*rpcbind.Client, error) {
-	raddr, err := net.ResolveUDPAddr("udp", server)
-	if err != nil {
-		return nil, err
-	}
-	if os.Geteuid() == 0 {
-		for port := 1023; port >= 600; port-- {
-			conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port))), raddr)
-			if errors.Is(err, syscall.EADDRINUSE) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			return rpcbind.NewClient(conn), nil
-		}
-	}
-	return rpcbind.Dial(ctx, "udp", server)
 }

@@ -4,16 +4,24 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
-	"os/signal"
 	"syscall"
+
+	"github.com/portmapd/portmapd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func main() { cli.Main(execute, os.Interrupt, syscall.SIGTERM) }
+
+// execute runs the command line args; cobra prints the error of one that
+// fails.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := newRootCmd()
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		os.Exit(1)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	if cmd.ExecuteContext(ctx) != nil {
+		return 1
 	}
+	return 0
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/httpmap"
+	"github.com/portmapd/portmapd/internal/syncio"
 )
 
 // listening runs a command for each TCPMUX connection handed over for a
@@ -32,7 +32,7 @@ func (l listening) run() error {
 	if _, ok := stderr.(*os.File); !ok {
 		// Children write to it at once, each through a goroutine of
 		// exec's: a file takes that, a buffer needs a lock.
-		stderr = &lockedWriter{w: stderr}
+		stderr = syncio.NewWriter(stderr)
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -129,16 +129,4 @@ func (l listening) run() error {
 			<-slots
 		}()
 	}
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -3,15 +3,10 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
 	"syscall"
+
+	"github.com/portmapd/portmapd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run, os.Interrupt, syscall.SIGTERM) }

@@ -5,11 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
-	"os"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -198,29 +194,9 @@ func (g *globals) pmapTarget() changeTarget {
 // records the superuser as owner and lets it remove the superuser's
 // registrations.
 func (g *globals) dialLocalPortmapper(ctx context.Context) (*rpcbind.Client, error) {
-	addr := g.portmapper(defaultHost)
-	if os.Geteuid() != 0 {
-		return g.dial(ctx, "udp", addr)
-	}
-	raddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, err
-	}
-	local := netip.IPv4Unspecified()
-	if raddr.IP.To4() == nil {
-		local = netip.IPv6Unspecified()
-	}
-	for port := 1023; port >= 600; port-- {
-		conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(port))), raddr)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return rpcbind.NewClient(conn), nil
-	}
-	return g.dial(ctx, "udp", addr)
+	ctx, cancel := g.callContext(ctx)
+	defer cancel()
+	return rpcbind.DialReservedUDP(ctx, g.portmapper(defaultHost))
 }
 
 // rpcbTarget is where version 3 and 4 SET and UNSET go.

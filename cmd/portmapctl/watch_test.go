@@ -1,34 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/syncio"
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/registry"
 )
-
-// syncBuffer is a bytes.Buffer the command writes through lockedWriter,
-// safe to read while it writes.
-type syncBuffer struct{ lockedWriter }
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{lockedWriter{w: new(bytes.Buffer)}} }
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.(*bytes.Buffer).String()
-}
 
 // TestWatch runs portmapctl watch NAME and checks that it prints NAME's
 // changes, the reason of a removal with it, and nothing of other names.
 func TestWatch(t *testing.T) {
 	sock, reg := startHTTP(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	out, errb := newSyncBuffer(), newSyncBuffer()
+	out, errb := new(syncio.Buffer), new(syncio.Buffer)
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"watch", "--http-socket", sock, "watched.example.com"}, out, errb) }()
 	internal := registry.Caller{Transport: registry.Internal}

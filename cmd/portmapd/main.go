@@ -3,16 +3,15 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/portmapd/portmapd/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
-	defer stop()
 	// rpcbind ignores these rather than dying of them.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	cli.Main(run, os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
 }

@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portmapd/portmapd/internal/syncio"
 )
 
 // tools are the programs a Host runs and the Debian packages that have
@@ -304,23 +306,7 @@ type Proc struct {
 }
 
 // Output collects what a process writes, safely for concurrent reads.
-type Output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *Output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-// String returns everything written so far.
-func (o *Output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
+type Output = syncio.Buffer
 
 // Start starts cmd (from Command or CommandAs) with its standard output
 // and error collected. It is killed when the test ends, and its output is

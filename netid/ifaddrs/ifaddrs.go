@@ -40,6 +40,16 @@ type Addr struct {
 	BroadcastAddr netip.Addr
 }
 
+// setLinkFlags sets a's Up, Loopback, PointToPoint, Broadcast and
+// Multicast from flags, its link's flags.
+func (a *Addr) setLinkFlags(flags linkFlags) {
+	a.Up = flags&flagUp != 0
+	a.Loopback = flags&flagLoopback != 0
+	a.PointToPoint = flags&flagPointToPoint != 0
+	a.Broadcast = flags&flagBroadcast != 0
+	a.Multicast = flags&flagMulticast != 0
+}
+
 // OnLink reports whether zone, as Go spells a scoped address's zone (the
 // interface name, or its index in decimal when the name is unknown),
 // names a's interface.

@@ -30,9 +30,22 @@ func Read() ([]Addr, error) {
 
 var errInterrupted = errors.New("ifaddrs: the interface list kept changing during the dump")
 
+// linkFlags is a link's flags word, ifinfomsg's ifi_flags: the kernel's
+// IFF_ bits.
+type linkFlags uint32
+
+// The bits of linkFlags that an Addr reports.
+const (
+	flagUp           linkFlags = unix.IFF_UP
+	flagLoopback     linkFlags = unix.IFF_LOOPBACK
+	flagPointToPoint linkFlags = unix.IFF_POINTOPOINT
+	flagBroadcast    linkFlags = unix.IFF_BROADCAST
+	flagMulticast    linkFlags = unix.IFF_MULTICAST
+)
+
 type link struct {
 	name  string
-	flags uint32
+	flags linkFlags
 }
 
 func read() ([]Addr, error) {
@@ -45,7 +58,7 @@ func read() ([]Addr, error) {
 			return fmt.Errorf("ifaddrs: ifinfomsg of %d bytes", len(m.Data))
 		}
 		index := int32(binary.NativeEndian.Uint32(m.Data[4:8]))
-		l := link{flags: binary.NativeEndian.Uint32(m.Data[8:12])}
+		l := link{flags: linkFlags(binary.NativeEndian.Uint32(m.Data[8:12]))}
 		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
 		if err != nil {
 			return fmt.Errorf("ifaddrs: link attributes: %w", err)
@@ -99,16 +112,8 @@ func read() ([]Addr, error) {
 			return fmt.Errorf("ifaddrs: prefix length %d for %s", prefixLen, ip)
 		}
 		l := links[index]
-		a := Addr{
-			Prefix:       netip.PrefixFrom(ip, prefixLen),
-			Index:        int(index),
-			Name:         l.name,
-			Up:           l.flags&unix.IFF_UP != 0,
-			Loopback:     l.flags&unix.IFF_LOOPBACK != 0,
-			PointToPoint: l.flags&unix.IFF_POINTOPOINT != 0,
-			Broadcast:    l.flags&unix.IFF_BROADCAST != 0,
-			Multicast:    l.flags&unix.IFF_MULTICAST != 0,
-		}
+		a := Addr{Prefix: netip.PrefixFrom(ip, prefixLen), Index: int(index), Name: l.name}
+		a.setLinkFlags(l.flags)
 		if b, ok := netip.AddrFromSlice(brd); ok && b.Is4() {
 			a.BroadcastAddr = b
 		}

@@ -9,6 +9,18 @@ import (
 	"slices"
 )
 
+// linkFlags is the standard library's account of an interface's flags.
+type linkFlags = net.Flags
+
+// The bits of linkFlags that an Addr reports.
+const (
+	flagUp           = net.FlagUp
+	flagLoopback     = net.FlagLoopback
+	flagPointToPoint = net.FlagPointToPoint
+	flagBroadcast    = net.FlagBroadcast
+	flagMulticast    = net.FlagMulticast
+)
+
 // Read lists the addresses of the host's interfaces from the standard
 // library's account of them, IPv4 before IPv6 as on Linux, by interface.
 func Read() ([]Addr, error) {
@@ -32,16 +44,8 @@ func Read() ([]Addr, error) {
 				continue
 			}
 			ones, _ := n.Mask.Size()
-			ad := Addr{
-				Prefix:       netip.PrefixFrom(ip.Unmap(), ones),
-				Index:        ifc.Index,
-				Name:         ifc.Name,
-				Up:           ifc.Flags&net.FlagUp != 0,
-				Loopback:     ifc.Flags&net.FlagLoopback != 0,
-				PointToPoint: ifc.Flags&net.FlagPointToPoint != 0,
-				Broadcast:    ifc.Flags&net.FlagBroadcast != 0,
-				Multicast:    ifc.Flags&net.FlagMulticast != 0,
-			}
+			ad := Addr{Prefix: netip.PrefixFrom(ip.Unmap(), ones), Index: ifc.Index, Name: ifc.Name}
+			ad.setLinkFlags(ifc.Flags)
 			// The standard library does not say an address's broadcast
 			// address; it is the last of its network unless set
 			// otherwise, which only Linux's list tells.
