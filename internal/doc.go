@@ -11,9 +11,17 @@
 //   - rpcent: /etc/rpc, the names of RPC programs.
 //   - lifecycle: the Run and Close of the long-running parts (the health
 //     checker, the lifetime keeper): one Run at a time, Close waits.
-//   - conformance and netns: the conformance suite against Debian's
-//     rpcbind, and the throwaway hosts (network namespaces with their own
-//     /run) that the end-to-end tests run in.
+//   - migrate: the switch of a host from rpcbind to portmapd and back
+//     without losing a registration.
+//   - metrics: the Prometheus counters, the one importer of client_golang.
+//   - buildinfo: which build is running (version and toolchain).
+//   - cli and clidoc: the main function the commands share (signals, exit
+//     status), and their man pages and shell completions.
+//   - syncio: writers that goroutines may share.
+//   - conformance, netns and etcdtest: the conformance suite against
+//     Debian's rpcbind, the throwaway hosts (network namespaces with their
+//     own /run) that the end-to-end tests run in, and a real etcd for the
+//     fleet's tests.
 //
 // A behaviour that has a home in the layout belongs there instead: the wire
 // in xdr, addresses in netid, callers in peer, limits in netlimit, the RPC
