@@ -11,7 +11,7 @@ import (
 // render answers q with the instances that pass f (only those of q's
 // name, for /portmap/NAME); 404 when a name has none the viewer may see.
 // The listing streams (stream.go).
-func (s *Server) render(q *request, f filter) { s.stream(q, f) }
+func (s *Server) render(q *request, f filter) error { return s.stream(q, f) }
 
 // setListingHeaders sets the headers of a listing in q's type.
 func (s *Server) setListingHeaders(q *request) {
