@@ -174,6 +174,20 @@ type pageData struct {
 	query     url.Values
 }
 
+// A pageTable is one of the page's tables as its "table" template opens
+// it: the heading, the id by which page.js finds the table and the count
+// beside the heading, and the columns.
+type pageTable struct {
+	Heading, ID string
+	Columns     []string
+}
+
+// newPageTable is the page template's "table" function, which builds a
+// pageTable from a heading, an id and the column names.
+func newPageTable(heading, id string, columns ...string) pageTable {
+	return pageTable{Heading: heading, ID: id, Columns: columns}
+}
+
 type pageService struct {
 	Instance
 	// Unicode is the name's Unicode form, shown above the ASCII form the
