@@ -107,24 +107,20 @@ const maxNoteBytes = 256
 // serveRefresh refreshes the TTL of the caller's registrations of a name
 // (PUT /portmap/NAME), with status= passing, warning or critical (passing
 // when absent) and an optional note=, from the query or a form body.
-func (s *Server) serveRefresh(q *request) {
+func (s *Server) serveRefresh(q *request) error {
 	if q.sender.caller.Transport != registry.Local || q.sender.caller.Cred == nil {
-		s.fail(q, &localOnlyError{s.cfg.SocketPath})
-		return
+		return &localOnlyError{s.cfg.SocketPath}
 	}
 	if s.cfg.Checks == nil {
-		s.fail(q, errNoChecks)
-		return
+		return errNoChecks
 	}
 	body, err := readBody(q)
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		s.fail(q, &RequestError{"bad form: " + err.Error()})
-		return
+		return &RequestError{"bad form: " + err.Error()}
 	}
 	for k, vs := range q.r.URL.Query() {
 		form[k] = append(form[k], vs...)
@@ -132,21 +128,19 @@ func (s *Server) serveRefresh(q *request) {
 	status := registry.Passing
 	if v := form.Get("status"); v != "" {
 		if status, err = registry.ParseStatus(v); err != nil {
-			s.fail(q, &RequestError{err.Error()})
-			return
+			return &RequestError{err.Error()}
 		}
 	}
 	note := form.Get("note")
 	if len(note) > maxNoteBytes || strings.ContainsFunc(note, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		s.fail(q, &RequestError{fmt.Sprintf("note= is longer than %d bytes or holds a control character", maxNoteBytes)})
-		return
+		return &RequestError{fmt.Sprintf("note= is longer than %d bytes or holds a control character", maxNoteBytes)}
 	}
 	refreshed, err := s.cfg.Checks.Refresh(q.sender.caller, q.name, status, note)
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	s.writeServices(q, refreshed, 200)
+	return nil
 }
 
 // errNoChecks refuses a refresh where no health checker runs.

@@ -169,36 +169,60 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) (
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	h := http.Header{}
+	h.Set("Accept", TypeJSON)
+	if body != nil {
+		h.Set("Content-Type", TypeJSON)
+	}
+	resp, err := c.send(ctx, method, path, h, rd)
 	if err != nil {
 		return 0, err
-	}
-	req.Header.Set("Accept", TypeJSON)
-	if body != nil {
-		req.Header.Set("Content-Type", TypeJSON)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	defer resp.Body.Close()
 	index, _ := strconv.ParseUint(resp.Header.Get(IndexHeader), 10, 64)
 	// A listing of a busy host is large, but not unbounded.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return 0, &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
+		return 0, c.unreachable(err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb ErrorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = strings.TrimSpace(string(data))
-		}
-		return index, &Error{Status: resp.StatusCode, Message: eb.Error}
+		return index, refusal(resp.StatusCode, data)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return index, fmt.Errorf("portmapd: bad listing: %w", err)
 	}
 	return index, nil
+}
+
+// send sends a request for path with header and body, and returns the
+// server's answer, or an *UnreachableError when none came.
+func (c *Client) send(ctx context.Context, method, path string, header http.Header, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = header
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.unreachable(err)
+	}
+	return resp, nil
+}
+
+// unreachable reports err, met talking to the server, as an
+// *UnreachableError.
+func (c *Client) unreachable(err error) error {
+	return &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
+}
+
+// refusal is the server's refusal with status, in the words of its body:
+// an ErrorBody's, or else the text.
+func refusal(status int, body []byte) *Error {
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) != nil || eb.Error == "" {
+		eb.Error = strings.TrimSpace(string(body))
+	}
+	return &Error{Status: status, Message: eb.Error}
 }
 
 // Register registers reg's services, all or none, and returns those added.

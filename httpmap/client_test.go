@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -51,6 +52,29 @@ func TestUnreachableError(t *testing.T) {
 			var ue *UnreachableError
 			if !errors.As(err, &ue) || err.Error() != tt.want {
 				t.Fatalf("got %v (%T), want %q", err, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRefusal: a refusal reads as the server's reason, from its JSON
+// error body or, failing that, its text, with the status.
+func TestRefusal(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{"JSON", `{"error":"no such registration: \"x.example.com\""}` + "\n", `no such registration: "x.example.com"`},
+		{"text", "too many blocking queries and event streams\n", "too many blocking queries and event streams"},
+		{"JSON without a reason", `{"other":1}`, `{"other":1}`},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := refusal(http.StatusNotFound, []byte(tt.body))
+			if got.Status != http.StatusNotFound || got.Message != tt.want {
+				t.Errorf("got %d %q, want 404 %q", got.Status, got.Message, tt.want)
 			}
 		})
 	}

@@ -154,15 +154,13 @@ const fleetTimeout = 10 * time.Second
 // instances of the query's name (or service= names, or every name) that
 // the fleet's hosts published, through the listing's filters, and
 // host= (repeatable) for hosts.
-func (s *Server) serveFleet(q *request, filters url.Values) {
+func (s *Server) serveFleet(q *request, filters url.Values) error {
 	if s.cfg.Fleet == nil {
-		s.fail(q, ErrNoFleet)
-		return
+		return ErrNoFleet
 	}
 	f, err := parseFilter(filters)
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	s.names.Refresh()
 	asked := f.services
@@ -184,8 +182,7 @@ func (s *Server) serveFleet(q *request, filters url.Values) {
 		ans, err = s.cfg.Fleet.Lookup(ctx, names)
 		cancel()
 		if err != nil {
-			s.fail(q, err)
-			return
+			return err
 		}
 	}
 	hosts := filters["host"]
@@ -206,16 +203,15 @@ func (s *Server) serveFleet(q *request, filters url.Values) {
 	}
 	ans.Instances = out
 	if q.name != "" && len(out) == 0 {
-		s.fail(q, &registry.NamedError{Name: q.name, Err: registry.ErrNotFound})
-		return
+		return &registry.NamedError{Name: q.name, Err: registry.ErrNotFound}
 	}
-	s.writeFleet(q, ans)
+	return s.writeFleet(q, ans)
 }
 
 // writeFleet answers q with a fleet's instances in q's type: the
 // listing's CSV and XML with the host after the health, FleetListing's
-// JSON, or a page.
-func (s *Server) writeFleet(q *request, ans FleetAnswer) {
+// JSON, or a page. It writes nothing when it fails.
+func (s *Server) writeFleet(q *request, ans FleetAnswer) error {
 	var b bytes.Buffer
 	h := q.w.Header()
 	switch q.typ {
@@ -257,14 +253,12 @@ func (s *Server) writeFleet(q *request, ans FleetAnswer) {
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(l); err != nil {
-			s.fail(q, err)
-			return
+			return err
 		}
 	case TypeHTML:
 		if err := s.page.ExecuteTemplate(&b, "fleet.html", s.fleetPage(q, ans)); err != nil {
 			s.log.Error("rendering fleet page", "err", err)
-			s.fail(q, err)
-			return
+			return err
 		}
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -278,6 +272,7 @@ func (s *Server) writeFleet(q *request, ans FleetAnswer) {
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
 	q.w.WriteHeader(http.StatusOK)
 	q.w.Write(b.Bytes())
+	return nil
 }
 
 // TruncatedHeader is set on a fleet listing that holds only the first of

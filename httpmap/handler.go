@@ -87,16 +87,25 @@ type request struct {
 	name string
 }
 
+// A handler answers a request to the listing or to a name. The error it
+// returns is answered by fail, with its status (statusOf), so it returns
+// one only before it has written anything; a handler that has started
+// its answer deals with what goes wrong after that itself (stream).
+type handler func(*request) error
+
 // listing adapts h to serve the listing. A request for a type that is not
 // offered is refused (406) before anything else.
-func (s *Server) listing(h func(*request)) http.Handler {
+func (s *Server) listing(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		typ := contentType(r)
 		if typ == "" {
 			notAcceptable(w)
 			return
 		}
-		h(&request{w: w, r: r, typ: typ, sender: senderFrom(r), users: &userNames{path: s.cfg.Passwd}})
+		q := &request{w: w, r: r, typ: typ, sender: senderFrom(r), users: &userNames{path: s.cfg.Passwd}}
+		if err := h(q); err != nil {
+			s.fail(q, err)
+		}
 	})
 }
 
@@ -106,15 +115,14 @@ func (s *Server) listing(h func(*request)) http.Handler {
 // A stylesheet's path is also a name's: its own pattern takes GET, and
 // any other method that reaches a name's handler on it is refused as the
 // stylesheet refuses it.
-func (s *Server) named(h func(*request)) http.Handler {
-	serve := s.listing(func(q *request) {
+func (s *Server) named(h handler) http.Handler {
+	serve := s.listing(func(q *request) error {
 		name, err := asciiName(q.r.PathValue("name"))
 		if err != nil {
-			s.fail(q, err)
-			return
+			return err
 		}
 		q.name = name
-		h(q)
+		return h(q)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; p == xslPath || p == cssPath {
@@ -125,16 +133,19 @@ func (s *Server) named(h func(*request)) http.Handler {
 	})
 }
 
-func refuseMethod(q *request) { methodNotAllowed(q.w, listingMethods) }
+func refuseMethod(q *request) error {
+	methodNotAllowed(q.w, listingMethods)
+	return nil
+}
 
 // refuseNameMethod refuses a method a name does not take; /portmap/,
 // which reaches it too, is the listing.
-func refuseNameMethod(q *request) {
+func refuseNameMethod(q *request) error {
 	if q.name == "" {
-		refuseMethod(q)
-		return
+		return refuseMethod(q)
 	}
 	methodNotAllowed(q.w, nameMethods)
+	return nil
 }
 
 // stylesheet serves an embedded asset of the given type.
@@ -259,61 +270,54 @@ func notAcceptable(w http.ResponseWriter) {
 
 // serveList lists what the query's filters select: the whole listing, or
 // one name's instances.
-func (s *Server) serveList(q *request) {
-	s.renderFiltered(q, q.r.URL.Query())
+func (s *Server) serveList(q *request) error {
+	return s.renderFiltered(q, q.r.URL.Query())
 }
 
 // servePost registers (a JSON body, or a form with port=), or lists what
 // the form's filters select, as httportmap's client asks with a POST.
-func (s *Server) servePost(q *request) {
+func (s *Server) servePost(q *request) error {
 	body, err := readBody(q)
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	ct := q.r.Header.Get("Content-Type")
 	var form url.Values
 	if mt := strings.TrimSpace(strings.Split(ct, ";")[0]); mt != TypeJSON {
 		if form, err = url.ParseQuery(string(body)); err != nil {
-			s.fail(q, &RequestError{"bad form: " + err.Error()})
-			return
+			return &RequestError{"bad form: " + err.Error()}
 		}
 	}
 	if isRegistration(ct, form) {
-		s.serveRegister(q, ct, body)
-		return
+		return s.serveRegister(q, ct, body)
 	}
 	filters := q.r.URL.Query()
 	for k, vs := range form {
 		filters[k] = append(filters[k], vs...)
 	}
-	s.renderFiltered(q, filters)
+	return s.renderFiltered(q, filters)
 }
 
 // renderFiltered renders what the filters select, or says what is wrong
 // with them. With index= in the query, it first waits for a change (see
 // block).
-func (s *Server) renderFiltered(q *request, filters url.Values) {
+func (s *Server) renderFiltered(q *request, filters url.Values) error {
 	if fleet, err := fleetScope(q.r.URL.Query()); err != nil || fleet {
 		if err != nil {
-			s.fail(q, err)
-		} else {
-			s.serveFleet(q, filters)
+			return err
 		}
-		return
+		return s.serveFleet(q, filters)
 	}
 	f, err := parseFilter(filters)
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	if q.r.URL.Query().Has("index") {
 		if err := s.block(q, f); err != nil {
-			s.fail(q, err)
-			return
+			return err
 		}
 	}
-	s.render(q, f)
+	return s.render(q, f)
 }
 
 func readBody(q *request) ([]byte, error) {
@@ -328,30 +332,28 @@ func readBody(q *request) ([]byte, error) {
 	return body, nil
 }
 
-func (s *Server) serveRegister(q *request, ct string, body []byte) {
+func (s *Server) serveRegister(q *request, ct string, body []byte) error {
 	reg, err := ParseRegistration(ct, body)
 	if err != nil {
 		s.auditFailure(q.sender.caller, "register", nil, "", err)
-		s.fail(q, err)
-		return
+		return err
 	}
 	added, err := s.register(q.sender, reg)
 	if err != nil {
 		svcs, _ := reg.services()
 		s.auditFailure(q.sender.caller, "register", svcs, "", err)
-		s.fail(q, err)
-		return
+		return err
 	}
 	s.writeServices(q, added, http.StatusCreated)
+	return nil
 }
 
 // serveDeregister removes the services a body (or, without one, the
 // query) lists.
-func (s *Server) serveDeregister(q *request) {
+func (s *Server) serveDeregister(q *request) error {
 	body, err := readBody(q)
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	var reg *Registration
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -360,33 +362,31 @@ func (s *Server) serveDeregister(q *request) {
 		reg, err = ParseRegistration(q.r.Header.Get("Content-Type"), body)
 	}
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	svcs, err := reg.services()
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	for i := range svcs {
 		svcs[i].PID = reg.PID
 	}
 	removed, err := s.deregister(q.sender.caller, svcs, "")
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	s.writeServices(q, removed, http.StatusOK)
+	return nil
 }
 
 // serveDeregisterName removes the caller's services of the name.
-func (s *Server) serveDeregisterName(q *request) {
+func (s *Server) serveDeregisterName(q *request) error {
 	removed, err := s.deregister(q.sender.caller, nil, q.name)
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	s.writeServices(q, removed, http.StatusOK)
+	return nil
 }
 
 // writeServices answers a change with the services it touched, in the

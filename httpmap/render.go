@@ -11,7 +11,7 @@ import (
 // render answers q with the instances that pass f (only those of q's
 // name, for /portmap/NAME); 404 when a name has none the viewer may see.
 // The listing streams (stream.go).
-func (s *Server) render(q *request, f filter) { s.stream(q, f) }
+func (s *Server) render(q *request, f filter) error { return s.stream(q, f) }
 
 // setListingHeaders sets the headers of a listing in q's type.
 func (s *Server) setListingHeaders(q *request) {
@@ -172,6 +172,20 @@ type pageData struct {
 	// index it shows, with its filters.
 	EventsURL string
 	query     url.Values
+}
+
+// A pageTable is one of the page's tables as its "table" template opens
+// it: the heading, the id by which page.js finds the table and the count
+// beside the heading, and the columns.
+type pageTable struct {
+	Heading, ID string
+	Columns     []string
+}
+
+// newPageTable is the page template's "table" function, which builds a
+// pageTable from a heading, an id and the column names.
+func newPageTable(heading, id string, columns ...string) pageTable {
+	return pageTable{Heading: heading, ID: id, Columns: columns}
 }
 
 type pageService struct {

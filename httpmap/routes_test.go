@@ -1,10 +1,15 @@
 package httpmap
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/portmapd/portmapd/registry"
 )
 
 // TestRoutes: every path answers each method as it always has: the
@@ -64,6 +69,65 @@ func TestRoutes(t *testing.T) {
 			if rec.Code != tt.status || rec.Header().Get("Allow") != tt.allow || !strings.HasPrefix(body, tt.body) {
 				t.Errorf("%d, Allow %q, body %q; want %d, Allow %q, body starting %q",
 					rec.Code, rec.Header().Get("Allow"), body, tt.status, tt.allow, tt.body)
+			}
+		})
+	}
+}
+
+// TestHandlerErrors: the error a handler returns is answered by the
+// adapter with its status and a body in the type asked for; a handler
+// that answers itself and returns nil is left alone; the name is read,
+// or refused, before the handler runs.
+func TestHandlerErrors(t *testing.T) {
+	s := testServer(t, testRegistry(t), Config{})
+	answered := func(q *request) error {
+		q.w.WriteHeader(http.StatusTeapot)
+		io.WriteString(q.w, "answered "+q.name+"\n")
+		return nil
+	}
+	tests := []struct {
+		name        string
+		h           handler
+		named       bool
+		target, acc string
+		status      int
+		contentType string
+		body        string
+	}{
+		{"not found, text", func(*request) error {
+			return &registry.NamedError{Name: "x.example.com", Err: registry.ErrNotFound}
+		}, false, "/portmap", "", http.StatusNotFound, "text/plain; charset=utf-8", "no such registration: \"x.example.com\"\n"},
+		{"too many watchers, JSON", func(*request) error {
+			return fmt.Errorf("%w (at most 1)", errTooManyWatchers)
+		}, false, "/portmap", TypeJSON, http.StatusTooManyRequests, "application/json; charset=utf-8", `{"error":"too many blocking queries and event streams (at most 1)"}` + "\n"},
+		{"unknown error, one line", func(*request) error {
+			return errors.New("two\nlines")
+		}, false, "/portmap", "", http.StatusInternalServerError, "text/plain; charset=utf-8", "two lines\n"},
+		{"answered", answered, false, "/portmap", "", http.StatusTeapot, "", "answered \n"},
+		{"answered with its name", answered, true, "/portmap/%C3%A9.example.com", "", http.StatusTeapot, "", "answered xn--9ca.example.com\n"},
+		{"bad name", answered, true, "/portmap/%C3%A9-.example.com", "", http.StatusBadRequest, "text/plain; charset=utf-8", "bad service name: \"é-.example.com\": label \"é-\" has no ASCII form: invalid label \"é-\"\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mux http.ServeMux
+			adapt := s.listing
+			if tt.named {
+				adapt = s.named
+			}
+			mux.Handle("/portmap/{name...}", adapt(tt.h))
+			mux.Handle("/portmap", adapt(tt.h))
+			req := httptest.NewRequest("GET", "http://testhost"+tt.target, nil)
+			req.RemoteAddr = local
+			if tt.acc != "" {
+				req.Header.Set("Accept", tt.acc)
+			}
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			if rec.Code != tt.status || rec.Header().Get("Content-Type") != tt.contentType {
+				t.Errorf("%d, Content-Type %q; want %d, %q", rec.Code, rec.Header().Get("Content-Type"), tt.status, tt.contentType)
+			}
+			if tt.body != "" && rec.Body.String() != tt.body {
+				t.Errorf("body %q, want %q", rec.Body.String(), tt.body)
 			}
 		})
 	}

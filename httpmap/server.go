@@ -179,10 +179,7 @@ type Server struct {
 // It starts nothing: Serve or ServeListeners serves it, Close stops it.
 func NewServer(reg *registry.Registry, life *lifetime.Keeper, cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	// columns lists a table's column names for the page's "sortable"
-	// header.
-	columns := func(names ...string) []string { return names }
-	page, err := template.New("page.html").Funcs(template.FuncMap{"columns": columns}).ParseFS(assets, "assets/page.html", "assets/fleet.html")
+	page, err := template.New("page.html").Funcs(template.FuncMap{"table": newPageTable}).ParseFS(assets, "assets/page.html", "assets/fleet.html")
 	if err != nil {
 		return nil, fmt.Errorf("httpmap: page template: %w", err)
 	}

@@ -213,11 +213,13 @@ func (w *rowWalk) measure(p pageQuery) pageExtent {
 // A page (?limit=), the page (which shows counts first) and a name's
 // rows (404 when there are none) take a first pass that counts them and
 // finds where the page ends; the second writes the rows up to there.
-func (s *Server) stream(q *request, f filter) {
+//
+// It returns an error only before it writes the status; one after that,
+// a client gone or a template that fails, ends the listing where it is.
+func (s *Server) stream(q *request, f filter) error {
 	page, err := parsePage(q.r.URL.Query())
 	if err != nil {
-		s.fail(q, err)
-		return
+		return err
 	}
 	if q.name != "" {
 		// A name's rows are not paged: a name has few.
@@ -235,8 +237,7 @@ func (s *Server) stream(q *request, f filter) {
 		if q.name != "" && extent.rows == 0 {
 			// The same answer whether the name is unregistered or
 			// only hidden from this viewer.
-			s.fail(q, &registry.NamedError{Name: q.name, Err: registry.ErrNotFound})
-			return
+			return &registry.NamedError{Name: q.name, Err: registry.ErrNotFound}
 		}
 		if extent.more {
 			next := q.r.URL.Query()
@@ -247,7 +248,8 @@ func (s *Server) stream(q *request, f filter) {
 	bw := bufio.NewWriterSize(q.w, streamBuffer)
 	out := s.formatFor(q, bw)
 	if err := s.startListing(q, out, listCounts{named: extent.named, entries: extent.entries}, http.StatusOK); err != nil {
-		return
+		// The status is written: the listing ends here.
+		return nil
 	}
 	n := 0
 	walk.rows(page.after, func(row listRow) bool {
@@ -262,7 +264,8 @@ func (s *Server) stream(q *request, f filter) {
 	})
 	if err := out.finish(s.tail(q)); err != nil {
 		s.log.Debug("listing cut short", "err", err)
-		return
+		return nil
 	}
 	bw.Flush()
+	return nil
 }

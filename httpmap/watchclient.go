@@ -207,22 +207,19 @@ const maxEventBytes = 4 << 20
 // index of the last event, sent with the next connection as
 // Last-Event-ID when resume is set.
 func (c *Client) watchOnce(ctx context.Context, resume bool, last *uint64, f Filter, fn func(Event) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+eventsPath+f.query(), nil)
+	h := http.Header{}
+	h.Set("Accept", TypeEventStream)
+	if resume {
+		h.Set("Last-Event-ID", strconv.FormatUint(*last, 10))
+	}
+	resp, err := c.send(ctx, http.MethodGet, eventsPath+f.query(), h, nil)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Accept", TypeEventStream)
-	if resume {
-		req.Header.Set("Last-Event-ID", strconv.FormatUint(*last, 10))
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return &UnreachableError{Where: c.where, Local: c.host == "", Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		return refusal(resp.StatusCode, data)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 4096), maxEventBytes)
