@@ -110,6 +110,18 @@ func (s *server) scrape(t testing.TB) map[string]*dto.MetricFamily {
 	return fams
 }
 
+// counted returns the calls of the portmapper's version vers and
+// procedure proc that fam counts, whatever their transport and result.
+func counted(fam *dto.MetricFamily, vers, proc string) int {
+	n := 0
+	for _, m := range fam.GetMetric() {
+		if label(m, "program") == strconv.Itoa(xdr.PmapProg) && label(m, "version") == vers && label(m, "procedure") == proc {
+			n += int(m.GetCounter().GetValue())
+		}
+	}
+	return n
+}
+
 func label(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {
@@ -190,10 +202,21 @@ func TestMetricsAgreeWithGETSTAT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fams := s.scrape(t)
-	fam := fams["portmapd_rpc_requests_total"]
-	if fam == nil {
-		t.Fatalf("no portmapd_rpc_requests_total in %v", fams)
+	// The server counts a call for /metrics once its reply is sent, so
+	// the reply to GETSTAT can reach us before GETSTAT itself is
+	// counted: wait for it (every earlier call was counted before the
+	// next call on its connection was read).
+	var fams map[string]*dto.MetricFamily
+	var fam *dto.MetricFamily
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fams = s.scrape(t)
+		fam = fams["portmapd_rpc_requests_total"]
+		if fam == nil {
+			t.Fatalf("no portmapd_rpc_requests_total in %v", fams)
+		}
+		if counted(fam, "4", "GETSTAT") > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	got := map[string]int{}
 	transports := map[string]bool{}
