@@ -20,6 +20,22 @@ const (
 	cssPath  = "/portmap/portmap.css"
 )
 
+// ErrShadowedName refuses to register a name that one of the web face's
+// own paths below /portmap/ would hide from GET /portmap/NAME.
+var ErrShadowedName = errors.New("name is one of the web face's own paths")
+
+// shadowingPath returns the path of the web face's own that GET
+// /portmap/NAME for name would reach instead of the name, or "". Names
+// are compared without case, as the registry compares them.
+func shadowingPath(name string) string {
+	for _, p := range [...]string{eventsPath, cssPath, xslPath} {
+		if strings.EqualFold(strings.TrimPrefix(p, listPath+"/"), name) {
+			return p
+		}
+	}
+	return ""
+}
+
 // Methods each kind of path takes, as a 405's Allow header lists them.
 const (
 	listingMethods    = "GET, HEAD, POST, DELETE"

@@ -240,6 +240,8 @@ func TestLiveRefusals(t *testing.T) {
 	}{
 		{"reserved namespace", batch(`{"service":"nfs.oncrpc.alt","port":2049}`), 403, "reserved namespace"},
 		{"bad name", batch(`{"service":"bad..name","port":1}`), 400, "bad service name"},
+		{"the event stream's path", batch(`{"service":"events","port":1}`), 403, "GET /portmap/events serves something else"},
+		{"a stylesheet's path, in capitals", batch(`{"service":"ok.example.com","port":1}`, `{"service":"Portmap.CSS","port":2}`), 403, "web face's own paths"},
 		{"atomic batch", batch(`{"service":"ok.example.com","port":1}`, `{"service":"-bad.example.com","port":2}`), 400, "bad service name"},
 		{"bad port", batch(`{"service":"ok.example.com","port":70000}`), 400, "neither a port"},
 		{"unknown field", `{"services":[],"uid":0}`, 400, "unknown field"},

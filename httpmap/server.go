@@ -315,6 +315,9 @@ func (s *Server) register(p *sender, reg *Registration) ([]registry.Service, err
 		if err := registry.CheckService(sv); err != nil {
 			return nil, err
 		}
+		if p := shadowingPath(sv.Name); p != "" {
+			return nil, &registry.NamedError{Name: sv.Name, Err: ErrShadowedName, Detail: "GET " + p + " serves something else"}
+		}
 	}
 	var h *lifetime.Handle
 	if reg.PID == 0 || reg.PID == p.caller.Cred.PID {

@@ -41,6 +41,7 @@ func statusOf(err error) int {
 		{registry.ErrNotLocal, http.StatusForbidden},
 		{registry.ErrNotYours, http.StatusForbidden},
 		{registry.ErrReservedName, http.StatusForbidden},
+		{ErrShadowedName, http.StatusForbidden},
 		{registry.ErrCapReached, http.StatusForbidden},
 		{registry.ErrBadName, http.StatusBadRequest},
 		{registry.ErrBadEndpoint, http.StatusBadRequest},
