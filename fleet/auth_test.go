@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,10 +88,9 @@ func TestReadPasswordFile(t *testing.T) {
 	})
 }
 
-// authEtcd starts etcd with its authentication on and tokens that expire
-// after a second, so that a test sees them expire.
-func authEtcd(t *testing.T) *etcdtest.Server {
-	srv := etcdtest.Start(t, etcdtest.Options{Args: []string{"--auth-token-ttl", "1"}})
+// authEtcd starts etcd, with args, and turns its authentication on.
+func authEtcd(t *testing.T, args ...string) *etcdtest.Server {
+	srv := etcdtest.Start(t, etcdtest.Options{Args: args})
 	srv.EnableAuth()
 	return srv
 }
@@ -110,7 +110,9 @@ func withUser(t *testing.T, user, password string) func(*Config) {
 // neither the writes nor the lease's keep-alive fail; nor does a
 // restart of etcd, which forgets every token.
 func TestAuthTokenExpiry(t *testing.T) {
-	srv := authEtcd(t)
+	// Tokens that expire after a second unused, so that the test sees
+	// them expire.
+	srv := authEtcd(t, "--auth-token-ttl", "1")
 	srv.AddUser("alpha", "alpha-secret", etcdtest.HostGrants(DefaultPrefix, "alpha")...)
 	a := newHost(t, srv, "alpha", nil, withUser(t, "alpha", "alpha-secret"))
 	a.register("first.example.com", 9000, 41)
@@ -270,5 +272,32 @@ func grantHost(srv *etcdtest.Server) func(*testing.T, context.Context, string) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestAuthChangesMeanwhile changes etcd's users while a mirror runs, as
+// an operator adding the next host does: each change makes the tokens
+// handed out before it old, and the mirror logs in again without a
+// word, keeping its lease.
+func TestAuthChangesMeanwhile(t *testing.T) {
+	srv := authEtcd(t)
+	srv.AddUser("alpha", "alpha-secret", etcdtest.HostGrants(DefaultPrefix, "alpha")...)
+	a := newHost(t, srv, "alpha", nil, withUser(t, "alpha", "alpha-secret"))
+	a.register("s0.example.com", 9000, 40)
+	a.start()
+	waitWhere(t, a.m, "s0.example.com", "alpha:9000")
+	lease := keysOf(t, srv.Client(), "/portmap/alpha/")["/portmap/alpha/_host"]
+	for i := 1; i <= 3; i++ {
+		host := fmt.Sprintf("other%d", i)
+		srv.AddUser(host, "pw", etcdtest.HostGrants(DefaultPrefix, host)...)
+		name := fmt.Sprintf("s%d.example.com", i)
+		a.register(name, uint16(9000+i), int32(40+i))
+		waitWhere(t, a.m, name, fmt.Sprintf("alpha:%d", 9000+i))
+	}
+	if got := keysOf(t, srv.Client(), "/portmap/alpha/")["/portmap/alpha/_host"]; got != lease {
+		t.Errorf("lease changed while etcd's users did: %x, then %x", lease, got)
+	}
+	if strings.Contains(a.log.String(), "cannot publish") {
+		t.Errorf("the mirror failed while etcd's users changed:\n%s", a.log.String())
 	}
 }
