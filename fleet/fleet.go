@@ -25,15 +25,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/netid/ifaddrs"
@@ -74,6 +79,15 @@ type Config struct {
 	// TLS, when set, is what LoadTLS made of them, so that a daemon may
 	// read them before it gives root up and make the Mirror after.
 	TLS *tls.Config
+	// Username and PasswordFile log the host in to etcd's own
+	// authentication (users with passwords, roles confined to key
+	// prefixes). The password is the file's content less a trailing
+	// newline; the file may be open to its owner alone, as ssh wants of
+	// a key. It is read once, by LoadSecrets or New; the etcd client
+	// renews its token itself.
+	Username, PasswordFile string
+	// Password, when set, is what LoadSecrets read from PasswordFile.
+	Password string
 	// MaxTxnOps is the most operations one transaction may hold, as
 	// etcd's --max-txn-ops allows; DefaultMaxTxnOps when 0.
 	MaxTxnOps int
@@ -93,6 +107,9 @@ type Config struct {
 var (
 	ErrBadHost   = errors.New("bad host name")
 	ErrBadConfig = errors.New("bad etcd configuration")
+	// ErrBadPasswordFile is ReadPasswordFile's, and wrapped in
+	// ErrBadConfig by New.
+	ErrBadPasswordFile = errors.New("bad password file")
 )
 
 func errBadHost(h, why string) error { return fmt.Errorf("%w %q: %s", ErrBadHost, h, why) }
@@ -112,8 +129,9 @@ type Mirror struct {
 	client atomic.Pointer[clientv3.Client]
 }
 
-// New returns a Mirror of reg. It reads the TLS files, so call it before
-// the daemon gives root up, and starts nothing: Run does.
+// New returns a Mirror of reg. It reads the TLS files and the password
+// file (LoadSecrets) unless they were read, so call it or LoadSecrets
+// before the daemon gives root up; it starts nothing: Run does.
 func New(reg *registry.Registry, cfg Config) (*Mirror, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, fmt.Errorf("%w: no endpoints", ErrBadConfig)
@@ -162,14 +180,69 @@ func New(reg *registry.Registry, cfg Config) (*Mirror, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tc := cfg.TLS
-	if tc == nil {
-		var err error
-		if tc, err = LoadTLS(cfg); err != nil {
-			return nil, err
-		}
+	if err := LoadSecrets(&cfg); err != nil {
+		return nil, err
 	}
-	return &Mirror{reg: reg, cfg: cfg, keys: keys{cfg.Prefix, cfg.Host}, tls: tc, log: log}, nil
+	return &Mirror{reg: reg, cfg: cfg, keys: keys{cfg.Prefix, cfg.Host}, tls: cfg.TLS, log: log}, nil
+}
+
+// LoadSecrets reads the files of cfg that may be root's alone, unless
+// they were read: the TLS files into cfg.TLS (LoadTLS) and the password
+// file into cfg.Password (ReadPasswordFile).
+func LoadSecrets(cfg *Config) error {
+	if (cfg.Username == "") != (cfg.PasswordFile == "" && cfg.Password == "") {
+		return fmt.Errorf("%w: an etcd user needs its password file, and a password file its user", ErrBadConfig)
+	}
+	if cfg.Username != "" && cfg.Password == "" {
+		pw, err := ReadPasswordFile(cfg.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBadConfig, cfg.PasswordFile, err)
+		}
+		cfg.Password = pw
+	}
+	if cfg.TLS == nil {
+		tc, err := LoadTLS(*cfg)
+		if err != nil {
+			return err
+		}
+		cfg.TLS = tc
+	}
+	return nil
+}
+
+// ReadPasswordFile reads an etcd password from the file at path: its
+// content less one trailing newline. Like ssh with a private key, it
+// refuses a file that its owner's group or others may read or write, or
+// whose owner is neither root nor this process's user.
+func ReadPasswordFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	// The descriptor's, so that what is checked is what is read.
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: not a regular file", ErrBadPasswordFile)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%w: mode %#o lets group or others at it (chmod 600 it, as ssh wants of a key)", ErrBadPasswordFile, perm)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return "", fmt.Errorf("%w: owned by uid %d, neither root nor this process's user", ErrBadPasswordFile, st.Uid)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", err
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if pw == "" {
+		return "", fmt.Errorf("%w: empty", ErrBadPasswordFile)
+	}
+	return pw, nil
 }
 
 // LoadTLS reads the TLS files of cfg and checks that they go with its
@@ -224,12 +297,36 @@ func LoadTLS(cfg Config) (*tls.Config, error) {
 func (m *Mirror) Host() string { return m.cfg.Host }
 
 // Run publishes the registry until ctx is done. etcd that does not
-// answer is retried for as long as it takes; Run fails only when it
-// cannot make a client at all.
+// answer, or refuses the login or the keys, is retried for as long as it
+// takes; Run fails only when it cannot make a client at all.
 func (m *Mirror) Run(ctx context.Context) error {
-	cli, err := clientv3.New(clientv3.Config{
+	m.log.Info("publishing to etcd", "host", m.cfg.Host, "prefix", m.cfg.Prefix, "endpoints", m.cfg.Endpoints, "ttl", m.cfg.TTL, "user", m.cfg.Username)
+	p := &publisher{Mirror: m}
+	if err := p.connect(ctx); p.cli == nil {
+		return err
+	}
+	m.client.Store(p.cli)
+	defer func() {
+		m.client.Store(nil)
+		p.cli.Close()
+	}()
+	p.publish(ctx)
+	return nil
+}
+
+// clientConfig is the etcd client's configuration.
+func (m *Mirror) clientConfig(ctx context.Context) clientv3.Config {
+	return clientv3.Config{
 		Endpoints: m.cfg.Endpoints,
 		TLS:       m.tls,
+		// The client logs in, and again when etcd lets its token
+		// expire (--auth-token-ttl), within the request that found it
+		// expired.
+		Username: m.cfg.Username,
+		Password: m.cfg.Password,
+		// Bounds the login that clientv3.New makes.
+		DialTimeout: m.cfg.Timeout,
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(loginAfterStaleToken)},
 		// The mirror logs what it finds itself; the client's own log
 		// would say each failure again, in another format.
 		Logger:  zap.NewNop(),
@@ -238,18 +335,27 @@ func (m *Mirror) Run(ctx context.Context) error {
 		DialKeepAliveTime:    max(m.cfg.TTL/3, time.Second),
 		DialKeepAliveTimeout: m.cfg.Timeout,
 		PermitWithoutStream:  true,
-	})
-	if err != nil {
-		return fmt.Errorf("fleet: %w", err)
 	}
-	m.client.Store(cli)
-	defer func() {
-		m.client.Store(nil)
-		cli.Close()
-	}()
-	m.log.Info("publishing to etcd", "host", m.cfg.Host, "prefix", m.cfg.Prefix, "endpoints", m.cfg.Endpoints, "ttl", m.cfg.TTL)
-	m.publish(ctx, cli)
-	return nil
+}
+
+// loginAfterStaleToken lets the etcd client log in again once etcd
+// no longer takes its token (expired after --auth-token-ttl unused, or
+// lost in a restart of etcd) when etcd is older than 3.5. Such an etcd
+// checks the token that comes with every request, Authenticate's too
+// (etcd pull request 12165 stopped that), and the client logs in again
+// with the stale token attached: the login is refused for the token,
+// and the client retries it from within itself, without end. An
+// Authenticate refused for its token is answered here as an etcd without
+// auth answers it, on which the client drops the token; the request that
+// found the token stale is tried again without one, refused for that,
+// and the client then logs in cleanly and tries it once more. This runs
+// within the client's own retries, once for each try.
+func loginAfterStaleToken(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if method == etcdserverpb.Auth_Authenticate_FullMethodName && errors.Is(rpctypes.Error(err), rpctypes.ErrInvalidAuthToken) {
+		return rpctypes.ErrGRPCAuthNotEnabled
+	}
+	return err
 }
 
 // Lookup answers httpmap.Fleet: the instances of names, or every

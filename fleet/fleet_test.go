@@ -389,11 +389,19 @@ func eventuallyLogs(t *testing.T, l *netns.Output, s string) {
 }
 
 // TestNew refuses a configuration that cannot work, saying why, and
-// reads the TLS files.
+// reads the TLS files and the password file.
 func TestNew(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.pem")
-	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
+	// Open to others, which a certificate may be and a password not.
+	if err := os.WriteFile(junk, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(junk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	password := filepath.Join(dir, "password")
+	if err := os.WriteFile(password, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reg := registry.New(registry.Options{})
@@ -416,6 +424,11 @@ func TestNew(t *testing.T) {
 		{"a transaction too small", Config{Endpoints: []string{"http://etcd:2379"}, Host: "a", MaxTxnOps: 2}, ErrBadConfig},
 		{"a host with a slash", Config{Endpoints: []string{"http://etcd:2379"}, Host: "a/b"}, ErrBadHost},
 		{"a host like the by-name keys", Config{Endpoints: []string{"http://etcd:2379"}, Host: "_name"}, ErrBadHost},
+		{"a user and its password", Config{Endpoints: []string{"http://etcd:2379"}, Host: "a", Username: "a", PasswordFile: password}, nil},
+		{"a user without a password", Config{Endpoints: []string{"http://etcd:2379"}, Host: "a", Username: "a"}, ErrBadConfig},
+		{"a password without a user", Config{Endpoints: []string{"http://etcd:2379"}, Host: "a", PasswordFile: password}, ErrBadConfig},
+		{"a password file open to others", Config{Endpoints: []string{"http://etcd:2379"}, Host: "a", Username: "a", PasswordFile: junk}, ErrBadPasswordFile},
+		{"a missing password file", Config{Endpoints: []string{"http://etcd:2379"}, Host: "a", Username: "a", PasswordFile: filepath.Join(dir, "none")}, ErrBadConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

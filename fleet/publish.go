@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/status"
 
 	"github.com/portmapd/portmapd/registry"
 )
@@ -48,16 +49,41 @@ type publisher struct {
 	hostValue string
 	hostStale bool
 	// down is when etcd stopped answering; zero while it answers.
-	down time.Time
+	// downFor is the failure last logged since.
+	down    time.Time
+	downFor failure
+	// retry is the pause before the next attempt, while etcd fails.
+	retry time.Duration
 }
 
-// publish mirrors the registry to etcd through cli until ctx is done.
-func (m *Mirror) publish(ctx context.Context, cli *clientv3.Client) {
-	p := &publisher{Mirror: m, cli: cli}
+// connect makes the client, which logs in to etcd when a user is
+// configured (clientv3.New asks etcd for a token): a login that etcd
+// refuses, or does not answer, is retried as a write is. p.cli is nil
+// when ctx ends first, or on an error that no retry mends.
+func (p *publisher) connect(ctx context.Context) error {
+	for {
+		cli, err := clientv3.New(p.clientConfig(ctx))
+		switch {
+		case err == nil:
+			p.cli = cli
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		case failureOf(err) == misconfigured:
+			return fmt.Errorf("fleet: %w", err)
+		}
+		p.failed(err)
+		if !p.pause(ctx) {
+			return nil
+		}
+	}
+}
+
+// publish mirrors the registry to etcd through p.cli until ctx is done.
+func (p *publisher) publish(ctx context.Context) {
 	defer p.dropLease()
 	addrs := time.NewTicker(addrCheckEvery)
 	defer addrs.Stop()
-	retry := time.Duration(0)
 	for ctx.Err() == nil {
 		var err error
 		if !p.complete {
@@ -70,16 +96,9 @@ func (m *Mirror) publish(ctx context.Context, cli *clientv3.Client) {
 				return
 			}
 			p.failed(err)
-			retry = min(max(2*retry, retryFirst), retryMax)
-			select {
-			case <-time.After(retry):
-			case <-p.lost:
-				p.dropLease()
-			case <-ctx.Done():
-			}
+			p.pause(ctx)
 			continue
 		}
-		retry = 0
 		p.recovered()
 		index, changed := p.reg.Watch()
 		if index > p.synced || p.hostStale {
@@ -97,28 +116,99 @@ func (m *Mirror) publish(ctx context.Context, cli *clientv3.Client) {
 	}
 }
 
-// failed says, once for each time etcd stops answering, that it does
-// not, and forgets a lease that etcd no longer has.
+// pause waits before the next attempt, twice as long as before while
+// etcd fails, from retryFirst to retryMax; a lease lost meanwhile is
+// dropped. It is false when ctx ends first.
+func (p *publisher) pause(ctx context.Context) bool {
+	p.retry = min(max(2*p.retry, retryFirst), retryMax)
+	select {
+	case <-time.After(p.retry):
+	case <-p.lost:
+		p.dropLease()
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// A failure is a kind of error etcd gives the mirror: each is logged
+// once while it lasts, and the next kind once again.
+type failure int
+
+const (
+	// unreachable: etcd did not answer.
+	unreachable failure = iota + 1
+	// loginWanted: etcd's auth is on, and no user is configured.
+	loginWanted
+	// loginRefused: etcd refused the user's login (unknown user, wrong
+	// password).
+	loginRefused
+	// accessDenied: the user's roles do not grant the keys.
+	accessDenied
+	// misconfigured: the client could not be made, which no retry
+	// mends.
+	misconfigured
+)
+
+// failureOf classifies err.
+func failureOf(err error) failure {
+	var etcdErr rpctypes.EtcdError
+	switch {
+	case errors.Is(err, rpctypes.ErrUserEmpty):
+		return loginWanted
+	case errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken), errors.Is(err, rpctypes.ErrAuthOldRevision):
+		return loginRefused
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		return accessDenied
+	case errors.As(err, &etcdErr), errors.Is(err, context.DeadlineExceeded):
+		return unreachable
+	}
+	if _, ok := status.FromError(err); ok {
+		return unreachable
+	}
+	return misconfigured
+}
+
+// failed says, once for each time etcd stops answering or starts
+// refusing otherwise, what it does and what mends it, and forgets a
+// lease that etcd no longer has.
 func (p *publisher) failed(err error) {
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		p.log.Warn("etcd lease expired; publishing the host's entries anew", "lease", strconv.FormatInt(int64(p.lease), 16))
 		p.dropLease()
 		return
 	}
+	kind := failureOf(err)
 	if p.down.IsZero() {
 		p.down = time.Now()
-		p.log.Warn("cannot publish to etcd; retrying, while the host is served as before", "err", err)
+	} else if kind == p.downFor {
+		p.log.Debug("cannot publish to etcd", "err", err)
 		return
 	}
-	p.log.Debug("cannot publish to etcd", "err", err)
+	p.downFor = kind
+	const retrying = "; retrying, while the host is served as before"
+	switch kind {
+	case loginWanted:
+		p.log.Error("cannot publish to etcd: its authentication is on, and no user is configured"+retrying, "err", err,
+			"fix", "give --etcd-user and --etcd-password-file")
+	case loginRefused:
+		p.log.Error("cannot publish to etcd: it refuses the user's login"+retrying, "user", p.cfg.Username, "err", err,
+			"fix", "check --etcd-user and the password in --etcd-password-file against etcd's users (etcdctl user get USER)")
+	case accessDenied:
+		p.log.Error("cannot publish to etcd: it denies the user the fleet's keys"+retrying, "user", p.cfg.Username, "err", err,
+			"fix", fmt.Sprintf("grant the user's role readwrite on %s and %s, read on %s/ (see the README's fleet section)", p.keys.hostDir(), namesDir(p.cfg.Prefix), p.cfg.Prefix))
+	default:
+		p.log.Warn("cannot publish to etcd"+retrying, "err", err)
+	}
 }
 
 // recovered says that etcd answers again, and how long it did not.
 func (p *publisher) recovered() {
 	if !p.down.IsZero() {
 		p.log.Info("publishing to etcd again", "after", time.Since(p.down).Round(time.Millisecond))
-		p.down = time.Time{}
+		p.down, p.downFor = time.Time{}, 0
 	}
+	p.retry = 0
 }
 
 func (p *publisher) ttlSeconds() int64 {

@@ -180,7 +180,7 @@ func TestFleetSizing(t *testing.T) {
 				defer wg.Done()
 				cli := clients[i%len(clients)]
 				h.m.client.Store(cli)
-				h.m.publish(ctx, cli)
+				(&publisher{Mirror: h.m, cli: cli}).publish(ctx)
 			}()
 		}
 		return cancel

@@ -33,6 +33,21 @@ func binary(t *testing.T) string {
 }
 
 func TestCommandLine(t *testing.T) {
+	secrets := t.TempDir()
+	openPassword, emptyPassword := filepath.Join(secrets, "open"), filepath.Join(secrets, "empty")
+	for path, mode := range map[string]os.FileMode{openPassword: 0o644, emptyPassword: 0o600} {
+		content := "s3cret\n"
+		if path == emptyPassword {
+			content = "\n"
+		}
+		if err := os.WriteFile(path, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	etcd := []string{"-f", "--etcd", "http://127.0.0.1:1"}
 	tests := []struct {
 		name       string
 		args       []string
@@ -70,6 +85,12 @@ func TestCommandLine(t *testing.T) {
 		{"metrics off with a CIDR", []string{"-f", "--metrics", "off", "--metrics", "10.0.0.0/8"}, 1, []string{"--metrics off: cannot be given with other values", "usage:"}},
 		{"log burst of 0", []string{"-f", "--log-burst", "0"}, 1, []string{"--log-burst 0: must be at least 1", "usage:"}},
 		{"unknown word", []string{"versions"}, 1, []string{`unexpected argument "versions"`, "usage: portmapd [-adfhilrsvw]\n"}},
+		{"etcd user without a password", append(etcd, "--etcd-user", "alpha"), 1, []string{"--etcd-user alpha: needs --etcd-password-file", "usage:"}},
+		{"etcd password without a user", append(etcd, "--etcd-password-file", emptyPassword), 1, []string{"--etcd-password-file " + emptyPassword + ": needs --etcd-user", "usage:"}},
+		{"etcd password file open to others", append(etcd, "--etcd-user", "alpha", "--etcd-password-file", openPassword), 1,
+			[]string{"--etcd-password-file " + openPassword + ": bad password file: mode 0644 lets group or others at it (chmod 600 it", "usage:"}},
+		{"empty etcd password", append(etcd, "--etcd-user", "alpha", "--etcd-password-file", emptyPassword), 1, []string{"--etcd-password-file " + emptyPassword + ": bad password file: empty", "usage:"}},
+		{"missing etcd password file", append(etcd, "--etcd-user", "alpha", "--etcd-password-file", filepath.Join(secrets, "none")), 1, []string{"none: no such file or directory", "usage:"}},
 	}
 	bin := binary(t)
 	for _, tc := range tests {

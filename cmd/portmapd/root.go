@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/fleet"
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/buildinfo"
 	"github.com/portmapd/portmapd/internal/clidoc"
@@ -186,6 +187,8 @@ rpcbind's two lines instead.`,
 	f.StringVar(&cfg.Fleet.CAFile, "etcd-ca", cfg.Fleet.CAFile, "CA certificate (PEM) that etcd's certificate is verified with, for https:// endpoints (default: the system's)")
 	f.StringVar(&cfg.Fleet.CertFile, "etcd-cert", cfg.Fleet.CertFile, "client certificate (PEM) for etcd's --client-cert-auth, with --etcd-key")
 	f.StringVar(&cfg.Fleet.KeyFile, "etcd-key", cfg.Fleet.KeyFile, "client certificate's key (PEM), read before -s gives root up")
+	f.StringVar(&cfg.Fleet.Username, "etcd-user", cfg.Fleet.Username, "etcd user to log in as (etcd's own auth, roles on key prefixes), with --etcd-password-file")
+	f.StringVar(&cfg.Fleet.PasswordFile, "etcd-password-file", cfg.Fleet.PasswordFile, "file holding --etcd-user's password (a trailing newline is dropped), read before -s gives root up; refused when its group or others may read or write it, as ssh refuses such a key")
 	f.IntVar(&cfg.Fleet.MaxTxnOps, "etcd-max-txn-ops", cfg.Fleet.MaxTxnOps, "most operations in one etcd transaction, as etcd's --max-txn-ops allows")
 	f.IntVar(&cfg.Fleet.MaxListing, "fleet-max-listing", cfg.Fleet.MaxListing, "most instances a fleet listing or lookup (scope=fleet) returns")
 	f.StringArrayVar(&c.metrics, "metrics", []string{metricsLocal}, `who may read /metrics on the HTTP face: "local" (this host: loopback and the HTTP socket), "all", a CIDR allowed besides this host (repeatable), or "off" (no metrics are kept)`)
@@ -280,6 +283,8 @@ func (c *commandLine) validate() error {
 		positive("--etcd-timeout", etcd.Timeout),
 		{"--etcd-max-txn-ops", etcd.MaxTxnOps, etcd.MaxTxnOps < 3, "must be at least 3"},
 		atLeastOne("--fleet-max-listing", etcd.MaxListing),
+		{"--etcd-user", etcd.Username, etcd.Username != "" && etcd.PasswordFile == "", "needs --etcd-password-file (a password is never given on the command line)"},
+		{"--etcd-password-file", etcd.PasswordFile, etcd.PasswordFile != "" && etcd.Username == "", "needs --etcd-user"},
 		atLeastOne("--gc-percent", c.gcPercent),
 	} {
 		if check.bad {
@@ -315,6 +320,13 @@ func (c *commandLine) config() (daemon.Config, error) {
 		return daemon.Config{}, err
 	}
 	cfg.Fleet.Endpoints = fleetEndpoints(c.etcdEndpoints)
+	if cfg.Fleet.PasswordFile != "" {
+		// Read here, as root, for a bad file to be a usage error; the
+		// daemon does not read it again.
+		if cfg.Fleet.Password, err = fleet.ReadPasswordFile(cfg.Fleet.PasswordFile); err != nil {
+			return daemon.Config{}, fmt.Errorf("--etcd-password-file %s: %w", cfg.Fleet.PasswordFile, err)
+		}
+	}
 	cfg.LockFile, cfg.Socket = offAlias(cfg.LockFile), offAlias(cfg.Socket)
 	// rpcbind hears -a only with -d.
 	cfg.AbortOnError = cfg.AbortOnError && c.debug

@@ -472,9 +472,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, gate *startGate) (
 			log.Warn("cannot prepare the state directory for the daemon's user", "dir", cfg.StateDir, "user", to.name, "err", err)
 		}
 	}
-	if len(cfg.Fleet.Endpoints) > 0 && cfg.Fleet.TLS == nil {
-		// The key may be root's alone.
-		if cfg.Fleet.TLS, err = fleet.LoadTLS(cfg.Fleet); err != nil {
+	if len(cfg.Fleet.Endpoints) > 0 {
+		// The key and the password file may be root's alone.
+		if err := fleet.LoadSecrets(&cfg.Fleet); err != nil {
 			return nil, err
 		}
 	}

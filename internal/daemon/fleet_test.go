@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/portmapd/portmapd/fleet"
 	"github.com/portmapd/portmapd/httpmap"
 	"github.com/portmapd/portmapd/internal/etcdtest"
 	"github.com/portmapd/portmapd/internal/netns"
@@ -67,7 +69,9 @@ func waitFleet(t *testing.T, f *fleetHost, name string, want ...string) {
 // etcd: each finds the others' services with their hosts and addresses,
 // never an AF_UNIX socket; a host whose daemon is killed (SIGKILL) is
 // gone once its lease expires; and after etcd restarts, the changes made
-// while it was away are there. The leases are 2 s, so that all of this
+// while it was away are there. etcd's auth is on: each host logs in as
+// its own user, confined as the README says, and one that etcd refuses
+// serves its host all the same. The leases are 2 s, so that all of this
 // takes seconds.
 func TestFleet(t *testing.T) {
 	netns.Require(t)
@@ -77,22 +81,37 @@ func TestFleet(t *testing.T) {
 	hub.MustIP("link", "add", "br0", "type", "bridge")
 	hub.MustIP("link", "set", "br0", "up")
 	hub.AddAddr("br0", "10.77.0.1/24")
+	// etcd's auth is on; each host logs in as a user of its own, whose
+	// role holds the least the README has an operator grant. (Tokens
+	// expiring are fleet's tests'.)
 	srv := etcdtest.Start(t, etcdtest.Options{
 		Host:    "10.77.0.1",
 		Command: hub.Command,
 		Dial:    func(_ context.Context, network, addr string) (net.Conn, error) { return hub.Dial(network, addr) },
 	})
-	hosts := make([]*fleetHost, 3)
-	for i := range hosts {
-		name := fmt.Sprintf("host%d", i+1)
+	srv.EnableAuth()
+	secrets := t.TempDir()
+	startHost := func(i int, name, password string) *fleetHost {
+		t.Helper()
 		h := netns.NewHost(t, name)
 		l := netns.Connect(t, hub, h)
 		hub.MustIP("link", "set", l.A, "master", "br0")
 		addr := fmt.Sprintf("10.77.0.%d", i+2)
 		h.AddAddr(l.B, addr+"/24")
-		d := h.Start(h.Command(portmapd, "-f", "--etcd", srv.Endpoint, "--etcd-host", name, "--etcd-ttl", "2s", "--etcd-timeout", "2s"))
+		pwFile := filepath.Join(secrets, name)
+		if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := h.Start(h.Command(portmapd, "-f", "--etcd", srv.Endpoint, "--etcd-host", name, "--etcd-ttl", "2s", "--etcd-timeout", "2s",
+			"--etcd-user", name, "--etcd-password-file", pwFile))
 		waitRPC(t, h, d, "127.0.0.1:111")
-		hosts[i] = &fleetHost{name: name, h: h, d: d, sock: filepath.Join(h.Run, "portmapd.sock"), addr: addr}
+		return &fleetHost{name: name, h: h, d: d, sock: filepath.Join(h.Run, "portmapd.sock"), addr: addr}
+	}
+	hosts := make([]*fleetHost, 3)
+	for i := range hosts {
+		name := fmt.Sprintf("host%d", i+1)
+		srv.AddUser(name, name+"-secret", etcdtest.HostGrants(fleet.DefaultPrefix, name)...)
+		hosts[i] = startHost(i, name, name+"-secret")
 	}
 	at := func(i int, port string) string { return fmt.Sprintf("host%d:%s@%s", i+1, port, hosts[i].addr) }
 	shared := make([]*netns.Proc, 3)
@@ -123,6 +142,34 @@ func TestFleet(t *testing.T) {
 		if err != nil || len(ins) != 2 {
 			t.Errorf("host1's own instances: %v, %v", ins, err)
 		}
+	})
+
+	t.Run("a host that etcd refuses", func(t *testing.T) {
+		// etcd knows the user, not with this password: the daemon
+		// serves its host as before, says once why it cannot publish,
+		// and answers fleet lookups 503, as when etcd is away.
+		srv.AddUser("host4", "host4-secret", etcdtest.HostGrants(fleet.DefaultPrefix, "host4")...)
+		refused := startHost(3, "host4", "a-guess")
+		refused.h.Start(refused.h.Command(ctl, "register", "refused.example.com", "9300", "--", "sleep", "600"))
+		const said = "cannot publish to etcd: it refuses the user's login"
+		waitFor(t, "host4 says etcd refuses its login", func() bool { return strings.Contains(refused.d.Output(), said) })
+		waitFor(t, "host4 serves its own registration", func() bool {
+			_, ok := namedAt(t, refused.sock)["refused.example.com"]
+			return ok
+		})
+		waitRPC(t, refused.h, refused.d, "127.0.0.1:111")
+		ctx, cancel := context.WithTimeout(context.Background(), hostTimeout)
+		defer cancel()
+		_, err := httpmap.NewLocalClient(refused.sock).LookupFleet(ctx, "shared.example.com")
+		var he *httpmap.Error
+		if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
+			t.Errorf("fleet lookup at host4: %v, want HTTP 503", err)
+		}
+		waitFleet(t, hosts[0], "refused.example.com")
+		if n := strings.Count(refused.d.Output(), said); n != 1 {
+			t.Errorf("host4 said %d times that etcd refuses it, want once:\n%s", n, refused.d.Output())
+		}
+		refused.d.Kill()
 	})
 
 	t.Run("lease expiry when a daemon is killed", func(t *testing.T) {

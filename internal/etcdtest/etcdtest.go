@@ -2,7 +2,9 @@
 // (the etcd binary on the PATH, or $ETCD_BIN), one member, its data in a
 // directory of the test's, serving clients on one address. A test may
 // stop it, kill it and start it again on the same address and data, and
-// run it inside a throwaway host (internal/netns) by giving a Command.
+// run it inside a throwaway host (internal/netns) by giving a Command,
+// and turn etcd's authentication on, with users whose roles are
+// confined to key prefixes (EnableAuth, AddUser).
 //
 // A separate etcd process rather than go.etcd.io/etcd/server/v3/embed
 // keeps etcd's server, its storage and their dependencies out of
@@ -36,6 +38,10 @@ const Package = "etcd-server"
 // startTimeout bounds how long etcd may take to answer once started: a
 // loaded machine is slow, and a pass never waits for it.
 const startTimeout = 30 * time.Second
+
+// loginTimeout bounds a client's login, once auth is on, so that a
+// health check of an etcd that is not up yet is tried again.
+const loginTimeout = 5 * time.Second
 
 // Path returns the etcd binary: $ETCD_BIN, else etcd on the PATH.
 func Path() (string, error) {
@@ -90,6 +96,9 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	out  strings.Builder
+	// auth is set once EnableAuth has turned etcd's authentication on:
+	// the Server's clients log in as root.
+	auth bool
 }
 
 // Start starts etcd and waits until it answers; t fails if it does not.
@@ -202,7 +211,12 @@ func (s *Server) ping(ctx context.Context) error {
 }
 
 func (s *Server) newClient() (*clientv3.Client, error) {
-	cfg := clientv3.Config{Endpoints: []string{s.Endpoint}, Logger: zap.NewNop()}
+	cfg := clientv3.Config{Endpoints: []string{s.Endpoint}, Logger: zap.NewNop(), DialTimeout: loginTimeout}
+	s.mu.Lock()
+	if s.auth {
+		cfg.Username, cfg.Password = RootUser, RootPassword
+	}
+	s.mu.Unlock()
 	if s.opts.Dial != nil {
 		cfg.DialOptions = []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return s.opts.Dial(ctx, "tcp", addr)
@@ -264,4 +278,94 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.out.Write(p)
+}
+
+// etcd's root user, which EnableAuth adds: etcd turns its
+// authentication on only when root exists.
+const (
+	RootUser     = "root"
+	RootPassword = "etcdtest-root"
+)
+
+// A Grant is a permission of a role: Perm on the keys under Prefix.
+type Grant struct {
+	Prefix string
+	Perm   clientv3.PermissionType
+}
+
+// Permissions of a Grant.
+const (
+	Read      = clientv3.PermissionType(clientv3.PermRead)
+	Write     = clientv3.PermissionType(clientv3.PermWrite)
+	ReadWrite = clientv3.PermissionType(clientv3.PermReadWrite)
+)
+
+// EnableAuth turns etcd's authentication on, as an operator does: it
+// adds the root user (RootPassword) with etcd's root role, then turns
+// auth on. From then on Client logs in as root.
+func (s *Server) EnableAuth() {
+	s.t.Helper()
+	s.admin(func(ctx context.Context, c *clientv3.Client) error {
+		if _, err := c.UserAdd(ctx, RootUser, RootPassword); err != nil {
+			return err
+		}
+		if _, err := c.UserGrantRole(ctx, RootUser, "root"); err != nil {
+			return err
+		}
+		_, err := c.AuthEnable(ctx)
+		return err
+	})
+	s.mu.Lock()
+	s.auth = true
+	s.mu.Unlock()
+}
+
+// AddUser adds the user name with password and a role of the same name
+// granted grants, before or after EnableAuth.
+func (s *Server) AddUser(name, password string, grants ...Grant) {
+	s.t.Helper()
+	s.admin(func(ctx context.Context, c *clientv3.Client) error {
+		if _, err := c.UserAdd(ctx, name, password); err != nil {
+			return err
+		}
+		if _, err := c.RoleAdd(ctx, name); err != nil {
+			return err
+		}
+		for _, g := range grants {
+			if _, err := c.RoleGrantPermission(ctx, name, g.Prefix, clientv3.GetPrefixRangeEnd(g.Prefix), g.Perm); err != nil {
+				return err
+			}
+		}
+		_, err := c.UserGrantRole(ctx, name, name)
+		return err
+	})
+}
+
+// admin runs f with a client of the server's (root's once auth is on);
+// t fails if f does.
+func (s *Server) admin(f func(context.Context, *clientv3.Client) error) {
+	s.t.Helper()
+	c, err := s.newClient()
+	if err != nil {
+		s.t.Fatalf("etcdtest: %v", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := f(ctx, c); err != nil {
+		s.t.Fatalf("etcdtest: %v", err)
+	}
+}
+
+// HostGrants are the least a fleet host's role needs, as the README's
+// fleet section has an operator grant them: read-write on the host's
+// own keys (PREFIX/HOST/) and on the by-name copies (PREFIX/_name/),
+// which etcd's prefixes cannot confine to one host, and read on the
+// whole prefix for lookups.
+func HostGrants(prefix, host string) []Grant {
+	return []Grant{
+		{Prefix: prefix + "/" + host + "/", Perm: ReadWrite},
+		{Prefix: prefix + "/_name/", Perm: ReadWrite},
+		{Prefix: prefix + "/", Perm: Read},
+	}
 }
