@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -78,7 +79,14 @@ func TestFleet(t *testing.T) {
 	etcdtest.Require(t)
 	portmapd, ctl := tools(t)
 	hub := netns.NewHost(t, "etcd")
-	hub.MustIP("link", "add", "br0", "type", "bridge")
+	// br0 has an address of its own. A bridge without one takes the
+	// lowest of its ports' addresses, so a host joining later could
+	// change it under the hosts that already talk to etcd: their ARP
+	// caches keep the old address, br0 drops what they send to it, and
+	// a daemon loses its lease and its lookups time out for the tens of
+	// seconds that the stale entry lasts.
+	const hubMAC = "02:00:00:00:01:00"
+	hub.MustIP("link", "add", "br0", "address", hubMAC, "type", "bridge")
 	hub.MustIP("link", "set", "br0", "up")
 	hub.AddAddr("br0", "10.77.0.1/24")
 	// etcd's auth is on; each host logs in as a user of its own, whose
@@ -95,7 +103,13 @@ func TestFleet(t *testing.T) {
 		t.Helper()
 		h := netns.NewHost(t, name)
 		l := netns.Connect(t, hub, h)
+		// Each port's address is lower than the ports' before it, each
+		// one an address that br0 would take if it had none of its own.
+		hub.MustIP("link", "set", l.A, "address", fmt.Sprintf("02:00:00:00:00:%02x", 0x10-i))
 		hub.MustIP("link", "set", l.A, "master", "br0")
+		if got := strings.Fields(run(t, exec.Command("ip", "-n", hub.Name, "-br", "link", "show", "br0"))); len(got) < 3 || got[2] != hubMAC {
+			t.Fatalf("br0's address changed as %s joined: %v, want %s", name, got, hubMAC)
+		}
 		addr := fmt.Sprintf("10.77.0.%d", i+2)
 		h.AddAddr(l.B, addr+"/24")
 		pwFile := filepath.Join(secrets, name)
