@@ -270,6 +270,27 @@ func TestOutageCatchUp(t *testing.T) {
 	}
 }
 
+// TestStartWhileEtcdIsDown starts the mirror with etcd down: the client
+// it makes (which logs in when a user is configured, and so waits for
+// etcd) is retried like any write, the daemon it serves keeps running
+// (Run does not return, which would stop it), and once etcd is back the
+// host is published.
+func TestStartWhileEtcdIsDown(t *testing.T) {
+	srv := etcdtest.Start(t, etcdtest.Options{})
+	srv.Stop()
+	a := newHost(t, srv, "alpha", nil, func(c *Config) { c.Timeout = time.Second })
+	a.register("early.example.com", 9000, 41)
+	a.start()
+	eventuallyLogs(t, a.log, "cannot publish to etcd")
+	select {
+	case <-a.done:
+		t.Fatal("Run ended while etcd was down")
+	default:
+	}
+	srv.Restart()
+	waitWhere(t, a.m, "early.example.com", "alpha:9000")
+}
+
 // TestHistoryOverrun loses more changes during an outage than the
 // registry's history keeps: the mirror compares the whole host instead,
 // and etcd ends up holding what the registry holds.
