@@ -91,7 +91,10 @@ type Host struct {
 func NewHost(t testing.TB, label string) *Host {
 	t.Helper()
 	Require(t)
-	name := fmt.Sprintf("pm%d-%d%s", os.Getpid()%100000, serial.Add(1), label)
+	// The name holds this process's pid, so that a namespace a killed
+	// test run left behind under the same name can only be one of a dead
+	// process that had this pid before: it is removed first.
+	name := fmt.Sprintf("pm%d-%d%s", os.Getpid(), serial.Add(1), label)
 	run := filepath.Join(t.TempDir(), "run")
 	if err := os.Mkdir(run, 0o755); err != nil {
 		t.Fatal(err)
@@ -109,6 +112,9 @@ func NewHost(t testing.TB, label string) *Host {
 		t.Fatal(err)
 	}
 	h := &Host{Name: name, Run: run, t: t}
+	if _, err := os.Stat(filepath.Join("/run/netns", name)); err == nil {
+		h.remove()
+	}
 	mustRun(t, "ip", "netns", "add", name)
 	t.Cleanup(h.remove)
 	h.MustIP("link", "set", "lo", "up")
