@@ -41,10 +41,10 @@ const (
 	DefaultForwardReplyRatio = 2
 )
 
-// Programs that trust callers on this host, which a forwarded call, coming
-// from the portmapper's loopback address and privileged port, would
-// borrow that trust from. illumos's rpcbind refuses them besides
-// check_callit's list.
+// Programs that trust callers on this host, whose trust a forwarded call,
+// which comes from the loopback address with the caller's credential,
+// would borrow. illumos's rpcbind refuses them besides check_callit's
+// list.
 const (
 	progKeyserv = 100029
 	progAutofs  = 100099
