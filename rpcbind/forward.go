@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,6 +41,20 @@ const (
 	DefaultForwardReplyRatio = 2
 )
 
+// Programs that trust callers on this host, whose trust a forwarded call,
+// which comes from the loopback address with the caller's credential,
+// would borrow. illumos's rpcbind refuses them besides check_callit's
+// list.
+const (
+	progKeyserv = 100029
+	progAutofs  = 100099
+)
+
+// DefaultForwardDeny returns the programs a Forwarder refuses to call by
+// default, on top of rpcbind's check_callit list: keyserv and the
+// automounter (autofs), as illumos's rpcbind does.
+func DefaultForwardDeny() []uint32 { return []uint32{progKeyserv, progAutofs} }
+
 // maxAnswer is the largest answer a service's datagram can carry.
 const maxAnswer = 65535
 
@@ -63,6 +78,12 @@ type ForwardConfig struct {
 	// ReplyRatio, when positive, drops a forwarded answer to a remote
 	// caller that is more than ReplyRatio times the size of its call.
 	ReplyRatio int
+	// Deny lists programs never called on a caller's behalf, any
+	// procedure but NULL, besides those rpcbind refuses (check_callit),
+	// which are always refused; a call to one is refused as those are.
+	// Nil refuses only rpcbind's; DefaultForwardDeny is portmapd's
+	// default.
+	Deny []uint32
 	// Logger receives the forwarder's messages; nothing is logged when
 	// nil.
 	Logger *slog.Logger
@@ -86,6 +107,7 @@ type Forwarder struct {
 	timeout    time.Duration
 	rate       *netlimit.SourceBuckets
 	replyRatio int
+	deny       []uint32
 	log        *slog.Logger
 	// dropped counts the calls and answers dropped that a peer can cause
 	// at will, in a few log lines.
@@ -133,6 +155,7 @@ func OpenForwarder(cfg ForwardConfig) (*Forwarder, error) {
 		timeout:    cfg.Timeout,
 		rate:       cfg.Rate,
 		replyRatio: cfg.ReplyRatio,
+		deny:       slices.Clone(cfg.Deny),
 		log:        cfg.Logger,
 		lastXID:    rand.Uint32(),
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"strconv"
@@ -39,7 +40,9 @@ type testService struct {
 	calls [7]atomic.Int32
 }
 
-func startService(t *testing.T, network string) *testService {
+// startService starts a testService answering progSvc, and also the
+// programs alsoAs with the same procedures, all version 1.
+func startService(t *testing.T, network string, alsoAs ...uint32) *testService {
 	t.Helper()
 	host := "127.0.0.1"
 	if network == "udp6" {
@@ -52,10 +55,12 @@ func startService(t *testing.T, network string) *testService {
 	s := &testService{port: uint16(pc.LocalAddr().(*net.UDPAddr).Port)}
 	var mux oncrpc.ServeMux
 	handle := func(proc uint32, f oncrpc.HandlerFunc) {
-		mux.Handle(progSvc, 1, proc, oncrpc.HandlerFunc(func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
-			s.calls[proc].Add(1)
-			f(w, c)
-		}))
+		for _, prog := range append([]uint32{progSvc}, alsoAs...) {
+			mux.Handle(prog, 1, proc, oncrpc.HandlerFunc(func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
+				s.calls[proc].Add(1)
+				f(w, c)
+			}))
+		}
 	}
 	handle(0, func(w oncrpc.ReplyWriter, c *oncrpc.Call) { _ = oncrpc.Reply(w, c, nil) })
 	handle(procDouble, func(w oncrpc.ReplyWriter, c *oncrpc.Call) {
@@ -226,6 +231,88 @@ func TestForwardRemoteCalls(t *testing.T) {
 			t.Errorf("AUTH_NONE caller: answer %x, want %x", got, want)
 		}
 	})
+}
+
+// TestForwardDeny: a program of ForwardConfig.Deny is refused as rpcbind
+// refuses those of check_callit (AUTH_TOOWEAK, the service never called,
+// nothing counted in GETSTAT), any procedure but NULL; rpcbind's own list
+// is refused whatever Deny says.
+func TestForwardDeny(t *testing.T) {
+	svc := startService(t, "udp4", progKeyserv, progAutofs)
+	// Deny lists, in the order of the calls' refused columns: portmapd's
+	// default, the default with one more program, none (rpcbind's
+	// behaviour).
+	denyLists := []struct {
+		name string
+		deny []uint32
+	}{
+		{"default", DefaultForwardDeny()},
+		{"an extra program", append(DefaultForwardDeny(), progSvc)},
+		{"none", nil},
+	}
+	calls := []struct {
+		name       string
+		vers, proc uint32 // the portmapper's
+		prog, call uint32 // what the call calls
+		refused    [3]bool
+	}{
+		{"INDIRECT to keyserv", 4, 10, progKeyserv, procDouble, [3]bool{true, true, false}},
+		{"v2 CALLIT to autofs", 2, 5, progAutofs, procDouble, [3]bool{true, true, false}},
+		{"v3 CALLIT to keyserv's NULL", 3, 5, progKeyserv, 0, [3]bool{false, false, false}},
+		{"BCAST to autofs's NULL", 4, 5, progAutofs, 0, [3]bool{false, false, false}},
+		{"INDIRECT to another program", 4, 10, progSvc, procDouble, [3]bool{false, true, false}},
+		{"INDIRECT to another program's NULL", 4, 10, progSvc, 0, [3]bool{false, false, false}},
+		{"INDIRECT to NFS (rpcbind's list)", 4, 10, progNFS, 1, [3]bool{true, true, true}},
+		{"v2 CALLIT to the portmapper's SET (rpcbind's list)", 2, 5, xdr.PmapProg, xdr.PmapProcSet, [3]bool{true, true, true}},
+	}
+	for i, list := range denyLists {
+		t.Run(list.name, func(t *testing.T) {
+			s, _ := startForwarding(t, ForwardConfig{Deny: list.deny}, svc)
+			for _, prog := range []uint32{progKeyserv, progAutofs} {
+				if _, err := s.reg.Set(registry.Caller{Transport: registry.Internal},
+					registry.Entry{Prog: prog, Vers: 1, Netid: netid.UDP, Addr: svc.uaddr("0.0.0.0")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			counted := map[[2]uint32]bool{}
+			for xid, c := range calls {
+				t.Run(c.name, func(t *testing.T) {
+					before := svc.calls[c.call].Load()
+					req := call(uint32(xid), 2, xdr.PmapProg, c.vers, c.proc, xdr.OpaqueAuth{}, xdr.OpaqueAuth{}, rmtArgs(c.prog, 1, c.call, 21))
+					got := exchangeUDPFrom(t, netip.Addr{}, s.udp, req, 5*time.Second)
+					if c.refused[i] {
+						if want := reply(xdr.Denied(uint32(xid), xdr.AuthTooWeak)); !bytes.Equal(got, want) {
+							t.Errorf("answer %x, want AUTH_TOOWEAK %x", got, want)
+						}
+						if n := svc.calls[c.call].Load() - before; n != 0 {
+							t.Errorf("refused, but the service was called %d times", n)
+						}
+						return
+					}
+					if h, _, err := xdr.DecodeReply(got); err != nil || h.XID != uint32(xid) || h.Stat != xdr.MsgAccepted || h.Accept != xdr.Success {
+						t.Errorf("answer %x (%+v, %v), want the service's SUCCESS", got, h, err)
+					}
+					if n := svc.calls[c.call].Load() - before; n != 1 {
+						t.Errorf("the service was called %d times, want once", n)
+					}
+					counted[[2]uint32{c.prog, c.call}] = true
+				})
+			}
+			st, err := s.client(t, "tcp", "").GetStat(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := map[[2]uint32]bool{}
+			for _, v := range st {
+				for _, r := range v.RmtInfo {
+					rows[[2]uint32{r.Prog, r.Proc}] = true
+				}
+			}
+			if !maps.Equal(rows, counted) {
+				t.Errorf("GETSTAT counts remote calls to (program, procedure) %v, want those forwarded only, %v", rows, counted)
+			}
+		})
+	}
 }
 
 // TestForwardCountsRemoteCalls: forwarded calls are counted in GETSTAT's

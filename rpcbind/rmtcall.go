@@ -2,6 +2,7 @@ package rpcbind
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/portmapd/portmapd/netid"
 	"github.com/portmapd/portmapd/oncrpc"
@@ -132,10 +133,14 @@ const (
 	progYP       = 100004
 )
 
-// mayCallIndirectly is rpcbind's check_callit.
+// mayCallIndirectly is rpcbind's check_callit, with the programs the
+// Forwarder denies (ForwardConfig.Deny) added to its list.
 func (p *Portmapper) mayCallIndirectly(a xdr.CallArgs) bool {
 	if a.Proc == 0 {
 		return true
+	}
+	if p.Forwarder.denies(a.Prog) {
+		return false
 	}
 	switch a.Prog {
 	case xdr.PmapProg:
@@ -153,4 +158,10 @@ func (p *Portmapper) mayCallIndirectly(a xdr.CallArgs) bool {
 		}
 	}
 	return true
+}
+
+// denies says whether prog is on the list of programs f never calls; a
+// nil Forwarder, which calls nothing, has no list.
+func (f *Forwarder) denies(prog uint32) bool {
+	return f != nil && slices.Contains(f.deny, prog)
 }

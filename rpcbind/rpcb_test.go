@@ -310,6 +310,9 @@ func TestRemoteCalls(t *testing.T) {
 		{"INDIRECT to an unregistered program", loopbackUDP, 4, 10, args(progT+5, 1, 1), true, xdr.Accepted(1, xdr.ProgUnavail)},
 		{"INDIRECT to a wrong version", loopbackUDP, 4, 10, args(progT, 9, 1), true, xdr.ReplyHeader{XID: 1, Stat: xdr.MsgAccepted, Accept: xdr.ProgMismatch, Mismatch: xdr.Mismatch{Low: 2, High: 2}}},
 		{"INDIRECT it would forward is SYSTEM_ERR", loopbackUDP, 4, 10, args(progT, 2, 1), true, xdr.Accepted(1, xdr.SystemErr)},
+		// The programs a Forwarder denies are its own: without one, as
+		// without -r, the answers are as they were before it had any.
+		{"INDIRECT to keyserv without forwarding", loopbackUDP, 4, 10, args(progKeyserv, 1, 1), true, xdr.Accepted(1, xdr.ProgUnavail)},
 		{"INDIRECT with bad arguments", loopbackUDP, 4, 10, func(e *xdr.Encoder) { e.Uint32(1) }, true, xdr.Accepted(1, xdr.GarbageArgs)},
 		{"CALLIT with bad arguments is silent", loopbackUDP, 2, 5, func(e *xdr.Encoder) { e.Uint32(1) }, false, xdr.ReplyHeader{}},
 	}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/portmapd/portmapd/internal/buildinfo"
 	"github.com/portmapd/portmapd/internal/clidoc"
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/rpcent"
 	"github.com/portmapd/portmapd/internal/systemd"
 )
 
@@ -38,11 +41,12 @@ type commandLine struct {
 	gcPercent    int
 	gcPercentSet bool
 
-	// The values of --trusted-proxy, --metrics and --etcd, which
-	// config reads into cfg.
+	// The values of --trusted-proxy, --metrics, --etcd and
+	// --rmtcall-deny, which config reads into cfg.
 	trustedProxies []string
 	metrics        []string
 	etcdEndpoints  []string
+	rmtcallDeny    []string
 }
 
 // A usageError is a command line rpcbind would have refused.
@@ -143,6 +147,7 @@ rpcbind's two lines instead.`,
 	f.IntVar(&cfg.RemoteCallLimits.MaxPending, "rmtcall-max-pending", cfg.RemoteCallLimits.MaxPending, "with -r, most forwarded calls waiting for their answers; past it the one waiting longest is given up")
 	f.DurationVar(&cfg.RemoteCallLimits.Timeout, "rmtcall-timeout", cfg.RemoteCallLimits.Timeout, "with -r, how long a forwarded call waits for its answer")
 	f.IntVar(&cfg.RemoteCallLimits.ReplyRatio, "rmtcall-reply-ratio", cfg.RemoteCallLimits.ReplyRatio, "with -r, how many times larger than its call an answer relayed to a remote address may be (0: no limit)")
+	f.StringSliceVar(&c.rmtcallDeny, "rmtcall-deny", programNumbers(cfg.RemoteCallLimits.Deny), `with -r, programs (numbers or names from /etc/rpc, comma-separated) never called on a caller's behalf, any procedure but NULL, besides those rpcbind refuses; "none" refuses rpcbind's alone`)
 	f.StringVar(&cfg.HTTP.HTTPAddr, "http", cfg.HTTP.HTTPAddr, `HTTP listing address; "off" disables`)
 	f.StringVar(&cfg.HTTP.SocketPath, "http-socket", cfg.HTTP.SocketPath, `local HTTP socket where services register by name (mode 0666); "off" disables`)
 	f.StringArrayVar(&c.trustedProxies, "trusted-proxy", nil, "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
@@ -319,6 +324,9 @@ func (c *commandLine) config() (daemon.Config, error) {
 	if cfg.Metrics, cfg.MetricsFrom, err = metricsFrom(c.metrics); err != nil {
 		return daemon.Config{}, err
 	}
+	if cfg.RemoteCallLimits.Deny, err = denyPrograms(c.rmtcallDeny, rpcent.DefaultPath); err != nil {
+		return daemon.Config{}, err
+	}
 	cfg.Fleet.Endpoints = fleetEndpoints(c.etcdEndpoints)
 	if cfg.Fleet.PasswordFile != "" {
 		// Read here, as root, for a bad file to be a usage error; the
@@ -381,6 +389,55 @@ func metricsFrom(values []string) (on bool, from []netip.Prefix, err error) {
 		}
 	}
 	return true, from, nil
+}
+
+// rmtcallDenyNone is the --rmtcall-deny of no programs besides rpcbind's.
+const rmtcallDenyNone = "none"
+
+// programNumbers is progs as --rmtcall-deny's values.
+func programNumbers(progs []uint32) []string {
+	values := make([]string, len(progs))
+	for i, p := range progs {
+		values[i] = strconv.FormatUint(uint64(p), 10)
+	}
+	return values
+}
+
+// denyPrograms reads --rmtcall-deny: decimal program numbers, or names
+// (or aliases) that the RPC program database at rpcFile gives numbers,
+// read only when a name is given. Names are resolved here, once: a
+// mistyped one is a usage error, not a program silently let through.
+func denyPrograms(values []string, rpcFile string) ([]uint32, error) {
+	var progs []uint32
+	var table *rpcent.Table
+	for _, v := range values {
+		switch v = strings.TrimSpace(v); {
+		case v == "":
+		case v == rmtcallDenyNone:
+			if len(values) > 1 {
+				return nil, fmt.Errorf("--rmtcall-deny none: cannot be given with other values")
+			}
+		case strings.Trim(v, "0123456789") == "":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("--rmtcall-deny %s: not a program number (at most %d)", v, uint32(math.MaxUint32))
+			}
+			progs = append(progs, uint32(n))
+		default:
+			if table == nil {
+				var err error
+				if table, err = rpcent.Load(rpcFile); err != nil {
+					return nil, fmt.Errorf("--rmtcall-deny %s: %w", v, err)
+				}
+			}
+			e, ok := table.ByName(v)
+			if !ok {
+				return nil, fmt.Errorf("--rmtcall-deny %q: neither a program number nor a program named in %s", v, rpcFile)
+			}
+			progs = append(progs, e.Number)
+		}
+	}
+	return progs, nil
 }
 
 // parsePrefixes reads --trusted-proxy.

@@ -47,7 +47,8 @@ func buildTwoHosts(t *testing.T) string {
 // (CALLIT, BCAST, INDIRECT and INDIRECT's errors, the blocklist), silence
 // over TCP, and the remote-call statistics; compared with
 // testdata/rmtcalls.txt, recorded from Debian's rpcbind -f -r in the same
-// setup (-update re-records it).
+// setup (-update re-records it). Beyond the transcript, portmapd's own
+// refusal of keyserv (checkLocalTrustRefused).
 //
 // rpcbind joins the udp6 broadcast group ff02::202 at start, but on a
 // socket of its own that it closes at once, which leaves the group: its
@@ -230,12 +231,55 @@ func rmtCallsScenario(t *testing.T, argv []string, prog, ctl string, reference b
 	out, code := runCmd(30*time.Second, cli.Command("rpcinfo", "-m", "10.0.0.2"))
 	fmt.Fprintf(&tr, "### client: rpcinfo -m 10.0.0.2 (remote-call tables)\n%sexit=%d\n", rmtCallTables(out), code)
 
+	if !reference {
+		// After the tables: a call this forwards would be counted.
+		checkLocalTrustRefused(t, srv, cli, prog, ctl)
+	}
+
 	statd.Kill()
 	service.Kill()
 	if !daemon.Stop(10 * time.Second) {
 		t.Errorf("%s did not stop on SIGTERM", argv[0])
 	}
 	return tr.String()
+}
+
+// keyservProg is keyserv's program, which portmapd -r does not call on a
+// caller's behalf by default (--rmtcall-deny), where rpcbind -r does.
+const keyservProg = "100029"
+
+// checkLocalTrustRefused checks, against portmapd -r alone, that a
+// service registered on the server under keyserv's program, which trusts
+// callers on its own host, is not called from the client through the
+// portmapper but for its NULL procedure, while the service registered
+// under another program is. rpcbind calls keyserv, so this is no part of
+// the transcript.
+func checkLocalTrustRefused(t *testing.T, srv, cli *netns.Host, prog, ctl string) {
+	t.Helper()
+	keyserv := srv.Start(srv.Command(prog, "serve", keyservProg, "1", "41002"))
+	defer keyserv.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := keyserv.WaitOutput(ctx, "ready"); err != nil {
+		t.Fatalf("the service did not register as keyserv: %v\n%s", err, keyserv.Output())
+	}
+	const refused = "portmapctl: RPC: Authentication error; why = Client credential too weak\n"
+	for _, c := range []struct {
+		args     []string
+		want     string
+		wantExit int
+	}{
+		{[]string{"call", "10.0.0.2", keyservProg, "1", "1", "00000015"}, refused, 1},
+		{[]string{"call", "--version", "2", "10.0.0.2", keyservProg, "1", "1", "00000015"}, refused, 1},
+		{[]string{"call", "--indirect", "10.0.0.2", keyservProg, "1", "1", "00000015"}, refused, 1},
+		{[]string{"call", "10.0.0.2", keyservProg, "1", "0"}, "address 10.0.0.2.160.42\nresults \n", 0},
+		{[]string{"call", "10.0.0.2", twoHostsProg, "1", "1", "00000015"}, "address 10.0.0.2.160.41\nresults 0000002a\n", 0},
+	} {
+		out, code := runCmd(30*time.Second, cli.Command(append([]string{ctl}, c.args...)...))
+		if out != c.want || code != c.wantExit {
+			t.Errorf("client: portmapctl %s:\n%sexit=%d\nwant:\n%sexit=%d", strings.Join(c.args, " "), out, code, c.want, c.wantExit)
+		}
+	}
 }
 
 // holdRPCBMulticast keeps a socket of h a member of ff02::202 on dev

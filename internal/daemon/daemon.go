@@ -214,6 +214,7 @@ func DefaultConfig() Config {
 			MaxPending: rpcbind.DefaultMaxForwards,
 			Timeout:    rpcbind.DefaultForwardTimeout,
 			ReplyRatio: rpcbind.DefaultForwardReplyRatio,
+			Deny:       rpcbind.DefaultForwardDeny(),
 		},
 		LockFile:          DefaultLockFile,
 		Socket:            rpcbind.DefaultLocalSocket,

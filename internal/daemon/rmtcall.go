@@ -30,6 +30,10 @@ type RemoteCallLimits struct {
 	// ReplyRatio is how many times larger than its call an answer
 	// relayed to a remote caller may be.
 	ReplyRatio int
+	// Deny lists the programs never called, besides rpcbind's
+	// check_callit list (rpcbind.ForwardConfig.Deny); empty refuses
+	// only rpcbind's.
+	Deny []uint32
 }
 
 // openForwarder opens the sockets that remote calls are forwarded from.
@@ -39,6 +43,7 @@ func openForwarder(l RemoteCallLimits, log *slog.Logger) (*rpcbind.Forwarder, er
 		Timeout:    l.Timeout,
 		Rate:       netlimit.NewSourceBuckets(l.Rate, float64(l.Burst)),
 		ReplyRatio: l.ReplyRatio,
+		Deny:       l.Deny,
 		Logger:     log.With("part", "rmtcall"),
 	})
 }
